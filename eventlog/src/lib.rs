@@ -1,0 +1,110 @@
+//! eventlog: the append-only log of chat events, and the bus for ephemeral signals.
+//!
+//! The log has Kafka's shape on every backend: a fixed number of partitions, each an ordered
+//! sequence of records with dense offsets; a record's partition is chosen from its key (the
+//! conversation id), so order holds per conversation and never globally. Consumers either
+//! join a group (each partition read by one member, progress committed explicitly, delivery
+//! at least once) or tail every partition under their own identity (fanout nodes).
+//!
+//! [`embedded::EmbeddedLog`] keeps the log in SQLite under the data directory and answers an
+//! append only after it is fsynced; the Kafka implementation lives beside it behind the same
+//! traits. [`suite`] holds the scenarios every implementation must pass.
+//!
+//! This crate moves bytes; it does not interpret events (that is `schemas`' job).
+
+pub mod embedded;
+pub mod signals;
+pub mod suite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use schemas::{ConversationId, Position, Timestamp};
+
+pub use signals::{MemorySignalBus, SignalBus, SignalStream};
+
+/// A record header (W3C `traceparent`, CloudEvents `content-type`...).
+pub type Header = (String, String);
+
+/// One record of the log, as a consumer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub position: Position,
+    pub key: ConversationId,
+    pub value: Vec<u8>,
+    pub headers: Vec<Header>,
+    /// When the log accepted the record.
+    pub timestamp: Timestamp,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The log could not take or serve the request now; retrying is safe.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    #[error("consumer group {0:?} already has a member in this process")]
+    GroupTaken(String),
+    #[error("event log configuration: {0}")]
+    Config(String),
+    #[error("event log is shut down")]
+    Closed,
+}
+
+/// How a consumer reads the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeSpec {
+    /// Join consumer group `group`: start at its committed offsets (or the beginning), and
+    /// count nothing as consumed until [`Subscription::commit`] says so.
+    Group(String),
+    /// Read every partition under an identity of one's own, starting at the current end.
+    /// Nothing is committed: a restarted tail starts at the then-current end.
+    Tail,
+}
+
+/// The append-only, partitioned log.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Fixed for the life of the log: keys map to partitions through it.
+    fn partitions(&self) -> u32;
+
+    /// Appends a record to the key's partition. Returns once the record is durable (Kafka:
+    /// acknowledged by all in-sync replicas; embedded: fsynced).
+    async fn append(
+        &self,
+        key: ConversationId,
+        value: Vec<u8>,
+        headers: Vec<Header>,
+    ) -> Result<Position, LogError>;
+
+    /// The next offset each partition will assign (one past the last record).
+    async fn end_offsets(&self) -> Result<Vec<u64>, LogError>;
+
+    /// Up to `max` records of `partition` from offset `from` on, in offset order.
+    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError>;
+
+    async fn subscribe(&self, spec: SubscribeSpec) -> Result<Box<dyn Subscription>, LogError>;
+}
+
+/// A consumer's view of the log.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next records after the ones already returned, at most `max`, in offset order per
+    /// partition. Waits up to `wait` for one to arrive and returns an empty batch if none did.
+    async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError>;
+
+    /// Records every record up to and including each position as consumed by the group, so
+    /// a restarted member resumes after them. A no-op for [`SubscribeSpec::Tail`].
+    async fn commit(&mut self, through: &[Position]) -> Result<(), LogError>;
+
+    /// The offset each partition was first read from by this subscription.
+    fn start_offsets(&self) -> Vec<u64>;
+}

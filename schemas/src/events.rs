@@ -1,0 +1,151 @@
+//! The events on the log: the durable facts every projection and every subscriber folds.
+//!
+//! Each event type carries its version in its name (`chat.message.sent.v1`). A change that
+//! old readers cannot ignore gets a new name; readers skip types they do not know and
+//! ignore members they do not know, so producers may add optional members freely.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConversationId, MessageId, UserId};
+use crate::timestamp::Timestamp;
+
+/// A person in a conversation, with the display name they had when the event was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Participant {
+    pub id: UserId,
+    pub name: String,
+}
+
+/// What kind of message it is; IMAGE and FILE carry an attachment, SYSTEM comes from the
+/// jobs system (service role) rather than from a participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MessageType {
+    #[default]
+    Text,
+    Image,
+    File,
+    System,
+}
+
+impl MessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "TEXT",
+            Self::Image => "IMAGE",
+            Self::File => "FILE",
+            Self::System => "SYSTEM",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "TEXT" => Some(Self::Text),
+            "IMAGE" => Some(Self::Image),
+            "FILE" => Some(Self::File),
+            "SYSTEM" => Some(Self::System),
+            _ => None,
+        }
+    }
+}
+
+/// A file that lives in object storage; the chat carries its description, not its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Attachment {
+    /// http(s) URL of the stored file.
+    pub url: String,
+    /// File name shown to people.
+    pub name: String,
+    /// MIME type, e.g. `image/png`.
+    pub mime_type: String,
+    /// Size in bytes, when the uploader knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// `chat.conversation.started.v1`: the job's conversation exists, between these two people.
+/// May appear more than once for the same conversation (a retried creation); readers treat
+/// every repetition after the first as a no-op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConversationStarted {
+    pub conversation_id: ConversationId,
+    pub job_id: String,
+    /// Who posted the job.
+    pub client: Participant,
+    /// Who was hired for it.
+    pub worker: Participant,
+    pub started_at: Timestamp,
+}
+
+/// `chat.message.sent.v1`: a message was accepted. Its id is not in the payload: it is
+/// derived from the record's log position, `(offset + 1) * 1024 + partition`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageSent {
+    pub conversation_id: ConversationId,
+    pub sender: Participant,
+    pub message_type: MessageType,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+    /// The client's idempotency key. A later `message.sent` in the same conversation with
+    /// the same key is a duplicate and is not a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub sent_at: Timestamp,
+}
+
+/// `chat.messages.read.v1`: the reader has seen every message up to and including `up_to`.
+/// Reads never go backwards: an `up_to` below the reader's current mark changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MessagesRead {
+    pub conversation_id: ConversationId,
+    pub reader_id: UserId,
+    pub up_to: MessageId,
+    pub read_at: Timestamp,
+}
+
+/// Every event the chat writes to its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    ConversationStarted(ConversationStarted),
+    MessageSent(MessageSent),
+    MessagesRead(MessagesRead),
+}
+
+impl ChatEvent {
+    pub const CONVERSATION_STARTED: &'static str = "chat.conversation.started.v1";
+    pub const MESSAGE_SENT: &'static str = "chat.message.sent.v1";
+    pub const MESSAGES_READ: &'static str = "chat.messages.read.v1";
+
+    /// Every event type this build writes, for documentation and schema generation.
+    pub const TYPES: [&'static str; 3] = [
+        Self::CONVERSATION_STARTED,
+        Self::MESSAGE_SENT,
+        Self::MESSAGES_READ,
+    ];
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::ConversationStarted(_) => Self::CONVERSATION_STARTED,
+            Self::MessageSent(_) => Self::MESSAGE_SENT,
+            Self::MessagesRead(_) => Self::MESSAGES_READ,
+        }
+    }
+
+    pub fn conversation_id(&self) -> ConversationId {
+        match self {
+            Self::ConversationStarted(event) => event.conversation_id,
+            Self::MessageSent(event) => event.conversation_id,
+            Self::MessagesRead(event) => event.conversation_id,
+        }
+    }
+
+    pub fn time(&self) -> Timestamp {
+        match self {
+            Self::ConversationStarted(event) => event.started_at,
+            Self::MessageSent(event) => event.sent_at,
+            Self::MessagesRead(event) => event.read_at,
+        }
+    }
+}
