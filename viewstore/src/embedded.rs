@@ -1,0 +1,582 @@
+//! The embedded store: SQLite in WAL mode, one file under the data directory.
+//!
+//! Views and messages are kept as JSON documents keyed the way the queries need them, with
+//! an `inbox` index table for "most recent activity first". A projector batch is one
+//! transaction; its guards (`applied_offset` only rises, messages only inserted) make
+//! re-applying a batch a no-op.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
+
+use crate::model::{
+    ConversationRecord, ConversationView, InboxCursor, KeyClaim, MessageCounts, ProjectionBatch,
+    StoredMessage,
+};
+use crate::{ConversationDirectory, ProjectionStore, ReadModel, StoreError};
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS conversations (
+        conversation_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id          TEXT    NOT NULL UNIQUE,
+        client_id       TEXT    NOT NULL,
+        client_name     TEXT    NOT NULL,
+        worker_id       TEXT    NOT NULL,
+        worker_name     TEXT    NOT NULL,
+        created_at      INTEGER NOT NULL,
+        started         INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS idempotency_keys (
+        conversation_id INTEGER NOT NULL,
+        key             TEXT    NOT NULL,
+        owner           TEXT    NOT NULL,
+        claimed_at      INTEGER NOT NULL,
+        message_id      INTEGER,
+        PRIMARY KEY (conversation_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS views (
+        conversation_id INTEGER PRIMARY KEY,
+        applied_offset  INTEGER NOT NULL,
+        body            TEXT    NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS inbox (
+        user_id         TEXT    NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        last_activity   INTEGER NOT NULL,
+        PRIMARY KEY (user_id, conversation_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS inbox_by_activity
+        ON inbox (user_id, last_activity DESC, conversation_id DESC);
+    CREATE TABLE IF NOT EXISTS messages (
+        conversation_id INTEGER NOT NULL,
+        message_id      INTEGER NOT NULL,
+        idempotency_key TEXT,
+        body            TEXT    NOT NULL,
+        PRIMARY KEY (conversation_id, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS messages_by_key
+        ON messages (conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS watermarks (
+        partition INTEGER PRIMARY KEY,
+        offset    INTEGER NOT NULL
+    );
+";
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn corrupt(error: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(error.to_string().into())
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: std::path::PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// The store `chat dev` runs on.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    shared: Arc<Shared>,
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl EmbeddedStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(unavailable)?;
+        }
+        let writer = open_connection(path).map_err(unavailable)?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        let shared = Shared {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || work(&mut shared.writer.lock()).map_err(unavailable))
+            .await
+            .map_err(unavailable)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let pooled = shared.readers.lock().pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&shared.path).map_err(unavailable)?,
+            };
+            let result = work(&conn).map_err(unavailable);
+            shared.readers.lock().push(conn);
+            result
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn participant(id: String, name: String) -> rusqlite::Result<Participant> {
+    Ok(Participant {
+        id: UserId::new(id).map_err(corrupt)?,
+        name,
+    })
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRecord> {
+    Ok(ConversationRecord {
+        conversation_id: ConversationId::new(row.get(0)?).map_err(corrupt)?,
+        job_id: row.get(1)?,
+        client: participant(row.get(2)?, row.get(3)?)?,
+        worker: participant(row.get(4)?, row.get(5)?)?,
+        created_at: Timestamp::from_millis(row.get(6)?),
+        started: row.get::<_, i64>(7)? != 0,
+    })
+}
+
+const RECORD_COLUMNS: &str = "conversation_id, job_id, client_id, client_name, worker_id, \
+                              worker_name, created_at, started";
+
+fn decode<T: serde::de::DeserializeOwned>(body: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(body).map_err(corrupt)
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn key_state(
+    conn: &Connection,
+    conversation: u64,
+    key: &str,
+) -> rusqlite::Result<Option<(String, i64, Option<u64>)>> {
+    conn.query_row(
+        "SELECT owner, claimed_at, message_id FROM idempotency_keys
+         WHERE conversation_id = ?1 AND key = ?2",
+        params![conversation, key],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )
+    .optional()
+}
+
+fn claim_from_state(
+    owner: String,
+    claimed_at: i64,
+    message: Option<u64>,
+    now: Timestamp,
+    stale_after: Duration,
+) -> rusqlite::Result<KeyClaim> {
+    if let Some(message) = message {
+        return Ok(KeyClaim::Completed(
+            MessageId::new(message).map_err(corrupt)?,
+        ));
+    }
+    let age = now.millis().saturating_sub(claimed_at);
+    let stale = u128::try_from(age).unwrap_or(0) >= stale_after.as_millis();
+    Ok(KeyClaim::Pending { owner, stale })
+}
+
+#[async_trait]
+impl ConversationDirectory for EmbeddedStore {
+    async fn open_conversation(
+        &self,
+        job_id: &str,
+        client: Participant,
+        worker: Participant,
+        now: Timestamp,
+    ) -> Result<(ConversationRecord, bool), StoreError> {
+        let job_id = job_id.to_owned();
+        self.write(move |conn| {
+            let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let inserted = transaction.execute(
+                "INSERT INTO conversations
+                    (job_id, client_id, client_name, worker_id, worker_name, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (job_id) DO NOTHING",
+                params![
+                    job_id,
+                    client.id.as_str(),
+                    client.name,
+                    worker.id.as_str(),
+                    worker.name,
+                    now.millis()
+                ],
+            )?;
+            let record = transaction.query_row(
+                &format!("SELECT {RECORD_COLUMNS} FROM conversations WHERE job_id = ?1"),
+                [&job_id],
+                record_from_row,
+            )?;
+            transaction.commit()?;
+            Ok((record, inserted == 1))
+        })
+        .await
+    }
+
+    async fn mark_started(&self, conversation: ConversationId) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE conversations SET started = 1 WHERE conversation_id = ?1",
+                [conversation.get()],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn conversation(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {RECORD_COLUMNS} FROM conversations WHERE conversation_id = ?1"),
+                [conversation.get()],
+                record_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn claim_key(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+        owner: &str,
+        now: Timestamp,
+        stale_after: Duration,
+    ) -> Result<KeyClaim, StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.write(move |conn| {
+            let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let claim = match key_state(&transaction, conversation.get(), &key)? {
+                Some((holder, claimed_at, message)) => {
+                    claim_from_state(holder, claimed_at, message, now, stale_after)?
+                }
+                None => {
+                    transaction.execute(
+                        "INSERT INTO idempotency_keys (conversation_id, key, owner, claimed_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![conversation.get(), key, owner, now.millis()],
+                    )?;
+                    KeyClaim::Claimed
+                }
+            };
+            transaction.commit()?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn take_over_key(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+        stale_owner: &str,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<KeyClaim, StoreError> {
+        let (key, stale_owner, owner) = (key.to_owned(), stale_owner.to_owned(), owner.to_owned());
+        self.write(move |conn| {
+            let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let replaced = transaction.execute(
+                "UPDATE idempotency_keys SET owner = ?3, claimed_at = ?4
+                 WHERE conversation_id = ?1 AND key = ?2 AND owner = ?5 AND message_id IS NULL",
+                params![conversation.get(), key, owner, now.millis(), stale_owner],
+            )?;
+            let claim = if replaced == 1 {
+                KeyClaim::Claimed
+            } else {
+                match key_state(&transaction, conversation.get(), &key)? {
+                    Some((holder, claimed_at, message)) => {
+                        claim_from_state(holder, claimed_at, message, now, Duration::MAX)?
+                    }
+                    None => KeyClaim::Pending {
+                        owner: String::new(),
+                        stale: true,
+                    },
+                }
+            };
+            transaction.commit()?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn complete_key(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+        message: MessageId,
+    ) -> Result<MessageId, StoreError> {
+        let key = key.to_owned();
+        self.write(move |conn| {
+            let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            transaction.execute(
+                "INSERT INTO idempotency_keys (conversation_id, key, owner, claimed_at, message_id)
+                 VALUES (?1, ?2, '', 0, ?3)
+                 ON CONFLICT (conversation_id, key) DO UPDATE SET message_id =
+                    CASE WHEN message_id IS NULL OR excluded.message_id < message_id
+                         THEN excluded.message_id ELSE message_id END",
+                params![conversation.get(), key, message.get()],
+            )?;
+            let standing: u64 = transaction.query_row(
+                "SELECT message_id FROM idempotency_keys WHERE conversation_id = ?1 AND key = ?2",
+                params![conversation.get(), key],
+                |row| row.get(0),
+            )?;
+            transaction.commit()?;
+            MessageId::new(standing).map_err(corrupt)
+        })
+        .await
+    }
+}
+
+fn load_view(conn: &Connection, conversation: u64) -> rusqlite::Result<Option<ConversationView>> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM views WHERE conversation_id = ?1",
+            [conversation],
+            |row| row.get(0),
+        )
+        .optional()?;
+    body.map(|body| decode(&body)).transpose()
+}
+
+fn query_messages(
+    conn: &Connection,
+    sql: &str,
+    values: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let bodies = statement.query_map(values, |row| row.get::<_, String>(0))?;
+    bodies.map(|body| decode(&body?)).collect()
+}
+
+#[async_trait]
+impl ReadModel for EmbeddedStore {
+    async fn view(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Option<ConversationView>, StoreError> {
+        self.read(move |conn| load_view(conn, conversation.get()))
+            .await
+    }
+
+    async fn inbox(
+        &self,
+        user: &UserId,
+        cursor: Option<InboxCursor>,
+        limit: usize,
+    ) -> Result<Vec<ConversationView>, StoreError> {
+        let user = user.as_str().to_owned();
+        let (activity, conversation) = match cursor {
+            Some(cursor) => (
+                cursor.last_activity_at.millis(),
+                cursor.conversation_id.get() as i64,
+            ),
+            None => (i64::MAX, i64::MAX),
+        };
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT v.body FROM inbox i JOIN views v ON v.conversation_id = i.conversation_id
+                 WHERE i.user_id = ?1 AND (i.last_activity < ?2
+                       OR (i.last_activity = ?2 AND i.conversation_id < ?3))
+                 ORDER BY i.last_activity DESC, i.conversation_id DESC LIMIT ?4",
+            )?;
+            let bodies = statement
+                .query_map(params![user, activity, conversation, limit as i64], |row| {
+                    row.get::<_, String>(0)
+                })?;
+            bodies.map(|body| decode(&body?)).collect()
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        after: MessageId,
+        before: Option<MessageId>,
+        limit: usize,
+        newest: bool,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let before = before.map_or(i64::MAX, |id| id.get() as i64);
+        let values = (conversation.get(), after.get(), before, limit as i64);
+        self.read(move |conn| {
+            if !newest {
+                return query_messages(
+                    conn,
+                    "SELECT body FROM messages WHERE conversation_id = ?1
+                     AND message_id > ?2 AND message_id < ?3 ORDER BY message_id LIMIT ?4",
+                    values,
+                );
+            }
+            let mut page = query_messages(
+                conn,
+                "SELECT body FROM messages WHERE conversation_id = ?1
+                 AND message_id > ?2 AND message_id < ?3 ORDER BY message_id DESC LIMIT ?4",
+                values,
+            )?;
+            page.reverse();
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn message_with_key(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            let id: Option<u64> = conn
+                .query_row(
+                    "SELECT MIN(message_id) FROM messages
+                     WHERE conversation_id = ?1 AND idempotency_key = ?2",
+                    params![conversation.get(), key],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .flatten();
+            id.map(|id| MessageId::new(id).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    async fn watermarks(&self, partitions: u32) -> Result<Vec<Option<u64>>, StoreError> {
+        self.read(move |conn| {
+            let mut marks = vec![None; partitions as usize];
+            let mut statement = conn.prepare_cached("SELECT partition, offset FROM watermarks")?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, u64>(1)?)))?;
+            for row in rows {
+                let (partition, offset) = row?;
+                if let Some(slot) = marks.get_mut(partition as usize) {
+                    *slot = Some(offset);
+                }
+            }
+            Ok(marks)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for EmbeddedStore {
+    async fn load_views(
+        &self,
+        conversations: &[ConversationId],
+    ) -> Result<Vec<ConversationView>, StoreError> {
+        let ids: Vec<u64> = conversations.iter().map(|id| id.get()).collect();
+        self.read(move |conn| {
+            let mut views = Vec::with_capacity(ids.len());
+            for id in ids {
+                views.extend(load_view(conn, id)?);
+            }
+            Ok(views)
+        })
+        .await
+    }
+
+    async fn counts_at(
+        &self,
+        conversation: ConversationId,
+        up_to: MessageId,
+    ) -> Result<Option<(MessageId, MessageCounts)>, StoreError> {
+        self.read(move |conn| {
+            let found = query_messages(
+                conn,
+                "SELECT body FROM messages WHERE conversation_id = ?1 AND message_id <= ?2
+                 ORDER BY message_id DESC LIMIT 1",
+                params![conversation.get(), up_to.get()],
+            )?;
+            Ok(found.first().map(|message| (message.id, message.counts)))
+        })
+        .await
+    }
+
+    async fn apply(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
+        let batch = batch.clone();
+        self.write(move |conn| {
+            let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for message in &batch.messages {
+                transaction.execute(
+                    "INSERT INTO messages (conversation_id, message_id, idempotency_key, body)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![
+                        message.conversation_id.get(),
+                        message.id.get(),
+                        message.idempotency_key,
+                        encode(message)?
+                    ],
+                )?;
+            }
+            for view in &batch.views {
+                let changed = transaction.execute(
+                    "INSERT INTO views (conversation_id, applied_offset, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (conversation_id) DO UPDATE
+                     SET applied_offset = excluded.applied_offset, body = excluded.body
+                     WHERE excluded.applied_offset > views.applied_offset",
+                    params![
+                        view.conversation_id.get(),
+                        view.applied_offset,
+                        encode(view)?
+                    ],
+                )?;
+                if changed == 0 {
+                    continue;
+                }
+                for user in [&view.client.id, &view.worker.id] {
+                    transaction.execute(
+                        "INSERT INTO inbox (user_id, conversation_id, last_activity)
+                         VALUES (?1, ?2, ?3) ON CONFLICT (user_id, conversation_id)
+                         DO UPDATE SET last_activity = excluded.last_activity",
+                        params![
+                            user.as_str(),
+                            view.conversation_id.get(),
+                            view.last_activity_at().millis()
+                        ],
+                    )?;
+                }
+            }
+            for mark in &batch.watermarks {
+                transaction.execute(
+                    "INSERT INTO watermarks (partition, offset) VALUES (?1, ?2)
+                     ON CONFLICT (partition) DO UPDATE SET offset = MAX(offset, excluded.offset)",
+                    params![mark.partition, mark.offset],
+                )?;
+            }
+            transaction.commit()
+        })
+        .await
+    }
+}

@@ -1,0 +1,258 @@
+//! The store's data model: directory records and the projected views.
+
+use schemas::http::{InboxItem, Message};
+use schemas::{
+    Attachment, ConversationId, MessageId, MessageType, Participant, Position, Timestamp, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+/// A conversation as the directory knows it (from the moment it is opened).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    pub conversation_id: ConversationId,
+    pub job_id: String,
+    pub client: Participant,
+    pub worker: Participant,
+    pub created_at: Timestamp,
+    /// The `conversation.started` event is known to be in the log.
+    pub started: bool,
+}
+
+impl ConversationRecord {
+    pub fn is_participant(&self, user: &UserId) -> bool {
+        self.client.id == *user || self.worker.id == *user
+    }
+
+    pub fn to_http(&self) -> schemas::http::Conversation {
+        schemas::http::Conversation {
+            conversation_id: self.conversation_id,
+            job_id: self.job_id.clone(),
+            client: self.client.clone(),
+            worker: self.worker.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The state of an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// The caller now owns the key and may append.
+    Claimed,
+    /// The key already produced this message.
+    Completed(MessageId),
+    /// Someone else owns the key and has not reported a message yet.
+    Pending { owner: String, stale: bool },
+}
+
+/// Which side of the conversation someone is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Worker,
+}
+
+/// Messages in a conversation up to some point, in total and by who sent them. A SYSTEM
+/// message counts in `total` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MessageCounts {
+    pub total: u64,
+    pub by_client: u64,
+    pub by_worker: u64,
+}
+
+impl MessageCounts {
+    fn sent_by(&self, role: Role) -> u64 {
+        match role {
+            Role::Client => self.by_client,
+            Role::Worker => self.by_worker,
+        }
+    }
+
+    /// Messages in these counts that `role` did not send.
+    pub fn from_others_of(&self, role: Role) -> u64 {
+        self.total - self.sent_by(role)
+    }
+}
+
+/// How far one participant has read: the mark, and the counts through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReadState {
+    pub last_read: MessageId,
+    pub counts_at_mark: MessageCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastMessage {
+    pub id: MessageId,
+    pub preview: String,
+    pub sent_at: Timestamp,
+    pub sender_id: UserId,
+}
+
+/// The projected state of one conversation: summary, counts and both read marks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub conversation_id: ConversationId,
+    pub job_id: String,
+    pub client: Participant,
+    pub worker: Participant,
+    pub started_at: Timestamp,
+    pub last_message: Option<LastMessage>,
+    pub totals: MessageCounts,
+    pub client_read: ReadState,
+    pub worker_read: ReadState,
+    /// The partition the conversation lives in and the offset of the last event that
+    /// changed this view: the view's version, and the guard against applying twice.
+    pub partition: u32,
+    pub applied_offset: u64,
+}
+
+impl ConversationView {
+    pub fn role_of(&self, user: &UserId) -> Option<Role> {
+        if self.client.id == *user {
+            Some(Role::Client)
+        } else if self.worker.id == *user {
+            Some(Role::Worker)
+        } else {
+            None
+        }
+    }
+
+    pub fn read_state(&self, role: Role) -> &ReadState {
+        match role {
+            Role::Client => &self.client_read,
+            Role::Worker => &self.worker_read,
+        }
+    }
+
+    pub fn read_state_mut(&mut self, role: Role) -> &mut ReadState {
+        match role {
+            Role::Client => &mut self.client_read,
+            Role::Worker => &mut self.worker_read,
+        }
+    }
+
+    /// Messages from others after `role`'s read mark.
+    pub fn unread(&self, role: Role) -> u64 {
+        let mark = self.read_state(role).counts_at_mark;
+        self.totals.from_others_of(role) - mark.from_others_of(role)
+    }
+
+    pub fn last_activity_at(&self) -> Timestamp {
+        self.last_message
+            .as_ref()
+            .map_or(self.started_at, |last| last.sent_at)
+    }
+
+    pub fn applied_position(&self) -> Position {
+        Position {
+            partition: self.partition,
+            offset: self.applied_offset,
+        }
+    }
+
+    /// Whether every recipient of `message` has read it.
+    pub fn is_read(&self, message: &StoredMessage) -> bool {
+        let read_by = |role: Role| self.read_state(role).last_read >= message.id;
+        match self.role_of(&message.sender.id) {
+            Some(Role::Client) => read_by(Role::Worker),
+            Some(Role::Worker) => read_by(Role::Client),
+            None => read_by(Role::Client) && read_by(Role::Worker),
+        }
+    }
+
+    /// This conversation as `user`'s inbox shows it; `None` if `user` is not in it.
+    pub fn inbox_item(&self, user: &UserId) -> Option<InboxItem> {
+        let role = self.role_of(user)?;
+        let last = self.last_message.as_ref();
+        Some(InboxItem {
+            conversation_id: self.conversation_id,
+            job_id: self.job_id.clone(),
+            client: self.client.clone(),
+            worker: self.worker.clone(),
+            last_message_id: last.map(|last| last.id),
+            last_message_text: last.map(|last| last.preview.clone()),
+            last_message_at: last.map(|last| last.sent_at),
+            last_message_sender_id: last.map(|last| last.sender_id.clone()),
+            last_activity_at: self.last_activity_at(),
+            unread_count: self.unread(role),
+            last_read_id: self.read_state(role).last_read,
+            version: self.applied_offset,
+        })
+    }
+}
+
+/// A message in history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub sender: Participant,
+    pub message_type: MessageType,
+    pub text: String,
+    pub attachment: Option<Attachment>,
+    pub idempotency_key: Option<String>,
+    pub sent_at: Timestamp,
+    /// Counts through this message (it included).
+    pub counts: MessageCounts,
+}
+
+impl StoredMessage {
+    pub fn to_http(&self, is_read: bool) -> Message {
+        Message {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            sender_id: self.sender.id.clone(),
+            sender_name: self.sender.name.clone(),
+            message_type: self.message_type,
+            text: self.text.clone(),
+            attachment: self.attachment.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            sent_at: self.sent_at,
+            is_read,
+        }
+    }
+}
+
+/// What one projector batch changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectionBatch {
+    /// The state of every conversation the batch changed, after the batch.
+    pub views: Vec<ConversationView>,
+    pub messages: Vec<StoredMessage>,
+    /// Per partition, the last offset the batch covered (applied or skipped).
+    pub watermarks: Vec<Position>,
+}
+
+/// Where an inbox page ends: the last item's activity time and conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxCursor {
+    pub last_activity_at: Timestamp,
+    pub conversation_id: ConversationId,
+}
+
+impl InboxCursor {
+    pub fn after(view: &ConversationView) -> Self {
+        Self {
+            last_activity_at: view.last_activity_at(),
+            conversation_id: view.conversation_id,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{}",
+            self.last_activity_at.millis(),
+            self.conversation_id
+        )
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let (millis, conversation) = text.split_once('.')?;
+        Some(Self {
+            last_activity_at: Timestamp::from_millis(millis.parse().ok()?),
+            conversation_id: conversation.parse().ok()?,
+        })
+    }
+}

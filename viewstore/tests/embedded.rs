@@ -1,0 +1,38 @@
+//! The store suite against the embedded store.
+
+use viewstore::embedded::EmbeddedStore;
+use viewstore::suite;
+
+fn open(dir: &tempfile::TempDir) -> EmbeddedStore {
+    EmbeddedStore::open(&dir.path().join("store.db")).expect("open store")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_conversation_per_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite::one_conversation_per_job(&open(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_are_claimed_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite::idempotency_keys_are_claimed_once(&open(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projection_writes_are_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite::projection_writes_are_idempotent(&open(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbox_pages_by_recent_activity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite::inbox_pages_by_recent_activity(&open(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_pages_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite::history_pages_both_ways(&open(&dir)).await;
+}
