@@ -1,0 +1,183 @@
+//! The fold: what each event does to a conversation's view.
+//!
+//! Two steps, so the fold itself stays pure: [`need`] says what the fold must know beyond the
+//! view (was this idempotency key used before? what were the counts at the read mark?), the
+//! caller looks it up, and [`apply`] computes the new view.
+//!
+//! Rules:
+//! - The first `conversation.started` creates the view; repeats change nothing.
+//! - A `message.sent` adds a message and counts it, unless an earlier message of the
+//!   conversation carried the same idempotency key (then it is a duplicate, not a message).
+//! - A `messages.read` moves the reader's mark forward to the last message at or before
+//!   `up_to` (never beyond the last message, never backwards); unread = messages from
+//!   others after the mark.
+//! - An event at or below the view's applied offset was applied already and changes nothing.
+//!   This is what makes redelivery harmless.
+
+use schemas::limits::preview;
+use schemas::{ChatEvent, MessageId, MessageSent, MessagesRead, Position};
+use viewstore::{ConversationView, LastMessage, MessageCounts, ReadState, Role, StoredMessage};
+
+/// What [`apply`] needs to know beyond the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    Nothing,
+    /// The first message of the conversation that carried this key, if any.
+    FirstWithKey(String),
+    /// The last message at or before this id, with the counts through it.
+    CountsAt(MessageId),
+}
+
+/// The answer to a [`Need`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    Nothing,
+    FirstWithKey(Option<MessageId>),
+    CountsAt(Option<(MessageId, MessageCounts)>),
+}
+
+/// What an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Started,
+    Message(StoredMessage),
+    Read { role: Role, up_to: MessageId },
+    Duplicate { original: MessageId },
+    Unchanged(&'static str),
+}
+
+impl Outcome {
+    pub fn changed_view(&self) -> bool {
+        matches!(self, Self::Started | Self::Message(_) | Self::Read { .. })
+    }
+}
+
+fn already_applied(view: &ConversationView, position: Position) -> bool {
+    debug_assert_eq!(
+        view.partition, position.partition,
+        "a conversation moved partitions"
+    );
+    position.offset <= view.applied_offset
+}
+
+pub fn need(view: Option<&ConversationView>, event: &ChatEvent, position: Position) -> Need {
+    let Some(view) = view else {
+        return Need::Nothing;
+    };
+    if already_applied(view, position) {
+        return Need::Nothing;
+    }
+    match event {
+        ChatEvent::MessageSent(MessageSent {
+            idempotency_key: Some(key),
+            ..
+        }) => Need::FirstWithKey(key.clone()),
+        ChatEvent::MessagesRead(read) => match &view.last_message {
+            Some(last) if view.role_of(&read.reader_id).is_some() => {
+                Need::CountsAt(read.up_to.min(last.id))
+            }
+            _ => Need::Nothing,
+        },
+        _ => Need::Nothing,
+    }
+}
+
+pub fn apply(
+    view: &mut Option<ConversationView>,
+    event: &ChatEvent,
+    position: Position,
+    known: Known,
+) -> Outcome {
+    if let ChatEvent::ConversationStarted(started) = event {
+        if view.is_some() {
+            return Outcome::Unchanged("conversation already started");
+        }
+        *view = Some(ConversationView {
+            conversation_id: started.conversation_id,
+            job_id: started.job_id.clone(),
+            client: started.client.clone(),
+            worker: started.worker.clone(),
+            started_at: started.started_at,
+            last_message: None,
+            totals: MessageCounts::default(),
+            client_read: ReadState::default(),
+            worker_read: ReadState::default(),
+            partition: position.partition,
+            applied_offset: position.offset,
+        });
+        return Outcome::Started;
+    }
+    let Some(view) = view.as_mut() else {
+        return Outcome::Unchanged("no such conversation");
+    };
+    if already_applied(view, position) {
+        return Outcome::Unchanged("already applied");
+    }
+    match event {
+        ChatEvent::MessageSent(sent) => apply_message(view, sent, position, known),
+        ChatEvent::MessagesRead(read) => apply_read(view, read, position, known),
+        ChatEvent::ConversationStarted(_) => Outcome::Unchanged("conversation already started"),
+    }
+}
+
+fn apply_message(
+    view: &mut ConversationView,
+    sent: &MessageSent,
+    position: Position,
+    known: Known,
+) -> Outcome {
+    if let Known::FirstWithKey(Some(original)) = known {
+        return Outcome::Duplicate { original };
+    }
+    let id = MessageId::from_position(position);
+    let mut counts = view.totals;
+    counts.total += 1;
+    match view.role_of(&sent.sender.id) {
+        Some(Role::Client) => counts.by_client += 1,
+        Some(Role::Worker) => counts.by_worker += 1,
+        None => {}
+    }
+    view.totals = counts;
+    view.last_message = Some(LastMessage {
+        id,
+        preview: preview(&sent.text),
+        sent_at: sent.sent_at,
+        sender_id: sent.sender.id.clone(),
+    });
+    view.applied_offset = position.offset;
+    Outcome::Message(StoredMessage {
+        id,
+        conversation_id: sent.conversation_id,
+        sender: sent.sender.clone(),
+        message_type: sent.message_type,
+        text: sent.text.clone(),
+        attachment: sent.attachment.clone(),
+        idempotency_key: sent.idempotency_key.clone(),
+        sent_at: sent.sent_at,
+        counts,
+    })
+}
+
+fn apply_read(
+    view: &mut ConversationView,
+    read: &MessagesRead,
+    position: Position,
+    known: Known,
+) -> Outcome {
+    let Some(role) = view.role_of(&read.reader_id) else {
+        return Outcome::Unchanged("reader is not a participant");
+    };
+    let Known::CountsAt(Some((mark, counts_at_mark))) = known else {
+        return Outcome::Unchanged("no message at or before up_to");
+    };
+    let state = view.read_state_mut(role);
+    if mark <= state.last_read {
+        return Outcome::Unchanged("read mark does not move forward");
+    }
+    *state = ReadState {
+        last_read: mark,
+        counts_at_mark,
+    };
+    view.applied_offset = position.offset;
+    Outcome::Read { role, up_to: mark }
+}

@@ -1,0 +1,148 @@
+//! The projector's consumer loop.
+//!
+//! Per batch: fold it, write the result in one idempotent store call, commit the offsets,
+//! then announce the changed inbox items. A crash anywhere in between is harmless: the batch
+//! is delivered again, the fold skips what the views already reflect, and the writes are
+//! idempotent. On shutdown the loop finishes the batch it holds, commits, and returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::{EventLog, LogError, SignalBus, SubscribeSpec, Subscription};
+use schemas::signals::Signal;
+use tokio_util::sync::CancellationToken;
+use viewstore::{ProjectionStore, StoreError};
+
+use crate::batch::{AppliedBatch, apply_records};
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// The consumer group; every projector of one deployment shares it.
+    pub group: String,
+    /// Records folded per store write.
+    pub batch_size: usize,
+    /// How long to wait for records before checking for shutdown.
+    pub poll_wait: Duration,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            group: "chat-projector".into(),
+            batch_size: 500,
+            poll_wait: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown` is cancelled. Store and log hiccups are retried with backoff;
+/// only a subscription that cannot be had at all ends the loop with an error.
+pub async fn run(
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn ProjectionStore>,
+    signals: Arc<dyn SignalBus>,
+    config: ProjectorConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ProjectorError> {
+    let mut subscription = log
+        .subscribe(SubscribeSpec::Group(config.group.clone()))
+        .await?;
+    tracing::info!(group = config.group, "projector started");
+    while !shutdown.is_cancelled() {
+        let records = tokio::select! {
+            () = shutdown.cancelled() => break,
+            records = subscription.next_batch(config.batch_size, config.poll_wait) => records,
+        };
+        let records = match records {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, "failed to read from the log; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if records.is_empty() {
+            continue;
+        }
+        let Some(applied) = apply_with_retry(store.as_ref(), &records, &shutdown).await else {
+            break;
+        };
+        commit_with_retry(subscription.as_mut(), &applied, &shutdown).await;
+        announce(signals.as_ref(), &applied).await;
+    }
+    tracing::info!("projector stopped");
+    Ok(())
+}
+
+async fn apply_with_retry(
+    store: &dyn ProjectionStore,
+    records: &[eventlog::Record],
+    shutdown: &CancellationToken,
+) -> Option<AppliedBatch> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt: Result<AppliedBatch, StoreError> = async {
+            let applied = apply_records(store, records).await?;
+            store.apply(&applied.projection).await?;
+            Ok(applied)
+        }
+        .await;
+        match attempt {
+            Ok(applied) => {
+                let counts = applied.counts;
+                tracing::debug!(records = records.len(), ?counts, "applied batch");
+                return Some(applied);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "failed to apply a batch; retrying");
+                // Keep retrying through a shutdown request too: abandoning here is safe
+                // (nothing was committed), but only after a last attempt has failed.
+                if shutdown.is_cancelled() {
+                    return None;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn commit_with_retry(
+    subscription: &mut dyn Subscription,
+    applied: &AppliedBatch,
+    shutdown: &CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while let Err(error) = subscription.commit(&applied.commit).await {
+        // Not committing is safe (the batch comes again and changes nothing); it only costs
+        // work after a restart, so give up when asked to stop.
+        tracing::warn!(%error, "failed to commit offsets; retrying");
+        if shutdown.is_cancelled() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn announce(signals: &dyn SignalBus, applied: &AppliedBatch) {
+    for view in &applied.projection.views {
+        for user in [&view.client.id, &view.worker.id] {
+            if let Some(item) = view.inbox_item(user) {
+                let signal = Signal::InboxUpdated {
+                    user_id: user.clone(),
+                    item: Box::new(item),
+                };
+                signals.publish(signal).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The fold, given/when/then, with no I/O: the lookups the fold asks for are answered from
+//! the messages the test itself produced.
+
+#![allow(clippy::unwrap_used)]
+
+use projector::fold::{self, Known, Need, Outcome};
+use schemas::{
+    ChatEvent, ConversationId, ConversationStarted, MessageId, MessageSent, MessageType,
+    MessagesRead, Participant, Position, Timestamp, UserId,
+};
+use viewstore::{ConversationView, Role, StoredMessage};
+
+struct Given {
+    view: Option<ConversationView>,
+    messages: Vec<StoredMessage>,
+    next_offset: u64,
+}
+
+fn person(id: &str) -> Participant {
+    Participant {
+        id: UserId::new(id).unwrap(),
+        name: id.to_uppercase(),
+    }
+}
+
+fn conversation() -> ConversationId {
+    ConversationId::new(11).unwrap()
+}
+
+fn started() -> ChatEvent {
+    ChatEvent::ConversationStarted(ConversationStarted {
+        conversation_id: conversation(),
+        job_id: "job-1".into(),
+        client: person("client"),
+        worker: person("worker"),
+        started_at: Timestamp::from_millis(1),
+    })
+}
+
+fn sent(sender: &str, text: &str, key: Option<&str>) -> ChatEvent {
+    ChatEvent::MessageSent(MessageSent {
+        conversation_id: conversation(),
+        sender: person(sender),
+        message_type: if sender == "jobs" {
+            MessageType::System
+        } else {
+            MessageType::Text
+        },
+        text: text.into(),
+        attachment: None,
+        idempotency_key: key.map(str::to_owned),
+        sent_at: Timestamp::from_millis(100),
+    })
+}
+
+fn read(reader: &str, up_to: MessageId) -> ChatEvent {
+    ChatEvent::MessagesRead(MessagesRead {
+        conversation_id: conversation(),
+        reader_id: UserId::new(reader).unwrap(),
+        up_to,
+        read_at: Timestamp::from_millis(200),
+    })
+}
+
+impl Given {
+    fn new() -> Self {
+        let mut given = Self {
+            view: None,
+            messages: Vec::new(),
+            next_offset: 0,
+        };
+        assert_eq!(given.when(&started()), Outcome::Started);
+        given
+    }
+
+    fn at(&self, offset: u64) -> Position {
+        Position {
+            partition: 3,
+            offset,
+        }
+    }
+
+    fn answer(&self, need: Need) -> Known {
+        match need {
+            Need::Nothing => Known::Nothing,
+            Need::FirstWithKey(key) => Known::FirstWithKey(
+                self.messages
+                    .iter()
+                    .find(|m| m.idempotency_key.as_deref() == Some(key.as_str()))
+                    .map(|m| m.id),
+            ),
+            Need::CountsAt(up_to) => Known::CountsAt(
+                self.messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.id <= up_to)
+                    .map(|m| (m.id, m.counts)),
+            ),
+        }
+    }
+
+    /// Applies `event` at the next offset.
+    fn when(&mut self, event: &ChatEvent) -> Outcome {
+        let position = self.at(self.next_offset);
+        self.next_offset += 1;
+        self.when_at(event, position)
+    }
+
+    fn when_at(&mut self, event: &ChatEvent, position: Position) -> Outcome {
+        let known = self.answer(fold::need(self.view.as_ref(), event, position));
+        let outcome = fold::apply(&mut self.view, event, position, known);
+        if let Outcome::Message(message) = &outcome {
+            self.messages.push(message.clone());
+        }
+        outcome
+    }
+
+    fn send(&mut self, sender: &str) -> MessageId {
+        match self.when(&sent(sender, "hello", None)) {
+            Outcome::Message(message) => message.id,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    fn unread(&self, role: Role) -> u64 {
+        self.view.as_ref().unwrap().unread(role)
+    }
+}
+
+#[test]
+fn messages_from_the_other_side_are_unread_until_read() {
+    let mut given = Given::new();
+    given.send("worker");
+    let last = given.send("worker");
+    given.send("client");
+    assert_eq!(given.unread(Role::Client), 2);
+    assert_eq!(given.unread(Role::Worker), 1);
+    assert_eq!(
+        given.when(&read("client", last)),
+        Outcome::Read {
+            role: Role::Client,
+            up_to: last
+        }
+    );
+    assert_eq!(given.unread(Role::Client), 0);
+    assert_eq!(given.unread(Role::Worker), 1);
+}
+
+#[test]
+fn reading_up_to_a_middle_message_leaves_the_exact_remainder() {
+    let mut given = Given::new();
+    let ids: Vec<MessageId> = (0..5).map(|_| given.send("worker")).collect();
+    given.send("client");
+    given.when(&read("client", ids[1]));
+    assert_eq!(given.unread(Role::Client), 3);
+    // up_to names the client's own later message: the mark lands on it, the remainder is 0.
+    let own = given.messages.last().unwrap().id;
+    given.when(&read("client", own));
+    assert_eq!(given.unread(Role::Client), 0);
+}
+
+#[test]
+fn read_marks_never_go_backwards_or_past_the_last_message() {
+    let mut given = Given::new();
+    let first = given.send("worker");
+    let second = given.send("worker");
+    given.when(&read("client", second));
+    assert_eq!(
+        given.when(&read("client", first)),
+        Outcome::Unchanged("read mark does not move forward")
+    );
+    assert_eq!(given.unread(Role::Client), 0);
+    let far_future = MessageId::new(1 << 50).unwrap();
+    let third = given.send("worker");
+    let outcome = given.when(&read("client", far_future));
+    assert_eq!(
+        outcome,
+        Outcome::Read {
+            role: Role::Client,
+            up_to: third
+        }
+    );
+    let fourth = given.send("worker");
+    assert!(fourth > third);
+    assert_eq!(
+        given.unread(Role::Client),
+        1,
+        "a mark past the end must not swallow later messages"
+    );
+}
+
+#[test]
+fn a_reused_idempotency_key_is_a_duplicate_not_a_message() {
+    let mut given = Given::new();
+    let Outcome::Message(first) = given.when(&sent("worker", "once", Some("k1"))) else {
+        panic!("first send must be a message");
+    };
+    let again = given.when(&sent("worker", "once", Some("k1")));
+    assert_eq!(again, Outcome::Duplicate { original: first.id });
+    assert_eq!(given.unread(Role::Client), 1);
+    assert_eq!(given.view.as_ref().unwrap().totals.total, 1);
+    assert!(matches!(
+        given.when(&sent("worker", "other", Some("k2"))),
+        Outcome::Message(_)
+    ));
+}
+
+#[test]
+fn redelivered_events_change_nothing() {
+    let mut given = Given::new();
+    let message = sent("worker", "hi", None);
+    let position = given.at(given.next_offset);
+    given.next_offset += 1;
+    assert!(matches!(
+        given.when_at(&message, position),
+        Outcome::Message(_)
+    ));
+    let before = given.view.clone();
+    assert_eq!(
+        given.when_at(&message, position),
+        Outcome::Unchanged("already applied")
+    );
+    assert_eq!(given.view, before);
+    assert_eq!(given.unread(Role::Client), 1);
+}
+
+#[test]
+fn system_messages_are_unread_for_both_participants() {
+    let mut given = Given::new();
+    given.send("jobs");
+    assert_eq!(given.unread(Role::Client), 1);
+    assert_eq!(given.unread(Role::Worker), 1);
+}
+
+#[test]
+fn summaries_track_the_last_message_with_a_bounded_preview() {
+    let mut given = Given::new();
+    let long = "x".repeat(500);
+    given.when(&sent("client", &long, None));
+    let view = given.view.as_ref().unwrap();
+    let last = view.last_message.as_ref().unwrap();
+    assert!(last.preview.chars().count() <= 121);
+    assert_eq!(last.sender_id.as_str(), "client");
+    assert_eq!(view.last_activity_at(), Timestamp::from_millis(100));
+}
+
+#[test]
+fn strangers_and_unknown_conversations_change_nothing() {
+    let mut given = Given::new();
+    let id = given.send("worker");
+    assert_eq!(
+        given.when(&read("mallory", id)),
+        Outcome::Unchanged("reader is not a participant")
+    );
+    assert_eq!(
+        given.when(&started()),
+        Outcome::Unchanged("conversation already started")
+    );
+    let mut empty = None;
+    let outcome = fold::apply(
+        &mut empty,
+        &sent("worker", "hi", None),
+        given.at(99),
+        Known::Nothing,
+    );
+    assert_eq!(outcome, Outcome::Unchanged("no such conversation"));
+    assert!(empty.is_none());
+}

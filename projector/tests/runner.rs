@@ -1,0 +1,172 @@
+//! The consumer loop on the embedded backend: projections are exact, and delivering the
+//! whole log again (as after a crash before a commit) changes nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventlog::embedded::EmbeddedLog;
+use eventlog::{EventLog, MemorySignalBus, SignalBus};
+use projector::ProjectorConfig;
+use schemas::{
+    ChatEvent, ConversationId, ConversationStarted, Envelope, MessageId, MessageSent, MessageType,
+    MessagesRead, Participant, Timestamp, UserId,
+};
+use tokio_util::sync::CancellationToken;
+use viewstore::embedded::EmbeddedStore;
+use viewstore::{ProjectionStore, ReadModel, Role};
+
+fn person(id: &str) -> Participant {
+    Participant {
+        id: UserId::new(id).unwrap(),
+        name: id.into(),
+    }
+}
+
+async fn append(log: &EmbeddedLog, event: ChatEvent) -> MessageId {
+    let envelope = Envelope::wrap(&event, "/test");
+    let position = log
+        .append(event.conversation_id(), envelope.to_bytes(), Vec::new())
+        .await
+        .unwrap();
+    MessageId::from_position(position)
+}
+
+async fn write_conversation(log: &EmbeddedLog, id: u64) -> Vec<MessageId> {
+    let conversation_id = ConversationId::new(id).unwrap();
+    append(
+        log,
+        ChatEvent::ConversationStarted(ConversationStarted {
+            conversation_id,
+            job_id: format!("job-{id}"),
+            client: person("client"),
+            worker: person(&format!("worker-{id}")),
+            started_at: Timestamp::now(),
+        }),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for index in 0..20 {
+        let sender = if index % 3 == 0 {
+            person("client")
+        } else {
+            person(&format!("worker-{id}"))
+        };
+        let key = (index % 5 == 0).then(|| format!("key-{}", index / 10));
+        ids.push(
+            append(
+                log,
+                ChatEvent::MessageSent(MessageSent {
+                    conversation_id,
+                    sender,
+                    message_type: MessageType::Text,
+                    text: format!("message {index}"),
+                    attachment: None,
+                    idempotency_key: key,
+                    sent_at: Timestamp::now(),
+                }),
+            )
+            .await,
+        );
+    }
+    append(
+        log,
+        ChatEvent::MessagesRead(MessagesRead {
+            conversation_id,
+            reader_id: UserId::new("client").unwrap(),
+            up_to: ids[9],
+            read_at: Timestamp::now(),
+        }),
+    )
+    .await;
+    ids
+}
+
+async fn project_until(
+    log: Arc<EmbeddedLog>,
+    store: Arc<EmbeddedStore>,
+    group: &str,
+    caught_up: impl AsyncFn(&EmbeddedStore) -> bool,
+) {
+    let shutdown = CancellationToken::new();
+    let signals: Arc<dyn SignalBus> = Arc::new(MemorySignalBus::new(1024));
+    let config = ProjectorConfig {
+        group: group.into(),
+        ..ProjectorConfig::default()
+    };
+    let task = tokio::spawn(projector::run(
+        log,
+        store.clone(),
+        signals,
+        config,
+        shutdown.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !caught_up(&store).await {
+        assert!(Instant::now() < deadline, "projector did not catch up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projections_are_exact_and_survive_redelivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(EmbeddedLog::open(&dir.path().join("log.db"), 4).unwrap());
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.db")).unwrap());
+    for id in 1..=3 {
+        write_conversation(&log, id).await;
+    }
+    let end = log.end_offsets().await.unwrap();
+    let caught_up = async |store: &EmbeddedStore| {
+        let marks = store.watermarks(4).await.unwrap();
+        marks
+            .iter()
+            .zip(&end)
+            .all(|(mark, end)| *end == 0 || *mark == Some(end - 1))
+    };
+    project_until(log.clone(), store.clone(), "first", caught_up).await;
+
+    let conversation = ConversationId::new(2).unwrap();
+    let view = store.view(conversation).await.unwrap().unwrap();
+    // 20 sends, two of which reuse key-0 and key-1 after their first use: 18 messages.
+    assert_eq!(view.totals.total, 18);
+    let history = store
+        .messages(conversation, MessageId::ZERO, None, 100, false)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 18);
+    assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
+    // The client read through message 9 (index); worker messages after it are unread.
+    let worker_sent_after_mark = history
+        .iter()
+        .filter(|m| m.sender.id.as_str() != "client" && m.id > view.client_read.last_read)
+        .count() as u64;
+    assert_eq!(view.unread(Role::Client), worker_sent_after_mark);
+    assert!(view.unread(Role::Client) > 0);
+
+    // Deliver the whole log again, as a restart before a commit would: nothing may move.
+    let before = store.load_views(&[conversation]).await.unwrap();
+    let mut records = Vec::new();
+    for partition in 0..log.partitions() {
+        records.extend(log.read(partition, 0, 10_000).await.unwrap());
+    }
+    for _ in 0..2 {
+        let applied = projector::batch::apply_records(store.as_ref(), &records)
+            .await
+            .unwrap();
+        assert_eq!(
+            applied.counts.messages, 0,
+            "a redelivered message was counted again"
+        );
+        store.apply(&applied.projection).await.unwrap();
+    }
+    assert_eq!(store.load_views(&[conversation]).await.unwrap(), before);
+    let again = store
+        .messages(conversation, MessageId::ZERO, None, 100, false)
+        .await
+        .unwrap();
+    assert_eq!(again, history);
+}
