@@ -163,7 +163,7 @@ fn record_outcome(
                     .entry((conversation, key.clone()))
                     .or_insert(message.id);
             }
-            applied.projection.messages.push(message);
+            applied.projection.messages.push(*message);
         }
         Outcome::Read { .. } => applied.counts.reads += 1,
         Outcome::Duplicate { original } => {

@@ -29,7 +29,7 @@ pub enum Need {
 }
 
 /// The answer to a [`Need`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Known {
     Nothing,
     FirstWithKey(Option<MessageId>),
@@ -40,7 +40,7 @@ pub enum Known {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Started,
-    Message(StoredMessage),
+    Message(Box<StoredMessage>),
     Read { role: Role, up_to: MessageId },
     Duplicate { original: MessageId },
     Unchanged(&'static str),
@@ -145,7 +145,7 @@ fn apply_message(
         sender_id: sent.sender.id.clone(),
     });
     view.applied_offset = position.offset;
-    Outcome::Message(StoredMessage {
+    Outcome::Message(Box::new(StoredMessage {
         id,
         conversation_id: sent.conversation_id,
         sender: sent.sender.clone(),
@@ -155,7 +155,7 @@ fn apply_message(
         idempotency_key: sent.idempotency_key.clone(),
         sent_at: sent.sent_at,
         counts,
-    })
+    }))
 }
 
 fn apply_read(

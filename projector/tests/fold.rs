@@ -110,7 +110,7 @@ impl Given {
         let known = self.answer(fold::need(self.view.as_ref(), event, position));
         let outcome = fold::apply(&mut self.view, event, position, known);
         if let Outcome::Message(message) = &outcome {
-            self.messages.push(message.clone());
+            self.messages.push(message.as_ref().clone());
         }
         outcome
     }
