@@ -170,12 +170,14 @@ pub fn asyncapi() -> Document {
     };
     let close_codes = format!(
         "Close codes: {} reconnect and resume (restart/drain); {} frame too big; {} internal \
-         error; {} resume not servable yet, retry; {} unauthenticated; {} forbidden; {} no such \
-         conversation; {} slow consumer, reconnect and resume; {} rate limited.",
+         error; {} resume not servable yet, retry; {} malformed handshake parameters; {} \
+         unauthenticated; {} forbidden; {} no such conversation; {} slow consumer, reconnect and \
+         resume; {} rate limited; 1001 idle (no pong); 1003 binary frame.",
         close::RESTART,
         close::TOO_BIG,
         close::INTERNAL,
         close::TRY_AGAIN_LATER,
+        close::BAD_REQUEST,
         close::UNAUTHENTICATED,
         close::FORBIDDEN,
         close::NOT_FOUND,

@@ -175,6 +175,8 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     /// Resume could not be served right now (the store lags); retry shortly.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The handshake's parameters are malformed (e.g. a non-numeric `since`).
+    pub const BAD_REQUEST: u16 = 4400;
     /// No valid token.
     pub const UNAUTHENTICATED: u16 = 4401;
     /// Not a participant of the conversation, or a cookie handshake from a foreign origin.

@@ -1,0 +1,182 @@
+//! `chat dev`: every role in one process, on the embedded log and store under the data
+//! directory, serving the HTTP API, both WebSocket protocols and the web app.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use auth::{Caller, OriginPolicy};
+use eventlog::embedded::EmbeddedLog;
+use eventlog::{EventLog, MemorySignalBus, SignalBus};
+use fanout::{FanoutConfig, FanoutState, Hub};
+use ingest::{Ingest, IngestConfig, IngestState};
+use schemas::UserId;
+use schemas::http::OpenConversationRequest;
+use tokio_util::sync::CancellationToken;
+use viewstore::embedded::EmbeddedStore;
+
+use crate::cli::DevArgs;
+use crate::{jwt, server, web};
+
+const SIGNAL_BUFFER: usize = 16 * 1024;
+
+pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let (verifier, key_source) = jwt::verifier(&args.jwt, Some(&data_dir))?;
+    let dev_secret = dev_secret_in_use(&args)?;
+    let log = Arc::new(
+        EmbeddedLog::open(&data_dir.join("log.db"), args.partitions).context("opening the log")?,
+    );
+    let store =
+        Arc::new(EmbeddedStore::open(&data_dir.join("store.db")).context("opening the store")?);
+    let listener = server::bind(args.listen).await?;
+    let address = listener.local_addr().context("reading the bound address")?;
+
+    let shutdown = CancellationToken::new();
+    server::cancel_on_signal(shutdown.clone());
+    let signals: Arc<dyn SignalBus> = Arc::new(MemorySignalBus::new(SIGNAL_BUFFER));
+    let log_handle: Arc<dyn EventLog> = log;
+    let ingest = Arc::new(Ingest::new(
+        Arc::clone(&log_handle),
+        store.clone(),
+        store.clone(),
+        IngestConfig::default(),
+    ));
+    let projector = tokio::spawn({
+        let (log, store, signals, shutdown) = (
+            Arc::clone(&log_handle),
+            store.clone(),
+            Arc::clone(&signals),
+            shutdown.clone(),
+        );
+        async move {
+            let config = projector::ProjectorConfig::default();
+            if let Err(error) = projector::run(log, store, signals, config, shutdown).await {
+                tracing::error!(%error, "projector stopped");
+            }
+        }
+    });
+    let mut origins = vec![
+        format!("http://{address}"),
+        format!("http://localhost:{}", address.port()),
+    ];
+    origins.extend(args.allowed_origins.iter().cloned());
+    let fanout_config = FanoutConfig {
+        origins: OriginPolicy::new(origins),
+        ..FanoutConfig::default()
+    };
+    let (hub, hub_task) = Hub::start(
+        Arc::clone(&log_handle),
+        Arc::clone(&signals),
+        fanout_config,
+        shutdown.clone(),
+    )
+    .await
+    .context("starting fanout")?;
+    let verifier = Arc::new(verifier);
+
+    let mut app = ingest::router(IngestState {
+        ingest: Arc::clone(&ingest),
+        verifier: Arc::clone(&verifier),
+    })
+    .merge(fanout::router(FanoutState::new(
+        hub,
+        Arc::clone(&ingest),
+        signals,
+        verifier,
+        shutdown.clone(),
+    )))
+    .merge(web::router());
+    if let Some(secret) = &dev_secret {
+        app = app.merge(web::dev_token_router(Arc::new(secret.clone())));
+    }
+    let app = app.fallback(ingest::not_found);
+
+    let demo = if args.no_demo {
+        None
+    } else {
+        Some(open_demo(&ingest).await?)
+    };
+    print_banner(
+        &args,
+        &address.to_string(),
+        &key_source,
+        demo,
+        dev_secret.as_deref(),
+    )?;
+    server::serve(listener, app, shutdown, vec![projector, hub_task]).await
+}
+
+/// The dev secret, when tokens are verified with it (so `chat dev` can mint demo tokens).
+fn dev_secret_in_use(args: &DevArgs) -> anyhow::Result<Option<String>> {
+    let jwt = &args.jwt;
+    if jwt.jwt_public_key_file.is_some() || jwt.jwt_jwks_file.is_some() {
+        return Ok(None);
+    }
+    match &jwt.jwt_secret {
+        Some(secret) => Ok(Some(secret.clone())),
+        None => jwt::dev_secret(&args.data_dir).map(Some),
+    }
+}
+
+/// Opens (or finds) the demo conversation between alice (client) and bob (worker).
+async fn open_demo(ingest: &Ingest) -> anyhow::Result<u64> {
+    let service = Caller {
+        user_id: UserId::new("jobs")?,
+        name: "Jobs".into(),
+        service: true,
+    };
+    let request = OpenConversationRequest {
+        client_id: UserId::new("alice")?,
+        worker_id: UserId::new("bob")?,
+        client_name: Some("Alice".into()),
+        worker_name: Some("Bob".into()),
+    };
+    let (record, _) = ingest
+        .open_conversation(&service, "demo", request)
+        .await
+        .map_err(|error| anyhow::anyhow!("opening the demo conversation: {error}"))?;
+    Ok(record.conversation_id.get())
+}
+
+fn print_banner(
+    args: &DevArgs,
+    address: &str,
+    key_source: &str,
+    demo: Option<u64>,
+    dev_secret: Option<&str>,
+) -> anyhow::Result<()> {
+    let data = args.data_dir.display();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "chat dev is serving on http://{address} (data in {data}, tokens: {key_source})"
+    )?;
+    writeln!(out, "  web app   http://{address}/")?;
+    writeln!(out, "  HTTP API  http://{address}/v1/openapi.json")?;
+    writeln!(
+        out,
+        "  tokens    chat token --sub alice --name Alice --data-dir {data}"
+    )?;
+    if let (Some(conversation), Some(secret)) = (demo, dev_secret) {
+        writeln!(
+            out,
+            "  demo      conversation {conversation} (job \"demo\"): alice (client) and bob (worker)"
+        )?;
+        for (user, name) in [("alice", "Alice"), ("bob", "Bob")] {
+            let token = auth::mint_hs256(secret.as_bytes(), user, Some(name), false, 86_400)?;
+            writeln!(
+                out,
+                "            websocat 'ws://{address}/ws/chat/{conversation}/?token={token}'"
+            )?;
+        }
+        writeln!(
+            out,
+            "            then type: {{\"message\": \"hello\", \"type\": \"TEXT\"}}"
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Fanout settings: every bound on memory and time a connection can use.
+
+use std::time::Duration;
+
+use auth::OriginPolicy;
+
+#[derive(Debug, Clone)]
+pub struct FanoutConfig {
+    /// Messages of each conversation kept in memory for resumes that need no store read.
+    pub recent_per_conversation: usize,
+    /// Conversations without subscribers whose recent messages are kept (least recently
+    /// active are forgotten first).
+    pub idle_conversations: usize,
+    /// Frames queued for one connection; a connection whose queue fills is too slow and is
+    /// closed with 4008, to resume later.
+    pub queue_per_connection: usize,
+    /// Largest frame (and message) a client may send.
+    pub max_frame_bytes: usize,
+    /// Conversations one native connection may subscribe to.
+    pub max_subscriptions: usize,
+    /// Sends one connection may have waiting for the log.
+    pub max_pending_sends: usize,
+    pub ping_interval: Duration,
+    /// A connection that sent nothing (not even a pong) for this long is closed.
+    pub idle_timeout: Duration,
+    /// A typing indicator not repeated within this long is withdrawn.
+    pub typing_ttl: Duration,
+    /// How long a resume waits for the store to catch up with the log.
+    pub resume_wait: Duration,
+    /// Messages fetched from the store per page while resuming.
+    pub resume_page: usize,
+    /// Origins allowed to open cookie-authenticated WebSockets.
+    pub origins: OriginPolicy,
+}
+
+impl Default for FanoutConfig {
+    fn default() -> Self {
+        Self {
+            recent_per_conversation: 128,
+            idle_conversations: 10_000,
+            queue_per_connection: 1024,
+            max_frame_bytes: 16 * 1024,
+            max_subscriptions: 100,
+            max_pending_sends: 32,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            typing_ttl: Duration::from_secs(5),
+            resume_wait: Duration::from_secs(10),
+            resume_page: 500,
+            origins: OriginPolicy::default(),
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The hub: one per fanout process. It tails every partition of the log and the signal bus,
+//! keeps the recent messages of each conversation, and hands every event to the queues of
+//! the connections subscribed to it.
+//!
+//! Gapless resume rests on one invariant, kept under the hub's lock: for each conversation
+//! the hub knows an offset `known_from` such that it holds every message of the conversation
+//! at or after that offset. A subscription registers and snapshots the recent messages in
+//! one critical section, so every later message reaches its queue, and everything before
+//! `known_from` comes from the store, once the store's watermark shows it has it.
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec};
+use lru::LruCache;
+use parking_lot::Mutex;
+use schemas::http::Message;
+use schemas::native::{PresenceStatus, ServerFrame};
+use schemas::signals::Signal;
+use schemas::{ChatEvent, ConversationId, Envelope, MessageId, Timestamp, UserId};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::FanoutConfig;
+use crate::delivery::{MessageDelivery, Outbound, render};
+
+/// Remembered presence entries (most recently changed kept).
+const PRESENCE_MEMORY: usize = 100_000;
+
+/// A connection's end of a subscription.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub connection: u64,
+    pub queue: mpsc::Sender<Outbound>,
+    /// Cancelled by the hub when the queue is full: the connection must close (4008).
+    pub too_slow: CancellationToken,
+}
+
+/// Messages the store must supply before the in-memory ones: ids in `(after, before)`,
+/// readable once the store's watermark for `partition` reaches `through_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreRange {
+    pub after: MessageId,
+    pub before: MessageId,
+    pub partition: u32,
+    pub through_offset: u64,
+}
+
+/// How to bring a resuming subscriber up to date: the store range first, then `recent`.
+#[derive(Debug)]
+pub struct ResumePlan {
+    pub from_store: Option<StoreRange>,
+    pub recent: Vec<Arc<MessageDelivery>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    recent: VecDeque<Arc<MessageDelivery>>,
+    /// Every message of the conversation at this offset or later is in `recent` (or newer
+    /// than anything seen yet).
+    known_from: u64,
+    subscribers: Vec<Subscriber>,
+}
+
+#[derive(Debug)]
+struct State {
+    entries: HashMap<ConversationId, Entry>,
+    /// Conversations with an entry but no subscribers, least recently active first.
+    idle: LruCache<ConversationId, ()>,
+    /// Per partition: for a conversation without an entry, the offset from which the hub
+    /// has seen all of its messages (none).
+    floors: Vec<u64>,
+    users: HashMap<UserId, Vec<Subscriber>>,
+    /// Connections of this node per (conversation, user), for online/offline edges.
+    local_presence: HashMap<(ConversationId, UserId), Vec<u64>>,
+    presence: LruCache<(ConversationId, UserId), (PresenceStatus, Timestamp)>,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    state: Mutex<State>,
+    partitions: u32,
+    config: FanoutConfig,
+    next_connection: AtomicU64,
+}
+
+fn send_or_flag(subscriber: &Subscriber, item: Outbound) -> bool {
+    match subscriber.queue.try_send(item) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            subscriber.too_slow.cancel();
+            false
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
+
+impl Hub {
+    /// Starts tailing `log` and `signals`; the returned task ends when `shutdown` fires.
+    pub async fn start(
+        log: Arc<dyn EventLog>,
+        signals: Arc<dyn SignalBus>,
+        config: FanoutConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(Arc<Hub>, JoinHandle<()>), LogError> {
+        let mut tail = log.subscribe(SubscribeSpec::Tail).await?;
+        let idle = NonZeroUsize::new(config.idle_conversations.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let presence = NonZeroUsize::new(PRESENCE_MEMORY).unwrap_or(NonZeroUsize::MIN);
+        let hub = Arc::new(Hub {
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                idle: LruCache::new(idle),
+                floors: tail.start_offsets(),
+                users: HashMap::new(),
+                local_presence: HashMap::new(),
+                presence: LruCache::new(presence),
+            }),
+            partitions: log.partitions(),
+            config,
+            next_connection: AtomicU64::new(1),
+        });
+        let mut signal_stream = signals.subscribe();
+        let runner = Arc::clone(&hub);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    batch = tail.next_batch(1000, Duration::from_millis(500)) => match batch {
+                        Ok(records) => records.iter().for_each(|record| runner.on_record(record)),
+                        Err(error) => {
+                            tracing::warn!(%error, "fanout failed to read the log; retrying");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    },
+                    signal = signal_stream.next() => match signal {
+                        Some(signal) => runner.on_signal(signal),
+                        None => break,
+                    },
+                }
+            }
+        });
+        Ok((hub, task))
+    }
+
+    pub fn config(&self) -> &FanoutConfig {
+        &self.config
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers `subscriber` for `conversation` and says how to catch it up from `since`
+    /// (nothing to catch up without `since`: it just goes live).
+    pub fn subscribe(
+        &self,
+        conversation: ConversationId,
+        subscriber: Subscriber,
+        since: Option<MessageId>,
+    ) -> ResumePlan {
+        let partition = conversation.partition(self.partitions);
+        let mut state = self.state.lock();
+        let floor = state.floors[partition as usize];
+        state.idle.pop(&conversation);
+        let entry = state.entries.entry(conversation).or_insert_with(|| Entry {
+            recent: VecDeque::new(),
+            known_from: floor,
+            subscribers: Vec::new(),
+        });
+        entry
+            .subscribers
+            .retain(|existing| existing.connection != subscriber.connection);
+        entry.subscribers.push(subscriber);
+        let Some(since) = since else {
+            return ResumePlan {
+                from_store: None,
+                recent: Vec::new(),
+            };
+        };
+        let recent = entry
+            .recent
+            .iter()
+            .filter(|m| m.id() > since)
+            .cloned()
+            .collect();
+        let boundary = MessageId::first_at(partition, entry.known_from);
+        let from_store =
+            (entry.known_from > 0 && since.get() + 1 < boundary.get()).then(|| StoreRange {
+                after: since,
+                before: boundary,
+                partition,
+                through_offset: entry.known_from - 1,
+            });
+        ResumePlan { from_store, recent }
+    }
+
+    pub fn unsubscribe(&self, conversation: ConversationId, connection: u64) {
+        let mut state = self.state.lock();
+        let Some(entry) = state.entries.get_mut(&conversation) else {
+            return;
+        };
+        entry
+            .subscribers
+            .retain(|existing| existing.connection != connection);
+        if entry.subscribers.is_empty() {
+            state.idle.put(conversation, ());
+            self.evict_idle(&mut state);
+        }
+    }
+
+    /// Inbox updates for `user` go to `subscriber` until [`Hub::unregister_user`].
+    pub fn register_user(&self, user: &UserId, subscriber: Subscriber) {
+        self.state
+            .lock()
+            .users
+            .entry(user.clone())
+            .or_default()
+            .push(subscriber);
+    }
+
+    pub fn unregister_user(&self, user: &UserId, connection: u64) {
+        let mut state = self.state.lock();
+        if let Some(subscribers) = state.users.get_mut(user) {
+            subscribers.retain(|existing| existing.connection != connection);
+            if subscribers.is_empty() {
+                state.users.remove(user);
+            }
+        }
+    }
+
+    /// Notes that `connection` shows `user` in `conversation`; true when it is the first
+    /// connection of this node to do so (the user just came online here).
+    pub fn join(&self, conversation: ConversationId, user: &UserId, connection: u64) -> bool {
+        let mut state = self.state.lock();
+        let connections = state
+            .local_presence
+            .entry((conversation, user.clone()))
+            .or_default();
+        if connections.contains(&connection) {
+            return false;
+        }
+        connections.push(connection);
+        connections.len() == 1
+    }
+
+    /// Undoes [`Hub::join`]; true when it was the user's last connection here.
+    pub fn leave(&self, conversation: ConversationId, user: &UserId, connection: u64) -> bool {
+        let mut state = self.state.lock();
+        let key = (conversation, user.clone());
+        let Some(connections) = state.local_presence.get_mut(&key) else {
+            return false;
+        };
+        let before = connections.len();
+        connections.retain(|existing| *existing != connection);
+        let left = connections.len() < before;
+        if connections.is_empty() {
+            state.local_presence.remove(&key);
+        }
+        left && !state.local_presence.contains_key(&key)
+    }
+
+    /// The last known presence of each participant of `conversation`, as native frames.
+    pub fn presence_of(&self, conversation: ConversationId, users: &[&UserId]) -> Vec<Utf8Bytes> {
+        let mut state = self.state.lock();
+        users
+            .iter()
+            .filter_map(|user| {
+                let key = (conversation, (*user).clone());
+                let (status, at) = *state.presence.get(&key)?;
+                Some(render(&ServerFrame::Presence {
+                    conversation_id: conversation,
+                    user_id: (*user).clone(),
+                    status,
+                    at,
+                }))
+            })
+            .collect()
+    }
+
+    fn evict_idle(&self, state: &mut State) {
+        while state.idle.len() > self.config.idle_conversations {
+            let Some((conversation, ())) = state.idle.pop_lru() else {
+                return;
+            };
+            let Some(entry) = state.entries.remove(&conversation) else {
+                continue;
+            };
+            let partition = conversation.partition(self.partitions) as usize;
+            let forgotten_through = entry
+                .recent
+                .back()
+                .and_then(|last| last.id().position())
+                .map_or(entry.known_from, |position| position.offset + 1);
+            state.floors[partition] = state.floors[partition].max(forgotten_through);
+        }
+    }
+
+    fn on_record(&self, record: &Record) {
+        let event = match Envelope::decode(&record.value) {
+            Ok((_, Some(event))) => event,
+            Ok((_, None)) => return,
+            Err(error) => {
+                tracing::warn!(%error, offset = record.position.offset, "fanout skips undecodable record");
+                return;
+            }
+        };
+        match event {
+            ChatEvent::MessageSent(sent) => {
+                let message = Message {
+                    id: MessageId::from_position(record.position),
+                    conversation_id: sent.conversation_id,
+                    sender_id: sent.sender.id,
+                    sender_name: sent.sender.name,
+                    message_type: sent.message_type,
+                    text: sent.text,
+                    attachment: sent.attachment,
+                    idempotency_key: sent.idempotency_key,
+                    sent_at: sent.sent_at,
+                    is_read: false,
+                };
+                self.deliver_message(record.position.offset, MessageDelivery::new(message));
+            }
+            ChatEvent::MessagesRead(read) => {
+                let frame = render(&ServerFrame::Read {
+                    conversation_id: read.conversation_id,
+                    reader_id: read.reader_id,
+                    up_to: read.up_to,
+                    read_at: read.read_at,
+                });
+                self.deliver_to_conversation(read.conversation_id, &Outbound::Native(frame));
+            }
+            ChatEvent::ConversationStarted(_) => {}
+        }
+    }
+
+    fn deliver_message(&self, offset: u64, delivery: Arc<MessageDelivery>) {
+        let conversation = delivery.conversation();
+        let partition = conversation.partition(self.partitions) as usize;
+        let mut state = self.state.lock();
+        let floor = state.floors[partition];
+        let entry = state.entries.entry(conversation).or_insert_with(|| Entry {
+            recent: VecDeque::new(),
+            known_from: floor,
+            subscribers: Vec::new(),
+        });
+        if let Some(key) = &delivery.message.idempotency_key
+            && entry
+                .recent
+                .iter()
+                .any(|m| m.message.idempotency_key.as_ref() == Some(key))
+        {
+            tracing::info!(%conversation, id = %delivery.id(), "fanout drops a duplicate send");
+            return;
+        }
+        entry.recent.push_back(Arc::clone(&delivery));
+        while entry.recent.len() > self.config.recent_per_conversation {
+            if let Some(evicted) = entry.recent.pop_front() {
+                let next = evicted
+                    .id()
+                    .position()
+                    .map_or(offset, |position| position.offset + 1);
+                entry.known_from = entry.known_from.max(next);
+            }
+        }
+        let item = Outbound::Message(delivery);
+        entry
+            .subscribers
+            .retain(|subscriber| send_or_flag(subscriber, item.clone()));
+        if entry.subscribers.is_empty() {
+            state.idle.put(conversation, ());
+            self.evict_idle(&mut state);
+        }
+    }
+
+    fn deliver_to_conversation(&self, conversation: ConversationId, item: &Outbound) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state.entries.get_mut(&conversation) {
+            entry
+                .subscribers
+                .retain(|subscriber| send_or_flag(subscriber, item.clone()));
+        }
+    }
+
+    fn on_signal(&self, signal: Signal) {
+        match signal {
+            Signal::Typing {
+                conversation_id,
+                user_id,
+                is_typing,
+                ..
+            } => {
+                let frame = render(&ServerFrame::Typing {
+                    conversation_id,
+                    user_id,
+                    is_typing,
+                });
+                self.deliver_to_conversation(conversation_id, &Outbound::Native(frame));
+            }
+            Signal::Presence {
+                conversation_id,
+                user_id,
+                status,
+                at,
+            } => {
+                self.state
+                    .lock()
+                    .presence
+                    .put((conversation_id, user_id.clone()), (status, at));
+                let frame = render(&ServerFrame::Presence {
+                    conversation_id,
+                    user_id,
+                    status,
+                    at,
+                });
+                self.deliver_to_conversation(conversation_id, &Outbound::Native(frame));
+            }
+            Signal::InboxUpdated { user_id, item } => {
+                let frame = Outbound::Native(render(&ServerFrame::Inbox { item: *item }));
+                let mut state = self.state.lock();
+                if let Some(subscribers) = state.users.get_mut(&user_id) {
+                    subscribers.retain(|subscriber| send_or_flag(subscriber, frame.clone()));
+                }
+            }
+        }
+    }
+}

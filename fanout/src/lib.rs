@@ -1,0 +1,210 @@
+//! fanout: the WebSocket servers.
+//!
+//! A [`Hub`] per process tails the log and the signal bus and fills the bounded queues of
+//! the connections subscribed to each conversation; each connection writes its queue to its
+//! socket. Sends arriving on a socket go through the same `ingest` code as the HTTP API.
+//! Resuming from a message id replays what the client missed (from the store, then from the
+//! hub's memory) and continues live without a gap or a duplicate.
+//!
+//! Two protocols share the machinery: the seed's (`/ws/chat/{id}/`) and the native one
+//! (`/v1/ws`). Nothing here writes to the store.
+
+mod config;
+mod delivery;
+mod hub;
+mod native;
+mod seed;
+mod session;
+
+use std::sync::Arc;
+
+use auth::{AuthError, Caller, Verifier};
+use axum::Router;
+use axum::extract::{Path, RawQuery, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use eventlog::SignalBus;
+use ingest::Ingest;
+use schemas::native::close;
+use schemas::{ConversationId, MessageId};
+use tokio_util::sync::CancellationToken;
+
+pub use config::FanoutConfig;
+pub use hub::Hub;
+
+use crate::native::NativeProtocol;
+use crate::seed::SeedProtocol;
+use crate::session::{Close, Services};
+
+#[derive(Clone)]
+pub struct FanoutState {
+    services: Services,
+    verifier: Arc<Verifier>,
+}
+
+impl std::fmt::Debug for FanoutState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanoutState").finish_non_exhaustive()
+    }
+}
+
+impl FanoutState {
+    /// `shutdown` closes every connection with 1012 ("reconnect and resume").
+    pub fn new(
+        hub: Arc<Hub>,
+        ingest: Arc<Ingest>,
+        signals: Arc<dyn SignalBus>,
+        verifier: Arc<Verifier>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            services: Services {
+                hub,
+                ingest,
+                signals,
+                shutdown,
+            },
+            verifier,
+        }
+    }
+}
+
+/// The WebSocket routes.
+pub fn router(state: FanoutState) -> Router {
+    Router::new()
+        .route("/ws/chat/{conversation_id}/", get(seed_socket))
+        .route("/ws/chat/{conversation_id}", get(seed_socket))
+        .route("/v1/ws", get(native_socket))
+        .with_state(state)
+}
+
+/// Query parameters of a handshake, parsed by hand so that a bad one is a close reason
+/// rather than a plain-text 400 a browser cannot see.
+#[derive(Debug, Default)]
+struct HandshakeQuery {
+    token: Option<String>,
+    since: Option<String>,
+}
+
+fn parse_query(raw: Option<&str>) -> HandshakeQuery {
+    let mut query = HandshakeQuery::default();
+    for pair in raw.unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "token" => query.token = Some(value.to_owned()),
+            "since" => query.since = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    query
+}
+
+fn authenticate(
+    state: &FanoutState,
+    headers: &HeaderMap,
+    query: &HandshakeQuery,
+) -> Result<Caller, Close> {
+    let origins = &state.services.hub.config().origins;
+    let verified = auth::find_ws_token(headers, query.token.as_deref(), origins)
+        .and_then(|credentials| state.verifier.verify(credentials.token()));
+    verified.map_err(|error| match error {
+        AuthError::ForeignOrigin(_) => Close::new(close::FORBIDDEN, error.to_string()),
+        other => Close::new(close::UNAUTHENTICATED, other.to_string()),
+    })
+}
+
+fn configure(upgrade: WebSocketUpgrade, state: &FanoutState) -> WebSocketUpgrade {
+    // The protocol-level cap: frames over the configured limit are refused with 1009 by the
+    // session; this hard cap only bounds what the socket buffers before that check.
+    let hard_cap = state.services.hub.config().max_frame_bytes * 4;
+    upgrade
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+}
+
+/// Accepts the upgrade and closes at once with `reason`, so browsers see why.
+fn refuse(upgrade: WebSocketUpgrade, reason: Close) -> Response {
+    upgrade.on_upgrade(move |socket| async move {
+        use axum::extract::ws::{CloseFrame, Message};
+        let mut socket = socket;
+        let frame = CloseFrame {
+            code: reason.code,
+            reason: reason.reason.into(),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    })
+}
+
+async fn seed_socket(
+    State(state): State<FanoutState>,
+    Path(conversation): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let upgrade = configure(upgrade, &state);
+    let query = parse_query(raw.as_deref());
+    let caller = match authenticate(&state, &headers, &query) {
+        Ok(caller) => caller,
+        Err(reason) => return refuse(upgrade, reason),
+    };
+    let Ok(conversation) = conversation.parse::<ConversationId>() else {
+        return refuse(
+            upgrade,
+            Close::new(close::NOT_FOUND, "conversation ids are positive integers"),
+        );
+    };
+    let since = match query
+        .since
+        .as_deref()
+        .map(str::parse::<MessageId>)
+        .transpose()
+    {
+        Ok(since) => since,
+        Err(error) => {
+            return refuse(
+                upgrade,
+                Close::new(close::BAD_REQUEST, format!("since {error}")),
+            );
+        }
+    };
+    let services = state.services;
+    upgrade.on_upgrade(move |socket| {
+        let protocol = SeedProtocol::new(conversation, since);
+        session::run(
+            socket,
+            services,
+            caller,
+            protocol,
+            async |protocol, session| protocol.start(session).await,
+        )
+    })
+}
+
+async fn native_socket(
+    State(state): State<FanoutState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let upgrade = configure(upgrade, &state);
+    let query = parse_query(raw.as_deref());
+    let caller = match authenticate(&state, &headers, &query) {
+        Ok(caller) => caller,
+        Err(reason) => return refuse(upgrade, reason),
+    };
+    let services = state.services;
+    upgrade.on_upgrade(move |socket| {
+        session::run(
+            socket,
+            services,
+            caller,
+            NativeProtocol::default(),
+            async |protocol, session| protocol.start(session).await,
+        )
+    })
+}

@@ -1,0 +1,231 @@
+//! The native protocol on `/v1/ws`: many conversations and the user's inbox on one
+//! connection, acknowledged sends, read receipts, typing and presence.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::Utf8Bytes;
+use ingest::MessageDraft;
+use schemas::native::{ClientFrame, ErrorCode, ServerFrame};
+use schemas::{ConversationId, MessageId};
+
+use crate::delivery::{Outbound, render};
+use crate::session::{Close, Job, JobOutcome, Protocol, Session};
+
+#[derive(Debug, Default)]
+pub(crate) struct NativeProtocol {
+    /// Subscribed conversations and the last message delivered in each.
+    subscriptions: HashMap<ConversationId, MessageId>,
+}
+
+fn error(reference: Option<String>, code: ErrorCode, detail: impl Into<String>) -> Utf8Bytes {
+    render(&ServerFrame::Error {
+        reference,
+        code,
+        detail: detail.into(),
+    })
+}
+
+impl NativeProtocol {
+    /// Greets the client and starts its inbox updates.
+    pub(crate) async fn start(&mut self, session: &mut Session) -> Result<(), Close> {
+        let caller = session.caller.clone();
+        session
+            .hub
+            .register_user(&caller.user_id, session.subscriber.clone());
+        let ready = ServerFrame::Ready {
+            user_id: caller.user_id,
+            name: caller.name,
+        };
+        session.send_text(render(&ready)).await
+    }
+
+    async fn subscribe(
+        &mut self,
+        session: &mut Session,
+        conversation: ConversationId,
+        since: Option<MessageId>,
+    ) -> Result<(), Close> {
+        let fresh = !self.subscriptions.contains_key(&conversation);
+        if fresh && self.subscriptions.len() >= session.hub.config().max_subscriptions {
+            let detail = format!(
+                "at most {} subscriptions per connection",
+                session.hub.config().max_subscriptions
+            );
+            return session
+                .send_text(error(None, ErrorCode::RateLimited, detail))
+                .await;
+        }
+        let caller = session.caller.clone();
+        let record = match session.ingest.authorize(&caller, conversation).await {
+            Ok(record) => record,
+            Err(failure) => {
+                let frame = error(None, failure.code(), failure.public_detail());
+                return session.send_text(frame).await;
+            }
+        };
+        // Until the catch-up below is written, live messages wait in the queue; the
+        // filter in `render` then drops any the catch-up already delivered.
+        self.subscriptions
+            .insert(conversation, since.unwrap_or(MessageId::ZERO));
+        let last = session
+            .subscribe(conversation, since, |delivery| delivery.native_frame())
+            .await?;
+        self.subscriptions.insert(conversation, last);
+        session
+            .send_text(render(&ServerFrame::Subscribed {
+                conversation_id: conversation,
+            }))
+            .await?;
+        let others: Vec<_> = [&record.client.id, &record.worker.id]
+            .into_iter()
+            .filter(|id| **id != caller.user_id)
+            .collect();
+        for frame in session.hub.presence_of(conversation, &others) {
+            session.send_text(frame).await?;
+        }
+        Ok(())
+    }
+
+    fn queue(session: &mut Session, job: Job, reference: Option<String>) -> Option<Utf8Bytes> {
+        (!session.submit(job)).then(|| {
+            error(
+                reference,
+                ErrorCode::RateLimited,
+                "too many sends waiting; slow down",
+            )
+        })
+    }
+}
+
+impl Protocol for NativeProtocol {
+    async fn on_text(&mut self, session: &mut Session, text: &str) -> Result<(), Close> {
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(failure) => {
+                return session
+                    .send_text(error(None, ErrorCode::InvalidJson, failure.to_string()))
+                    .await;
+            }
+        };
+        let refusal = match frame {
+            ClientFrame::Subscribe {
+                conversation_id,
+                since,
+            } => {
+                return self.subscribe(session, conversation_id, since).await;
+            }
+            ClientFrame::Unsubscribe { conversation_id } => {
+                if self.subscriptions.remove(&conversation_id).is_some() {
+                    session.unsubscribe(conversation_id).await;
+                }
+                Some(render(&ServerFrame::Unsubscribed { conversation_id }))
+            }
+            ClientFrame::Send {
+                reference,
+                conversation_id,
+                text,
+                message_type,
+                attachment,
+                idempotency_key,
+            } => {
+                let draft = MessageDraft {
+                    text,
+                    message_type,
+                    attachment,
+                    idempotency_key,
+                };
+                let job = Job::Send {
+                    reference: reference.clone(),
+                    conversation: conversation_id,
+                    draft,
+                };
+                Self::queue(session, job, reference)
+            }
+            ClientFrame::Read {
+                reference,
+                conversation_id,
+                up_to,
+            } => {
+                let job = Job::Read {
+                    reference: reference.clone(),
+                    conversation: conversation_id,
+                    up_to,
+                };
+                Self::queue(session, job, reference)
+            }
+            ClientFrame::Typing {
+                conversation_id,
+                is_typing,
+            } => {
+                if self.subscriptions.contains_key(&conversation_id) {
+                    session.set_typing(conversation_id, is_typing).await;
+                    None
+                } else {
+                    Some(error(
+                        None,
+                        ErrorCode::Forbidden,
+                        "subscribe to a conversation before typing in it",
+                    ))
+                }
+            }
+        };
+        match refusal {
+            Some(frame) => session.send_text(frame).await,
+            None => Ok(()),
+        }
+    }
+
+    fn render(&mut self, item: &Outbound) -> Option<Utf8Bytes> {
+        match item {
+            Outbound::Native(frame) => Some(frame.clone()),
+            Outbound::Message(delivery) => {
+                let last = self.subscriptions.get_mut(&delivery.conversation())?;
+                if delivery.id() <= *last {
+                    return None;
+                }
+                *last = delivery.id();
+                Some(delivery.native_frame())
+            }
+        }
+    }
+
+    fn on_outcome(&mut self, outcome: JobOutcome) -> Option<Utf8Bytes> {
+        let frame = match outcome {
+            JobOutcome::Sent {
+                reference,
+                result: Ok(sent),
+            } => ServerFrame::Ack {
+                reference,
+                message_id: Some(sent.id),
+                up_to: None,
+                duplicate: sent.duplicate,
+            },
+            JobOutcome::Read {
+                reference,
+                result: Ok(mark),
+            } => ServerFrame::Ack {
+                reference,
+                message_id: None,
+                up_to: Some(mark.up_to),
+                duplicate: false,
+            },
+            JobOutcome::Sent {
+                reference,
+                result: Err(failure),
+            }
+            | JobOutcome::Read {
+                reference,
+                result: Err(failure),
+            } => ServerFrame::Error {
+                reference,
+                code: failure.code(),
+                detail: failure.public_detail(),
+            },
+        };
+        Some(render(&frame))
+    }
+
+    fn subscriptions(&self) -> Vec<ConversationId> {
+        self.subscriptions.keys().copied().collect()
+    }
+}

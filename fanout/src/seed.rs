@@ -1,0 +1,145 @@
+//! The seed's protocol on `/ws/chat/{conversation_id}/`: one conversation per connection,
+//! `{"message","type"}` in, `{"type":"message","message":{...}}` out, for everyone in the
+//! conversation, the sender included. `?since=<id>` replays what the client missed first.
+
+use axum::extract::ws::Utf8Bytes;
+use ingest::{IngestError, MessageDraft};
+use schemas::native::{ErrorCode, close};
+use schemas::seed::{SeedErrorFrame, SeedInbound};
+use schemas::{Attachment, ConversationId, MessageId, MessageType};
+
+use crate::delivery::{Outbound, render};
+use crate::session::{Close, Job, JobOutcome, Protocol, Session};
+
+#[derive(Debug)]
+pub(crate) struct SeedProtocol {
+    conversation: ConversationId,
+    since: Option<MessageId>,
+    last_delivered: MessageId,
+}
+
+impl SeedProtocol {
+    pub(crate) fn new(conversation: ConversationId, since: Option<MessageId>) -> Self {
+        Self {
+            conversation,
+            since,
+            last_delivered: since.unwrap_or(MessageId::ZERO),
+        }
+    }
+
+    /// Authorizes the caller and subscribes, replaying from `since` if it was given.
+    pub(crate) async fn start(&mut self, session: &mut Session) -> Result<(), Close> {
+        let caller = session.caller.clone();
+        session
+            .ingest
+            .authorize(&caller, self.conversation)
+            .await
+            .map_err(|error| refusal(&error))?;
+        self.last_delivered = session
+            .subscribe(self.conversation, self.since, |delivery| {
+                delivery.seed_frame()
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// How a refused handshake closes.
+pub(crate) fn refusal(error: &IngestError) -> Close {
+    let code = match error.code() {
+        ErrorCode::NotFound => close::NOT_FOUND,
+        ErrorCode::Forbidden => close::FORBIDDEN,
+        ErrorCode::Unauthenticated => close::UNAUTHENTICATED,
+        ErrorCode::InvalidInput | ErrorCode::InvalidJson => close::BAD_REQUEST,
+        _ => close::TRY_AGAIN_LATER,
+    };
+    Close::new(code, error.public_detail())
+}
+
+fn error_frame(code: ErrorCode, detail: impl Into<String>) -> Utf8Bytes {
+    render(&SeedErrorFrame {
+        frame_type: "error".into(),
+        code: code.as_str().into(),
+        detail: detail.into(),
+    })
+}
+
+/// A seed frame as a draft message. The seed sketched `file_url` for IMAGE and FILE; its
+/// text is then the file's name.
+pub(crate) fn draft_from_seed(inbound: SeedInbound) -> MessageDraft {
+    let attachment = inbound.file_url.map(|url| {
+        let name = if inbound.message.trim().is_empty() {
+            url.rsplit('/').next().unwrap_or("file").to_owned()
+        } else {
+            inbound.message.clone()
+        };
+        let mime_type = match inbound.message_type {
+            MessageType::Image => "image/*",
+            _ => "application/octet-stream",
+        };
+        Attachment {
+            url,
+            name,
+            mime_type: mime_type.into(),
+            size: None,
+        }
+    });
+    MessageDraft {
+        text: inbound.message,
+        message_type: inbound.message_type,
+        attachment,
+        idempotency_key: None,
+    }
+}
+
+impl Protocol for SeedProtocol {
+    async fn on_text(&mut self, session: &mut Session, text: &str) -> Result<(), Close> {
+        let inbound: SeedInbound = match serde_json::from_str(text) {
+            Ok(inbound) => inbound,
+            Err(error) => {
+                let detail =
+                    format!("expected {{\"message\": \"...\", \"type\": \"TEXT\"}}: {error}");
+                return session
+                    .send_text(error_frame(ErrorCode::InvalidJson, detail))
+                    .await;
+            }
+        };
+        let job = Job::Send {
+            reference: None,
+            conversation: self.conversation,
+            draft: draft_from_seed(inbound),
+        };
+        if !session.submit(job) {
+            let frame = error_frame(ErrorCode::RateLimited, "too many sends waiting; slow down");
+            return session.send_text(frame).await;
+        }
+        Ok(())
+    }
+
+    fn render(&mut self, item: &Outbound) -> Option<Utf8Bytes> {
+        let Outbound::Message(delivery) = item else {
+            return None;
+        };
+        if delivery.conversation() != self.conversation || delivery.id() <= self.last_delivered {
+            return None;
+        }
+        self.last_delivered = delivery.id();
+        Some(delivery.seed_frame())
+    }
+
+    fn on_outcome(&mut self, outcome: JobOutcome) -> Option<Utf8Bytes> {
+        match outcome {
+            JobOutcome::Sent {
+                result: Err(error), ..
+            }
+            | JobOutcome::Read {
+                result: Err(error), ..
+            } => Some(error_frame(error.code(), error.public_detail())),
+            JobOutcome::Sent { result: Ok(_), .. } | JobOutcome::Read { result: Ok(_), .. } => None,
+        }
+    }
+
+    fn subscriptions(&self) -> Vec<ConversationId> {
+        vec![self.conversation]
+    }
+}

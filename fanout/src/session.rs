@@ -1,0 +1,443 @@
+//! One WebSocket connection: the loop both protocols share.
+//!
+//! The loop owns the socket. It reads client frames (handing them to the protocol), drains
+//! the connection's bounded queue (filled by the hub), writes the answers of the send task,
+//! pings, and closes with a documented code when the client is too slow, idle, or the
+//! server is draining. Sends and reads are appended by a separate task, one at a time, so a
+//! client's own messages keep their order and a slow append never stalls delivery.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::Caller;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use eventlog::SignalBus;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use ingest::{Ingest, IngestError, MessageDraft};
+use schemas::http::{ReadMark, SentMessage};
+use schemas::native::{PresenceStatus, close};
+use schemas::signals::Signal;
+use schemas::{ConversationId, MessageId, Timestamp};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use viewstore::ReadModel;
+
+use crate::delivery::{MessageDelivery, Outbound};
+use crate::hub::{Hub, ResumePlan, Subscriber};
+
+/// Why and how a connection ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Close {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Close {
+    pub(crate) fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Work for the send task.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Send {
+        reference: Option<String>,
+        conversation: ConversationId,
+        draft: MessageDraft,
+    },
+    Read {
+        reference: Option<String>,
+        conversation: ConversationId,
+        up_to: MessageId,
+    },
+}
+
+/// What the send task reports back.
+#[derive(Debug)]
+pub(crate) enum JobOutcome {
+    Sent {
+        reference: Option<String>,
+        result: Result<SentMessage, IngestError>,
+    },
+    Read {
+        reference: Option<String>,
+        result: Result<ReadMark, IngestError>,
+    },
+}
+
+/// What a protocol does with the connection's events.
+pub(crate) trait Protocol: Send {
+    /// A text frame from the client.
+    fn on_text(
+        &mut self,
+        session: &mut Session,
+        text: &str,
+    ) -> impl Future<Output = Result<(), Close>> + Send;
+    /// Renders a queued item; `None` skips it.
+    fn render(&mut self, item: &Outbound) -> Option<Utf8Bytes>;
+    /// Renders the outcome of a send or read.
+    fn on_outcome(&mut self, outcome: JobOutcome) -> Option<Utf8Bytes>;
+    /// Conversations this connection is subscribed to, for cleanup.
+    fn subscriptions(&self) -> Vec<ConversationId>;
+}
+
+/// Everything a protocol may use while handling a frame.
+pub(crate) struct Session {
+    pub hub: Arc<Hub>,
+    pub ingest: Arc<Ingest>,
+    pub signals: Arc<dyn SignalBus>,
+    pub caller: Caller,
+    pub subscriber: Subscriber,
+    sink: SplitSink<WebSocket, Message>,
+    jobs: mpsc::Sender<Job>,
+    typing: HashMap<ConversationId, Instant>,
+}
+
+impl Session {
+    pub(crate) fn read_model(&self) -> &Arc<dyn ReadModel> {
+        self.ingest.read_model()
+    }
+
+    pub(crate) async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), Close> {
+        self.sink
+            .send(Message::Text(text))
+            .await
+            .map_err(|_| Close::new(close::INTERNAL, "write failed"))
+    }
+
+    /// Queues a send or read for the send task; false when too many are waiting.
+    pub(crate) fn submit(&mut self, job: Job) -> bool {
+        self.jobs.try_send(job).is_ok()
+    }
+
+    /// Registers the subscription and writes every message after `since` that the client
+    /// missed, in order: first what only the store has, then what the hub remembers.
+    /// Returns the id of the last message written (`since`, if none).
+    pub(crate) async fn subscribe(
+        &mut self,
+        conversation: ConversationId,
+        since: Option<MessageId>,
+        render: impl Fn(&MessageDelivery) -> Utf8Bytes,
+    ) -> Result<MessageId, Close> {
+        let plan: ResumePlan = self
+            .hub
+            .subscribe(conversation, self.subscriber.clone(), since);
+        let mut last = since.unwrap_or(MessageId::ZERO);
+        if let Some(range) = plan.from_store {
+            self.wait_for_store(range.partition, range.through_offset)
+                .await?;
+            let read_model = Arc::clone(self.read_model());
+            let view = read_model
+                .view(conversation)
+                .await
+                .map_err(|_| unavailable())?;
+            let page = self.hub.config().resume_page;
+            loop {
+                let messages = read_model
+                    .messages(conversation, last, Some(range.before), page, false)
+                    .await
+                    .map_err(|_| unavailable())?;
+                for message in &messages {
+                    let is_read = view.as_ref().is_some_and(|view| view.is_read(message));
+                    let delivery = MessageDelivery::new(message.to_http(is_read));
+                    self.send_text(render(&delivery)).await?;
+                    last = message.id;
+                }
+                if messages.len() < page {
+                    break;
+                }
+            }
+        }
+        for delivery in plan.recent {
+            if delivery.id() > last {
+                self.send_text(render(&delivery)).await?;
+                last = delivery.id();
+            }
+        }
+        if self.hub.join(
+            conversation,
+            &self.caller.user_id,
+            self.subscriber.connection,
+        ) {
+            self.announce_presence(conversation, PresenceStatus::Online)
+                .await;
+        }
+        Ok(last)
+    }
+
+    async fn wait_for_store(&self, partition: u32, through_offset: u64) -> Result<(), Close> {
+        let deadline = Instant::now() + self.hub.config().resume_wait;
+        loop {
+            let marks = self
+                .read_model()
+                .watermarks(self.hub.partitions())
+                .await
+                .map_err(|_| unavailable())?;
+            if marks
+                .get(partition as usize)
+                .copied()
+                .flatten()
+                .is_some_and(|mark| mark >= through_offset)
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Close::new(
+                    close::TRY_AGAIN_LATER,
+                    "history is catching up; retry shortly",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Ends a subscription: no more deliveries, typing withdrawn, and offline announced
+    /// if this was the user's last connection to the conversation on this node.
+    pub(crate) async fn unsubscribe(&mut self, conversation: ConversationId) {
+        let connection = self.subscriber.connection;
+        self.hub.unsubscribe(conversation, connection);
+        if self.typing.contains_key(&conversation) {
+            self.set_typing(conversation, false).await;
+        }
+        if self
+            .hub
+            .leave(conversation, &self.caller.user_id, connection)
+        {
+            self.announce_presence(conversation, PresenceStatus::Offline)
+                .await;
+        }
+    }
+
+    async fn announce_presence(&self, conversation: ConversationId, status: PresenceStatus) {
+        let signal = Signal::Presence {
+            conversation_id: conversation,
+            user_id: self.caller.user_id.clone(),
+            status,
+            at: Timestamp::now(),
+        };
+        self.signals.publish(signal).await;
+    }
+
+    pub(crate) async fn set_typing(&mut self, conversation: ConversationId, is_typing: bool) {
+        if is_typing {
+            self.typing.insert(conversation, Instant::now());
+        } else {
+            self.typing.remove(&conversation);
+        }
+        let signal = Signal::Typing {
+            conversation_id: conversation,
+            user_id: self.caller.user_id.clone(),
+            is_typing,
+            at: Timestamp::now(),
+        };
+        self.signals.publish(signal).await;
+    }
+
+    async fn expire_typing(&mut self, ttl: Duration) {
+        let expired: Vec<ConversationId> = self
+            .typing
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= ttl)
+            .map(|(conversation, _)| *conversation)
+            .collect();
+        for conversation in expired {
+            self.set_typing(conversation, false).await;
+        }
+    }
+
+    async fn close(&mut self, reason: Close) {
+        let frame = CloseFrame {
+            code: reason.code,
+            reason: Utf8Bytes::from(reason.reason),
+        };
+        let _ = self.sink.send(Message::Close(Some(frame))).await;
+        let _ = self.sink.close().await;
+    }
+}
+
+fn unavailable() -> Close {
+    Close::new(
+        close::TRY_AGAIN_LATER,
+        "the chat backend is unavailable; retry shortly",
+    )
+}
+
+/// Everything a connection needs from the server.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub hub: Arc<Hub>,
+    pub ingest: Arc<Ingest>,
+    pub signals: Arc<dyn SignalBus>,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs a connection until it ends. `start` runs first (authorization, initial
+/// subscription); an error from it closes the connection with its code and reason.
+pub(crate) async fn run<P: Protocol>(
+    socket: WebSocket,
+    services: Services,
+    caller: Caller,
+    mut protocol: P,
+    start: impl AsyncFnOnce(&mut P, &mut Session) -> Result<(), Close>,
+) {
+    let config = services.hub.config().clone();
+    let (queue_tx, mut queue) = mpsc::channel(config.queue_per_connection.max(1));
+    let subscriber = Subscriber {
+        connection: services.hub.next_connection_id(),
+        queue: queue_tx,
+        too_slow: CancellationToken::new(),
+    };
+    let (sink, mut stream) = socket.split();
+    let (jobs, job_queue) = mpsc::channel(config.max_pending_sends.max(1));
+    let (outcomes_tx, mut outcomes) = mpsc::channel(config.max_pending_sends.max(1));
+    let worker = tokio::spawn(run_jobs(
+        Arc::clone(&services.ingest),
+        caller.clone(),
+        job_queue,
+        outcomes_tx,
+    ));
+    let mut session = Session {
+        hub: services.hub,
+        ingest: services.ingest,
+        signals: services.signals,
+        caller,
+        subscriber,
+        sink,
+        jobs,
+        typing: HashMap::new(),
+    };
+    let ended = match start(&mut protocol, &mut session).await {
+        Ok(()) => {
+            serve(
+                &mut protocol,
+                &mut session,
+                &mut stream,
+                &mut queue,
+                &mut outcomes,
+                &services.shutdown,
+            )
+            .await
+        }
+        Err(close) => Some(close),
+    };
+    if let Some(reason) = ended {
+        tracing::debug!(
+            code = reason.code,
+            reason = reason.reason,
+            "closing connection"
+        );
+        session.close(reason).await;
+    }
+    for conversation in protocol.subscriptions() {
+        session.unsubscribe(conversation).await;
+    }
+    session
+        .hub
+        .unregister_user(&session.caller.user_id, session.subscriber.connection);
+    worker.abort();
+}
+
+async fn serve<P: Protocol>(
+    protocol: &mut P,
+    session: &mut Session,
+    stream: &mut SplitStream<WebSocket>,
+    queue: &mut mpsc::Receiver<Outbound>,
+    outcomes: &mut mpsc::Receiver<JobOutcome>,
+    shutdown: &CancellationToken,
+) -> Option<Close> {
+    let config = session.hub.config().clone();
+    let mut ping = tokio::time::interval(config.ping_interval);
+    ping.tick().await;
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    let mut last_heard = Instant::now();
+    let too_slow = session.subscriber.too_slow.clone();
+    loop {
+        let result = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                return Some(Close::new(close::RESTART, "server restarting; reconnect and resume"));
+            }
+            () = too_slow.cancelled() => {
+                return Some(Close::new(close::SLOW_CONSUMER, "too slow to keep up; reconnect and resume"));
+            }
+            frame = stream.next() => match frame {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    if text.len() > config.max_frame_bytes {
+                        return Some(Close::new(close::TOO_BIG,
+                            format!("frame over {} bytes", config.max_frame_bytes)));
+                    }
+                    protocol.on_text(session, text.as_str()).await
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    return Some(Close::new(1003, "binary frames are not supported; send JSON text"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    last_heard = Instant::now();
+                    Ok(())
+                }
+            },
+            item = queue.recv() => match item.and_then(|item| protocol.render(&item)) {
+                Some(text) => session.send_text(text).await,
+                None => Ok(()),
+            },
+            outcome = outcomes.recv() => match outcome.and_then(|outcome| protocol.on_outcome(outcome)) {
+                Some(text) => session.send_text(text).await,
+                None => Ok(()),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= config.idle_timeout {
+                    return Some(Close::new(1001, "idle: no frames or pongs received"));
+                }
+                session.sink.send(Message::Ping(Default::default())).await
+                    .map_err(|_| Close::new(close::INTERNAL, "write failed"))
+            }
+            _ = sweep.tick() => {
+                session.expire_typing(config.typing_ttl).await;
+                Ok(())
+            }
+        };
+        if let Err(close) = result {
+            return Some(close);
+        }
+    }
+}
+
+async fn run_jobs(
+    ingest: Arc<Ingest>,
+    caller: Caller,
+    mut jobs: mpsc::Receiver<Job>,
+    outcomes: mpsc::Sender<JobOutcome>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let outcome = match job {
+            Job::Send {
+                reference,
+                conversation,
+                draft,
+            } => JobOutcome::Sent {
+                reference,
+                result: ingest.send_message(&caller, conversation, draft).await,
+            },
+            Job::Read {
+                reference,
+                conversation,
+                up_to,
+            } => JobOutcome::Read {
+                reference,
+                result: ingest.mark_read(&caller, conversation, up_to).await,
+            },
+        };
+        if outcomes.send(outcome).await.is_err() {
+            return;
+        }
+    }
+}

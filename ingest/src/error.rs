@@ -1,0 +1,122 @@
+//! The one error type of the write path and the HTTP API, and its problem+json rendering.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use schemas::http::Problem;
+use schemas::limits::Invalid;
+use schemas::native::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// Log or store trouble; the message is for logs, not for clients.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl IngestError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidJson(_) => ErrorCode::InvalidJson,
+            Self::Invalid(_) => ErrorCode::InvalidInput,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// What the client is told. Internal failures are described generically; their
+    /// details go to the log once, where [`IntoResponse`] renders them.
+    pub fn public_detail(&self) -> String {
+        match self {
+            Self::Unavailable(_) => "the chat backend is unavailable; retrying is safe".into(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            problem_type: format!("urn:chat:problem:{}", self.code().as_str()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.public_detail(),
+            instance: None,
+        }
+    }
+}
+
+impl From<viewstore::StoreError> for IngestError {
+    fn from(error: viewstore::StoreError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<eventlog::LogError> for IngestError {
+    fn from(error: eventlog::LogError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<auth::AuthError> for IngestError {
+    fn from(error: auth::AuthError) -> Self {
+        Self::Unauthenticated(error.to_string())
+    }
+}
+
+/// Renders any [`Problem`] as an RFC 9457 response.
+pub(crate) fn problem_response(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        if let Self::Unavailable(cause) = &self {
+            tracing::error!(cause, "request failed on the backend");
+        }
+        problem_response(&self.problem())
+    }
+}

@@ -1,0 +1,17 @@
+//! ingest: the write path.
+//!
+//! [`Ingest`] validates a request, checks who may make it, and appends the event, answering
+//! only once the log holds it durably. It is the only code that appends chat events; the
+//! HTTP API ([`router`]) and the WebSocket endpoints (in `fanout`) both call it. The HTTP
+//! API also serves the read side (inbox, history) from the projections.
+
+mod error;
+mod extract;
+mod idempotency;
+pub mod openapi;
+mod routes;
+mod service;
+
+pub use error::IngestError;
+pub use routes::{IngestState, MAX_BODY_BYTES, not_found, router};
+pub use service::{Ingest, IngestConfig, MessageDraft};

@@ -1,0 +1,183 @@
+//! The OpenAPI 3.1 document of the HTTP API, served at `/v1/openapi.json` and checked in at
+//! `schemas/generated/openapi.json` (a test fails when the two drift). Schemas come from the
+//! same types the handlers use, through schemars.
+
+use schemars::JsonSchema;
+use serde_json::{Map, Value, json};
+
+use schemas::generate::schema_for_openapi;
+use schemas::http::{
+    Conversation, Health, InboxPage, MarkReadRequest, Me, MessagePage, OpenConversationRequest,
+    Problem, ReadMark, SendMessageRequest, SentMessage,
+};
+
+struct Builder {
+    definitions: Map<String, Value>,
+}
+
+impl Builder {
+    fn schema<T: JsonSchema>(&mut self) -> Value {
+        schema_for_openapi::<T>(&mut self.definitions)
+    }
+
+    fn body<T: JsonSchema>(&mut self) -> Value {
+        json!({ "required": true, "content": { "application/json": { "schema": self.schema::<T>() } } })
+    }
+
+    fn ok<T: JsonSchema>(&mut self, description: &str) -> Value {
+        json!({ "description": description,
+                "content": { "application/json": { "schema": self.schema::<T>() } } })
+    }
+
+    fn problem(&mut self, description: &str) -> Value {
+        json!({ "description": description,
+                "content": { "application/problem+json": { "schema": self.schema::<Problem>() } } })
+    }
+}
+
+fn path_id(description: &str) -> Value {
+    json!({ "name": "id", "in": "path", "required": true, "description": description,
+            "schema": { "type": "integer", "minimum": 1, "maximum": 9007199254740991_u64 } })
+}
+
+fn query(name: &str, description: &str, schema: &Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description,
+            "schema": schema })
+}
+
+pub fn document() -> Value {
+    let mut b = Builder {
+        definitions: Map::new(),
+    };
+    let unauthenticated = b.problem("missing, expired or invalid token");
+    let forbidden = b.problem("not a participant (or not the service role)");
+    let not_found = b.problem("no such conversation");
+    let invalid = b.problem("malformed JSON, wrong types or unknown members");
+    let unprocessable = b.problem("well-formed but not acceptable (limits, blank text...)");
+    let too_large = b.problem("body over 64 KiB");
+    let unavailable = b.problem("backend unavailable; retrying is safe");
+    let errors = json!({
+        "400": invalid, "401": unauthenticated, "403": forbidden, "404": not_found,
+        "413": too_large, "422": unprocessable, "503": unavailable
+    });
+    let with_errors = |mut responses: Value| {
+        if let (Some(target), Some(source)) = (responses.as_object_mut(), errors.as_object()) {
+            for (status, response) in source {
+                target
+                    .entry(status.clone())
+                    .or_insert_with(|| response.clone());
+            }
+        }
+        responses
+    };
+
+    let open_body = b.body::<OpenConversationRequest>();
+    let conversation_created = b.ok::<Conversation>("the conversation was created");
+    let conversation_existing = b.ok::<Conversation>("the job already had this conversation");
+    let conflict = b.problem("the job's conversation has other participants");
+    let conversation_ok = b.ok::<Conversation>("the conversation");
+    let send_body = b.body::<SendMessageRequest>();
+    let sent = b.ok::<SentMessage>("durable in the log under this id");
+    let duplicate = b.ok::<SentMessage>("the idempotency key named an earlier send");
+    let history = b.ok::<MessagePage>("a page of history, oldest first");
+    let read_body = b.body::<MarkReadRequest>();
+    let read = b.ok::<ReadMark>("the read mark is in the log");
+    let inbox = b.ok::<InboxPage>("the caller's conversations, most recent activity first");
+    let me = b.ok::<Me>("the caller");
+    let health = b.ok::<Health>("alive");
+    let ready = b.ok::<Health>("log and store reachable");
+    let not_ready = b.problem("log or store unreachable");
+    let bearer = json!([{ "bearer": [] }]);
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "chat HTTP API",
+            "version": "1.0.0",
+            "description": "Job conversations between a client and a worker. Every error is \
+                            RFC 9457 problem+json. Message ids increase in log order within a \
+                            conversation and are below 2^53."
+        },
+        "servers": [{ "url": "http://127.0.0.1:8080" }],
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "schemas": b.definitions
+        },
+        "paths": {
+            "/v1/jobs/{job_id}/conversation": { "put": {
+                "operationId": "openConversation",
+                "summary": "Create the job's conversation, or return the existing one (service role)",
+                "security": bearer,
+                "parameters": [{ "name": "job_id", "in": "path", "required": true,
+                                 "schema": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$" } }],
+                "requestBody": open_body,
+                "responses": with_errors(json!({ "201": conversation_created,
+                    "200": conversation_existing, "409": conflict }))
+            }},
+            "/v1/conversations": { "get": {
+                "operationId": "inbox",
+                "summary": "The caller's inbox, most recent activity first",
+                "security": bearer,
+                "parameters": [
+                    query("cursor", "next_cursor of the previous page", &json!({ "type": "string" })),
+                    query("limit", "items per page (default 20)",
+                          &json!({ "type": "integer", "minimum": 1, "maximum": 200 }))
+                ],
+                "responses": with_errors(json!({ "200": inbox }))
+            }},
+            "/v1/conversations/{id}": { "get": {
+                "operationId": "conversation",
+                "summary": "A conversation's job and participants",
+                "security": bearer,
+                "parameters": [path_id("conversation id")],
+                "responses": with_errors(json!({ "200": conversation_ok }))
+            }},
+            "/v1/conversations/{id}/messages": {
+                "post": {
+                    "operationId": "sendMessage",
+                    "summary": "Send a message; answered once it is durable",
+                    "security": bearer,
+                    "parameters": [path_id("conversation id")],
+                    "requestBody": send_body,
+                    "responses": with_errors(json!({ "201": sent, "200": duplicate }))
+                },
+                "get": {
+                    "operationId": "history",
+                    "summary": "History, paginated backwards from the newest message",
+                    "security": bearer,
+                    "parameters": [
+                        path_id("conversation id"),
+                        query("before", "next_before of the previous page",
+                              &json!({ "type": "integer", "minimum": 0 })),
+                        query("limit", "messages per page (default 50)",
+                              &json!({ "type": "integer", "minimum": 1, "maximum": 200 }))
+                    ],
+                    "responses": with_errors(json!({ "200": history }))
+                }
+            },
+            "/v1/conversations/{id}/read": { "post": {
+                "operationId": "markRead",
+                "summary": "Mark every message up to and including up_to as read",
+                "security": bearer,
+                "parameters": [path_id("conversation id")],
+                "requestBody": read_body,
+                "responses": with_errors(json!({ "200": read }))
+            }},
+            "/v1/me": { "get": {
+                "operationId": "me", "summary": "Who the token says the caller is",
+                "security": bearer, "responses": with_errors(json!({ "200": me }))
+            }},
+            "/v1/openapi.json": { "get": {
+                "operationId": "openapi", "summary": "This document",
+                "responses": { "200": { "description": "OpenAPI 3.1 document" } }
+            }},
+            "/healthz": { "get": {
+                "operationId": "health", "summary": "Liveness", "responses": { "200": health }
+            }},
+            "/readyz": { "get": {
+                "operationId": "ready", "summary": "Readiness",
+                "responses": { "200": ready, "503": not_ready }
+            }}
+        }
+    })
+}

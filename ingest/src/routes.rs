@@ -1,0 +1,261 @@
+//! The HTTP API under `/v1`, plus health endpoints.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use schemas::http::{
+    Health, InboxPage, MarkReadRequest, Me, MessagePage, OpenConversationRequest,
+    SendMessageRequest,
+};
+use schemas::limits::Invalid;
+use schemas::{ConversationId, MessageId};
+use serde::Deserialize;
+use viewstore::InboxCursor;
+
+use crate::error::{IngestError, problem_response};
+use crate::extract::{Authenticated, JsonBody, QueryParams};
+use crate::service::{Ingest, MessageDraft};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
+#[derive(Clone, Debug)]
+pub struct IngestState {
+    pub ingest: Arc<Ingest>,
+    pub verifier: Arc<auth::Verifier>,
+}
+
+/// The HTTP API, ready to serve or to merge with the WebSocket routes.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/v1/jobs/{job_id}/conversation", put(open_conversation))
+        .route("/v1/conversations", get(inbox))
+        .route("/v1/conversations/{id}", get(conversation))
+        .route(
+            "/v1/conversations/{id}/messages",
+            post(send_message).get(history),
+        )
+        .route("/v1/conversations/{id}/read", post(mark_read))
+        .route("/v1/me", get(me))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn parse_conversation(text: &str) -> Result<ConversationId, IngestError> {
+    text.parse()
+        .map_err(|error| IngestError::Invalid(Invalid::new("conversation_id", format!("{error}"))))
+}
+
+async fn open_conversation(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path(job_id): Path<String>,
+    JsonBody(request): JsonBody<OpenConversationRequest>,
+) -> Result<Response, IngestError> {
+    let (record, created) = state
+        .ingest
+        .open_conversation(&caller, &job_id, request)
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(record.to_http())).into_response())
+}
+
+async fn conversation(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, IngestError> {
+    let record = state
+        .ingest
+        .authorize(&caller, parse_conversation(&id)?)
+        .await?;
+    Ok(Json(record.to_http()).into_response())
+}
+
+async fn send_message(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<SendMessageRequest>,
+) -> Result<Response, IngestError> {
+    let draft = MessageDraft {
+        text: request.text,
+        message_type: request.message_type,
+        attachment: request.attachment,
+        idempotency_key: request.idempotency_key,
+    };
+    let sent = state
+        .ingest
+        .send_message(&caller, parse_conversation(&id)?, draft)
+        .await?;
+    let status = if sent.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(sent)).into_response())
+}
+
+async fn mark_read(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<MarkReadRequest>,
+) -> Result<Response, IngestError> {
+    let mark = state
+        .ingest
+        .mark_read(&caller, parse_conversation(&id)?, request.up_to)
+        .await?;
+    Ok(Json(mark).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    before: Option<MessageId>,
+    limit: Option<usize>,
+}
+
+fn page_size(limit: Option<usize>, default: usize) -> Result<usize, IngestError> {
+    match limit {
+        None => Ok(default),
+        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+        Some(_) => Err(Invalid::new("limit", format!("must be 1 to {MAX_PAGE}")).into()),
+    }
+}
+
+async fn history(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<HistoryQuery>,
+) -> Result<Response, IngestError> {
+    let conversation = parse_conversation(&id)?;
+    let limit = page_size(query.limit, DEFAULT_PAGE)?;
+    state.ingest.authorize(&caller, conversation).await?;
+    let read_model = state.ingest.read_model();
+    let mut messages = read_model
+        .messages(conversation, MessageId::ZERO, query.before, limit + 1, true)
+        .await?;
+    let more = messages.len() > limit;
+    if more {
+        messages.remove(0);
+    }
+    let view = read_model.view(conversation).await?;
+    let page = MessagePage {
+        next_before: if more {
+            messages.first().map(|message| message.id)
+        } else {
+            None
+        },
+        messages: messages
+            .iter()
+            .map(|message| {
+                let is_read = view.as_ref().is_some_and(|view| view.is_read(message));
+                message.to_http(is_read)
+            })
+            .collect(),
+    };
+    Ok(Json(page).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboxQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn inbox(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    QueryParams(query): QueryParams<InboxQuery>,
+) -> Result<Response, IngestError> {
+    let limit = page_size(query.limit, 20)?;
+    let cursor = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(
+            InboxCursor::decode(text)
+                .ok_or_else(|| Invalid::new("cursor", "not a cursor this API returned"))?,
+        ),
+    };
+    let mut views = state
+        .ingest
+        .read_model()
+        .inbox(&caller.user_id, cursor, limit + 1)
+        .await?;
+    let more = views.len() > limit;
+    views.truncate(limit);
+    let page = InboxPage {
+        next_cursor: if more {
+            views.last().map(|view| InboxCursor::after(view).encode())
+        } else {
+            None
+        },
+        items: views
+            .iter()
+            .filter_map(|view| view.inbox_item(&caller.user_id))
+            .collect(),
+    };
+    Ok(Json(page).into_response())
+}
+
+async fn me(Authenticated(caller): Authenticated) -> Json<Me> {
+    Json(Me {
+        user_id: caller.user_id,
+        name: caller.name,
+        service: caller.service,
+    })
+}
+
+async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Ready when the log and the store both answer.
+async fn ready(State(state): State<IngestState>) -> Result<Json<Health>, IngestError> {
+    state.ingest.log.end_offsets().await?;
+    state
+        .ingest
+        .read_model()
+        .watermarks(state.ingest.partitions())
+        .await?;
+    Ok(Json(Health {
+        status: "ready".into(),
+    }))
+}
+
+async fn method_not_allowed() -> Response {
+    problem_response(&schemas::http::Problem {
+        problem_type: "urn:chat:problem:method_not_allowed".into(),
+        title: "Method Not Allowed".into(),
+        status: 405,
+        detail: "this resource does not support that method".into(),
+        instance: None,
+    })
+}
+
+/// The answer for paths no route knows, as problem+json.
+pub async fn not_found() -> Response {
+    IngestError::NotFound("no such resource".into()).into_response()
+}

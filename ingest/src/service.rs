@@ -1,0 +1,335 @@
+//! The write operations: open a conversation, send a message, mark read.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::Caller;
+use eventlog::{EventLog, Header};
+use lru::LruCache;
+use parking_lot::Mutex;
+use schemas::envelope::CONTENT_TYPE;
+use schemas::http::{OpenConversationRequest, ReadMark, SentMessage};
+use schemas::limits::{self, Invalid};
+use schemas::{
+    Attachment, ChatEvent, ConversationId, ConversationStarted, Envelope, MessageId, MessageSent,
+    MessageType, MessagesRead, Participant, Position, Timestamp,
+};
+use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
+
+use crate::error::IngestError;
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// CloudEvents `source` of what this node writes.
+    pub source: String,
+    /// An append that has not been acknowledged by then is reported as failed.
+    pub append_timeout: Duration,
+    /// A pending idempotency claim older than this is presumed abandoned. Must exceed
+    /// `append_timeout`, so a live claimant has always finished appending by then.
+    pub key_stale_after: Duration,
+    /// How long a retry waits for a concurrent send with the same key to finish.
+    pub key_wait: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            source: "/chat/ingest".into(),
+            append_timeout: Duration::from_secs(10),
+            key_stale_after: Duration::from_secs(30),
+            key_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A message as a client asks to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageDraft {
+    pub text: String,
+    pub message_type: MessageType,
+    pub attachment: Option<Attachment>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Conversations whose participants are fixed and whose start is in the log: immutable, so
+/// cached without invalidation.
+const CONVERSATION_CACHE: usize = 100_000;
+
+pub struct Ingest {
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) directory: Arc<dyn ConversationDirectory>,
+    pub(crate) read_model: Arc<dyn ReadModel>,
+    pub(crate) config: IngestConfig,
+    started: Mutex<LruCache<ConversationId, ConversationRecord>>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ingest {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        directory: Arc<dyn ConversationDirectory>,
+        read_model: Arc<dyn ReadModel>,
+        config: IngestConfig,
+    ) -> Self {
+        let capacity = NonZeroUsize::new(CONVERSATION_CACHE).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            log,
+            directory,
+            read_model,
+            config,
+            started: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    pub fn read_model(&self) -> &Arc<dyn ReadModel> {
+        &self.read_model
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.log.partitions()
+    }
+
+    /// `PUT /v1/jobs/{job_id}/conversation`: the job's conversation, created if needed.
+    /// Returns it and whether this call created it.
+    pub async fn open_conversation(
+        &self,
+        caller: &Caller,
+        job_id: &str,
+        request: OpenConversationRequest,
+    ) -> Result<(ConversationRecord, bool), IngestError> {
+        if !caller.service {
+            return Err(IngestError::Forbidden(
+                "only the service role opens conversations".into(),
+            ));
+        }
+        limits::job_id(job_id)?;
+        if request.client_id == request.worker_id {
+            return Err(Invalid::new("worker_id", "must differ from client_id").into());
+        }
+        let name_of = |field, name: Option<String>, id: &schemas::UserId| match name {
+            Some(name) => limits::display_name(field, &name).map(|()| name),
+            None => Ok(id.to_string()),
+        };
+        let client = Participant {
+            name: name_of("client_name", request.client_name, &request.client_id)?,
+            id: request.client_id,
+        };
+        let worker = Participant {
+            name: name_of("worker_name", request.worker_name, &request.worker_id)?,
+            id: request.worker_id,
+        };
+        let (record, created) = self
+            .directory
+            .open_conversation(job_id, client.clone(), worker.clone(), Timestamp::now())
+            .await?;
+        if record.client.id != client.id || record.worker.id != worker.id {
+            return Err(IngestError::Conflict(format!(
+                "job {job_id} already has conversation {} between other participants",
+                record.conversation_id
+            )));
+        }
+        let record = self.ensure_started(record).await?;
+        Ok((record, created))
+    }
+
+    /// The conversation, if `caller` may read and write in it.
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+    ) -> Result<ConversationRecord, IngestError> {
+        let record = self.conversation(conversation).await?;
+        if !record.is_participant(&caller.user_id) {
+            return Err(IngestError::Forbidden(format!(
+                "{} is not a participant of conversation {conversation}",
+                caller.user_id
+            )));
+        }
+        Ok(record)
+    }
+
+    async fn conversation(&self, id: ConversationId) -> Result<ConversationRecord, IngestError> {
+        if let Some(record) = self.started.lock().get(&id) {
+            return Ok(record.clone());
+        }
+        let record = self
+            .directory
+            .conversation(id)
+            .await?
+            .ok_or_else(|| IngestError::NotFound(format!("no conversation {id}")))?;
+        self.ensure_started(record).await
+    }
+
+    /// Makes sure the conversation's `started` event is in the log before anything else of
+    /// it is appended (it is missing only if a creator crashed between the directory write
+    /// and the append; appending it again is harmless).
+    async fn ensure_started(
+        &self,
+        mut record: ConversationRecord,
+    ) -> Result<ConversationRecord, IngestError> {
+        if !record.started {
+            let event = ChatEvent::ConversationStarted(ConversationStarted {
+                conversation_id: record.conversation_id,
+                job_id: record.job_id.clone(),
+                client: record.client.clone(),
+                worker: record.worker.clone(),
+                started_at: record.created_at,
+            });
+            self.append(&event).await?;
+            self.directory.mark_started(record.conversation_id).await?;
+            record.started = true;
+        }
+        self.started
+            .lock()
+            .put(record.conversation_id, record.clone());
+        Ok(record)
+    }
+
+    /// Sends a message. The answer comes once the message is durable in the log.
+    pub async fn send_message(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        draft: MessageDraft,
+    ) -> Result<SentMessage, IngestError> {
+        limits::message(draft.message_type, &draft.text, draft.attachment.as_ref())?;
+        if let Some(key) = &draft.idempotency_key {
+            limits::idempotency_key(key)?;
+        }
+        let record = if caller.service {
+            if draft.message_type != MessageType::System {
+                return Err(IngestError::Forbidden(
+                    "the service role sends SYSTEM messages only".into(),
+                ));
+            }
+            self.conversation(conversation).await?
+        } else {
+            if draft.message_type == MessageType::System {
+                return Err(
+                    Invalid::new("type", "SYSTEM messages come from the service role").into(),
+                );
+            }
+            self.authorize(caller, conversation).await?
+        };
+        if let Some(key) = &draft.idempotency_key
+            && let Some(original) = self.claim_key(record.conversation_id, key).await?
+        {
+            return Ok(self.duplicate_of(record.conversation_id, original).await);
+        }
+        let sent_at = Timestamp::now();
+        let event = ChatEvent::MessageSent(MessageSent {
+            conversation_id: record.conversation_id,
+            sender: Participant {
+                id: caller.user_id.clone(),
+                name: caller.name.clone(),
+            },
+            message_type: draft.message_type,
+            text: draft.text,
+            attachment: draft.attachment,
+            idempotency_key: draft.idempotency_key.clone(),
+            sent_at,
+        });
+        let id = MessageId::from_position(self.append(&event).await?);
+        if let Some(key) = &draft.idempotency_key {
+            let standing = self
+                .directory
+                .complete_key(record.conversation_id, key, id)
+                .await?;
+            if standing != id {
+                return Ok(self.duplicate_of(record.conversation_id, standing).await);
+            }
+        }
+        Ok(SentMessage {
+            id,
+            conversation_id: record.conversation_id,
+            sent_at,
+            duplicate: false,
+        })
+    }
+
+    async fn duplicate_of(&self, conversation: ConversationId, original: MessageId) -> SentMessage {
+        let before = MessageId::new(original.get() + 1).ok();
+        let previous = MessageId::new(original.get().saturating_sub(1)).unwrap_or(MessageId::ZERO);
+        let stored = self
+            .read_model
+            .messages(conversation, previous, before, 1, false)
+            .await;
+        let sent_at = match stored.ok().and_then(|found| found.into_iter().next()) {
+            Some(message) => message.sent_at,
+            None => self
+                .sent_at_from_log(original)
+                .await
+                .unwrap_or_else(Timestamp::now),
+        };
+        SentMessage {
+            id: original,
+            conversation_id: conversation,
+            sent_at,
+            duplicate: true,
+        }
+    }
+
+    async fn sent_at_from_log(&self, id: MessageId) -> Option<Timestamp> {
+        let position = id.position()?;
+        let records = self
+            .log
+            .read(position.partition, position.offset, 1)
+            .await
+            .ok()?;
+        let (_, event) = Envelope::decode(&records.first()?.value).ok()?;
+        Some(event?.time())
+    }
+
+    /// Marks everything up to `up_to` read for `caller`.
+    pub async fn mark_read(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        up_to: MessageId,
+    ) -> Result<ReadMark, IngestError> {
+        if up_to == MessageId::ZERO {
+            return Err(Invalid::new("up_to", "must name a message").into());
+        }
+        let record = self.authorize(caller, conversation).await?;
+        let answer = ReadMark {
+            conversation_id: record.conversation_id,
+            reader_id: caller.user_id.clone(),
+            up_to,
+        };
+        // Marks only move forward; skip the append when the projection is already past it.
+        if let Some(view) = self.read_model.view(conversation).await?
+            && let Some(role) = view.role_of(&caller.user_id)
+            && view.read_state(role).last_read >= up_to
+        {
+            return Ok(answer);
+        }
+        let event = ChatEvent::MessagesRead(MessagesRead {
+            conversation_id: record.conversation_id,
+            reader_id: caller.user_id.clone(),
+            up_to,
+            read_at: Timestamp::now(),
+        });
+        self.append(&event).await?;
+        Ok(answer)
+    }
+
+    pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {
+        let envelope = Envelope::wrap(event, &self.config.source);
+        let headers: Vec<Header> = vec![("content-type".into(), CONTENT_TYPE.into())];
+        let append = self
+            .log
+            .append(event.conversation_id(), envelope.to_bytes(), headers);
+        match tokio::time::timeout(self.config.append_timeout, append).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(IngestError::Unavailable("append timed out".into())),
+        }
+    }
+}
