@@ -17,12 +17,8 @@ pub struct OriginPolicy {
 
 impl OriginPolicy {
     pub fn new(allowed: impl IntoIterator<Item = String>) -> Self {
-        let allowed = allowed
-            .into_iter()
-            .map(|origin| origin.trim_end_matches('/').to_owned());
-        Self {
-            allowed: allowed.collect(),
-        }
+        let allowed = allowed.into_iter().map(|origin| origin.trim_end_matches('/').to_owned());
+        Self { allowed: allowed.collect() }
     }
 
     pub fn allows(&self, origin: &str) -> bool {
@@ -49,9 +45,7 @@ impl Credentials {
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
 fn cookie(headers: &HeaderMap) -> Option<String> {
@@ -68,9 +62,7 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 /// HTTP API requests: `Authorization: Bearer <jwt>` only (cookies would make every
 /// endpoint a cross-site request forgery target).
 pub fn find_http_token(headers: &HeaderMap) -> Result<Credentials, AuthError> {
-    bearer(headers)
-        .map(Credentials::Header)
-        .ok_or(AuthError::Missing)
+    bearer(headers).map(Credentials::Header).ok_or(AuthError::Missing)
 }
 
 /// WebSocket handshakes: the header, then `?token=`, then the cookie. A cookie counts only
@@ -112,22 +104,11 @@ mod tests {
     #[test]
     fn cookie_needs_an_allowed_origin() {
         let policy = OriginPolicy::new(["http://127.0.0.1:8080".to_owned()]);
-        let good = headers(&[
-            ("cookie", "a=b; chat_token=t1"),
-            ("origin", "http://127.0.0.1:8080"),
-        ]);
-        assert_eq!(
-            find_ws_token(&good, None, &policy),
-            Ok(Credentials::Cookie("t1".into()))
-        );
-        let evil = headers(&[
-            ("cookie", "chat_token=t1"),
-            ("origin", "https://evil.example"),
-        ]);
-        assert!(matches!(
-            find_ws_token(&evil, None, &policy),
-            Err(AuthError::ForeignOrigin(_))
-        ));
+        let good =
+            headers(&[("cookie", "a=b; chat_token=t1"), ("origin", "http://127.0.0.1:8080")]);
+        assert_eq!(find_ws_token(&good, None, &policy), Ok(Credentials::Cookie("t1".into())));
+        let evil = headers(&[("cookie", "chat_token=t1"), ("origin", "https://evil.example")]);
+        assert!(matches!(find_ws_token(&evil, None, &policy), Err(AuthError::ForeignOrigin(_))));
         let no_origin = headers(&[("cookie", "chat_token=t1")]);
         assert!(matches!(
             find_ws_token(&no_origin, None, &policy),
@@ -138,23 +119,11 @@ mod tests {
     #[test]
     fn explicit_tokens_win_over_cookies() {
         let policy = OriginPolicy::default();
-        let both = headers(&[
-            ("cookie", "chat_token=c"),
-            ("origin", "https://evil.example"),
-        ]);
-        assert_eq!(
-            find_ws_token(&both, Some("q"), &policy),
-            Ok(Credentials::Query("q".into()))
-        );
+        let both = headers(&[("cookie", "chat_token=c"), ("origin", "https://evil.example")]);
+        assert_eq!(find_ws_token(&both, Some("q"), &policy), Ok(Credentials::Query("q".into())));
         let bearer = headers(&[("authorization", "Bearer h")]);
-        assert_eq!(
-            find_ws_token(&bearer, Some("q"), &policy),
-            Ok(Credentials::Header("h".into()))
-        );
-        assert_eq!(
-            find_http_token(&bearer),
-            Ok(Credentials::Header("h".into()))
-        );
+        assert_eq!(find_ws_token(&bearer, Some("q"), &policy), Ok(Credentials::Header("h".into())));
+        assert_eq!(find_http_token(&bearer), Ok(Credentials::Header("h".into())));
         assert_eq!(
             find_http_token(&headers(&[("cookie", "chat_token=c")])),
             Err(AuthError::Missing)

@@ -69,9 +69,7 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        f.debug_struct("Verifier").field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
@@ -113,11 +111,7 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            algorithm,
-            keys,
-            validation,
-        }
+        Self { algorithm, keys, validation }
     }
 
     pub fn algorithm_name(&self) -> &'static str {
@@ -130,9 +124,7 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != self.algorithm {
-            return Err(AuthError::WrongAlgorithm {
-                expected: self.algorithm_name(),
-            });
+            return Err(AuthError::WrongAlgorithm { expected: self.algorithm_name() });
         }
         let key = self.key_for(header.kid.as_deref())?;
         let data =
@@ -172,11 +164,7 @@ fn caller_from(claims: Claims) -> Result<Caller, AuthError> {
         None => user_id.to_string(),
     };
     let service = claims.role.as_deref() == Some(SERVICE_ROLE);
-    Ok(Caller {
-        user_id,
-        name,
-        service,
-    })
+    Ok(Caller { user_id, name, service })
 }
 
 /// Mints an HS256 token valid for `ttl_seconds` (for `chat token` and tests).
@@ -187,10 +175,7 @@ pub fn mint_hs256(
     service: bool,
     ttl_seconds: u64,
 ) -> Result<String, AuthError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let claims = Claims {
         sub: sub.to_owned(),
         name: name.map(str::to_owned),

@@ -19,12 +19,7 @@ fn now() -> u64 {
 fn sign_rs256(claims: &serde_json::Value, kid: Option<&str>) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = kid.map(str::to_owned);
-    encode(
-        &header,
-        claims,
-        &EncodingKey::from_rsa_pem(PRIVATE_PEM).unwrap(),
-    )
-    .unwrap()
+    encode(&header, claims, &EncodingKey::from_rsa_pem(PRIVATE_PEM).unwrap()).unwrap()
 }
 
 #[test]
@@ -44,30 +39,15 @@ fn hs256_round_trip_carries_identity_and_role() {
 #[test]
 fn forged_expired_and_garbage_tokens_are_refused() {
     let verifier = Verifier::hs256(SECRET).unwrap();
-    let forged = mint_hs256(
-        b"another-secret-that-is-long-enough-too!",
-        "alice",
-        None,
-        false,
-        60,
-    )
-    .unwrap();
-    assert!(matches!(
-        verifier.verify(&forged),
-        Err(AuthError::Invalid(_))
-    ));
+    let forged =
+        mint_hs256(b"another-secret-that-is-long-enough-too!", "alice", None, false, 60).unwrap();
+    assert!(matches!(verifier.verify(&forged), Err(AuthError::Invalid(_))));
     let claims = json!({"sub": "alice", "exp": now() - 3600});
-    let expired = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET).unwrap(),
-    )
-    .unwrap();
+    let expired =
+        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET).unwrap())
+            .unwrap();
     assert_eq!(verifier.verify(&expired), Err(AuthError::Expired));
-    assert!(matches!(
-        verifier.verify("not.a.jwt"),
-        Err(AuthError::Invalid(_))
-    ));
+    assert!(matches!(verifier.verify("not.a.jwt"), Err(AuthError::Invalid(_))));
     assert!(matches!(verifier.verify(""), Err(AuthError::Invalid(_))));
 }
 
@@ -84,10 +64,7 @@ fn alg_none_is_refused() {
 fn algorithm_is_pinned_both_ways() {
     let hs = Verifier::hs256(SECRET).unwrap();
     let rs_token = sign_rs256(&json!({"sub": "alice", "exp": now() + 60}), None);
-    assert!(matches!(
-        hs.verify(&rs_token),
-        Err(AuthError::WrongAlgorithm { .. })
-    ));
+    assert!(matches!(hs.verify(&rs_token), Err(AuthError::WrongAlgorithm { .. })));
     // The classic confusion attack: HS256 signed with the RSA public key as the secret.
     let rs = Verifier::rs256_pem(PUBLIC_PEM).unwrap();
     let confused = encode(
@@ -96,10 +73,7 @@ fn algorithm_is_pinned_both_ways() {
         &EncodingKey::from_secret(PUBLIC_PEM).unwrap(),
     )
     .unwrap();
-    assert!(matches!(
-        rs.verify(&confused),
-        Err(AuthError::WrongAlgorithm { .. })
-    ));
+    assert!(matches!(rs.verify(&confused), Err(AuthError::WrongAlgorithm { .. })));
     assert_eq!(rs.verify(&rs_token).unwrap().user_id.as_str(), "alice");
 }
 
@@ -111,36 +85,19 @@ fn jwks_selects_the_key_by_kid() {
     let jwks = serde_json::to_vec(&json!({ "keys": [jwk] })).unwrap();
     let verifier = Verifier::rs256_jwks(&jwks).unwrap();
     let claims = json!({"sub": "bob", "exp": now() + 60});
-    assert_eq!(
-        verifier
-            .verify(&sign_rs256(&claims, Some("k1")))
-            .unwrap()
-            .user_id
-            .as_str(),
-        "bob"
-    );
+    assert_eq!(verifier.verify(&sign_rs256(&claims, Some("k1"))).unwrap().user_id.as_str(), "bob");
     assert!(verifier.verify(&sign_rs256(&claims, Some("k2"))).is_err());
     assert!(verifier.verify(&sign_rs256(&claims, None)).is_ok());
 }
 
 #[test]
 fn bad_claims_and_weak_secrets_are_refused() {
-    assert!(matches!(
-        Verifier::hs256(b"short"),
-        Err(AuthError::Config(_))
-    ));
+    assert!(matches!(Verifier::hs256(b"short"), Err(AuthError::Config(_))));
     let verifier = Verifier::hs256(SECRET).unwrap();
     let key = EncodingKey::from_secret(SECRET).unwrap();
-    let bad_sub = encode(
-        &Header::default(),
-        &json!({"sub": "a b", "exp": now() + 60}),
-        &key,
-    )
-    .unwrap();
-    assert!(matches!(
-        verifier.verify(&bad_sub),
-        Err(AuthError::Invalid(_))
-    ));
+    let bad_sub =
+        encode(&Header::default(), &json!({"sub": "a b", "exp": now() + 60}), &key).unwrap();
+    assert!(matches!(verifier.verify(&bad_sub), Err(AuthError::Invalid(_))));
     let no_exp = encode(&Header::default(), &json!({"sub": "alice"}), &key).unwrap();
     assert!(verifier.verify(&no_exp).is_err());
     let no_sub = encode(&Header::default(), &json!({"exp": now() + 60}), &key).unwrap();

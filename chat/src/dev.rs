@@ -45,12 +45,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         IngestConfig::default(),
     ));
     let projector = tokio::spawn({
-        let (log, store, signals, shutdown) = (
-            Arc::clone(&log_handle),
-            store.clone(),
-            Arc::clone(&signals),
-            shutdown.clone(),
-        );
+        let (log, store, signals, shutdown) =
+            (Arc::clone(&log_handle), store.clone(), Arc::clone(&signals), shutdown.clone());
         async move {
             let config = projector::ProjectorConfig::default();
             if let Err(error) = projector::run(log, store, signals, config, shutdown).await {
@@ -58,23 +54,15 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let mut origins = vec![
-        format!("http://{address}"),
-        format!("http://localhost:{}", address.port()),
-    ];
+    let mut origins =
+        vec![format!("http://{address}"), format!("http://localhost:{}", address.port())];
     origins.extend(args.allowed_origins.iter().cloned());
-    let fanout_config = FanoutConfig {
-        origins: OriginPolicy::new(origins),
-        ..FanoutConfig::default()
-    };
-    let (hub, hub_task) = Hub::start(
-        Arc::clone(&log_handle),
-        Arc::clone(&signals),
-        fanout_config,
-        shutdown.clone(),
-    )
-    .await
-    .context("starting fanout")?;
+    let fanout_config =
+        FanoutConfig { origins: OriginPolicy::new(origins), ..FanoutConfig::default() };
+    let (hub, hub_task) =
+        Hub::start(Arc::clone(&log_handle), Arc::clone(&signals), fanout_config, shutdown.clone())
+            .await
+            .context("starting fanout")?;
     let verifier = Arc::new(verifier);
 
     let mut app = ingest::router(IngestState {
@@ -94,18 +82,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let app = app.fallback(ingest::not_found);
 
-    let demo = if args.no_demo {
-        None
-    } else {
-        Some(open_demo(&ingest).await?)
-    };
-    print_banner(
-        &args,
-        &address.to_string(),
-        &key_source,
-        demo,
-        dev_secret.as_deref(),
-    )?;
+    let demo = if args.no_demo { None } else { Some(open_demo(&ingest).await?) };
+    print_banner(&args, &address.to_string(), &key_source, demo, dev_secret.as_deref())?;
     server::serve(listener, app, shutdown, vec![projector, hub_task]).await
 }
 
@@ -123,11 +101,7 @@ fn dev_secret_in_use(args: &DevArgs) -> anyhow::Result<Option<String>> {
 
 /// Opens (or finds) the demo conversation between alice (client) and bob (worker).
 async fn open_demo(ingest: &Ingest) -> anyhow::Result<u64> {
-    let service = Caller {
-        user_id: UserId::new("jobs")?,
-        name: "Jobs".into(),
-        service: true,
-    };
+    let service = Caller { user_id: UserId::new("jobs")?, name: "Jobs".into(), service: true };
     let request = OpenConversationRequest {
         client_id: UserId::new("alice")?,
         worker_id: UserId::new("bob")?,
@@ -156,10 +130,7 @@ fn print_banner(
     )?;
     writeln!(out, "  web app   http://{address}/")?;
     writeln!(out, "  HTTP API  http://{address}/v1/openapi.json")?;
-    writeln!(
-        out,
-        "  tokens    chat token --sub alice --name Alice --data-dir {data}"
-    )?;
+    writeln!(out, "  tokens    chat token --sub alice --name Alice --data-dir {data}")?;
     if let (Some(conversation), Some(secret)) = (demo, dev_secret) {
         writeln!(
             out,
@@ -172,10 +143,7 @@ fn print_banner(
                 "            websocat 'ws://{address}/ws/chat/{conversation}/?token={token}'"
             )?;
         }
-        writeln!(
-            out,
-            "            then type: {{\"message\": \"hello\", \"type\": \"TEXT\"}}"
-        )?;
+        writeln!(out, "            then type: {{\"message\": \"hello\", \"type\": \"TEXT\"}}")?;
     }
     out.flush()?;
     Ok(())

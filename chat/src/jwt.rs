@@ -21,17 +21,11 @@ pub(crate) fn verifier(
 ) -> anyhow::Result<(Verifier, String)> {
     if let Some(path) = &args.jwt_public_key_file {
         let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok((
-            Verifier::rs256_pem(&pem)?,
-            format!("RS256 key {}", path.display()),
-        ));
+        return Ok((Verifier::rs256_pem(&pem)?, format!("RS256 key {}", path.display())));
     }
     if let Some(path) = &args.jwt_jwks_file {
         let jwks = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok((
-            Verifier::rs256_jwks(&jwks)?,
-            format!("RS256 JWKS {}", path.display()),
-        ));
+        return Ok((Verifier::rs256_jwks(&jwks)?, format!("RS256 JWKS {}", path.display())));
     }
     if let Some(secret) = &args.jwt_secret {
         return Ok((
@@ -44,10 +38,7 @@ pub(crate) fn verifier(
     };
     let secret = dev_secret(data_dir)?;
     let path = dev_secret_path(data_dir);
-    Ok((
-        Verifier::hs256(secret.as_bytes())?,
-        format!("HS256 dev secret {}", path.display()),
-    ))
+    Ok((Verifier::hs256(secret.as_bytes())?, format!("HS256 dev secret {}", path.display())))
 }
 
 /// Reads the dev secret, creating it if the data directory has none.
@@ -61,11 +52,7 @@ pub(crate) fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     // Two v4 UUIDs: 244 random bits from the operating system's generator.
-    let secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret)
 }

@@ -12,9 +12,7 @@ use tokio_util::sync::CancellationToken;
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 pub(crate) async fn bind(address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))
+    TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

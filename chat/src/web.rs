@@ -16,28 +16,13 @@ const APP_CSS: &str = include_str!("../../web/app.css");
 /// The static web app.
 pub(crate) fn router() -> Router {
     Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/app.css",
-            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
-        )
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body)
         .into_response()
 }
 
@@ -55,9 +40,7 @@ struct DevTokenRequest {
 /// only when it verifies with its own dev secret: a development convenience, never a
 /// production route.
 pub(crate) fn dev_token_router(secret: Arc<String>) -> Router {
-    Router::new()
-        .route("/dev/token", post(dev_token))
-        .with_state(secret)
+    Router::new().route("/dev/token", post(dev_token)).with_state(secret)
 }
 
 async fn dev_token(

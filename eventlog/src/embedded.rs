@@ -58,10 +58,7 @@ struct Progress {
 
 impl Progress {
     fn end_offsets(&self) -> Vec<u64> {
-        self.end
-            .iter()
-            .map(|end| end.load(Ordering::Acquire))
-            .collect()
+        self.end.iter().map(|end| end.load(Ordering::Acquire)).collect()
     }
 }
 
@@ -124,9 +121,7 @@ impl EmbeddedLog {
             groups: Mutex::new(HashSet::new()),
             readers: Mutex::new(Vec::new()),
         };
-        Ok(Self {
-            shared: Arc::new(shared),
-        })
+        Ok(Self { shared: Arc::new(shared) })
     }
 }
 
@@ -140,11 +135,7 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 
 fn check_partitions(conn: &Connection, partitions: u32) -> Result<(), LogError> {
     let stored: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE name = 'partitions'",
-            [],
-            |row| row.get(0),
-        )
+        .query_row("SELECT value FROM meta WHERE name = 'partitions'", [], |row| row.get(0))
         .optional()
         .map_err(unavailable)?;
     match stored {
@@ -286,13 +277,7 @@ fn read_partition(
     let rows = statement.query_map(params![partition, from, max as i64], |row| {
         let key: u64 = row.get(1)?;
         let headers: String = row.get(3)?;
-        Ok((
-            row.get::<_, u64>(0)?,
-            key,
-            row.get::<_, Vec<u8>>(2)?,
-            headers,
-            row.get::<_, i64>(4)?,
-        ))
+        Ok((row.get::<_, u64>(0)?, key, row.get::<_, Vec<u8>>(2)?, headers, row.get::<_, i64>(4)?))
     })?;
     let mut records = Vec::new();
     for row in rows {
@@ -324,17 +309,8 @@ impl EventLog for EmbeddedLog {
         headers: Vec<Header>,
     ) -> Result<Position, LogError> {
         let (reply, answer) = oneshot::channel();
-        let job = AppendJob {
-            key,
-            value,
-            headers,
-            reply,
-        };
-        self.shared
-            .jobs
-            .send(job)
-            .await
-            .map_err(|_| LogError::Closed)?;
+        let job = AppendJob { key, value, headers, reply };
+        self.shared.jobs.send(job).await.map_err(|_| LogError::Closed)?;
         answer.await.map_err(|_| LogError::Closed)?
     }
 
@@ -346,9 +322,7 @@ impl EventLog for EmbeddedLog {
         if partition >= self.shared.partitions {
             return Err(LogError::Config(format!("no partition {partition}")));
         }
-        self.shared
-            .with_reader(move |conn| read_partition(conn, partition, from, max))
-            .await
+        self.shared.with_reader(move |conn| read_partition(conn, partition, from, max)).await
     }
 
     async fn subscribe(&self, spec: SubscribeSpec) -> Result<Box<dyn Subscription>, LogError> {
@@ -393,9 +367,8 @@ fn committed_offsets(
     let mut start = vec![0_u64; partitions as usize];
     let mut statement =
         conn.prepare("SELECT partition, next_offset FROM group_offsets WHERE group_id = ?1")?;
-    let rows = statement.query_map([group], |row| {
-        Ok((row.get::<_, u32>(0)?, row.get::<_, u64>(1)?))
-    })?;
+    let rows =
+        statement.query_map([group], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, u64>(1)?)))?;
     for row in rows {
         let (partition, next) = row?;
         if let Some(slot) = start.get_mut(partition as usize) {
@@ -472,10 +445,8 @@ impl Subscription for EmbeddedSubscription {
         let Some(group) = self.group.clone() else {
             return Ok(());
         };
-        let offsets: Vec<(u32, u64)> = through
-            .iter()
-            .map(|position| (position.partition, position.offset + 1))
-            .collect();
+        let offsets: Vec<(u32, u64)> =
+            through.iter().map(|position| (position.partition, position.offset + 1)).collect();
         self.shared
             .with_reader(move |conn| {
                 let transaction = conn.unchecked_transaction()?;

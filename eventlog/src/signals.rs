@@ -41,9 +41,7 @@ impl SignalBus for MemorySignalBus {
     }
 
     fn subscribe(&self) -> Box<dyn SignalStream> {
-        Box::new(MemorySignalStream {
-            receiver: self.sender.subscribe(),
-        })
+        Box::new(MemorySignalStream { receiver: self.sender.subscribe() })
     }
 }
 

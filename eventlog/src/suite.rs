@@ -14,13 +14,9 @@ fn conversation(id: u64) -> ConversationId {
 }
 
 async fn append_text(log: &dyn EventLog, key: u64, text: &str) -> Position {
-    log.append(
-        conversation(key),
-        text.as_bytes().to_vec(),
-        vec![("h".into(), text.into())],
-    )
-    .await
-    .expect("append succeeds")
+    log.append(conversation(key), text.as_bytes().to_vec(), vec![("h".into(), text.into())])
+        .await
+        .expect("append succeeds")
 }
 
 /// Offsets are dense per partition, a key always lands in the same partition, and reads
@@ -31,42 +27,24 @@ pub async fn appends_are_dense_ordered_and_readable(log: &dyn EventLog) {
         let key = 1 + index % 6;
         let text = format!("record-{index}");
         let position = append_text(log, key, &text).await;
-        assert_eq!(
-            position.partition,
-            conversation(key).partition(log.partitions())
-        );
-        appended
-            .entry(position.partition)
-            .or_default()
-            .push((position.offset, text));
+        assert_eq!(position.partition, conversation(key).partition(log.partitions()));
+        appended.entry(position.partition).or_default().push((position.offset, text));
     }
     let end = log.end_offsets().await.expect("end offsets");
     for (partition, records) in &appended {
         let offsets: Vec<u64> = records.iter().map(|(offset, _)| *offset).collect();
         let dense: Vec<u64> = (0..offsets.len() as u64).collect();
-        assert_eq!(
-            offsets, dense,
-            "partition {partition} offsets are not dense"
-        );
+        assert_eq!(offsets, dense, "partition {partition} offsets are not dense");
         assert_eq!(end[*partition as usize], offsets.len() as u64);
         let read = log.read(*partition, 0, 1000).await.expect("read");
-        let texts: Vec<String> = read
-            .iter()
-            .map(|r| String::from_utf8_lossy(&r.value).into_owned())
-            .collect();
+        let texts: Vec<String> =
+            read.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect();
         let expected: Vec<String> = records.iter().map(|(_, text)| text.clone()).collect();
-        assert_eq!(
-            texts, expected,
-            "partition {partition} reads back out of order"
-        );
+        assert_eq!(texts, expected, "partition {partition} reads back out of order");
         assert!(
-            read.iter()
-                .all(|r| r.header("h") == Some(String::from_utf8_lossy(&r.value).as_ref()))
+            read.iter().all(|r| r.header("h") == Some(String::from_utf8_lossy(&r.value).as_ref()))
         );
-        let tail = log
-            .read(*partition, 2, 2)
-            .await
-            .expect("read from an offset");
+        let tail = log.read(*partition, 2, 2).await.expect("read from an offset");
         assert_eq!(tail.first().map(|r| r.position.offset), Some(2));
         assert_eq!(tail.len(), 2);
     }
@@ -78,9 +56,7 @@ pub async fn concurrent_appends_to_one_key_are_totally_ordered<L: EventLog + Clo
     let mut tasks = Vec::new();
     for index in 0..200 {
         let log = log.clone();
-        tasks.push(tokio::spawn(async move {
-            append_text(&log, 42, &format!("c{index}")).await
-        }));
+        tasks.push(tokio::spawn(async move { append_text(&log, 42, &format!("c{index}")).await }));
     }
     let mut positions = Vec::new();
     for task in tasks {
@@ -94,10 +70,7 @@ pub async fn concurrent_appends_to_one_key_are_totally_ordered<L: EventLog + Clo
     assert_eq!(offsets.len(), 200, "two appends got the same offset");
     let read = log.read(partition, 0, 1000).await.expect("read");
     assert_eq!(read.len(), 200);
-    assert!(
-        read.windows(2)
-            .all(|pair| pair[0].position.offset < pair[1].position.offset)
-    );
+    assert!(read.windows(2).all(|pair| pair[0].position.offset < pair[1].position.offset));
 }
 
 /// A group member that commits resumes after its commit; what it read but did not commit is
@@ -106,41 +79,22 @@ pub async fn groups_resume_after_their_last_commit(log: &dyn EventLog, group: &s
     for index in 0..10 {
         append_text(log, 7, &format!("g{index}")).await;
     }
-    let mut first = log
-        .subscribe(SubscribeSpec::Group(group.into()))
-        .await
-        .expect("subscribe");
+    let mut first = log.subscribe(SubscribeSpec::Group(group.into())).await.expect("subscribe");
     let mut seen = Vec::new();
     while seen.len() < 10 {
-        let batch = first
-            .next_batch(4, Duration::from_secs(10))
-            .await
-            .expect("batch");
-        assert!(
-            !batch.is_empty(),
-            "group saw only {} of 10 records",
-            seen.len()
-        );
+        let batch = first.next_batch(4, Duration::from_secs(10)).await.expect("batch");
+        assert!(!batch.is_empty(), "group saw only {} of 10 records", seen.len());
         seen.extend(batch);
     }
     let committed = seen[5].position;
     first.commit(&[committed]).await.expect("commit");
     drop(first);
 
-    let mut second = log
-        .subscribe(SubscribeSpec::Group(group.into()))
-        .await
-        .expect("resubscribe");
+    let mut second = log.subscribe(SubscribeSpec::Group(group.into())).await.expect("resubscribe");
     let mut again = Vec::new();
     while again.len() < 4 {
-        let batch = second
-            .next_batch(100, Duration::from_secs(10))
-            .await
-            .expect("batch");
-        assert!(
-            !batch.is_empty(),
-            "uncommitted records were not redelivered"
-        );
+        let batch = second.next_batch(100, Duration::from_secs(10)).await.expect("batch");
+        assert!(!batch.is_empty(), "uncommitted records were not redelivered");
         again.extend(batch);
     }
     let offsets: Vec<u64> = again.iter().map(|r| r.position.offset).collect();
@@ -152,20 +106,14 @@ pub async fn groups_resume_after_their_last_commit(log: &dyn EventLog, group: &s
 pub async fn tails_start_at_the_end_and_wake_on_appends<L: EventLog + Clone>(log: &L) {
     append_text(log, 3, "old").await;
     let mut tail = log.subscribe(SubscribeSpec::Tail).await.expect("tail");
-    let quiet = tail
-        .next_batch(10, Duration::from_millis(200))
-        .await
-        .expect("batch");
+    let quiet = tail.next_batch(10, Duration::from_millis(200)).await.expect("batch");
     assert!(quiet.is_empty(), "a tail replayed old records");
     let writer = log.clone();
     let append = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
         append_text(&writer, 3, "new").await
     });
-    let batch = tail
-        .next_batch(10, Duration::from_secs(10))
-        .await
-        .expect("batch");
+    let batch = tail.next_batch(10, Duration::from_secs(10)).await.expect("batch");
     let position = append.await.expect("append task");
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].value, b"new");

@@ -41,43 +41,24 @@ async fn records_and_commits_survive_reopening() {
     let position = {
         let log = open(&dir);
         let position = log.append(key, b"kept".to_vec(), Vec::new()).await.unwrap();
-        let mut group = log
-            .subscribe(SubscribeSpec::Group("g".into()))
-            .await
-            .unwrap();
+        let mut group = log.subscribe(SubscribeSpec::Group("g".into())).await.unwrap();
         group.commit(&[position]).await.unwrap();
         position
     };
     let log = open(&dir);
     let end = log.end_offsets().await.unwrap();
     assert_eq!(end[position.partition as usize], position.offset + 1);
-    let next = log
-        .append(key, b"after".to_vec(), Vec::new())
-        .await
-        .unwrap();
-    assert_eq!(
-        next.offset,
-        position.offset + 1,
-        "offsets restart after a reopen"
-    );
-    let group = log
-        .subscribe(SubscribeSpec::Group("g".into()))
-        .await
-        .unwrap();
-    assert_eq!(
-        group.start_offsets()[position.partition as usize],
-        position.offset + 1
-    );
+    let next = log.append(key, b"after".to_vec(), Vec::new()).await.unwrap();
+    assert_eq!(next.offset, position.offset + 1, "offsets restart after a reopen");
+    let group = log.subscribe(SubscribeSpec::Group("g".into())).await.unwrap();
+    assert_eq!(group.start_offsets()[position.partition as usize], position.offset + 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn partition_count_cannot_change_and_groups_are_exclusive() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(&dir);
-    let _member = log
-        .subscribe(SubscribeSpec::Group("g".into()))
-        .await
-        .unwrap();
+    let _member = log.subscribe(SubscribeSpec::Group("g".into())).await.unwrap();
     let second = log.subscribe(SubscribeSpec::Group("g".into())).await;
     assert!(matches!(second, Err(LogError::GroupTaken(_))));
     drop(log);

@@ -20,11 +20,7 @@ pub struct MessageDelivery {
 
 impl MessageDelivery {
     pub fn new(message: Message) -> Arc<Self> {
-        Arc::new(Self {
-            message,
-            seed: OnceLock::new(),
-            native: OnceLock::new(),
-        })
+        Arc::new(Self { message, seed: OnceLock::new(), native: OnceLock::new() })
     }
 
     pub fn id(&self) -> MessageId {
@@ -37,9 +33,7 @@ impl MessageDelivery {
 
     /// The seed's `{"type":"message","message":{...}}`.
     pub fn seed_frame(&self) -> Utf8Bytes {
-        self.seed
-            .get_or_init(|| render(&seed_frame(&self.message)))
-            .clone()
+        self.seed.get_or_init(|| render(&seed_frame(&self.message))).clone()
     }
 
     /// The native `{"type":"message","conversation_id":..,"message":{...}}`.
@@ -67,10 +61,7 @@ fn seed_frame(message: &Message) -> SeedMessageFrame {
             message_type: message.message_type,
             timestamp: message.sent_at.to_rfc3339(),
             is_read: message.is_read,
-            file_url: message
-                .attachment
-                .as_ref()
-                .map(|attachment| attachment.url.clone()),
+            file_url: message.attachment.as_ref().map(|attachment| attachment.url.clone()),
         },
     }
 }
@@ -85,4 +76,9 @@ pub enum Outbound {
     Message(Arc<MessageDelivery>),
     /// A native-protocol frame that is not history: read receipts, typing, presence, inbox.
     Native(Utf8Bytes),
+    /// Typing or presence of `about`: not echoed to `about`'s own connections.
+    About {
+        about: schemas::UserId,
+        frame: Utf8Bytes,
+    },
 }

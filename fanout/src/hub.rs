@@ -177,22 +177,12 @@ impl Hub {
             known_from: floor,
             subscribers: Vec::new(),
         });
-        entry
-            .subscribers
-            .retain(|existing| existing.connection != subscriber.connection);
+        entry.subscribers.retain(|existing| existing.connection != subscriber.connection);
         entry.subscribers.push(subscriber);
         let Some(since) = since else {
-            return ResumePlan {
-                from_store: None,
-                recent: Vec::new(),
-            };
+            return ResumePlan { from_store: None, recent: Vec::new() };
         };
-        let recent = entry
-            .recent
-            .iter()
-            .filter(|m| m.id() > since)
-            .cloned()
-            .collect();
+        let recent = entry.recent.iter().filter(|m| m.id() > since).cloned().collect();
         let boundary = MessageId::first_at(partition, entry.known_from);
         let from_store =
             (entry.known_from > 0 && since.get() + 1 < boundary.get()).then(|| StoreRange {
@@ -209,9 +199,7 @@ impl Hub {
         let Some(entry) = state.entries.get_mut(&conversation) else {
             return;
         };
-        entry
-            .subscribers
-            .retain(|existing| existing.connection != connection);
+        entry.subscribers.retain(|existing| existing.connection != connection);
         if entry.subscribers.is_empty() {
             state.idle.put(conversation, ());
             self.evict_idle(&mut state);
@@ -220,12 +208,7 @@ impl Hub {
 
     /// Inbox updates for `user` go to `subscriber` until [`Hub::unregister_user`].
     pub fn register_user(&self, user: &UserId, subscriber: Subscriber) {
-        self.state
-            .lock()
-            .users
-            .entry(user.clone())
-            .or_default()
-            .push(subscriber);
+        self.state.lock().users.entry(user.clone()).or_default().push(subscriber);
     }
 
     pub fn unregister_user(&self, user: &UserId, connection: u64) {
@@ -242,10 +225,7 @@ impl Hub {
     /// connection of this node to do so (the user just came online here).
     pub fn join(&self, conversation: ConversationId, user: &UserId, connection: u64) -> bool {
         let mut state = self.state.lock();
-        let connections = state
-            .local_presence
-            .entry((conversation, user.clone()))
-            .or_default();
+        let connections = state.local_presence.entry((conversation, user.clone())).or_default();
         if connections.contains(&connection) {
             return false;
         }
@@ -354,10 +334,7 @@ impl Hub {
             subscribers: Vec::new(),
         });
         if let Some(key) = &delivery.message.idempotency_key
-            && entry
-                .recent
-                .iter()
-                .any(|m| m.message.idempotency_key.as_ref() == Some(key))
+            && entry.recent.iter().any(|m| m.message.idempotency_key.as_ref() == Some(key))
         {
             tracing::info!(%conversation, id = %delivery.id(), "fanout drops a duplicate send");
             return;
@@ -365,17 +342,12 @@ impl Hub {
         entry.recent.push_back(Arc::clone(&delivery));
         while entry.recent.len() > self.config.recent_per_conversation {
             if let Some(evicted) = entry.recent.pop_front() {
-                let next = evicted
-                    .id()
-                    .position()
-                    .map_or(offset, |position| position.offset + 1);
+                let next = evicted.id().position().map_or(offset, |position| position.offset + 1);
                 entry.known_from = entry.known_from.max(next);
             }
         }
         let item = Outbound::Message(delivery);
-        entry
-            .subscribers
-            .retain(|subscriber| send_or_flag(subscriber, item.clone()));
+        entry.subscribers.retain(|subscriber| send_or_flag(subscriber, item.clone()));
         if entry.subscribers.is_empty() {
             state.idle.put(conversation, ());
             self.evict_idle(&mut state);
@@ -385,44 +357,31 @@ impl Hub {
     fn deliver_to_conversation(&self, conversation: ConversationId, item: &Outbound) {
         let mut state = self.state.lock();
         if let Some(entry) = state.entries.get_mut(&conversation) {
-            entry
-                .subscribers
-                .retain(|subscriber| send_or_flag(subscriber, item.clone()));
+            entry.subscribers.retain(|subscriber| send_or_flag(subscriber, item.clone()));
         }
     }
 
     fn on_signal(&self, signal: Signal) {
         match signal {
-            Signal::Typing {
-                conversation_id,
-                user_id,
-                is_typing,
-                ..
-            } => {
+            Signal::Typing { conversation_id, user_id, is_typing, .. } => {
                 let frame = render(&ServerFrame::Typing {
                     conversation_id,
-                    user_id,
+                    user_id: user_id.clone(),
                     is_typing,
                 });
-                self.deliver_to_conversation(conversation_id, &Outbound::Native(frame));
+                let item = Outbound::About { about: user_id, frame };
+                self.deliver_to_conversation(conversation_id, &item);
             }
-            Signal::Presence {
-                conversation_id,
-                user_id,
-                status,
-                at,
-            } => {
-                self.state
-                    .lock()
-                    .presence
-                    .put((conversation_id, user_id.clone()), (status, at));
+            Signal::Presence { conversation_id, user_id, status, at } => {
+                self.state.lock().presence.put((conversation_id, user_id.clone()), (status, at));
                 let frame = render(&ServerFrame::Presence {
                     conversation_id,
-                    user_id,
+                    user_id: user_id.clone(),
                     status,
                     at,
                 });
-                self.deliver_to_conversation(conversation_id, &Outbound::Native(frame));
+                let item = Outbound::About { about: user_id, frame };
+                self.deliver_to_conversation(conversation_id, &item);
             }
             Signal::InboxUpdated { user_id, item } => {
                 let frame = Outbound::Native(render(&ServerFrame::Inbox { item: *item }));

@@ -58,15 +58,7 @@ impl FanoutState {
         verifier: Arc<Verifier>,
         shutdown: CancellationToken,
     ) -> Self {
-        Self {
-            services: Services {
-                hub,
-                ingest,
-                signals,
-                shutdown,
-            },
-            verifier,
-        }
+        Self { services: Services { hub, ingest, signals, shutdown }, verifier }
     }
 }
 
@@ -131,10 +123,7 @@ fn refuse(upgrade: WebSocketUpgrade, reason: Close) -> Response {
     upgrade.on_upgrade(move |socket| async move {
         use axum::extract::ws::{CloseFrame, Message};
         let mut socket = socket;
-        let frame = CloseFrame {
-            code: reason.code,
-            reason: reason.reason.into(),
-        };
+        let frame = CloseFrame { code: reason.code, reason: reason.reason.into() };
         let _ = socket.send(Message::Close(Some(frame))).await;
     })
 }
@@ -158,30 +147,18 @@ async fn seed_socket(
             Close::new(close::NOT_FOUND, "conversation ids are positive integers"),
         );
     };
-    let since = match query
-        .since
-        .as_deref()
-        .map(str::parse::<MessageId>)
-        .transpose()
-    {
+    let since = match query.since.as_deref().map(str::parse::<MessageId>).transpose() {
         Ok(since) => since,
         Err(error) => {
-            return refuse(
-                upgrade,
-                Close::new(close::BAD_REQUEST, format!("since {error}")),
-            );
+            return refuse(upgrade, Close::new(close::BAD_REQUEST, format!("since {error}")));
         }
     };
     let services = state.services;
     upgrade.on_upgrade(move |socket| {
         let protocol = SeedProtocol::new(conversation, since);
-        session::run(
-            socket,
-            services,
-            caller,
-            protocol,
-            async |protocol, session| protocol.start(session).await,
-        )
+        session::run(socket, services, caller, protocol, async |protocol, session| {
+            protocol.start(session).await
+        })
     })
 }
 
@@ -198,13 +175,10 @@ async fn native_socket(
         Err(reason) => return refuse(upgrade, reason),
     };
     let services = state.services;
+    let protocol = NativeProtocol::new(caller.user_id.clone());
     upgrade.on_upgrade(move |socket| {
-        session::run(
-            socket,
-            services,
-            caller,
-            NativeProtocol::default(),
-            async |protocol, session| protocol.start(session).await,
-        )
+        session::run(socket, services, caller, protocol, async |protocol, session| {
+            protocol.start(session).await
+        })
     })
 }

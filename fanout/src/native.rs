@@ -6,36 +6,32 @@ use std::collections::HashMap;
 use axum::extract::ws::Utf8Bytes;
 use ingest::MessageDraft;
 use schemas::native::{ClientFrame, ErrorCode, ServerFrame};
-use schemas::{ConversationId, MessageId};
+use schemas::{ConversationId, MessageId, UserId};
 
 use crate::delivery::{Outbound, render};
 use crate::session::{Close, Job, JobOutcome, Protocol, Session};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct NativeProtocol {
+    user: UserId,
     /// Subscribed conversations and the last message delivered in each.
     subscriptions: HashMap<ConversationId, MessageId>,
 }
 
 fn error(reference: Option<String>, code: ErrorCode, detail: impl Into<String>) -> Utf8Bytes {
-    render(&ServerFrame::Error {
-        reference,
-        code,
-        detail: detail.into(),
-    })
+    render(&ServerFrame::Error { reference, code, detail: detail.into() })
 }
 
 impl NativeProtocol {
+    pub(crate) fn new(user: UserId) -> Self {
+        Self { user, subscriptions: HashMap::new() }
+    }
+
     /// Greets the client and starts its inbox updates.
     pub(crate) async fn start(&mut self, session: &mut Session) -> Result<(), Close> {
         let caller = session.caller.clone();
-        session
-            .hub
-            .register_user(&caller.user_id, session.subscriber.clone());
-        let ready = ServerFrame::Ready {
-            user_id: caller.user_id,
-            name: caller.name,
-        };
+        session.hub.register_user(&caller.user_id, session.subscriber.clone());
+        let ready = ServerFrame::Ready { user_id: caller.user_id, name: caller.name };
         session.send_text(render(&ready)).await
     }
 
@@ -51,9 +47,7 @@ impl NativeProtocol {
                 "at most {} subscriptions per connection",
                 session.hub.config().max_subscriptions
             );
-            return session
-                .send_text(error(None, ErrorCode::RateLimited, detail))
-                .await;
+            return session.send_text(error(None, ErrorCode::RateLimited, detail)).await;
         }
         let caller = session.caller.clone();
         let record = match session.ingest.authorize(&caller, conversation).await {
@@ -65,16 +59,12 @@ impl NativeProtocol {
         };
         // Until the catch-up below is written, live messages wait in the queue; the
         // filter in `render` then drops any the catch-up already delivered.
-        self.subscriptions
-            .insert(conversation, since.unwrap_or(MessageId::ZERO));
-        let last = session
-            .subscribe(conversation, since, |delivery| delivery.native_frame())
-            .await?;
+        self.subscriptions.insert(conversation, since.unwrap_or(MessageId::ZERO));
+        let last =
+            session.subscribe(conversation, since, |delivery| delivery.native_frame()).await?;
         self.subscriptions.insert(conversation, last);
         session
-            .send_text(render(&ServerFrame::Subscribed {
-                conversation_id: conversation,
-            }))
+            .send_text(render(&ServerFrame::Subscribed { conversation_id: conversation }))
             .await?;
         let others: Vec<_> = [&record.client.id, &record.worker.id]
             .into_iter()
@@ -87,13 +77,8 @@ impl NativeProtocol {
     }
 
     fn queue(session: &mut Session, job: Job, reference: Option<String>) -> Option<Utf8Bytes> {
-        (!session.submit(job)).then(|| {
-            error(
-                reference,
-                ErrorCode::RateLimited,
-                "too many sends waiting; slow down",
-            )
-        })
+        (!session.submit(job))
+            .then(|| error(reference, ErrorCode::RateLimited, "too many sends waiting; slow down"))
     }
 }
 
@@ -108,10 +93,7 @@ impl Protocol for NativeProtocol {
             }
         };
         let refusal = match frame {
-            ClientFrame::Subscribe {
-                conversation_id,
-                since,
-            } => {
+            ClientFrame::Subscribe { conversation_id, since } => {
                 return self.subscribe(session, conversation_id, since).await;
             }
             ClientFrame::Unsubscribe { conversation_id } => {
@@ -128,12 +110,7 @@ impl Protocol for NativeProtocol {
                 attachment,
                 idempotency_key,
             } => {
-                let draft = MessageDraft {
-                    text,
-                    message_type,
-                    attachment,
-                    idempotency_key,
-                };
+                let draft = MessageDraft { text, message_type, attachment, idempotency_key };
                 let job = Job::Send {
                     reference: reference.clone(),
                     conversation: conversation_id,
@@ -141,11 +118,7 @@ impl Protocol for NativeProtocol {
                 };
                 Self::queue(session, job, reference)
             }
-            ClientFrame::Read {
-                reference,
-                conversation_id,
-                up_to,
-            } => {
+            ClientFrame::Read { reference, conversation_id, up_to } => {
                 let job = Job::Read {
                     reference: reference.clone(),
                     conversation: conversation_id,
@@ -153,10 +126,7 @@ impl Protocol for NativeProtocol {
                 };
                 Self::queue(session, job, reference)
             }
-            ClientFrame::Typing {
-                conversation_id,
-                is_typing,
-            } => {
+            ClientFrame::Typing { conversation_id, is_typing } => {
                 if self.subscriptions.contains_key(&conversation_id) {
                     session.set_typing(conversation_id, is_typing).await;
                     None
@@ -178,6 +148,7 @@ impl Protocol for NativeProtocol {
     fn render(&mut self, item: &Outbound) -> Option<Utf8Bytes> {
         match item {
             Outbound::Native(frame) => Some(frame.clone()),
+            Outbound::About { about, frame } => (*about != self.user).then(|| frame.clone()),
             Outbound::Message(delivery) => {
                 let last = self.subscriptions.get_mut(&delivery.conversation())?;
                 if delivery.id() <= *last {
@@ -191,32 +162,20 @@ impl Protocol for NativeProtocol {
 
     fn on_outcome(&mut self, outcome: JobOutcome) -> Option<Utf8Bytes> {
         let frame = match outcome {
-            JobOutcome::Sent {
-                reference,
-                result: Ok(sent),
-            } => ServerFrame::Ack {
+            JobOutcome::Sent { reference, result: Ok(sent) } => ServerFrame::Ack {
                 reference,
                 message_id: Some(sent.id),
                 up_to: None,
                 duplicate: sent.duplicate,
             },
-            JobOutcome::Read {
-                reference,
-                result: Ok(mark),
-            } => ServerFrame::Ack {
+            JobOutcome::Read { reference, result: Ok(mark) } => ServerFrame::Ack {
                 reference,
                 message_id: None,
                 up_to: Some(mark.up_to),
                 duplicate: false,
             },
-            JobOutcome::Sent {
-                reference,
-                result: Err(failure),
-            }
-            | JobOutcome::Read {
-                reference,
-                result: Err(failure),
-            } => ServerFrame::Error {
+            JobOutcome::Sent { reference, result: Err(failure) }
+            | JobOutcome::Read { reference, result: Err(failure) } => ServerFrame::Error {
                 reference,
                 code: failure.code(),
                 detail: failure.public_detail(),

@@ -20,11 +20,7 @@ pub(crate) struct SeedProtocol {
 
 impl SeedProtocol {
     pub(crate) fn new(conversation: ConversationId, since: Option<MessageId>) -> Self {
-        Self {
-            conversation,
-            since,
-            last_delivered: since.unwrap_or(MessageId::ZERO),
-        }
+        Self { conversation, since, last_delivered: since.unwrap_or(MessageId::ZERO) }
     }
 
     /// Authorizes the caller and subscribes, replaying from `since` if it was given.
@@ -36,9 +32,7 @@ impl SeedProtocol {
             .await
             .map_err(|error| refusal(&error))?;
         self.last_delivered = session
-            .subscribe(self.conversation, self.since, |delivery| {
-                delivery.seed_frame()
-            })
+            .subscribe(self.conversation, self.since, |delivery| delivery.seed_frame())
             .await?;
         Ok(())
     }
@@ -77,12 +71,7 @@ pub(crate) fn draft_from_seed(inbound: SeedInbound) -> MessageDraft {
             MessageType::Image => "image/*",
             _ => "application/octet-stream",
         };
-        Attachment {
-            url,
-            name,
-            mime_type: mime_type.into(),
-            size: None,
-        }
+        Attachment { url, name, mime_type: mime_type.into(), size: None }
     });
     MessageDraft {
         text: inbound.message,
@@ -99,9 +88,7 @@ impl Protocol for SeedProtocol {
             Err(error) => {
                 let detail =
                     format!("expected {{\"message\": \"...\", \"type\": \"TEXT\"}}: {error}");
-                return session
-                    .send_text(error_frame(ErrorCode::InvalidJson, detail))
-                    .await;
+                return session.send_text(error_frame(ErrorCode::InvalidJson, detail)).await;
             }
         };
         let job = Job::Send {
@@ -129,12 +116,10 @@ impl Protocol for SeedProtocol {
 
     fn on_outcome(&mut self, outcome: JobOutcome) -> Option<Utf8Bytes> {
         match outcome {
-            JobOutcome::Sent {
-                result: Err(error), ..
+            JobOutcome::Sent { result: Err(error), .. }
+            | JobOutcome::Read { result: Err(error), .. } => {
+                Some(error_frame(error.code(), error.public_detail()))
             }
-            | JobOutcome::Read {
-                result: Err(error), ..
-            } => Some(error_frame(error.code(), error.public_detail())),
             JobOutcome::Sent { result: Ok(_), .. } | JobOutcome::Read { result: Ok(_), .. } => None,
         }
     }

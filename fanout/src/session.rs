@@ -37,39 +37,22 @@ pub(crate) struct Close {
 
 impl Close {
     pub(crate) fn new(code: u16, reason: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason: reason.into(),
-        }
+        Self { code, reason: reason.into() }
     }
 }
 
 /// Work for the send task.
 #[derive(Debug)]
 pub(crate) enum Job {
-    Send {
-        reference: Option<String>,
-        conversation: ConversationId,
-        draft: MessageDraft,
-    },
-    Read {
-        reference: Option<String>,
-        conversation: ConversationId,
-        up_to: MessageId,
-    },
+    Send { reference: Option<String>, conversation: ConversationId, draft: MessageDraft },
+    Read { reference: Option<String>, conversation: ConversationId, up_to: MessageId },
 }
 
 /// What the send task reports back.
 #[derive(Debug)]
 pub(crate) enum JobOutcome {
-    Sent {
-        reference: Option<String>,
-        result: Result<SentMessage, IngestError>,
-    },
-    Read {
-        reference: Option<String>,
-        result: Result<ReadMark, IngestError>,
-    },
+    Sent { reference: Option<String>, result: Result<SentMessage, IngestError> },
+    Read { reference: Option<String>, result: Result<ReadMark, IngestError> },
 }
 
 /// What a protocol does with the connection's events.
@@ -126,18 +109,12 @@ impl Session {
         since: Option<MessageId>,
         render: impl Fn(&MessageDelivery) -> Utf8Bytes,
     ) -> Result<MessageId, Close> {
-        let plan: ResumePlan = self
-            .hub
-            .subscribe(conversation, self.subscriber.clone(), since);
+        let plan: ResumePlan = self.hub.subscribe(conversation, self.subscriber.clone(), since);
         let mut last = since.unwrap_or(MessageId::ZERO);
         if let Some(range) = plan.from_store {
-            self.wait_for_store(range.partition, range.through_offset)
-                .await?;
+            self.wait_for_store(range.partition, range.through_offset).await?;
             let read_model = Arc::clone(self.read_model());
-            let view = read_model
-                .view(conversation)
-                .await
-                .map_err(|_| unavailable())?;
+            let view = read_model.view(conversation).await.map_err(|_| unavailable())?;
             let page = self.hub.config().resume_page;
             loop {
                 let messages = read_model
@@ -161,13 +138,8 @@ impl Session {
                 last = delivery.id();
             }
         }
-        if self.hub.join(
-            conversation,
-            &self.caller.user_id,
-            self.subscriber.connection,
-        ) {
-            self.announce_presence(conversation, PresenceStatus::Online)
-                .await;
+        if self.hub.join(conversation, &self.caller.user_id, self.subscriber.connection) {
+            self.announce_presence(conversation, PresenceStatus::Online).await;
         }
         Ok(last)
     }
@@ -206,12 +178,8 @@ impl Session {
         if self.typing.contains_key(&conversation) {
             self.set_typing(conversation, false).await;
         }
-        if self
-            .hub
-            .leave(conversation, &self.caller.user_id, connection)
-        {
-            self.announce_presence(conversation, PresenceStatus::Offline)
-                .await;
+        if self.hub.leave(conversation, &self.caller.user_id, connection) {
+            self.announce_presence(conversation, PresenceStatus::Offline).await;
         }
     }
 
@@ -253,20 +221,14 @@ impl Session {
     }
 
     async fn close(&mut self, reason: Close) {
-        let frame = CloseFrame {
-            code: reason.code,
-            reason: Utf8Bytes::from(reason.reason),
-        };
+        let frame = CloseFrame { code: reason.code, reason: Utf8Bytes::from(reason.reason) };
         let _ = self.sink.send(Message::Close(Some(frame))).await;
         let _ = self.sink.close().await;
     }
 }
 
 fn unavailable() -> Close {
-    Close::new(
-        close::TRY_AGAIN_LATER,
-        "the chat backend is unavailable; retry shortly",
-    )
+    Close::new(close::TRY_AGAIN_LATER, "the chat backend is unavailable; retry shortly")
 }
 
 /// Everything a connection needs from the server.
@@ -328,19 +290,13 @@ pub(crate) async fn run<P: Protocol>(
         Err(close) => Some(close),
     };
     if let Some(reason) = ended {
-        tracing::debug!(
-            code = reason.code,
-            reason = reason.reason,
-            "closing connection"
-        );
+        tracing::debug!(code = reason.code, reason = reason.reason, "closing connection");
         session.close(reason).await;
     }
     for conversation in protocol.subscriptions() {
         session.unsubscribe(conversation).await;
     }
-    session
-        .hub
-        .unregister_user(&session.caller.user_id, session.subscriber.connection);
+    session.hub.unregister_user(&session.caller.user_id, session.subscriber.connection);
     worker.abort();
 }
 
@@ -419,19 +375,11 @@ async fn run_jobs(
 ) {
     while let Some(job) = jobs.recv().await {
         let outcome = match job {
-            Job::Send {
-                reference,
-                conversation,
-                draft,
-            } => JobOutcome::Sent {
+            Job::Send { reference, conversation, draft } => JobOutcome::Sent {
                 reference,
                 result: ingest.send_message(&caller, conversation, draft).await,
             },
-            Job::Read {
-                reference,
-                conversation,
-                up_to,
-            } => JobOutcome::Read {
+            Job::Read { reference, conversation, up_to } => JobOutcome::Read {
                 reference,
                 result: ingest.mark_read(&caller, conversation, up_to).await,
             },

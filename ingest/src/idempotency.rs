@@ -33,26 +33,15 @@ impl Ingest {
         loop {
             let claim = self
                 .directory
-                .claim_key(
-                    conversation,
-                    key,
-                    &owner,
-                    Timestamp::now(),
-                    self.config.key_stale_after,
-                )
+                .claim_key(conversation, key, &owner, Timestamp::now(), self.config.key_stale_after)
                 .await?;
             match claim {
                 KeyClaim::Claimed => return Ok(None),
                 KeyClaim::Completed(id) => return Ok(Some(id)),
                 KeyClaim::Pending { stale: false, .. } => {}
-                KeyClaim::Pending {
-                    owner: stale_owner,
-                    stale: true,
-                } => {
+                KeyClaim::Pending { owner: stale_owner, stale: true } => {
                     if let Some(id) = self.settle_stale_key(conversation, key, deadline).await? {
-                        return Ok(Some(
-                            self.directory.complete_key(conversation, key, id).await?,
-                        ));
+                        return Ok(Some(self.directory.complete_key(conversation, key, id).await?));
                     }
                     let taken = self
                         .directory
@@ -84,13 +73,7 @@ impl Ingest {
     ) -> Result<Option<MessageId>, IngestError> {
         let partitions = self.log.partitions();
         let partition = conversation.partition(partitions) as usize;
-        let end = self
-            .log
-            .end_offsets()
-            .await?
-            .get(partition)
-            .copied()
-            .unwrap_or(0);
+        let end = self.log.end_offsets().await?.get(partition).copied().unwrap_or(0);
         if end > 0 {
             loop {
                 let marks = self.read_model.watermarks(partitions).await?;

@@ -46,9 +46,7 @@ fn query(name: &str, description: &str, schema: &Value) -> Value {
 }
 
 pub fn document() -> Value {
-    let mut b = Builder {
-        definitions: Map::new(),
-    };
+    let mut b = Builder { definitions: Map::new() };
     let unauthenticated = b.problem("missing, expired or invalid token");
     let forbidden = b.problem("not a participant (or not the service role)");
     let not_found = b.problem("no such conversation");
@@ -63,9 +61,7 @@ pub fn document() -> Value {
     let with_errors = |mut responses: Value| {
         if let (Some(target), Some(source)) = (responses.as_object_mut(), errors.as_object()) {
             for (status, response) in source {
-                target
-                    .entry(status.clone())
-                    .or_insert_with(|| response.clone());
+                target.entry(status.clone()).or_insert_with(|| response.clone());
             }
         }
         responses

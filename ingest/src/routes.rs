@@ -37,10 +37,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/v1/jobs/{job_id}/conversation", put(open_conversation))
         .route("/v1/conversations", get(inbox))
         .route("/v1/conversations/{id}", get(conversation))
-        .route(
-            "/v1/conversations/{id}/messages",
-            post(send_message).get(history),
-        )
+        .route("/v1/conversations/{id}/messages", post(send_message).get(history))
         .route("/v1/conversations/{id}/read", post(mark_read))
         .route("/v1/me", get(me))
         .route("/v1/openapi.json", get(openapi))
@@ -62,15 +59,8 @@ async fn open_conversation(
     Path(job_id): Path<String>,
     JsonBody(request): JsonBody<OpenConversationRequest>,
 ) -> Result<Response, IngestError> {
-    let (record, created) = state
-        .ingest
-        .open_conversation(&caller, &job_id, request)
-        .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let (record, created) = state.ingest.open_conversation(&caller, &job_id, request).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(record.to_http())).into_response())
 }
 
@@ -79,10 +69,7 @@ async fn conversation(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, IngestError> {
-    let record = state
-        .ingest
-        .authorize(&caller, parse_conversation(&id)?)
-        .await?;
+    let record = state.ingest.authorize(&caller, parse_conversation(&id)?).await?;
     Ok(Json(record.to_http()).into_response())
 }
 
@@ -98,15 +85,8 @@ async fn send_message(
         attachment: request.attachment,
         idempotency_key: request.idempotency_key,
     };
-    let sent = state
-        .ingest
-        .send_message(&caller, parse_conversation(&id)?, draft)
-        .await?;
-    let status = if sent.duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let sent = state.ingest.send_message(&caller, parse_conversation(&id)?, draft).await?;
+    let status = if sent.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(sent)).into_response())
 }
 
@@ -116,10 +96,7 @@ async fn mark_read(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<MarkReadRequest>,
 ) -> Result<Response, IngestError> {
-    let mark = state
-        .ingest
-        .mark_read(&caller, parse_conversation(&id)?, request.up_to)
-        .await?;
+    let mark = state.ingest.mark_read(&caller, parse_conversation(&id)?, request.up_to).await?;
     Ok(Json(mark).into_response())
 }
 
@@ -148,20 +125,15 @@ async fn history(
     let limit = page_size(query.limit, DEFAULT_PAGE)?;
     state.ingest.authorize(&caller, conversation).await?;
     let read_model = state.ingest.read_model();
-    let mut messages = read_model
-        .messages(conversation, MessageId::ZERO, query.before, limit + 1, true)
-        .await?;
+    let mut messages =
+        read_model.messages(conversation, MessageId::ZERO, query.before, limit + 1, true).await?;
     let more = messages.len() > limit;
     if more {
         messages.remove(0);
     }
     let view = read_model.view(conversation).await?;
     let page = MessagePage {
-        next_before: if more {
-            messages.first().map(|message| message.id)
-        } else {
-            None
-        },
+        next_before: if more { messages.first().map(|message| message.id) } else { None },
         messages: messages
             .iter()
             .map(|message| {
@@ -193,11 +165,7 @@ async fn inbox(
                 .ok_or_else(|| Invalid::new("cursor", "not a cursor this API returned"))?,
         ),
     };
-    let mut views = state
-        .ingest
-        .read_model()
-        .inbox(&caller.user_id, cursor, limit + 1)
-        .await?;
+    let mut views = state.ingest.read_model().inbox(&caller.user_id, cursor, limit + 1).await?;
     let more = views.len() > limit;
     views.truncate(limit);
     let page = InboxPage {
@@ -206,20 +174,13 @@ async fn inbox(
         } else {
             None
         },
-        items: views
-            .iter()
-            .filter_map(|view| view.inbox_item(&caller.user_id))
-            .collect(),
+        items: views.iter().filter_map(|view| view.inbox_item(&caller.user_id)).collect(),
     };
     Ok(Json(page).into_response())
 }
 
 async fn me(Authenticated(caller): Authenticated) -> Json<Me> {
-    Json(Me {
-        user_id: caller.user_id,
-        name: caller.name,
-        service: caller.service,
-    })
+    Json(Me { user_id: caller.user_id, name: caller.name, service: caller.service })
 }
 
 async fn openapi() -> Response {
@@ -227,22 +188,14 @@ async fn openapi() -> Response {
 }
 
 async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-    })
+    Json(Health { status: "ok".into() })
 }
 
 /// Ready when the log and the store both answer.
 async fn ready(State(state): State<IngestState>) -> Result<Json<Health>, IngestError> {
     state.ingest.log.end_offsets().await?;
-    state
-        .ingest
-        .read_model()
-        .watermarks(state.ingest.partitions())
-        .await?;
-    Ok(Json(Health {
-        status: "ready".into(),
-    }))
+    state.ingest.read_model().watermarks(state.ingest.partitions()).await?;
+    Ok(Json(Health { status: "ready".into() }))
 }
 
 async fn method_not_allowed() -> Response {

@@ -66,9 +66,7 @@ pub struct Ingest {
 
 impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ingest")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Ingest").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -80,13 +78,7 @@ impl Ingest {
         config: IngestConfig,
     ) -> Self {
         let capacity = NonZeroUsize::new(CONVERSATION_CACHE).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            log,
-            directory,
-            read_model,
-            config,
-            started: Mutex::new(LruCache::new(capacity)),
-        }
+        Self { log, directory, read_model, config, started: Mutex::new(LruCache::new(capacity)) }
     }
 
     pub fn read_model(&self) -> &Arc<dyn ReadModel> {
@@ -106,9 +98,7 @@ impl Ingest {
         request: OpenConversationRequest,
     ) -> Result<(ConversationRecord, bool), IngestError> {
         if !caller.service {
-            return Err(IngestError::Forbidden(
-                "only the service role opens conversations".into(),
-            ));
+            return Err(IngestError::Forbidden("only the service role opens conversations".into()));
         }
         limits::job_id(job_id)?;
         if request.client_id == request.worker_id {
@@ -187,9 +177,7 @@ impl Ingest {
             self.directory.mark_started(record.conversation_id).await?;
             record.started = true;
         }
-        self.started
-            .lock()
-            .put(record.conversation_id, record.clone());
+        self.started.lock().put(record.conversation_id, record.clone());
         Ok(record)
     }
 
@@ -214,7 +202,7 @@ impl Ingest {
         } else {
             if draft.message_type == MessageType::System {
                 return Err(
-                    Invalid::new("type", "SYSTEM messages come from the service role").into(),
+                    Invalid::new("type", "SYSTEM messages come from the service role").into()
                 );
             }
             self.authorize(caller, conversation).await?
@@ -227,10 +215,7 @@ impl Ingest {
         let sent_at = Timestamp::now();
         let event = ChatEvent::MessageSent(MessageSent {
             conversation_id: record.conversation_id,
-            sender: Participant {
-                id: caller.user_id.clone(),
-                name: caller.name.clone(),
-            },
+            sender: Participant { id: caller.user_id.clone(), name: caller.name.clone() },
             message_type: draft.message_type,
             text: draft.text,
             attachment: draft.attachment,
@@ -239,51 +224,28 @@ impl Ingest {
         });
         let id = MessageId::from_position(self.append(&event).await?);
         if let Some(key) = &draft.idempotency_key {
-            let standing = self
-                .directory
-                .complete_key(record.conversation_id, key, id)
-                .await?;
+            let standing = self.directory.complete_key(record.conversation_id, key, id).await?;
             if standing != id {
                 return Ok(self.duplicate_of(record.conversation_id, standing).await);
             }
         }
-        Ok(SentMessage {
-            id,
-            conversation_id: record.conversation_id,
-            sent_at,
-            duplicate: false,
-        })
+        Ok(SentMessage { id, conversation_id: record.conversation_id, sent_at, duplicate: false })
     }
 
     async fn duplicate_of(&self, conversation: ConversationId, original: MessageId) -> SentMessage {
         let before = MessageId::new(original.get() + 1).ok();
         let previous = MessageId::new(original.get().saturating_sub(1)).unwrap_or(MessageId::ZERO);
-        let stored = self
-            .read_model
-            .messages(conversation, previous, before, 1, false)
-            .await;
+        let stored = self.read_model.messages(conversation, previous, before, 1, false).await;
         let sent_at = match stored.ok().and_then(|found| found.into_iter().next()) {
             Some(message) => message.sent_at,
-            None => self
-                .sent_at_from_log(original)
-                .await
-                .unwrap_or_else(Timestamp::now),
+            None => self.sent_at_from_log(original).await.unwrap_or_else(Timestamp::now),
         };
-        SentMessage {
-            id: original,
-            conversation_id: conversation,
-            sent_at,
-            duplicate: true,
-        }
+        SentMessage { id: original, conversation_id: conversation, sent_at, duplicate: true }
     }
 
     async fn sent_at_from_log(&self, id: MessageId) -> Option<Timestamp> {
         let position = id.position()?;
-        let records = self
-            .log
-            .read(position.partition, position.offset, 1)
-            .await
-            .ok()?;
+        let records = self.log.read(position.partition, position.offset, 1).await.ok()?;
         let (_, event) = Envelope::decode(&records.first()?.value).ok()?;
         Some(event?.time())
     }
@@ -324,9 +286,7 @@ impl Ingest {
     pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {
         let envelope = Envelope::wrap(event, &self.config.source);
         let headers: Vec<Header> = vec![("content-type".into(), CONTENT_TYPE.into())];
-        let append = self
-            .log
-            .append(event.conversation_id(), envelope.to_bytes(), headers);
+        let append = self.log.append(event.conversation_id(), envelope.to_bytes(), headers);
         match tokio::time::timeout(self.config.append_timeout, append).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(IngestError::Unavailable("append timed out".into())),

@@ -59,10 +59,7 @@ pub async fn apply_records(
             Ok((_, Some(event))) => events.push((record.position, event)),
             Ok((envelope, None)) => {
                 applied.counts.unknown_types += 1;
-                tracing::debug!(
-                    event_type = envelope.event_type,
-                    "skipping unknown event type"
-                );
+                tracing::debug!(event_type = envelope.event_type, "skipping unknown event type");
             }
             Err(error) => {
                 applied.counts.undecodable += 1;
@@ -85,22 +82,16 @@ pub async fn apply_records(
 
     for (position, event) in &events {
         let conversation = event.conversation_id();
-        let need = fold::need(
-            state.views.get(&conversation).and_then(Option::as_ref),
-            event,
-            *position,
-        );
+        let need =
+            fold::need(state.views.get(&conversation).and_then(Option::as_ref), event, *position);
         let known = resolve(store, &state, conversation, need).await?;
         let slot = state.views.entry(conversation).or_default();
         let outcome = fold::apply(slot, event, *position, known);
         record_outcome(&mut state, &mut applied, conversation, outcome);
     }
 
-    applied.projection.views = state
-        .changed
-        .iter()
-        .filter_map(|id| state.views.get(id).cloned().flatten())
-        .collect();
+    applied.projection.views =
+        state.changed.iter().filter_map(|id| state.views.get(id).cloned().flatten()).collect();
     let commit: Vec<Position> = last_positions
         .into_iter()
         .map(|(partition, offset)| Position { partition, offset })
@@ -122,9 +113,7 @@ async fn resolve(
             if let Some(id) = state.keys.get(&(conversation, key.clone())) {
                 return Ok(Known::FirstWithKey(Some(*id)));
             }
-            Ok(Known::FirstWithKey(
-                store.message_with_key(conversation, &key).await?,
-            ))
+            Ok(Known::FirstWithKey(store.message_with_key(conversation, &key).await?))
         }
         Need::CountsAt(up_to) => {
             let local = state
@@ -152,16 +141,9 @@ fn record_outcome(
         Outcome::Started => applied.counts.started += 1,
         Outcome::Message(message) => {
             applied.counts.messages += 1;
-            state
-                .new_messages
-                .entry(conversation)
-                .or_default()
-                .push((message.id, message.counts));
+            state.new_messages.entry(conversation).or_default().push((message.id, message.counts));
             if let Some(key) = &message.idempotency_key {
-                state
-                    .keys
-                    .entry((conversation, key.clone()))
-                    .or_insert(message.id);
+                state.keys.entry((conversation, key.clone())).or_insert(message.id);
             }
             applied.projection.messages.push(*message);
         }

@@ -53,10 +53,7 @@ impl Outcome {
 }
 
 fn already_applied(view: &ConversationView, position: Position) -> bool {
-    debug_assert_eq!(
-        view.partition, position.partition,
-        "a conversation moved partitions"
-    );
+    debug_assert_eq!(view.partition, position.partition, "a conversation moved partitions");
     position.offset <= view.applied_offset
 }
 
@@ -68,10 +65,9 @@ pub fn need(view: Option<&ConversationView>, event: &ChatEvent, position: Positi
         return Need::Nothing;
     }
     match event {
-        ChatEvent::MessageSent(MessageSent {
-            idempotency_key: Some(key),
-            ..
-        }) => Need::FirstWithKey(key.clone()),
+        ChatEvent::MessageSent(MessageSent { idempotency_key: Some(key), .. }) => {
+            Need::FirstWithKey(key.clone())
+        }
         ChatEvent::MessagesRead(read) => match &view.last_message {
             Some(last) if view.role_of(&read.reader_id).is_some() => {
                 Need::CountsAt(read.up_to.min(last.id))
@@ -174,10 +170,7 @@ fn apply_read(
     if mark <= state.last_read {
         return Outcome::Unchanged("read mark does not move forward");
     }
-    *state = ReadState {
-        last_read: mark,
-        counts_at_mark,
-    };
+    *state = ReadState { last_read: mark, counts_at_mark };
     view.applied_offset = position.offset;
     Outcome::Read { role, up_to: mark }
 }

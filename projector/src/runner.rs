@@ -52,9 +52,7 @@ pub async fn run(
     config: ProjectorConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ProjectorError> {
-    let mut subscription = log
-        .subscribe(SubscribeSpec::Group(config.group.clone()))
-        .await?;
+    let mut subscription = log.subscribe(SubscribeSpec::Group(config.group.clone())).await?;
     tracing::info!(group = config.group, "projector started");
     while !shutdown.is_cancelled() {
         let records = tokio::select! {
@@ -137,10 +135,7 @@ async fn announce(signals: &dyn SignalBus, applied: &AppliedBatch) {
     for view in &applied.projection.views {
         for user in [&view.client.id, &view.worker.id] {
             if let Some(item) = view.inbox_item(user) {
-                let signal = Signal::InboxUpdated {
-                    user_id: user.clone(),
-                    item: Box::new(item),
-                };
+                let signal = Signal::InboxUpdated { user_id: user.clone(), item: Box::new(item) };
                 signals.publish(signal).await;
             }
         }

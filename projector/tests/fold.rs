@@ -17,10 +17,7 @@ struct Given {
 }
 
 fn person(id: &str) -> Participant {
-    Participant {
-        id: UserId::new(id).unwrap(),
-        name: id.to_uppercase(),
-    }
+    Participant { id: UserId::new(id).unwrap(), name: id.to_uppercase() }
 }
 
 fn conversation() -> ConversationId {
@@ -41,11 +38,7 @@ fn sent(sender: &str, text: &str, key: Option<&str>) -> ChatEvent {
     ChatEvent::MessageSent(MessageSent {
         conversation_id: conversation(),
         sender: person(sender),
-        message_type: if sender == "jobs" {
-            MessageType::System
-        } else {
-            MessageType::Text
-        },
+        message_type: if sender == "jobs" { MessageType::System } else { MessageType::Text },
         text: text.into(),
         attachment: None,
         idempotency_key: key.map(str::to_owned),
@@ -64,20 +57,13 @@ fn read(reader: &str, up_to: MessageId) -> ChatEvent {
 
 impl Given {
     fn new() -> Self {
-        let mut given = Self {
-            view: None,
-            messages: Vec::new(),
-            next_offset: 0,
-        };
+        let mut given = Self { view: None, messages: Vec::new(), next_offset: 0 };
         assert_eq!(given.when(&started()), Outcome::Started);
         given
     }
 
     fn at(&self, offset: u64) -> Position {
-        Position {
-            partition: 3,
-            offset,
-        }
+        Position { partition: 3, offset }
     }
 
     fn answer(&self, need: Need) -> Known {
@@ -90,11 +76,7 @@ impl Given {
                     .map(|m| m.id),
             ),
             Need::CountsAt(up_to) => Known::CountsAt(
-                self.messages
-                    .iter()
-                    .rev()
-                    .find(|m| m.id <= up_to)
-                    .map(|m| (m.id, m.counts)),
+                self.messages.iter().rev().find(|m| m.id <= up_to).map(|m| (m.id, m.counts)),
             ),
         }
     }
@@ -137,10 +119,7 @@ fn messages_from_the_other_side_are_unread_until_read() {
     assert_eq!(given.unread(Role::Worker), 1);
     assert_eq!(
         given.when(&read("client", last)),
-        Outcome::Read {
-            role: Role::Client,
-            up_to: last
-        }
+        Outcome::Read { role: Role::Client, up_to: last }
     );
     assert_eq!(given.unread(Role::Client), 0);
     assert_eq!(given.unread(Role::Worker), 1);
@@ -173,13 +152,7 @@ fn read_marks_never_go_backwards_or_past_the_last_message() {
     let far_future = MessageId::new(1 << 50).unwrap();
     let third = given.send("worker");
     let outcome = given.when(&read("client", far_future));
-    assert_eq!(
-        outcome,
-        Outcome::Read {
-            role: Role::Client,
-            up_to: third
-        }
-    );
+    assert_eq!(outcome, Outcome::Read { role: Role::Client, up_to: third });
     let fourth = given.send("worker");
     assert!(fourth > third);
     assert_eq!(
@@ -199,10 +172,7 @@ fn a_reused_idempotency_key_is_a_duplicate_not_a_message() {
     assert_eq!(again, Outcome::Duplicate { original: first.id });
     assert_eq!(given.unread(Role::Client), 1);
     assert_eq!(given.view.as_ref().unwrap().totals.total, 1);
-    assert!(matches!(
-        given.when(&sent("worker", "other", Some("k2"))),
-        Outcome::Message(_)
-    ));
+    assert!(matches!(given.when(&sent("worker", "other", Some("k2"))), Outcome::Message(_)));
 }
 
 #[test]
@@ -211,15 +181,9 @@ fn redelivered_events_change_nothing() {
     let message = sent("worker", "hi", None);
     let position = given.at(given.next_offset);
     given.next_offset += 1;
-    assert!(matches!(
-        given.when_at(&message, position),
-        Outcome::Message(_)
-    ));
+    assert!(matches!(given.when_at(&message, position), Outcome::Message(_)));
     let before = given.view.clone();
-    assert_eq!(
-        given.when_at(&message, position),
-        Outcome::Unchanged("already applied")
-    );
+    assert_eq!(given.when_at(&message, position), Outcome::Unchanged("already applied"));
     assert_eq!(given.view, before);
     assert_eq!(given.unread(Role::Client), 1);
 }
@@ -248,21 +212,11 @@ fn summaries_track_the_last_message_with_a_bounded_preview() {
 fn strangers_and_unknown_conversations_change_nothing() {
     let mut given = Given::new();
     let id = given.send("worker");
-    assert_eq!(
-        given.when(&read("mallory", id)),
-        Outcome::Unchanged("reader is not a participant")
-    );
-    assert_eq!(
-        given.when(&started()),
-        Outcome::Unchanged("conversation already started")
-    );
+    assert_eq!(given.when(&read("mallory", id)), Outcome::Unchanged("reader is not a participant"));
+    assert_eq!(given.when(&started()), Outcome::Unchanged("conversation already started"));
     let mut empty = None;
-    let outcome = fold::apply(
-        &mut empty,
-        &sent("worker", "hi", None),
-        given.at(99),
-        Known::Nothing,
-    );
+    let outcome =
+        fold::apply(&mut empty, &sent("worker", "hi", None), given.at(99), Known::Nothing);
     assert_eq!(outcome, Outcome::Unchanged("no such conversation"));
     assert!(empty.is_none());
 }

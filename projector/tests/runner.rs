@@ -18,18 +18,13 @@ use viewstore::embedded::EmbeddedStore;
 use viewstore::{ProjectionStore, ReadModel, Role};
 
 fn person(id: &str) -> Participant {
-    Participant {
-        id: UserId::new(id).unwrap(),
-        name: id.into(),
-    }
+    Participant { id: UserId::new(id).unwrap(), name: id.into() }
 }
 
 async fn append(log: &EmbeddedLog, event: ChatEvent) -> MessageId {
     let envelope = Envelope::wrap(&event, "/test");
-    let position = log
-        .append(event.conversation_id(), envelope.to_bytes(), Vec::new())
-        .await
-        .unwrap();
+    let position =
+        log.append(event.conversation_id(), envelope.to_bytes(), Vec::new()).await.unwrap();
     MessageId::from_position(position)
 }
 
@@ -48,11 +43,8 @@ async fn write_conversation(log: &EmbeddedLog, id: u64) -> Vec<MessageId> {
     .await;
     let mut ids = Vec::new();
     for index in 0..20 {
-        let sender = if index % 3 == 0 {
-            person("client")
-        } else {
-            person(&format!("worker-{id}"))
-        };
+        let sender =
+            if index % 3 == 0 { person("client") } else { person(&format!("worker-{id}")) };
         let key = (index % 5 == 0).then(|| format!("key-{}", index / 10));
         ids.push(
             append(
@@ -91,17 +83,8 @@ async fn project_until(
 ) {
     let shutdown = CancellationToken::new();
     let signals: Arc<dyn SignalBus> = Arc::new(MemorySignalBus::new(1024));
-    let config = ProjectorConfig {
-        group: group.into(),
-        ..ProjectorConfig::default()
-    };
-    let task = tokio::spawn(projector::run(
-        log,
-        store.clone(),
-        signals,
-        config,
-        shutdown.clone(),
-    ));
+    let config = ProjectorConfig { group: group.into(), ..ProjectorConfig::default() };
+    let task = tokio::spawn(projector::run(log, store.clone(), signals, config, shutdown.clone()));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !caught_up(&store).await {
         assert!(Instant::now() < deadline, "projector did not catch up");
@@ -122,10 +105,7 @@ async fn projections_are_exact_and_survive_redelivery() {
     let end = log.end_offsets().await.unwrap();
     let caught_up = async |store: &EmbeddedStore| {
         let marks = store.watermarks(4).await.unwrap();
-        marks
-            .iter()
-            .zip(&end)
-            .all(|(mark, end)| *end == 0 || *mark == Some(end - 1))
+        marks.iter().zip(&end).all(|(mark, end)| *end == 0 || *mark == Some(end - 1))
     };
     project_until(log.clone(), store.clone(), "first", caught_up).await;
 
@@ -133,10 +113,7 @@ async fn projections_are_exact_and_survive_redelivery() {
     let view = store.view(conversation).await.unwrap().unwrap();
     // 20 sends, two of which reuse key-0 and key-1 after their first use: 18 messages.
     assert_eq!(view.totals.total, 18);
-    let history = store
-        .messages(conversation, MessageId::ZERO, None, 100, false)
-        .await
-        .unwrap();
+    let history = store.messages(conversation, MessageId::ZERO, None, 100, false).await.unwrap();
     assert_eq!(history.len(), 18);
     assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
     // The client read through message 9 (index); worker messages after it are unread.
@@ -154,19 +131,11 @@ async fn projections_are_exact_and_survive_redelivery() {
         records.extend(log.read(partition, 0, 10_000).await.unwrap());
     }
     for _ in 0..2 {
-        let applied = projector::batch::apply_records(store.as_ref(), &records)
-            .await
-            .unwrap();
-        assert_eq!(
-            applied.counts.messages, 0,
-            "a redelivered message was counted again"
-        );
+        let applied = projector::batch::apply_records(store.as_ref(), &records).await.unwrap();
+        assert_eq!(applied.counts.messages, 0, "a redelivered message was counted again");
         store.apply(&applied.projection).await.unwrap();
     }
     assert_eq!(store.load_views(&[conversation]).await.unwrap(), before);
-    let again = store
-        .messages(conversation, MessageId::ZERO, None, 100, false)
-        .await
-        .unwrap();
+    let again = store.messages(conversation, MessageId::ZERO, None, 100, false).await.unwrap();
     assert_eq!(again, history);
 }

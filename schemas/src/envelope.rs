@@ -46,10 +46,7 @@ pub enum DecodeError {
     #[error("unsupported specversion {0:?}")]
     SpecVersion(String),
     #[error("{event_type} data does not match its schema: {source}")]
-    Data {
-        event_type: String,
-        source: serde_json::Error,
-    },
+    Data { event_type: String, source: serde_json::Error },
     #[error("subject {subject:?} does not name conversation {conversation}")]
     Subject { subject: String, conversation: u64 },
 }
@@ -93,10 +90,7 @@ impl Envelope {
             return Err(DecodeError::SpecVersion(self.specversion.clone()));
         }
         let data = self.data.clone();
-        let wrong = |source| DecodeError::Data {
-            event_type: self.event_type.clone(),
-            source,
-        };
+        let wrong = |source| DecodeError::Data { event_type: self.event_type.clone(), source };
         let event = match self.event_type.as_str() {
             ChatEvent::CONVERSATION_STARTED => ChatEvent::ConversationStarted(
                 serde_json::from_value::<ConversationStarted>(data).map_err(wrong)?,
@@ -111,10 +105,7 @@ impl Envelope {
         };
         let conversation = event.conversation_id().get();
         if self.subject != conversation.to_string() {
-            return Err(DecodeError::Subject {
-                subject: self.subject.clone(),
-                conversation,
-            });
+            return Err(DecodeError::Subject { subject: self.subject.clone(), conversation });
         }
         Ok(Some(event))
     }
@@ -129,10 +120,7 @@ mod tests {
     fn sent() -> ChatEvent {
         ChatEvent::MessageSent(MessageSent {
             conversation_id: ConversationId::new(7).unwrap(),
-            sender: Participant {
-                id: UserId::new("alice").unwrap(),
-                name: "Alice".into(),
-            },
+            sender: Participant { id: UserId::new("alice").unwrap(), name: "Alice".into() },
             message_type: MessageType::Text,
             text: "hello".into(),
             attachment: None,
@@ -157,15 +145,9 @@ mod tests {
     fn unknown_types_are_skipped_and_unknown_members_ignored() {
         let mut envelope = Envelope::wrap(&sent(), "/chat/ingest");
         envelope.data["mood"] = "cheerful".into();
-        assert!(matches!(
-            Envelope::decode(&envelope.to_bytes()),
-            Ok((_, Some(_)))
-        ));
+        assert!(matches!(Envelope::decode(&envelope.to_bytes()), Ok((_, Some(_)))));
         envelope.event_type = "chat.message.sent.v9".into();
-        assert!(matches!(
-            Envelope::decode(&envelope.to_bytes()),
-            Ok((_, None))
-        ));
+        assert!(matches!(Envelope::decode(&envelope.to_bytes()), Ok((_, None))));
     }
 
     #[test]

@@ -119,11 +119,8 @@ impl ChatEvent {
     pub const MESSAGES_READ: &'static str = "chat.messages.read.v1";
 
     /// Every event type this build writes, for documentation and schema generation.
-    pub const TYPES: [&'static str; 3] = [
-        Self::CONVERSATION_STARTED,
-        Self::MESSAGE_SENT,
-        Self::MESSAGES_READ,
-    ];
+    pub const TYPES: [&'static str; 3] =
+        [Self::CONVERSATION_STARTED, Self::MESSAGE_SENT, Self::MESSAGES_READ];
 
     pub fn type_name(&self) -> &'static str {
         match self {

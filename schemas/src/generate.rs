@@ -32,10 +32,7 @@ impl Document {
 
 /// A self-contained JSON Schema 2020-12 document for `T`.
 pub fn schema_2020_12<T: JsonSchema>() -> Value {
-    SchemaSettings::draft2020_12()
-        .into_generator()
-        .into_root_schema_for::<T>()
-        .to_value()
+    SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>().to_value()
 }
 
 /// A schema for `T` in the OpenAPI 3.1 flavour: definitions go to `components`, referenced
@@ -99,17 +96,11 @@ fn event_document<T: JsonSchema>(event_type: &str, description: &str) -> Documen
         },
         "$defs": defs
     });
-    Document {
-        path: format!("events/{event_type}.json"),
-        content,
-    }
+    Document { path: format!("events/{event_type}.json"), content }
 }
 
 fn frame_document<T: JsonSchema>(name: &str) -> Document {
-    Document {
-        path: format!("ws/{name}.json"),
-        content: schema_2020_12::<T>(),
-    }
+    Document { path: format!("ws/{name}.json"), content: schema_2020_12::<T>() }
 }
 
 /// Every JSON Schema document: events, signals and WebSocket frames.
@@ -127,14 +118,8 @@ pub fn json_schemas() -> Vec<Document> {
             ChatEvent::MESSAGES_READ,
             "A participant has read every message up to and including up_to.",
         ),
-        Document {
-            path: "events/envelope.json".into(),
-            content: schema_2020_12::<Envelope>(),
-        },
-        Document {
-            path: "signals/signal.json".into(),
-            content: schema_2020_12::<Signal>(),
-        },
+        Document { path: "events/envelope.json".into(), content: schema_2020_12::<Envelope>() },
+        Document { path: "signals/signal.json".into(), content: schema_2020_12::<Signal>() },
         frame_document::<ClientFrame>("native-client-frame"),
         frame_document::<ServerFrame>("native-server-frame"),
         frame_document::<SeedInbound>("seed-inbound"),
@@ -283,8 +268,5 @@ pub fn asyncapi() -> Document {
             "schemas": schemas
         }
     });
-    Document {
-        path: "asyncapi.json".into(),
-        content,
-    }
+    Document { path: "asyncapi.json".into(), content }
 }

@@ -132,10 +132,7 @@ impl MessageId {
         if slot == 0 {
             return None;
         }
-        Some(Position {
-            partition: (self.0 % u64::from(MAX_PARTITIONS)) as u32,
-            offset: slot - 1,
-        })
+        Some(Position { partition: (self.0 % u64::from(MAX_PARTITIONS)) as u32, offset: slot - 1 })
     }
 
     /// The smallest id a message at `offset` or later in `partition` can have. Used to turn
@@ -278,24 +275,15 @@ mod tests {
 
     #[test]
     fn ids_increase_with_offset_within_a_partition() {
-        let earlier = MessageId::from_position(Position {
-            partition: 5,
-            offset: 9,
-        });
-        let later = MessageId::from_position(Position {
-            partition: 5,
-            offset: 10,
-        });
+        let earlier = MessageId::from_position(Position { partition: 5, offset: 9 });
+        let later = MessageId::from_position(Position { partition: 5, offset: 10 });
         assert!(earlier < later);
     }
 
     #[test]
     fn conversation_ids_reject_zero_and_unsafe_integers() {
         assert_eq!(ConversationId::new(0), Err(IdError::OutOfRange));
-        assert_eq!(
-            ConversationId::new(MAX_SAFE_INTEGER + 1),
-            Err(IdError::OutOfRange)
-        );
+        assert_eq!(ConversationId::new(MAX_SAFE_INTEGER + 1), Err(IdError::OutOfRange));
         assert!(ConversationId::new(MAX_SAFE_INTEGER).is_ok());
         assert_eq!("12x".parse::<ConversationId>(), Err(IdError::NotANumber));
         assert!(serde_json::from_str::<ConversationId>("0").is_err());
@@ -308,10 +296,7 @@ mod tests {
             let conversation = ConversationId::new(id).unwrap();
             counts[conversation.partition(8) as usize] += 1;
         }
-        assert!(
-            counts.iter().all(|&count| (800..1200).contains(&count)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&count| (800..1200).contains(&count)), "{counts:?}");
         let conversation = ConversationId::new(42).unwrap();
         assert_eq!(conversation.partition(16), conversation.partition(16));
     }

@@ -32,10 +32,7 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            field,
-            reason: reason.into(),
-        }
+        Self { field, reason: reason.into() }
     }
 }
 
@@ -44,10 +41,7 @@ pub fn display_name(field: &'static str, name: &str) -> Result<(), Invalid> {
         return Err(Invalid::new(field, "must not be blank"));
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(Invalid::new(
-            field,
-            format!("must be at most {MAX_NAME_BYTES} bytes"),
-        ));
+        return Err(Invalid::new(field, format!("must be at most {MAX_NAME_BYTES} bytes")));
     }
     if name.chars().any(char::is_control) {
         return Err(Invalid::new(field, "must not contain control characters"));
@@ -90,24 +84,19 @@ pub fn message(
             format!("is {} bytes; the limit is {MAX_TEXT_BYTES}", text.len()),
         ));
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
-    {
+    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
         return Err(Invalid::new("text", "must not contain control characters"));
     }
     match (message_type, attachment) {
-        (MessageType::Text | MessageType::System, Some(_)) => Err(Invalid::new(
-            "attachment",
-            "only IMAGE and FILE messages carry an attachment",
-        )),
+        (MessageType::Text | MessageType::System, Some(_)) => {
+            Err(Invalid::new("attachment", "only IMAGE and FILE messages carry an attachment"))
+        }
         (MessageType::Text | MessageType::System, None) if text.trim().is_empty() => {
             Err(Invalid::new("text", "must not be blank"))
         }
-        (MessageType::Image | MessageType::File, None) => Err(Invalid::new(
-            "attachment",
-            "IMAGE and FILE messages need an attachment",
-        )),
+        (MessageType::Image | MessageType::File, None) => {
+            Err(Invalid::new("attachment", "IMAGE and FILE messages need an attachment"))
+        }
         (MessageType::Image | MessageType::File, Some(attachment)) => {
             self::attachment(message_type, attachment)
         }
@@ -125,34 +114,20 @@ fn attachment(message_type: MessageType, attachment: &Attachment) -> Result<(), 
     }
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
     if !scheme_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Invalid::new(
-            "attachment.url",
-            "must be an http or https URL",
-        ));
+        return Err(Invalid::new("attachment.url", "must be an http or https URL"));
     }
     display_name("attachment.name", &attachment.name)?;
     let mime = attachment.mime_type.as_str();
     let mime_ok = mime.len() <= MAX_MIME_BYTES
-        && mime
-            .split_once('/')
-            .is_some_and(|(kind, sub)| !kind.is_empty() && !sub.is_empty())
+        && mime.split_once('/').is_some_and(|(kind, sub)| !kind.is_empty() && !sub.is_empty())
         && mime.chars().all(|c| c.is_ascii_graphic());
     if !mime_ok {
-        return Err(Invalid::new(
-            "attachment.mime_type",
-            "must be a MIME type such as image/png",
-        ));
+        return Err(Invalid::new("attachment.mime_type", "must be a MIME type such as image/png"));
     }
     if message_type == MessageType::Image && !mime.starts_with("image/") {
-        return Err(Invalid::new(
-            "attachment.mime_type",
-            "an IMAGE needs an image/* type",
-        ));
+        return Err(Invalid::new("attachment.mime_type", "an IMAGE needs an image/* type"));
     }
-    if attachment
-        .size
-        .is_some_and(|size| size > MAX_ATTACHMENT_BYTES)
-    {
+    if attachment.size.is_some_and(|size| size > MAX_ATTACHMENT_BYTES) {
         return Err(Invalid::new(
             "attachment.size",
             format!("must be at most {MAX_ATTACHMENT_BYTES} bytes"),
@@ -176,12 +151,7 @@ mod tests {
     use super::*;
 
     fn image(url: &str, mime: &str) -> Attachment {
-        Attachment {
-            url: url.into(),
-            name: "a.png".into(),
-            mime_type: mime.into(),
-            size: Some(10),
-        }
+        Attachment { url: url.into(), name: "a.png".into(), mime_type: mime.into(), size: Some(10) }
     }
 
     #[test]
@@ -205,9 +175,7 @@ mod tests {
         assert!(message(MessageType::File, "contract", Some(&pdf)).is_ok());
         let script = image("javascript:alert(1)", "image/png");
         assert_eq!(
-            message(MessageType::Image, "", Some(&script))
-                .unwrap_err()
-                .field,
+            message(MessageType::Image, "", Some(&script)).unwrap_err().field,
             "attachment.url"
         );
     }

@@ -214,9 +214,6 @@ mod tests {
             duplicate: false,
         };
         let json = serde_json::to_value(&ack).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"type":"ack","ref":"r","up_to":2048})
-        );
+        assert_eq!(json, serde_json::json!({"type":"ack","ref":"r","up_to":2048}));
     }
 }

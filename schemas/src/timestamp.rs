@@ -36,9 +36,7 @@ impl Timestamp {
                 let format = time::macros::format_description!(
                     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
                 );
-                instant
-                    .format(&format)
-                    .unwrap_or_else(|_| self.0.to_string())
+                instant.format(&format).unwrap_or_else(|_| self.0.to_string())
             }
             Err(_) => self.0.to_string(),
         }
@@ -92,14 +90,8 @@ mod tests {
     fn formats_like_the_seed_and_parses_back() {
         let instant = Timestamp::from_millis(1_730_644_200_123);
         assert_eq!(instant.to_rfc3339(), "2024-11-03T14:30:00.123Z");
-        assert_eq!(
-            Timestamp::parse_rfc3339("2024-11-03T14:30:00.123Z"),
-            Some(instant)
-        );
-        assert_eq!(
-            Timestamp::parse_rfc3339("2024-11-03T15:30:00.123+01:00"),
-            Some(instant)
-        );
+        assert_eq!(Timestamp::parse_rfc3339("2024-11-03T14:30:00.123Z"), Some(instant));
+        assert_eq!(Timestamp::parse_rfc3339("2024-11-03T15:30:00.123+01:00"), Some(instant));
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 }

@@ -42,9 +42,6 @@ fn every_event_type_has_a_schema() {
     let documents = json_schemas();
     for event_type in schemas::ChatEvent::TYPES {
         let path = format!("events/{event_type}.json");
-        assert!(
-            documents.iter().any(|document| document.path == path),
-            "{path} missing"
-        );
+        assert!(documents.iter().any(|document| document.path == path), "{path} missing");
     }
 }

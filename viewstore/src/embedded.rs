@@ -108,9 +108,7 @@ impl EmbeddedStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
         };
-        Ok(Self {
-            shared: Arc::new(shared),
-        })
+        Ok(Self { shared: Arc::new(shared) })
     }
 
     async fn write<T: Send + 'static>(
@@ -144,10 +142,7 @@ impl EmbeddedStore {
 }
 
 fn participant(id: String, name: String) -> rusqlite::Result<Participant> {
-    Ok(Participant {
-        id: UserId::new(id).map_err(corrupt)?,
-        name,
-    })
+    Ok(Participant { id: UserId::new(id).map_err(corrupt)?, name })
 }
 
 fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRecord> {
@@ -194,9 +189,7 @@ fn claim_from_state(
     stale_after: Duration,
 ) -> rusqlite::Result<KeyClaim> {
     if let Some(message) = message {
-        return Ok(KeyClaim::Completed(
-            MessageId::new(message).map_err(corrupt)?,
-        ));
+        return Ok(KeyClaim::Completed(MessageId::new(message).map_err(corrupt)?));
     }
     let age = now.millis().saturating_sub(claimed_at);
     let stale = u128::try_from(age).unwrap_or(0) >= stale_after.as_millis();
@@ -318,10 +311,7 @@ impl ConversationDirectory for EmbeddedStore {
                     Some((holder, claimed_at, message)) => {
                         claim_from_state(holder, claimed_at, message, now, Duration::MAX)?
                     }
-                    None => KeyClaim::Pending {
-                        owner: String::new(),
-                        stale: true,
-                    },
+                    None => KeyClaim::Pending { owner: String::new(), stale: true },
                 }
             };
             transaction.commit()?;
@@ -361,11 +351,9 @@ impl ConversationDirectory for EmbeddedStore {
 
 fn load_view(conn: &Connection, conversation: u64) -> rusqlite::Result<Option<ConversationView>> {
     let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM views WHERE conversation_id = ?1",
-            [conversation],
-            |row| row.get(0),
-        )
+        .query_row("SELECT body FROM views WHERE conversation_id = ?1", [conversation], |row| {
+            row.get(0)
+        })
         .optional()?;
     body.map(|body| decode(&body)).transpose()
 }
@@ -386,8 +374,7 @@ impl ReadModel for EmbeddedStore {
         &self,
         conversation: ConversationId,
     ) -> Result<Option<ConversationView>, StoreError> {
-        self.read(move |conn| load_view(conn, conversation.get()))
-            .await
+        self.read(move |conn| load_view(conn, conversation.get())).await
     }
 
     async fn inbox(
@@ -398,10 +385,7 @@ impl ReadModel for EmbeddedStore {
     ) -> Result<Vec<ConversationView>, StoreError> {
         let user = user.as_str().to_owned();
         let (activity, conversation) = match cursor {
-            Some(cursor) => (
-                cursor.last_activity_at.millis(),
-                cursor.conversation_id.get() as i64,
-            ),
+            Some(cursor) => (cursor.last_activity_at.millis(), cursor.conversation_id.get() as i64),
             None => (i64::MAX, i64::MAX),
         };
         self.read(move |conn| {
@@ -546,11 +530,7 @@ impl ProjectionStore for EmbeddedStore {
                      ON CONFLICT (conversation_id) DO UPDATE
                      SET applied_offset = excluded.applied_offset, body = excluded.body
                      WHERE excluded.applied_offset > views.applied_offset",
-                    params![
-                        view.conversation_id.get(),
-                        view.applied_offset,
-                        encode(view)?
-                    ],
+                    params![view.conversation_id.get(), view.applied_offset, encode(view)?],
                 )?;
                 if changed == 0 {
                     continue;

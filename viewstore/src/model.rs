@@ -140,16 +140,11 @@ impl ConversationView {
     }
 
     pub fn last_activity_at(&self) -> Timestamp {
-        self.last_message
-            .as_ref()
-            .map_or(self.started_at, |last| last.sent_at)
+        self.last_message.as_ref().map_or(self.started_at, |last| last.sent_at)
     }
 
     pub fn applied_position(&self) -> Position {
-        Position {
-            partition: self.partition,
-            offset: self.applied_offset,
-        }
+        Position { partition: self.partition, offset: self.applied_offset }
     }
 
     /// Whether every recipient of `message` has read it.
@@ -234,18 +229,11 @@ pub struct InboxCursor {
 
 impl InboxCursor {
     pub fn after(view: &ConversationView) -> Self {
-        Self {
-            last_activity_at: view.last_activity_at(),
-            conversation_id: view.conversation_id,
-        }
+        Self { last_activity_at: view.last_activity_at(), conversation_id: view.conversation_id }
     }
 
     pub fn encode(&self) -> String {
-        format!(
-            "{}.{}",
-            self.last_activity_at.millis(),
-            self.conversation_id
-        )
+        format!("{}.{}", self.last_activity_at.millis(), self.conversation_id)
     }
 
     pub fn decode(text: &str) -> Option<Self> {

@@ -1,0 +1,138 @@
+//! The native WebSocket API `/v1/ws`: many conversations on one connection, acknowledged
+//! sends, read receipts, typing, presence and live inbox updates.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Server, native_client};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_connection_carries_many_conversations_with_acks() {
+    let server = Server::start();
+    let first = server.open_conversation("job-n1", "carla", "wei").await;
+    let second = server.open_conversation("job-n2", "carla", "zoe").await;
+    let mut carla = native_client(&server, "carla").await;
+    let mut wei = native_client(&server, "wei").await;
+    for conversation in [first, second] {
+        carla.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+        assert_eq!(carla.frame_of("subscribed").await["conversation_id"], conversation);
+    }
+    wei.send_json(json!({"type": "subscribe", "conversation_id": first})).await;
+    wei.frame_of("subscribed").await;
+
+    carla
+        .send_json(json!({"type": "send", "ref": "r1", "conversation_id": first, "text": "to wei"}))
+        .await;
+    let ack = carla.frame_of("ack").await;
+    assert_eq!(ack["ref"], "r1");
+    let id = ack["message_id"].as_u64().unwrap();
+    let delivered = wei.frame_of("message").await;
+    assert_eq!(delivered["conversation_id"], first);
+    assert_eq!(delivered["message"]["id"], id);
+    assert_eq!(delivered["message"]["text"], "to wei");
+
+    carla
+        .send_json(
+            json!({"type": "send", "ref": "r2", "conversation_id": second, "text": "to zoe"}),
+        )
+        .await;
+    let own = carla.frame_of("message").await;
+    // Carla sees her first message, then her second, each in its conversation.
+    let next =
+        if own["message"]["text"] == "to wei" { carla.frame_of("message").await } else { own };
+    assert_eq!(next["conversation_id"], second);
+    wei.quiet_for("message", Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_typing_presence_and_inbox_reach_the_other_side() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-n3", "carla", "wei").await;
+    let mut carla = native_client(&server, "carla").await;
+    carla.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    carla.frame_of("subscribed").await;
+    let mut wei = native_client(&server, "wei").await;
+    wei.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    wei.frame_of("subscribed").await;
+    let online = carla.frame_of("presence").await;
+    assert_eq!(online["user_id"], "wei");
+    assert_eq!(online["status"], "online");
+
+    wei.send_json(json!({"type": "typing", "conversation_id": conversation, "is_typing": true}))
+        .await;
+    let typing = carla.frame_of("typing").await;
+    assert_eq!(
+        (typing["user_id"].as_str(), typing["is_typing"].as_bool()),
+        (Some("wei"), Some(true))
+    );
+
+    wei.send_json(
+        json!({"type": "send", "ref": "m", "conversation_id": conversation, "text": "hi"}),
+    )
+    .await;
+    let id = wei.frame_of("ack").await["message_id"].as_u64().unwrap();
+    let inbox = carla.frame_of("inbox").await;
+    assert_eq!(inbox["item"]["conversation_id"], conversation);
+    assert_eq!(inbox["item"]["unread_count"], 1);
+
+    carla
+        .send_json(
+            json!({"type": "read", "ref": "rd", "conversation_id": conversation, "up_to": id}),
+        )
+        .await;
+    assert_eq!(carla.frame_of("ack").await["up_to"], id);
+    let receipt = wei.frame_of("read").await;
+    assert_eq!(
+        (receipt["reader_id"].as_str(), receipt["up_to"].as_u64()),
+        (Some("carla"), Some(id))
+    );
+    let cleared = carla.frame_of("inbox").await;
+    assert_eq!(cleared["item"]["unread_count"], 0);
+
+    // Typing withdraws itself when not repeated.
+    let stopped = carla.frame_of("typing").await;
+    assert_eq!(stopped["is_typing"], false);
+
+    wei.close().await;
+    let offline = carla.frame_of("presence").await;
+    assert_eq!(offline["status"], "offline");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_frames_are_answered_with_errors_on_an_open_connection() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-n4", "carla", "wei").await;
+    let other = server.open_conversation("job-n5", "zoe", "wei").await;
+    let mut carla = native_client(&server, "carla").await;
+
+    carla.send_text("[1,2".into()).await;
+    assert_eq!(carla.frame_of("error").await["code"], "invalid_json");
+    carla.send_json(json!({"type": "dance"})).await;
+    assert_eq!(carla.frame_of("error").await["code"], "invalid_json");
+    carla.send_json(json!({"type": "subscribe", "conversation_id": "seven"})).await;
+    assert_eq!(carla.frame_of("error").await["code"], "invalid_json");
+    carla.send_json(json!({"type": "subscribe", "conversation_id": other})).await;
+    assert_eq!(carla.frame_of("error").await["code"], "forbidden");
+    carla.send_json(json!({"type": "subscribe", "conversation_id": 4_242_424})).await;
+    assert_eq!(carla.frame_of("error").await["code"], "not_found");
+    carla
+        .send_json(json!({"type": "send", "ref": "x", "conversation_id": other, "text": "sneaky"}))
+        .await;
+    let refused = carla.frame_of("error").await;
+    assert_eq!((refused["ref"].as_str(), refused["code"].as_str()), (Some("x"), Some("forbidden")));
+    carla
+        .send_json(
+            json!({"type": "send", "ref": "y", "conversation_id": conversation, "text": " "}),
+        )
+        .await;
+    assert_eq!(carla.frame_of("error").await["code"], "invalid_input");
+    carla
+        .send_json(json!({"type": "typing", "conversation_id": conversation, "is_typing": true}))
+        .await;
+    assert_eq!(carla.frame_of("error").await["code"], "forbidden");
+    assert!(server.history("zoe", other).await.is_empty(), "a refused send was written");
+}
