@@ -134,5 +134,7 @@ async fn bad_frames_are_answered_with_errors_on_an_open_connection() {
         .send_json(json!({"type": "typing", "conversation_id": conversation, "is_typing": true}))
         .await;
     assert_eq!(carla.frame_of("error").await["code"], "forbidden");
-    assert!(server.history("zoe", other).await.is_empty(), "a refused send was written");
+    let marker = server.send("zoe", other, "marker").await;
+    server.inbox_item_when("zoe", other, |item| item["last_message_id"] == marker).await;
+    assert_eq!(server.history("zoe", other).await.len(), 1, "a refused send was written");
 }
