@@ -1,1 +1,580 @@
-// the web app
+// The chat web app: sign in, inbox, one open conversation over the native WebSocket.
+// All user data goes into the page through textContent, never innerHTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "chat.token";
+const TYPING_REPEAT_MS = 3000; // resend "typing" while the user keeps typing
+const TYPING_IDLE_MS = 4000; // send "stopped typing" after this long without input
+const TYPING_SHOW_MS = 6000; // hide the other side's indicator without a refresh
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  me: null, // {user_id, name}
+  inbox: new Map(), // conversation_id -> inbox item (highest version)
+  ws: null,
+  wsReady: false,
+  retries: 0,
+  reconnectTimer: null,
+  holdReconnect: false, // debugging aid: keep the socket closed until released
+  open: null, // the open conversation, see openConversation()
+  refs: 0,
+};
+
+// ---------- small helpers ----------
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function notice(text) {
+  const box = $("notice");
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(notice.timer);
+  notice.timer = setTimeout(() => { box.hidden = true; }, 5000);
+}
+
+function timeOf(stamp) {
+  if (!stamp) return "";
+  const date = new Date(stamp);
+  const sameDay = date.toDateString() === new Date().toDateString();
+  return sameDay
+    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : date.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+function nextRef() {
+  state.refs += 1;
+  return "r" + state.refs;
+}
+
+async function api(path, options = {}, token = state.token) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = "Bearer " + token;
+  const response = await fetch(path, {
+    method: options.method || "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error((body && (body.detail || body.title)) || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function otherOf(item) {
+  if (!state.me) return item.worker;
+  return item.client.id === state.me.user_id ? item.worker : item.client;
+}
+
+// ---------- sign in / out ----------
+
+async function mintToken(sub, name, service) {
+  const body = { sub, service };
+  if (name) body.name = name;
+  return (await api("/dev/token", { method: "POST", body }, null)).token;
+}
+
+async function signIn(sub, name) {
+  $("login-error").textContent = "";
+  try {
+    state.token = await mintToken(sub, name, false);
+    sessionStorage.setItem(TOKEN_KEY, state.token);
+    await start();
+  } catch (error) {
+    $("login-error").textContent = "Sign in failed: " + error.message;
+  }
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.href = location.pathname; // a full load, without the open conversation's hash
+}
+
+function showLogin() {
+  $("login-view").hidden = false;
+  $("chat-view").hidden = true;
+  $("account").hidden = true;
+  $("login-user").focus();
+}
+
+async function start() {
+  try {
+    state.me = await api("/v1/me");
+  } catch (error) {
+    if (error.status === 401) { sessionStorage.removeItem(TOKEN_KEY); showLogin(); return; }
+    notice("Cannot reach the server: " + error.message);
+    setTimeout(start, 2000);
+    return;
+  }
+  $("login-view").hidden = true;
+  $("chat-view").hidden = false;
+  $("account").hidden = false;
+  $("me-name").textContent = state.me.name + " (" + state.me.user_id + ")";
+  $("new-client").value = state.me.user_id;
+  await loadInbox();
+  connect();
+  const linked = /^#c(\d+)$/.exec(location.hash); // the conversation open before a reload
+  if (linked) openConversation(Number(linked[1]));
+}
+
+// ---------- inbox ----------
+
+async function loadInbox() {
+  try {
+    const page = await api("/v1/conversations?limit=200");
+    page.items.forEach(upsertInbox);
+  } catch (error) {
+    notice("Could not load conversations: " + error.message);
+  }
+  renderInbox();
+}
+
+function upsertInbox(item) {
+  const known = state.inbox.get(item.conversation_id);
+  if (!known || item.version >= known.version) state.inbox.set(item.conversation_id, item);
+}
+
+function renderInbox() {
+  const list = $("conversation-list");
+  const items = [...state.inbox.values()].sort((a, b) =>
+    (b.last_activity_at || "").localeCompare(a.last_activity_at || "") ||
+    b.conversation_id - a.conversation_id);
+  list.replaceChildren(...items.map(inboxEntry));
+  $("inbox-empty").hidden = items.length > 0;
+}
+
+function inboxEntry(item) {
+  const li = el("li", "conversation-item");
+  li.dataset.conversationId = String(item.conversation_id);
+  li.tabIndex = 0;
+  if (state.open && state.open.id === item.conversation_id) li.classList.add("active");
+  const other = otherOf(item);
+  const top = el("div", "row");
+  top.append(el("span", "name", other.name), el("span", "time", timeOf(item.last_activity_at)));
+  const bottom = el("div", "row");
+  let preview = item.last_message_text == null ? "No messages yet" : item.last_message_text;
+  if (item.last_message_text != null && item.last_message_sender_id === state.me.user_id) {
+    preview = "You: " + preview;
+  }
+  bottom.append(el("span", "preview", preview));
+  if (item.unread_count > 0) {
+    bottom.append(el("span", "unread-badge", String(item.unread_count)));
+    li.classList.add("unread");
+  }
+  li.append(top, el("div", "job", "job " + item.job_id), bottom);
+  return li;
+}
+
+// ---------- the open conversation ----------
+
+async function openConversation(id) {
+  if (state.open && state.open.id === id) return;
+  if (state.open && state.open.subscribed) wsSend({ type: "unsubscribe", conversation_id: state.open.id });
+  const item = state.inbox.get(id);
+  const open = {
+    id, item, loaded: false, subscribed: false,
+    messages: new Map(), // id -> message
+    pending: new Map(), // ref -> {key, text, node}
+    lastId: 0, readSent: 0, otherRead: 0, nextBefore: null,
+    typingSentAt: 0, typingIdle: null, typingHide: null,
+  };
+  state.open = open;
+  history.replaceState(null, "", "#c" + id);
+  $("no-conversation").hidden = true;
+  $("conversation").hidden = false;
+  $("messages").replaceChildren();
+  $("typing").hidden = true;
+  setPresence("offline");
+  const other = item ? otherOf(item) : { name: "Conversation " + id };
+  $("conversation-title").textContent = other.name;
+  $("conversation-job").textContent = item ? "job " + item.job_id : "";
+  renderInbox();
+  try {
+    const page = await api("/v1/conversations/" + id + "/messages?limit=50");
+    if (state.open !== open) return;
+    open.nextBefore = page.next_before;
+    page.messages.forEach((message) => addMessage(message, false));
+  } catch (error) {
+    notice("Could not load messages: " + error.message);
+  }
+  if (state.open !== open) return;
+  open.loaded = true;
+  $("load-older").hidden = open.nextBefore == null;
+  scrollToEnd();
+  subscribeOpen();
+  markRead();
+  $("message-input").focus();
+}
+
+async function loadOlder() {
+  const open = state.open;
+  if (!open || open.nextBefore == null) return;
+  const scroller = $("message-scroll");
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  const page = await api("/v1/conversations/" + open.id + "/messages?limit=50&before=" + open.nextBefore);
+  if (state.open !== open) return;
+  open.nextBefore = page.next_before;
+  page.messages.forEach((message) => addMessage(message, false));
+  $("load-older").hidden = open.nextBefore == null;
+  scroller.scrollTop = scroller.scrollHeight - fromBottom;
+}
+
+function subscribeOpen() {
+  const open = state.open;
+  if (!open || !open.loaded || !state.wsReady) return;
+  const frame = { type: "subscribe", conversation_id: open.id };
+  if (open.lastId > 0) frame.since = open.lastId;
+  wsSend(frame);
+}
+
+// Adds (or updates) a confirmed message, keeping the list ordered by id with no duplicates.
+function addMessage(message, live) {
+  const open = state.open;
+  if (!open || message.conversation_id !== open.id) return;
+  for (const [ref, pending] of open.pending) {
+    if (message.idempotency_key && pending.key === message.idempotency_key) {
+      pending.node.remove();
+      open.pending.delete(ref);
+    }
+  }
+  const known = open.messages.get(message.id);
+  open.messages.set(message.id, Object.assign({}, known, message));
+  const node = messageNode(open.messages.get(message.id));
+  const list = $("messages");
+  const existing = list.querySelector('.message[data-message-id="' + message.id + '"]');
+  if (existing) {
+    existing.replaceWith(node);
+  } else {
+    let before = null;
+    for (const child of list.children) {
+      if (!child.dataset.messageId || Number(child.dataset.messageId) > message.id) { before = child; break; }
+    }
+    list.insertBefore(node, before);
+  }
+  open.lastId = Math.max(open.lastId, message.id);
+  if (live) {
+    scrollToEnd();
+    if (message.sender_id !== state.me.user_id) { hideTyping(); markRead(); }
+  }
+}
+
+function messageNode(message) {
+  const mine = message.sender_id === state.me.user_id;
+  const kind = message.message_type === "SYSTEM" ? "system" : mine ? "mine" : "theirs";
+  const li = el("li", "message " + kind);
+  li.dataset.messageId = String(message.id);
+  li.dataset.sender = message.sender_id;
+  const bubble = el("div", "bubble");
+  bubble.title = message.sender_name;
+  bubble.append(el("div", "message-text", message.text));
+  const link = message.attachment;
+  if (link && /^https?:\/\//i.test(link.url)) {
+    const a = el("a", "attachment", "📎 " + link.name);
+    a.href = link.url;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    bubble.append(a);
+  }
+  const meta = el("div", "meta", timeOf(message.sent_at));
+  if (mine) {
+    const seen = message.is_read || message.id <= (state.open ? state.open.otherRead : 0);
+    meta.append(el("span", "status" + (seen ? " seen" : ""), seen ? "Seen" : "Sent"));
+  }
+  bubble.append(meta);
+  li.append(bubble);
+  return li;
+}
+
+function applyReadReceipt(upTo) {
+  const open = state.open;
+  open.otherRead = Math.max(open.otherRead, upTo);
+  for (const node of $("messages").querySelectorAll(".message.mine[data-message-id]")) {
+    if (Number(node.dataset.messageId) > upTo) continue;
+    const status = node.querySelector(".status");
+    if (status && !status.classList.contains("seen")) {
+      status.classList.add("seen");
+      status.textContent = "Seen";
+    }
+  }
+}
+
+function markRead() {
+  const open = state.open;
+  if (!open || !open.loaded || document.hidden) return;
+  const item = state.inbox.get(open.id);
+  let upTo = 0;
+  for (const message of open.messages.values()) {
+    if (message.sender_id !== state.me.user_id) upTo = Math.max(upTo, message.id);
+  }
+  const readMark = Math.max(open.readSent, item ? item.last_read_id : 0);
+  if (upTo <= readMark) return;
+  open.readSent = upTo;
+  if (!wsSend({ type: "read", ref: nextRef(), conversation_id: open.id, up_to: upTo })) {
+    api("/v1/conversations/" + open.id + "/read", { method: "POST", body: { up_to: upTo } })
+      .catch(() => { open.readSent = 0; });
+  }
+}
+
+function scrollToEnd() {
+  const scroller = $("message-scroll");
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+// ---------- sending ----------
+
+function sendMessage(text) {
+  const open = state.open;
+  if (!open || !text.trim()) return;
+  const ref = nextRef();
+  const pending = { ref, key: crypto.randomUUID(), text, node: null };
+  const li = el("li", "message mine pending");
+  li.dataset.pendingRef = ref;
+  const bubble = el("div", "bubble");
+  bubble.append(el("div", "message-text", text), el("div", "meta", "Sending…"));
+  li.append(bubble);
+  pending.node = li;
+  open.pending.set(ref, pending);
+  $("messages").append(li);
+  scrollToEnd();
+  transmit(open.id, pending);
+  stopTyping();
+}
+
+function transmit(conversationId, pending) {
+  wsSend({
+    type: "send", ref: pending.ref, conversation_id: conversationId,
+    text: pending.text, idempotency_key: pending.key,
+  });
+}
+
+function onAck(frame) {
+  const open = state.open;
+  if (!open || frame.message_id == null) return;
+  const pending = open.pending.get(frame.ref);
+  if (!pending) return;
+  open.pending.delete(frame.ref);
+  pending.node.remove();
+  if (!open.messages.has(frame.message_id)) {
+    // The message frame has not arrived yet; show it as confirmed meanwhile.
+    addMessage({
+      id: frame.message_id, conversation_id: open.id, sender_id: state.me.user_id,
+      sender_name: state.me.name, message_type: "TEXT", text: pending.text,
+      sent_at: new Date().toISOString(), is_read: false, idempotency_key: pending.key,
+    }, true);
+  }
+}
+
+function onError(frame) {
+  const open = state.open;
+  const pending = open && frame.ref ? open.pending.get(frame.ref) : null;
+  if (pending) {
+    pending.node.classList.add("failed");
+    pending.node.querySelector(".meta").textContent = "Not sent: " + frame.detail;
+    open.pending.delete(frame.ref);
+    return;
+  }
+  notice(frame.code + ": " + frame.detail);
+}
+
+// ---------- typing and presence ----------
+
+function onInput() {
+  const open = state.open;
+  if (!open || !open.subscribed) return;
+  const now = Date.now();
+  if (now - open.typingSentAt > TYPING_REPEAT_MS) {
+    open.typingSentAt = now;
+    wsSend({ type: "typing", conversation_id: open.id, is_typing: true });
+  }
+  clearTimeout(open.typingIdle);
+  open.typingIdle = setTimeout(stopTyping, TYPING_IDLE_MS);
+}
+
+function stopTyping() {
+  const open = state.open;
+  if (!open || !open.typingSentAt) return;
+  clearTimeout(open.typingIdle);
+  open.typingSentAt = 0;
+  wsSend({ type: "typing", conversation_id: open.id, is_typing: false });
+}
+
+function onTyping(frame) {
+  const open = state.open;
+  if (!frame.is_typing) { hideTyping(); return; }
+  const item = state.inbox.get(open.id);
+  const who = item ? [item.client, item.worker].find((p) => p.id === frame.user_id) : null;
+  $("typing").textContent = (who ? who.name : frame.user_id) + " is typing…";
+  $("typing").hidden = false;
+  clearTimeout(open.typingHide);
+  open.typingHide = setTimeout(hideTyping, TYPING_SHOW_MS);
+}
+
+function hideTyping() {
+  $("typing").hidden = true;
+  if (state.open) clearTimeout(state.open.typingHide);
+}
+
+function setPresence(status) {
+  $("presence").dataset.status = status;
+  $("presence").textContent = status;
+}
+
+// ---------- the WebSocket ----------
+
+function setConnection(text, kind) {
+  $("connection").textContent = text;
+  $("connection").dataset.state = kind;
+}
+
+function wsSend(frame) {
+  if (!state.ws || !state.wsReady) return false;
+  state.ws.send(JSON.stringify(frame));
+  return true;
+}
+
+function connect() {
+  clearTimeout(state.reconnectTimer);
+  if (state.holdReconnect) return;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(scheme + "//" + location.host + "/v1/ws?token=" + encodeURIComponent(state.token));
+  state.ws = ws;
+  setConnection(state.retries ? "reconnecting…" : "connecting…", "connecting");
+  ws.onmessage = (event) => { if (state.ws === ws) onFrame(JSON.parse(event.data)); };
+  ws.onclose = (event) => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    state.wsReady = false;
+    if (state.open) { state.open.subscribed = false; setPresence("offline"); hideTyping(); }
+    if (event.code === 4401) { signOut(); return; }
+    setConnection("offline", "offline");
+    const delay = Math.min(10000, 500 * 2 ** state.retries) * (0.75 + Math.random() / 2);
+    state.retries += 1;
+    state.reconnectTimer = setTimeout(connect, delay);
+  };
+}
+
+function onFrame(frame) {
+  const open = state.open;
+  const here = open && frame.conversation_id === open.id;
+  switch (frame.type) {
+    case "ready":
+      state.wsReady = true;
+      state.retries = 0;
+      setConnection("online", "online");
+      loadInbox(); // catch up on inbox changes missed while disconnected
+      subscribeOpen();
+      break;
+    case "subscribed":
+      if (!here) { wsSend({ type: "unsubscribe", conversation_id: frame.conversation_id }); break; }
+      open.subscribed = true;
+      for (const pending of open.pending.values()) transmit(open.id, pending); // same key: no duplicate
+      markRead();
+      break;
+    case "unsubscribed":
+      break;
+    case "message":
+      if (here) addMessage(frame.message, true);
+      break;
+    case "read":
+      if (here && frame.reader_id !== state.me.user_id) applyReadReceipt(frame.up_to);
+      break;
+    case "typing":
+      if (here && frame.user_id !== state.me.user_id) onTyping(frame);
+      break;
+    case "presence":
+      if (here && frame.user_id !== state.me.user_id) setPresence(frame.status);
+      break;
+    case "inbox":
+      upsertInbox(frame.item);
+      renderInbox();
+      break;
+    case "ack":
+      onAck(frame);
+      break;
+    case "error":
+      onError(frame);
+      break;
+  }
+}
+
+// ---------- new conversation (dev: signs in as the service role) ----------
+
+// The request body; the signed-in user's display name goes along when they take part.
+function participants(client, worker) {
+  const body = { client_id: client, worker_id: worker };
+  if (client === state.me.user_id) body.client_name = state.me.name;
+  if (worker === state.me.user_id) body.worker_name = state.me.name;
+  return body;
+}
+
+async function newConversation() {
+  $("new-conversation-error").textContent = "";
+  const job = $("new-job").value.trim();
+  try {
+    const service = await mintToken("jobs", "Jobs", true);
+    const record = await api("/v1/jobs/" + encodeURIComponent(job) + "/conversation", {
+      method: "PUT",
+      body: participants($("new-client").value.trim(), $("new-worker").value.trim()),
+    }, service);
+    $("new-conversation-form").closest("details").open = false;
+    await loadInbox();
+    $("new-job").value = "";
+    openConversation(record.conversation_id);
+  } catch (error) {
+    $("new-conversation-error").textContent = error.message;
+  }
+}
+
+// ---------- wiring ----------
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  signIn($("login-user").value.trim(), $("login-name").value.trim());
+});
+for (const button of document.querySelectorAll("[data-quick-user]")) {
+  button.addEventListener("click", () => signIn(button.dataset.quickUser, button.dataset.quickName));
+}
+$("sign-out").addEventListener("click", signOut);
+$("conversation-list").addEventListener("click", (event) => {
+  const item = event.target.closest("[data-conversation-id]");
+  if (item) openConversation(Number(item.dataset.conversationId));
+});
+$("conversation-list").addEventListener("keydown", (event) => {
+  const item = event.target.closest("[data-conversation-id]");
+  if (item && event.key === "Enter") openConversation(Number(item.dataset.conversationId));
+});
+$("composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("message-input");
+  sendMessage(input.value);
+  input.value = "";
+});
+$("message-input").addEventListener("input", onInput);
+$("load-older").addEventListener("click", () => loadOlder().catch((e) => notice(e.message)));
+$("new-conversation-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  newConversation();
+});
+document.addEventListener("visibilitychange", markRead);
+
+// A hook for tests and debugging: drop the socket (optionally keeping it closed).
+window.chatDebug = {
+  closeSocket(hold = false) {
+    state.holdReconnect = hold;
+    if (state.ws) state.ws.close();
+  },
+  releaseSocket() {
+    state.holdReconnect = false;
+    if (!state.ws) connect();
+  },
+};
+
+if (state.token) start(); else showLogin();

@@ -71,14 +71,16 @@ async fn unread_counts_are_exact_after_sends_and_reads() {
         .await;
     assert_eq!(item["unread_count"], 3, "reading up to the second leaves exactly three");
 
-    // Reading backwards changes nothing; reading everything leaves zero.
-    server
-        .post(
-            "carla",
-            &format!("/v1/conversations/{conversation}/read"),
-            json!({"up_to": from_wei[0]}),
-        )
-        .await;
+    // Reading backwards changes nothing (the answer is the mark in force); a mark beyond
+    // the log or in another conversation's partition is refused; reading everything
+    // leaves zero.
+    let read_path = format!("/v1/conversations/{conversation}/read");
+    let (status, backwards) = server.post("carla", &read_path, json!({"up_to": from_wei[0]})).await;
+    assert_eq!((status, backwards["up_to"].as_u64()), (200, Some(from_wei[1])));
+    let (status, _) = server.post("carla", &read_path, json!({"up_to": own + 1024 * 1000})).await;
+    assert_eq!(status, 422, "a mark past the end of the log must be refused");
+    let (status, _) = server.post("carla", &read_path, json!({"up_to": own + 1})).await;
+    assert_eq!(status, 422, "a mark in another partition must be refused");
     server
         .post("carla", &format!("/v1/conversations/{conversation}/read"), json!({"up_to": own}))
         .await;

@@ -250,18 +250,27 @@ impl Ingest {
         Some(event?.time())
     }
 
-    /// Marks everything up to `up_to` read for `caller`.
+    /// Marks everything up to `up_to` read for `caller`. `up_to` must be a position the log
+    /// already has in the conversation's partition, so a receipt never covers a message
+    /// that does not exist yet. The answer carries the mark in force afterwards (which is
+    /// higher than `up_to` if the caller had already read further).
     pub async fn mark_read(
         &self,
         caller: &Caller,
         conversation: ConversationId,
         up_to: MessageId,
     ) -> Result<ReadMark, IngestError> {
-        if up_to == MessageId::ZERO {
-            return Err(Invalid::new("up_to", "must name a message").into());
-        }
         let record = self.authorize(caller, conversation).await?;
-        let answer = ReadMark {
+        let partitions = self.log.partitions();
+        let Some(position) = up_to.position() else {
+            return Err(Invalid::new("up_to", "must name a message").into());
+        };
+        let partition = conversation.partition(partitions);
+        let end = self.log.end_offsets().await?.get(partition as usize).copied().unwrap_or(0);
+        if position.partition != partition || position.offset >= end {
+            return Err(Invalid::new("up_to", "names no message of this conversation").into());
+        }
+        let mark = |up_to| ReadMark {
             conversation_id: record.conversation_id,
             reader_id: caller.user_id.clone(),
             up_to,
@@ -271,7 +280,7 @@ impl Ingest {
             && let Some(role) = view.role_of(&caller.user_id)
             && view.read_state(role).last_read >= up_to
         {
-            return Ok(answer);
+            return Ok(mark(view.read_state(role).last_read));
         }
         let event = ChatEvent::MessagesRead(MessagesRead {
             conversation_id: record.conversation_id,
@@ -280,7 +289,7 @@ impl Ingest {
             read_at: Timestamp::now(),
         });
         self.append(&event).await?;
-        Ok(answer)
+        Ok(mark(up_to))
     }
 
     pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {

@@ -1,0 +1,246 @@
+// Browser end-to-end test of the chat web app: two users in real headless Chromium.
+//
+//   node browser.test.mjs http://127.0.0.1:PORT
+//
+// Environment: CHROMIUM (default /usr/bin/chromium); CHAT_SCREENSHOT=path.png saves a
+// screenshot of bob's page at the end; CHAT_WEB_DIR=dir serves index.html, app.js and
+// app.css from that directory instead of the server (to iterate without rebuilding).
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const base = (process.argv[2] || "").replace(/\/$/, "");
+if (!/^https?:\/\//.test(base)) {
+  console.error("usage: node browser.test.mjs http://127.0.0.1:PORT");
+  process.exit(2);
+}
+const WAIT = 10_000; // every wait for a result polls up to this long
+const started = Date.now();
+
+function step(text) {
+  const seconds = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
+  console.log(`[${seconds}s] ${text}`);
+}
+
+function fail(reason) {
+  throw new Error(reason);
+}
+
+// Polls `probe` until it returns a truthy value; fails with `what` after the timeout.
+async function until(what, probe, timeout = WAIT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (error) {
+      last = error.message;
+    }
+    if (Date.now() > deadline) fail(`timed out after ${timeout} ms waiting for: ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const messageTexts = (page) =>
+  page.$$eval("#messages .message[data-message-id]", (nodes) =>
+    nodes.map((node) => ({ id: Number(node.dataset.messageId), text: node.querySelector(".message-text").textContent })));
+
+// Every expected text exactly once, ids strictly increasing, no stray pending message.
+async function historyIsExact(page, who, expected) {
+  await until(`${who} shows exactly the ${expected.length} messages in order`, async () => {
+    const shown = await messageTexts(page);
+    const pending = await page.locator("#messages .message.pending").count();
+    const increasing = shown.every((m, i) => i === 0 || m.id > shown[i - 1].id);
+    return pending === 0 && increasing && JSON.stringify(shown.map((m) => m.text)) === JSON.stringify(expected);
+  });
+}
+
+const message = (page, text) => page.locator("#messages .message[data-message-id]", { hasText: text });
+const item = (page, id) => page.locator(`#conversation-list [data-conversation-id="${id}"]`);
+
+async function signIn(page, user, name, quick) {
+  await page.goto(base + "/");
+  if (quick) {
+    await page.click(`[data-quick-user="${user}"]`);
+  } else {
+    await page.fill("#login-user", user);
+    await page.fill("#login-name", name);
+    await page.click("#login-button");
+  }
+  await page.locator("#me-name", { hasText: name }).waitFor({ timeout: WAIT });
+  await page.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
+}
+
+async function openConversation(page, id) {
+  await item(page, id).click();
+  await page.locator(`#conversation-list .active[data-conversation-id="${id}"]`).waitFor({ timeout: WAIT });
+  await until("the conversation to be loaded", () => page.evaluate(() => !document.getElementById("conversation").hidden));
+}
+
+async function send(page, text) {
+  await page.fill("#message-input", text);
+  await page.click("#send-button");
+  await message(page, text).waitFor({ timeout: WAIT });
+  await until(`"${text}" to be acknowledged`, async () => (await page.locator("#messages .message.pending").count()) === 0);
+}
+
+async function newPage(browser, errors, who) {
+  const context = await browser.newContext({ viewport: { width: 1180, height: 720 } });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => errors.push(`${who}: ${error.message}`));
+  const webDir = process.env.CHAT_WEB_DIR;
+  if (webDir) {
+    const types = { "/": "text/html", "/app.js": "text/javascript", "/app.css": "text/css" };
+    await page.route((url) => url.pathname in types, (route) => {
+      const path = new URL(route.request().url()).pathname;
+      const file = path === "/" ? "index.html" : path.slice(1);
+      route.fulfill({ contentType: types[path], body: readFileSync(join(webDir, file)) });
+    });
+  }
+  return page;
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      // A page fulfilled from disk (CHAT_WEB_DIR) has no address of its own, so Chromium's
+      // local network access checks would block its WebSocket to 127.0.0.1.
+    ].concat(process.env.CHAT_WEB_DIR ? ["--disable-features=LocalNetworkAccessChecks"] : []),
+    timeout: 30_000,
+  });
+  const errors = [];
+  try {
+    step(`chromium ${browser.version()} against ${base}`);
+    const alice = await newPage(browser, errors, "alice");
+    const bob = await newPage(browser, errors, "bob");
+    const expected = [];
+
+    step("alice signs in through the form");
+    await signIn(alice, "alice", "Alice", false);
+    const demoId = await until("the demo conversation in alice's inbox", () =>
+      alice.locator("#conversation-list [data-conversation-id]", { hasText: "job demo" })
+        .first().getAttribute("data-conversation-id", { timeout: 500 }));
+    step(`alice opens the demo conversation (${demoId}) and sends a message before bob is online`);
+    await openConversation(alice, demoId);
+    await alice.locator('#presence[data-status="offline"]').waitFor({ timeout: WAIT });
+    await send(alice, "Hello Bob, are you free on Monday?");
+    expected.push("Hello Bob, are you free on Monday?");
+
+    step("bob signs in with the quick button and sees an unread badge on the demo conversation");
+    await signIn(bob, "bob", "Bob", true);
+    await item(bob, demoId).locator(".unread-badge", { hasText: "1" }).waitFor({ timeout: WAIT });
+
+    step("bob opens it: the badge clears, the message shows, alice sees it seen and bob online");
+    await openConversation(bob, demoId);
+    await message(bob, expected[0]).waitFor({ timeout: WAIT });
+    await item(bob, demoId).locator(".unread-badge").waitFor({ state: "detached", timeout: WAIT });
+    await message(alice, expected[0]).locator(".status.seen").waitFor({ timeout: WAIT });
+    await alice.locator('#presence[data-status="online"]').waitFor({ timeout: WAIT });
+    await bob.locator('#presence[data-status="online"]').waitFor({ timeout: WAIT });
+
+    step("alice sends, bob sees it live; bob answers, alice sees it live");
+    await send(alice, "The job starts at 9:00 <b>sharp</b> & ends at 17:00");
+    expected.push("The job starts at 9:00 <b>sharp</b> & ends at 17:00");
+    await message(bob, expected[1]).waitFor({ timeout: WAIT });
+    if (await bob.locator("#messages b").count()) fail("message text was rendered as HTML");
+    await send(bob, "Yes, Monday works for me.");
+    expected.push("Yes, Monday works for me.");
+    await message(alice, expected[2]).waitFor({ timeout: WAIT });
+    await message(bob, expected[2]).locator(".status.seen").waitFor({ timeout: WAIT });
+
+    step("bob types: alice sees the typing indicator, and it goes away when bob sends");
+    await bob.locator("#message-input").pressSequentially("On my way", { delay: 20 });
+    await alice.locator("#typing", { hasText: "Bob is typing" }).waitFor({ timeout: WAIT });
+    await bob.click("#send-button");
+    expected.push("On my way");
+    await message(alice, expected[3]).waitFor({ timeout: WAIT });
+    await alice.locator("#typing").waitFor({ state: "hidden", timeout: WAIT });
+
+    const job = `e2e-${Date.now()}`;
+    step(`alice opens a new job conversation (${job}) with bob through the form`);
+    await alice.click(".new-conversation summary");
+    await alice.fill("#new-job", job);
+    await alice.fill("#new-client", "alice");
+    await alice.fill("#new-worker", "bob");
+    await alice.click("#new-conversation-button");
+    const jobId = await until("the new conversation in alice's inbox", () =>
+      alice.locator("#conversation-list [data-conversation-id]", { hasText: `job ${job}` })
+        .first().getAttribute("data-conversation-id", { timeout: 500 }));
+    await alice.locator(`#conversation-list .active[data-conversation-id="${jobId}"]`).waitFor({ timeout: WAIT });
+    await send(alice, "A new job for you");
+
+    step("bob, with the demo still open, gets an unread badge on the new conversation; opening it clears it");
+    await item(bob, jobId).locator(".unread-badge", { hasText: "1" }).waitFor({ timeout: WAIT });
+    if (await item(bob, demoId).locator(".unread-badge").count()) fail("the open demo conversation shows unread messages");
+    const order = await bob.$$eval("#conversation-list [data-conversation-id]", (n) => n.map((x) => x.dataset.conversationId));
+    if (order[0] !== jobId) fail(`the inbox is not sorted by last activity: ${order}`);
+    await openConversation(bob, jobId);
+    await message(bob, "A new job for you").waitFor({ timeout: WAIT });
+    await item(bob, jobId).locator(".unread-badge").waitFor({ state: "detached", timeout: WAIT });
+    await message(alice, "A new job for you").locator(".status.seen").waitFor({ timeout: WAIT });
+
+    step("both go back to the demo; bob's connection drops while alice sends two messages");
+    await openConversation(alice, demoId);
+    await openConversation(bob, demoId);
+    await alice.locator('#presence[data-status="online"]').waitFor({ timeout: WAIT });
+    await bob.evaluate(() => window.chatDebug.closeSocket(true));
+    await bob.locator('#connection[data-state="offline"]').waitFor({ timeout: WAIT });
+    await alice.locator('#presence[data-status="offline"]').waitFor({ timeout: WAIT });
+    for (const text of ["Sent while you were away (1)", "Sent while you were away (2)"]) {
+      await send(alice, text);
+      expected.push(text);
+    }
+
+    step("bob writes while offline: the message waits as pending");
+    await bob.fill("#message-input", "Written while offline");
+    await bob.click("#send-button");
+    await bob.locator("#messages .message.pending", { hasText: "Written while offline" }).waitFor({ timeout: WAIT });
+    expected.push("Written while offline");
+
+    step("bob reconnects: the missed messages arrive once, in order, and his pending one is sent once");
+    await bob.evaluate(() => window.chatDebug.releaseSocket());
+    await bob.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
+    await historyIsExact(bob, "bob after reconnecting", expected);
+    await alice.locator('#presence[data-status="online"]').waitFor({ timeout: WAIT });
+    await historyIsExact(alice, "alice after bob reconnected", expected);
+
+    step("bob sends right after reconnecting, then reloads the page");
+    await send(bob, "Back online");
+    expected.push("Back online");
+    await message(alice, "Back online").waitFor({ timeout: WAIT });
+    await bob.reload();
+    await bob.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
+    await bob.locator(`#conversation-list .active[data-conversation-id="${demoId}"]`).waitFor({ timeout: WAIT });
+    await historyIsExact(bob, "bob after the reload", expected);
+    await historyIsExact(alice, "alice", expected);
+    await send(alice, "See you Monday");
+    expected.push("See you Monday");
+    await historyIsExact(bob, "bob live after the reload", expected);
+    await item(bob, demoId).locator(".unread-badge").waitFor({ state: "detached", timeout: WAIT });
+    await message(alice, "See you Monday").locator(".status.seen").waitFor({ timeout: WAIT });
+
+    if (errors.length) fail(`errors in the page: ${errors.join("; ")}`);
+    if (process.env.CHAT_SCREENSHOT) {
+      await bob.locator("#message-input").pressSequentially("Great", { delay: 10 });
+      await alice.locator("#typing", { hasText: "Bob is typing" }).waitFor({ timeout: WAIT });
+      await alice.screenshot({ path: process.env.CHAT_SCREENSHOT });
+      step(`screenshot of alice's page saved to ${process.env.CHAT_SCREENSHOT}`);
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+try {
+  await main();
+  step("PASS: the web app works end to end in Chromium");
+  console.log("1 passed, 0 failed");
+} catch (error) {
+  step(`FAIL: ${error.message}`);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+}
