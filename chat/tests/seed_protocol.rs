@@ -53,6 +53,26 @@ async fn strangers_and_anonymous_callers_are_closed_with_a_reason() {
     let (code, _) = Client::connect(&url).await.closed().await;
     assert_eq!(code, 4401);
 
+    let forged =
+        auth::mint_hs256(b"some-other-secret-of-at-least-32-bytes!!", "carla", None, false, 60)
+            .unwrap();
+    let expired = {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        let claims = json!({"sub": "carla", "exp": jsonwebtoken::get_current_timestamp() - 3600});
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(support::SECRET.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    for (label, bad) in [("forged", forged), ("expired", expired), ("garbage", "x.y.z".to_owned())]
+    {
+        let url = server.ws_url(&format!("/ws/chat/{conversation}/?token={bad}"));
+        let (code, reason) = Client::connect(&url).await.closed().await;
+        assert_eq!(code, 4401, "{label} token: {reason}");
+    }
+
     let mut unknown = seed_client(&server, "carla", 777_777, None).await;
     assert_eq!(unknown.closed().await.0, 4404);
 

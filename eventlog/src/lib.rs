@@ -13,6 +13,10 @@
 //! This crate moves bytes; it does not interpret events (that is `schemas`' job).
 
 pub mod embedded;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+#[cfg(feature = "kafka")]
+pub mod kafka_signals;
 pub mod signals;
 pub mod suite;
 

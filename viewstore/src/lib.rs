@@ -11,6 +11,8 @@
 //!
 //! [`embedded::EmbeddedStore`] keeps it all in SQLite; the CQL implementation lives beside it.
 
+#[cfg(feature = "cql")]
+pub mod cql;
 pub mod embedded;
 pub mod model;
 pub mod suite;

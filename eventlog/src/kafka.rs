@@ -1,0 +1,464 @@
+//! The log on Apache Kafka (or any Kafka-protocol broker), through rdkafka.
+//!
+//! One topic holds the events; its partition count is the log's. Appends go to an explicit
+//! partition (`ConversationId::partition`, the same function the embedded log uses) with
+//! the conversation id as the key, through an idempotent producer with `acks=all`, and
+//! are acknowledged only once every in-sync replica has them. Group subscriptions commit
+//! offsets only when told to; tails assign every partition at its end under a throwaway
+//! group id and never commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::util::Timeout;
+use schemas::{ConversationId, Position, Timestamp};
+
+use crate::{EventLog, Header, LogError, Record, SubscribeSpec, Subscription};
+
+/// How to reach the cluster and which topic is the log.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port,host:port`.
+    pub brokers: String,
+    pub topic: String,
+    /// Names this process in broker logs and metrics.
+    pub client_id: String,
+    /// An append not acknowledged by then fails (`delivery.timeout.ms`): after it, the
+    /// record will never be written, which the idempotency protocol relies on.
+    pub append_timeout: Duration,
+    /// How long metadata and offset requests may take.
+    pub request_timeout: Duration,
+}
+
+impl KafkaConfig {
+    pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic: topic.into(),
+            client_id: "chat".into(),
+            append_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub(crate) fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id)
+            .set("socket.keepalive.enable", "true");
+        config
+    }
+
+    pub(crate) fn consumer(&self, group: &str) -> ClientConfig {
+        let mut config = self.client();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "50")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        config
+    }
+}
+
+/// A group id no other consumer uses, for consumers that never join a group.
+pub(crate) fn private_group(config: &KafkaConfig, purpose: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let sequence = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{purpose}-{}-{sequence}", config.client_id, std::process::id())
+}
+
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
+
+/// How a topic is created by `chat migrate`.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicSpec {
+    pub partitions: u32,
+    pub replication_factor: u32,
+    /// `retention.ms`; `None` keeps records forever (the log is the source of truth).
+    pub retention: Option<Duration>,
+}
+
+/// Creates `config.topic` if it does not exist; an existing topic must have
+/// `spec.partitions` partitions. Returns whether it was created.
+pub async fn ensure_topic(config: &KafkaConfig, spec: TopicSpec) -> Result<bool, LogError> {
+    let admin: AdminClient<DefaultClientContext> = config.client().create().map_err(unavailable)?;
+    let retention = spec.retention.map_or_else(|| "-1".to_owned(), |r| r.as_millis().to_string());
+    let min_insync = if spec.replication_factor >= 3 { "2" } else { "1" };
+    let topic = NewTopic::new(
+        &config.topic,
+        spec.partitions as i32,
+        TopicReplication::Fixed(spec.replication_factor as i32),
+    )
+    .set("retention.ms", &retention)
+    .set("min.insync.replicas", min_insync)
+    .set("cleanup.policy", "delete");
+    let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
+    let results = admin.create_topics([&topic], &options).await.map_err(unavailable)?;
+    let created = match results.into_iter().next() {
+        Some(Ok(_)) => true,
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => false,
+        Some(Err((name, code))) => {
+            return Err(LogError::Config(format!("cannot create topic {name}: {code}")));
+        }
+        None => false,
+    };
+    let existing = topic_partitions(config).await?;
+    if existing != spec.partitions {
+        return Err(LogError::Config(format!(
+            "topic {} has {existing} partitions, not {}; the partition count of a log cannot change",
+            config.topic, spec.partitions
+        )));
+    }
+    Ok(created)
+}
+
+async fn topic_partitions(config: &KafkaConfig) -> Result<u32, LogError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.client().create().map_err(unavailable)?;
+        let metadata = consumer
+            .fetch_metadata(Some(&config.topic), config.request_timeout)
+            .map_err(unavailable)?;
+        let topic = metadata
+            .topics()
+            .iter()
+            .find(|topic| topic.name() == config.topic)
+            .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
+            .ok_or_else(|| {
+                LogError::Config(format!(
+                    "topic {} does not exist; run `chat migrate`",
+                    config.topic
+                ))
+            })?;
+        Ok(topic.partitions().len() as u32)
+    })
+    .await
+    .map_err(unavailable)?
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: KafkaConfig,
+    partitions: u32,
+    producer: FutureProducer,
+    /// For watermarks; never subscribes or commits.
+    metadata: BaseConsumer,
+}
+
+/// The log on a Kafka cluster.
+#[derive(Debug, Clone)]
+pub struct KafkaEventLog {
+    shared: Arc<Shared>,
+}
+
+impl KafkaEventLog {
+    /// Connects and reads the topic's partition count. The topic must exist.
+    pub async fn connect(config: KafkaConfig) -> Result<Self, LogError> {
+        let partitions = topic_partitions(&config).await?;
+        if partitions > schemas::ids::MAX_PARTITIONS {
+            return Err(LogError::Config(format!(
+                "topic {} has {partitions} partitions; at most {} are supported",
+                config.topic,
+                schemas::ids::MAX_PARTITIONS
+            )));
+        }
+        let producer: FutureProducer = config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "zstd")
+            .set("linger.ms", "2")
+            .set("batch.num.messages", "10000")
+            .set("delivery.timeout.ms", config.append_timeout.as_millis().to_string())
+            .set("request.timeout.ms", config.request_timeout.as_millis().to_string())
+            .create()
+            .map_err(unavailable)?;
+        let metadata: BaseConsumer = config.client().create().map_err(unavailable)?;
+        Ok(Self { shared: Arc::new(Shared { config, partitions, producer, metadata }) })
+    }
+
+    pub fn config(&self) -> &KafkaConfig {
+        &self.shared.config
+    }
+}
+
+fn owned_headers(headers: &[Header]) -> OwnedHeaders {
+    headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |owned, (key, value)| {
+        owned.insert(KafkaHeader { key, value: Some(value.as_bytes()) })
+    })
+}
+
+/// A consumed message as a [`Record`]; `None` for messages that are not ours (no
+/// conversation key), which readers skip.
+fn record_from(message: &BorrowedMessage<'_>) -> Option<Record> {
+    let key = std::str::from_utf8(message.key()?).ok()?.parse::<ConversationId>().ok()?;
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .filter_map(|header| {
+                    let value = std::str::from_utf8(header.value?).ok()?;
+                    Some((header.key.to_owned(), value.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Record {
+        position: Position {
+            partition: u32::try_from(message.partition()).ok()?,
+            offset: u64::try_from(message.offset()).ok()?,
+        },
+        key,
+        value: message.payload().unwrap_or_default().to_vec(),
+        headers,
+        timestamp: Timestamp::from_millis(message.timestamp().to_millis().unwrap_or(0)),
+    })
+}
+
+fn watermarks(shared: &Shared) -> Result<Vec<u64>, LogError> {
+    (0..shared.partitions)
+        .map(|partition| {
+            let (_, high) = shared
+                .metadata
+                .fetch_watermarks(
+                    &shared.config.topic,
+                    partition as i32,
+                    shared.config.request_timeout,
+                )
+                .map_err(unavailable)?;
+            Ok(u64::try_from(high).unwrap_or(0))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl EventLog for KafkaEventLog {
+    fn partitions(&self) -> u32 {
+        self.shared.partitions
+    }
+
+    async fn append(
+        &self,
+        key: ConversationId,
+        value: Vec<u8>,
+        headers: Vec<Header>,
+    ) -> Result<Position, LogError> {
+        let partition = key.partition(self.shared.partitions);
+        let key_text = key.to_string();
+        let record = FutureRecord::to(&self.shared.config.topic)
+            .partition(partition as i32)
+            .key(&key_text)
+            .payload(&value)
+            .headers(owned_headers(&headers));
+        let timeout = Timeout::After(self.shared.config.append_timeout);
+        match self.shared.producer.send(record, timeout).await {
+            Ok(delivery) => Ok(Position {
+                partition: u32::try_from(delivery.partition).map_err(unavailable)?,
+                offset: u64::try_from(delivery.offset).map_err(unavailable)?,
+            }),
+            Err((error, _)) => Err(unavailable(error)),
+        }
+    }
+
+    async fn end_offsets(&self) -> Result<Vec<u64>, LogError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || watermarks(&shared)).await.map_err(unavailable)?
+    }
+
+    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        if partition >= self.shared.partitions {
+            return Err(LogError::Config(format!("no partition {partition}")));
+        }
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || read_range(&shared, partition, from, max))
+            .await
+            .map_err(unavailable)?
+    }
+
+    async fn subscribe(&self, spec: SubscribeSpec) -> Result<Box<dyn Subscription>, LogError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || -> Result<Box<dyn Subscription>, LogError> {
+            let config = &shared.config;
+            match spec {
+                SubscribeSpec::Group(group) => {
+                    let consumer: StreamConsumer =
+                        config.consumer(&group).create().map_err(unavailable)?;
+                    consumer.subscribe(&[&config.topic]).map_err(unavailable)?;
+                    Ok(Box::new(KafkaSubscription {
+                        consumer: Arc::new(consumer),
+                        topic: config.topic.clone(),
+                        group: true,
+                        start: Vec::new(),
+                    }))
+                }
+                SubscribeSpec::Tail => {
+                    let start = watermarks(&shared)?;
+                    let group = private_group(config, "tail");
+                    let consumer: StreamConsumer =
+                        config.consumer(&group).create().map_err(unavailable)?;
+                    let mut assignment = TopicPartitionList::new();
+                    for (partition, offset) in start.iter().enumerate() {
+                        assignment
+                            .add_partition_offset(
+                                &config.topic,
+                                partition as i32,
+                                Offset::Offset(*offset as i64),
+                            )
+                            .map_err(unavailable)?;
+                    }
+                    consumer.assign(&assignment).map_err(unavailable)?;
+                    Ok(Box::new(KafkaSubscription {
+                        consumer: Arc::new(consumer),
+                        topic: config.topic.clone(),
+                        group: false,
+                        start,
+                    }))
+                }
+            }
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+/// Reads `[from, from + max)` of one partition with a short-lived assigned consumer.
+fn read_range(
+    shared: &Shared,
+    partition: u32,
+    from: u64,
+    max: usize,
+) -> Result<Vec<Record>, LogError> {
+    let config = &shared.config;
+    let (_, high) = shared
+        .metadata
+        .fetch_watermarks(&config.topic, partition as i32, config.request_timeout)
+        .map_err(unavailable)?;
+    let end = u64::try_from(high).unwrap_or(0).min(from.saturating_add(max as u64));
+    if from >= end {
+        return Ok(Vec::new());
+    }
+    let consumer: BaseConsumer =
+        config.consumer(&private_group(config, "reader")).create().map_err(unavailable)?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&config.topic, partition as i32, Offset::Offset(from as i64))
+        .map_err(unavailable)?;
+    consumer.assign(&assignment).map_err(unavailable)?;
+    let deadline = std::time::Instant::now() + config.request_timeout;
+    let mut records = Vec::new();
+    let mut next = from;
+    while next < end {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        if remaining.is_zero() {
+            return Err(LogError::Unavailable(format!("reading partition {partition} timed out")));
+        }
+        match consumer.poll(remaining.min(Duration::from_millis(200))) {
+            None => {}
+            Some(Err(error)) => return Err(unavailable(error)),
+            Some(Ok(message)) => {
+                next = u64::try_from(message.offset()).unwrap_or(next) + 1;
+                records.extend(record_from(&message));
+            }
+        }
+    }
+    Ok(records)
+}
+
+struct KafkaSubscription {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    group: bool,
+    start: Vec<u64>,
+}
+
+/// Commit failures that mean "the partition moved to another member": the new owner will
+/// process the records again, which the idempotent projections absorb.
+fn lost_ownership(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::AssignmentLost
+                | RDKafkaErrorCode::State
+        )
+    )
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut records = Vec::new();
+        while records.len() < max.max(1) {
+            // After the first record, only take what is already there.
+            let until = if records.is_empty() {
+                deadline
+            } else {
+                tokio::time::Instant::now() + Duration::from_millis(2)
+            };
+            match tokio::time::timeout_at(until, self.consumer.recv()).await {
+                Err(_elapsed) => break,
+                Ok(Err(error)) => {
+                    if records.is_empty() {
+                        return Err(unavailable(error));
+                    }
+                    break;
+                }
+                Ok(Ok(message)) => records.extend(record_from(&message)),
+            }
+        }
+        Ok(records)
+    }
+
+    async fn commit(&mut self, through: &[Position]) -> Result<(), LogError> {
+        if !self.group || through.is_empty() {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for position in through {
+            offsets
+                .add_partition_offset(
+                    &self.topic,
+                    position.partition as i32,
+                    Offset::Offset(position.offset as i64 + 1),
+                )
+                .map_err(unavailable)?;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+                .await
+                .map_err(unavailable)?;
+        match committed {
+            Ok(()) => Ok(()),
+            Err(error) if lost_ownership(&error) => {
+                tracing::info!(%error, "offsets not committed: partitions were reassigned");
+                Ok(())
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    fn start_offsets(&self) -> Vec<u64> {
+        self.start.clone()
+    }
+}

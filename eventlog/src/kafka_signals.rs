@@ -1,0 +1,131 @@
+//! The signal bus on a Kafka topic: every node publishes to it and tails all of it.
+//!
+//! Signals are ephemeral, so the producer asks for one acknowledgement only and the topic
+//! keeps records briefly (`chat migrate` creates it with a short retention). A subscriber
+//! starts at the end: what was said before it listened is gone, by design.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::util::Timeout;
+use schemas::signals::Signal;
+
+use crate::kafka::{KafkaConfig, private_group, unavailable};
+use crate::{LogError, SignalBus, SignalStream};
+
+#[derive(Debug)]
+pub struct KafkaSignalBus {
+    config: KafkaConfig,
+    producer: FutureProducer,
+}
+
+impl KafkaSignalBus {
+    /// `config.topic` names the signals topic.
+    pub fn connect(config: KafkaConfig) -> Result<Self, LogError> {
+        let producer: FutureProducer = config
+            .client()
+            .set("acks", "1")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "5000")
+            .create()
+            .map_err(unavailable)?;
+        Ok(Self { config, producer })
+    }
+}
+
+#[async_trait]
+impl SignalBus for KafkaSignalBus {
+    async fn publish(&self, signal: Signal) {
+        let Ok(payload) = serde_json::to_vec(&signal) else {
+            return;
+        };
+        let record: FutureRecord<'_, (), Vec<u8>> =
+            FutureRecord::to(&self.config.topic).payload(&payload);
+        if let Err((error, _)) =
+            self.producer.send(record, Timeout::After(Duration::from_secs(1))).await
+        {
+            tracing::warn!(%error, "failed to publish a signal");
+        }
+    }
+
+    fn subscribe(&self) -> Box<dyn SignalStream> {
+        Box::new(KafkaSignalStream { config: self.config.clone(), consumer: None })
+    }
+}
+
+struct KafkaSignalStream {
+    config: KafkaConfig,
+    consumer: Option<StreamConsumer>,
+}
+
+impl KafkaSignalStream {
+    /// Assigns every partition of the topic at its end, on first use.
+    async fn consumer(&mut self) -> Result<&StreamConsumer, LogError> {
+        if self.consumer.is_none() {
+            let config = self.config.clone();
+            let consumer =
+                tokio::task::spawn_blocking(move || -> Result<StreamConsumer, LogError> {
+                    let consumer: StreamConsumer = config
+                        .consumer(&private_group(&config, "signals"))
+                        .create()
+                        .map_err(unavailable)?;
+                    let metadata = consumer
+                        .fetch_metadata(Some(&config.topic), config.request_timeout)
+                        .map_err(unavailable)?;
+                    let partitions = metadata
+                        .topics()
+                        .iter()
+                        .find(|topic| topic.name() == config.topic)
+                        .map_or(0, |topic| topic.partitions().len());
+                    let mut assignment = TopicPartitionList::new();
+                    for partition in 0..partitions {
+                        assignment
+                            .add_partition_offset(&config.topic, partition as i32, Offset::End)
+                            .map_err(unavailable)?;
+                    }
+                    consumer.assign(&assignment).map_err(unavailable)?;
+                    Ok(consumer)
+                })
+                .await
+                .map_err(unavailable)??;
+            self.consumer = Some(consumer);
+        }
+        self.consumer.as_ref().ok_or(LogError::Closed)
+    }
+}
+
+#[async_trait]
+impl SignalStream for KafkaSignalStream {
+    async fn next(&mut self) -> Option<Signal> {
+        loop {
+            let consumer = match self.consumer().await {
+                Ok(consumer) => consumer,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot tail the signals topic; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            match consumer.recv().await {
+                Ok(message) => {
+                    let parsed = message.payload().map(serde_json::from_slice::<Signal>);
+                    match parsed {
+                        Some(Ok(signal)) => return Some(signal),
+                        Some(Err(error)) => {
+                            tracing::debug!(%error, "skipping an unreadable signal")
+                        }
+                        None => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "signal consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}

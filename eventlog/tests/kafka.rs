@@ -1,0 +1,106 @@
+//! The backend suite against a real Kafka broker (`infra/local/up`). Compiled with
+//! `--features kafka`; then `CHAT_KAFKA_BROKERS` must name the cluster, and a missing
+//! broker fails the tests rather than skipping them.
+
+#![cfg(feature = "kafka")]
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use eventlog::kafka::{KafkaConfig, KafkaEventLog, TopicSpec, ensure_topic};
+use eventlog::kafka_signals::KafkaSignalBus;
+use eventlog::{EventLog, SignalBus, suite};
+use schemas::signals::Signal;
+use schemas::{ConversationId, Timestamp, UserId};
+
+fn brokers() -> String {
+    std::env::var("CHAT_KAFKA_BROKERS")
+        .expect("CHAT_KAFKA_BROKERS must name the Kafka cluster (start one with infra/local/up)")
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let sequence = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("test-{prefix}-{nanos}-{sequence}")
+}
+
+async fn fresh_log(prefix: &str) -> KafkaEventLog {
+    let config = KafkaConfig::new(brokers(), unique(prefix));
+    let spec = TopicSpec { partitions: 4, replication_factor: 1, retention: None };
+    assert!(ensure_topic(&config, spec).await.unwrap(), "the topic should be new");
+    assert!(!ensure_topic(&config, spec).await.unwrap(), "ensure_topic must be idempotent");
+    let wrong = TopicSpec { partitions: 8, ..spec };
+    assert!(
+        ensure_topic(&config, wrong).await.is_err(),
+        "a partition count change must be refused"
+    );
+    KafkaEventLog::connect(config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_are_dense_ordered_and_readable() {
+    suite::appends_are_dense_ordered_and_readable(&fresh_log("dense").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_appends_to_one_key_are_totally_ordered() {
+    suite::concurrent_appends_to_one_key_are_totally_ordered(&fresh_log("order").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_resume_after_their_last_commit() {
+    let group = unique("group");
+    suite::groups_resume_after_their_last_commit(&fresh_log("groups").await, &group).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tails_start_at_the_end_and_wake_on_appends() {
+    suite::tails_start_at_the_end_and_wake_on_appends(&fresh_log("tail").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_topic_is_a_clear_error() {
+    let config = KafkaConfig::new(brokers(), unique("missing"));
+    let error = KafkaEventLog::connect(config).await.unwrap_err();
+    assert!(error.to_string().contains("chat migrate"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signals_reach_every_subscriber() {
+    let config = KafkaConfig::new(brokers(), unique("signals"));
+    let spec = TopicSpec {
+        partitions: 2,
+        replication_factor: 1,
+        retention: Some(Duration::from_secs(60)),
+    };
+    ensure_topic(&config, spec).await.unwrap();
+    let bus = KafkaSignalBus::connect(config).unwrap();
+    let mut first = bus.subscribe();
+    let mut second = bus.subscribe();
+    let signal = Signal::Typing {
+        conversation_id: ConversationId::new(5).unwrap(),
+        user_id: UserId::new("carla").unwrap(),
+        is_typing: true,
+        at: Timestamp::now(),
+    };
+    // A subscriber starts listening when first polled; keep publishing until both hear it.
+    let publisher = {
+        let signal = signal.clone();
+        let bus = std::sync::Arc::new(bus);
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                bus.publish(signal.clone()).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        (first.next().await, second.next().await)
+    })
+    .await
+    .unwrap();
+    publisher.abort();
+    assert_eq!(heard, (Some(signal.clone()), Some(signal)));
+}

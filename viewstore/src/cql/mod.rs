@@ -1,0 +1,104 @@
+//! The store on a CQL database: ScyllaDB in production, Apache Cassandra 5 in tests.
+//!
+//! Idempotence without read-before-write: every projection write carries a CQL timestamp
+//! derived from the log (a view's applied offset, a watermark's offset), so the newest
+//! state wins whatever order writes arrive in and re-applying one changes nothing. The
+//! directory's compare-and-set steps are lightweight transactions (`IF ...`).
+
+mod directory;
+mod migrations;
+mod projections;
+mod statements;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::{Consistency, SerialConsistency};
+
+use crate::StoreError;
+
+pub use migrations::{MIGRATIONS, Replication, migrate};
+
+use self::statements::Statements;
+
+/// How to reach the database and which keyspace holds the chat.
+#[derive(Debug, Clone)]
+pub struct CqlConfig {
+    /// `host:port` of one or more nodes.
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    pub request_timeout: Duration,
+}
+
+impl CqlConfig {
+    pub fn new(nodes: impl IntoIterator<Item = String>, keyspace: impl Into<String>) -> Self {
+        Self {
+            nodes: nodes.into_iter().collect(),
+            keyspace: keyspace.into(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Keyspace names are interpolated into CQL, so only plain identifiers are accepted.
+    fn checked_keyspace(&self) -> Result<&str, StoreError> {
+        let name = self.keyspace.as_str();
+        let plain = !name.is_empty()
+            && name.len() <= 48
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+        if plain {
+            Ok(name)
+        } else {
+            Err(StoreError::Config(format!(
+                "keyspace {name:?} must be a lowercase identifier of at most 48 characters"
+            )))
+        }
+    }
+}
+
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+pub(crate) async fn session(config: &CqlConfig) -> Result<Session, StoreError> {
+    let profile = ExecutionProfile::builder()
+        .consistency(Consistency::LocalQuorum)
+        .serial_consistency(Some(SerialConsistency::LocalSerial))
+        .request_timeout(Some(config.request_timeout))
+        .build();
+    SessionBuilder::new()
+        .known_nodes(&config.nodes)
+        .connection_timeout(Duration::from_secs(5))
+        .default_execution_profile_handle(profile.into_handle())
+        .build()
+        .await
+        .map_err(|error| {
+            StoreError::Unavailable(format!("cannot connect to {:?}: {error}", config.nodes))
+        })
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub session: Session,
+    pub statements: Statements,
+}
+
+/// The directory, projections and read model on CQL.
+#[derive(Debug, Clone)]
+pub struct CqlStore {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl CqlStore {
+    /// Connects and prepares every statement. The keyspace must have been migrated.
+    pub async fn connect(config: &CqlConfig) -> Result<Self, StoreError> {
+        let keyspace = config.checked_keyspace()?;
+        let session = session(config).await?;
+        migrations::check_current(&session, keyspace).await?;
+        let statements = Statements::prepare(&session, keyspace).await?;
+        Ok(Self { shared: Arc::new(Shared { session, statements }) })
+    }
+}

@@ -1,0 +1,297 @@
+//! Projections and queries on CQL.
+//!
+//! Every write carries a CQL timestamp derived from the log: a view and its inbox rows are
+//! written at `applied_offset + 1`, a watermark at `offset + 1`, so the newest state wins
+//! regardless of arrival order and re-applying a batch changes nothing. An idempotency key
+//! maps to its message at timestamp `2^53 - id`, so the earliest message of a key wins.
+//! Watermarks are written only after everything else of the batch succeeded.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use schemas::{ConversationId, MessageId, UserId};
+use scylla::value::CqlTimestamp;
+
+use super::{CqlStore, unavailable};
+use crate::model::{ConversationView, InboxCursor, MessageCounts, ProjectionBatch, StoredMessage};
+use crate::{ProjectionStore, ReadModel, StoreError};
+
+/// Messages per `messages` partition (one conversation's bucket).
+const BUCKET_SIZE: u64 = 1000;
+/// Writes of one batch in flight at once.
+const WRITE_CONCURRENCY: usize = 64;
+
+fn bucket_of(total: u64) -> i32 {
+    i32::try_from(total.saturating_sub(1) / BUCKET_SIZE).unwrap_or(i32::MAX)
+}
+
+fn big(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body)
+        .map_err(|error| StoreError::Unavailable(format!("stored document: {error}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(unavailable)
+}
+
+fn message_id(value: i64) -> Result<MessageId, StoreError> {
+    u64::try_from(value)
+        .ok()
+        .and_then(|id| MessageId::new(id).ok())
+        .ok_or_else(|| unavailable("bad message id"))
+}
+
+impl CqlStore {
+    async fn rows<T>(
+        &self,
+        statement: &scylla::statement::prepared::PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+    {
+        let result = self
+            .shared
+            .session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(unavailable)?;
+        let rows = result.rows::<T>().map_err(unavailable)?;
+        rows.map(|row| row.map_err(unavailable)).collect()
+    }
+
+    async fn write(
+        &self,
+        statement: &scylla::statement::prepared::PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<(), StoreError> {
+        self.shared.session.execute_unpaged(statement, values).await.map(drop).map_err(unavailable)
+    }
+
+    async fn put_message(&self, message: &StoredMessage) -> Result<(), StoreError> {
+        let statements = &self.shared.statements;
+        let (conversation, id) = (big(message.conversation_id.get()), big(message.id.get()));
+        let counts = message.counts;
+        self.write(
+            &statements.message_put,
+            (conversation, bucket_of(counts.total), id, encode(message)?),
+        )
+        .await?;
+        let index =
+            (conversation, id, big(counts.total), big(counts.by_client), big(counts.by_worker));
+        self.write(&statements.index_put, index).await?;
+        if let Some(key) = &message.idempotency_key {
+            let earliest_wins = big(schemas::ids::MAX_SAFE_INTEGER - message.id.get());
+            self.write(
+                &statements.key_message_put,
+                (conversation, key.as_str(), id, earliest_wins),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn put_view(&self, view: &ConversationView) -> Result<(), StoreError> {
+        let statements = &self.shared.statements;
+        let conversation = big(view.conversation_id.get());
+        let timestamp = big(view.applied_offset + 1);
+        let activity = CqlTimestamp(view.last_activity_at().millis());
+        for user in [&view.client.id, &view.worker.id] {
+            let previous: Vec<(Option<CqlTimestamp>,)> =
+                self.rows(&statements.inbox_position_get, (user.as_str(), conversation)).await?;
+            self.write(&statements.inbox_put, (user.as_str(), activity, conversation, timestamp))
+                .await?;
+            self.write(
+                &statements.inbox_position_put,
+                (user.as_str(), conversation, activity, timestamp),
+            )
+            .await?;
+            let old = previous.into_iter().next().and_then(|(at,)| at);
+            if let Some(old) = old.filter(|old| old.0 != activity.0) {
+                self.write(&statements.inbox_delete, (timestamp, user.as_str(), old, conversation))
+                    .await?;
+            }
+        }
+        self.write(
+            &statements.view_put,
+            (conversation, big(view.applied_offset), encode(view)?, timestamp),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl ReadModel for CqlStore {
+    async fn view(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Option<ConversationView>, StoreError> {
+        let rows: Vec<(String,)> =
+            self.rows(&self.shared.statements.view_get, (big(conversation.get()),)).await?;
+        rows.first().map(|(body,)| decode(body)).transpose()
+    }
+
+    async fn inbox(
+        &self,
+        user: &UserId,
+        cursor: Option<InboxCursor>,
+        limit: usize,
+    ) -> Result<Vec<ConversationView>, StoreError> {
+        let statements = &self.shared.statements;
+        // Fetch a little more than asked: a conversation whose activity just moved may
+        // briefly have two rows.
+        let fetch = i32::try_from(limit * 2 + 1).unwrap_or(i32::MAX);
+        let rows: Vec<(i64,)> = match cursor {
+            None => self.rows(&statements.inbox_page, (user.as_str(), fetch)).await?,
+            Some(cursor) => {
+                let after = (
+                    CqlTimestamp(cursor.last_activity_at.millis()),
+                    big(cursor.conversation_id.get()),
+                );
+                self.rows(&statements.inbox_page_after, (user.as_str(), after.0, after.1, fetch))
+                    .await?
+            }
+        };
+        let mut seen = HashSet::new();
+        let ids: Vec<ConversationId> = rows
+            .into_iter()
+            .filter_map(|(id,)| u64::try_from(id).ok().and_then(|id| ConversationId::new(id).ok()))
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let mut views = self.load_views(&ids).await?;
+        views.retain(|view| view.role_of(user).is_some());
+        let key = |view: &ConversationView| (view.last_activity_at(), view.conversation_id);
+        views.sort_by_key(|view| std::cmp::Reverse(key(view)));
+        if let Some(cursor) = cursor {
+            views.retain(|view| key(view) < (cursor.last_activity_at, cursor.conversation_id));
+        }
+        views.truncate(limit);
+        Ok(views)
+    }
+
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        after: MessageId,
+        before: Option<MessageId>,
+        limit: usize,
+        newest: bool,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let statements = &self.shared.statements;
+        let id = big(conversation.get());
+        let before = before.map_or(i64::MAX, |before| big(before.get()));
+        let limit_value = i32::try_from(limit).unwrap_or(i32::MAX);
+        let statement =
+            if newest { &statements.index_descending } else { &statements.index_ascending };
+        let mut index: Vec<(i64, i64)> =
+            self.rows(statement, (id, big(after.get()), before, limit_value)).await?;
+        index.sort_unstable();
+        let mut messages = Vec::with_capacity(index.len());
+        // Consecutive index entries in one bucket are fetched with one range query.
+        let mut start = 0;
+        while start < index.len() {
+            let bucket = bucket_of(u64::try_from(index[start].1).unwrap_or(0));
+            let mut end = start + 1;
+            while end < index.len() && bucket_of(u64::try_from(index[end].1).unwrap_or(0)) == bucket
+            {
+                end += 1;
+            }
+            let range = (id, bucket, index[start].0, index[end - 1].0);
+            let bodies: Vec<(String,)> = self.rows(&statements.message_range, range).await?;
+            for (body,) in &bodies {
+                messages.push(decode::<StoredMessage>(body)?);
+            }
+            start = end;
+        }
+        messages.sort_by_key(|message| message.id);
+        Ok(messages)
+    }
+
+    async fn message_with_key(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let rows: Vec<(i64,)> = self
+            .rows(&self.shared.statements.key_message_get, (big(conversation.get()), key))
+            .await?;
+        rows.first().map(|(id,)| message_id(*id)).transpose()
+    }
+
+    async fn watermarks(&self, partitions: u32) -> Result<Vec<Option<u64>>, StoreError> {
+        let rows: Vec<(i32, i64)> = self.rows(&self.shared.statements.watermarks, ()).await?;
+        let mut marks = vec![None; partitions as usize];
+        for (partition, offset) in rows {
+            if let (Ok(partition), Ok(offset)) = (usize::try_from(partition), u64::try_from(offset))
+                && let Some(slot) = marks.get_mut(partition)
+            {
+                *slot = Some(offset);
+            }
+        }
+        Ok(marks)
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for CqlStore {
+    async fn load_views(
+        &self,
+        conversations: &[ConversationId],
+    ) -> Result<Vec<ConversationView>, StoreError> {
+        let found: Vec<Option<ConversationView>> = stream::iter(conversations.iter().copied())
+            .map(|conversation| self.view(conversation))
+            .buffered(WRITE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn counts_at(
+        &self,
+        conversation: ConversationId,
+        up_to: MessageId,
+    ) -> Result<Option<(MessageId, MessageCounts)>, StoreError> {
+        let rows: Vec<(i64, i64, i64, i64)> = self
+            .rows(&self.shared.statements.index_at, (big(conversation.get()), big(up_to.get())))
+            .await?;
+        let Some((id, total, by_client, by_worker)) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        let counts = MessageCounts {
+            total: count(total),
+            by_client: count(by_client),
+            by_worker: count(by_worker),
+        };
+        Ok(Some((message_id(id)?, counts)))
+    }
+
+    async fn apply(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
+        stream::iter(batch.messages.iter())
+            .map(|message| self.put_message(message))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        stream::iter(batch.views.iter())
+            .map(|view| self.put_view(view))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        for mark in &batch.watermarks {
+            let values = (
+                i32::try_from(mark.partition).unwrap_or(i32::MAX),
+                big(mark.offset),
+                big(mark.offset + 1),
+            );
+            self.write(&self.shared.statements.watermark_put, values).await?;
+        }
+        Ok(())
+    }
+}
