@@ -1,4 +1,5 @@
-//! Command-line and environment configuration.
+//! Command-line and environment configuration. Every flag has a `CHAT_*` variable; values
+//! are parsed and checked here, before any port is bound or any connection made.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +17,17 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Every role in one process on the embedded, durable backend, serving the web app.
     Dev(DevArgs),
+    /// The HTTP API (validate, authorize, append) on Kafka + CQL.
+    Ingest(RoleArgs),
+    /// The WebSocket endpoints (seed and native) on Kafka + CQL.
+    Fanout(RoleArgs),
+    /// Folds the log into the CQL projections; serves health on --listen.
+    Projector(ProjectorArgs),
+    /// Creates the Kafka topics and the CQL keyspace and tables (idempotent).
+    Migrate(MigrateArgs),
+    /// Rebuilds the projections from the log into fresh tables and compares them with the
+    /// live ones.
+    Replay(ReplayArgs),
     /// Mint a token (HS256) for development and tests.
     Token(TokenArgs),
 }
@@ -38,8 +50,95 @@ pub(crate) struct JwtArgs {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LogArgs {
     /// Log filter, in `tracing` syntax (`info`, `chat=debug,fanout=trace`).
-    #[arg(long = "log", env = "CHAT_LOG", default_value = "info")]
+    #[arg(long = "log", env = "CHAT_LOG", default_value = "info,scylla=warn,librdkafka=warn")]
     pub filter: String,
+}
+
+/// Where the cluster is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClusterArgs {
+    /// Kafka bootstrap servers, `host:port[,host:port...]`.
+    #[arg(long, env = "CHAT_KAFKA_BROKERS")]
+    pub kafka_brokers: String,
+    /// The topic that is the event log.
+    #[arg(long, env = "CHAT_TOPIC", default_value = "chat.events")]
+    pub topic: String,
+    /// The topic for typing, presence and inbox signals.
+    #[arg(long, env = "CHAT_SIGNALS_TOPIC", default_value = "chat.signals")]
+    pub signals_topic: String,
+    /// CQL contact points, `host:port[,host:port...]`.
+    #[arg(long, env = "CHAT_CQL_NODES", value_delimiter = ',', required = true)]
+    pub cql_nodes: Vec<String>,
+    /// The keyspace of the directory and the projections.
+    #[arg(long, env = "CHAT_KEYSPACE", default_value = "chat")]
+    pub keyspace: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RoleArgs {
+    /// Address to serve on.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Origins allowed to open cookie-authenticated WebSockets (comma-separated).
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ProjectorArgs {
+    /// Address to serve health on.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8082")]
+    pub listen: SocketAddr,
+    /// Consumer group shared by every projector of a deployment.
+    #[arg(long, env = "CHAT_PROJECTOR_GROUP", default_value = "chat-projector")]
+    pub group: String,
+    /// Records folded per store write.
+    #[arg(long, env = "CHAT_PROJECTOR_BATCH", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct MigrateArgs {
+    /// Partitions of the event topic; fixed once it exists.
+    #[arg(long, env = "CHAT_PARTITIONS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub partitions: u32,
+    /// Replicas of each topic partition (3 in production).
+    #[arg(long, env = "CHAT_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replication_factor: u32,
+    /// Hours the event topic keeps records; 0 keeps them forever (the log is the truth).
+    #[arg(long, env = "CHAT_RETENTION_HOURS", default_value_t = 0)]
+    pub retention_hours: u64,
+    /// CQL replication: a factor (`3`, SimpleStrategy) or datacenters (`dc1:3,dc2:3`).
+    #[arg(long, env = "CHAT_CQL_REPLICATION", default_value = "1")]
+    pub cql_replication: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReplayArgs {
+    /// Keyspace to rebuild into (created, or emptied first if it is a replay keyspace).
+    #[arg(long, env = "CHAT_REPLAY_KEYSPACE")]
+    pub into_keyspace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Clone, Args)]

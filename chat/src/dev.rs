@@ -5,18 +5,18 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use auth::{Caller, OriginPolicy};
+use auth::Caller;
+use eventlog::MemorySignalBus;
 use eventlog::embedded::EmbeddedLog;
-use eventlog::{EventLog, MemorySignalBus, SignalBus};
-use fanout::{FanoutConfig, FanoutState, Hub};
-use ingest::{Ingest, IngestConfig, IngestState};
+use ingest::Ingest;
 use schemas::UserId;
 use schemas::http::OpenConversationRequest;
 use tokio_util::sync::CancellationToken;
 use viewstore::embedded::EmbeddedStore;
 
 use crate::cli::DevArgs;
-use crate::{jwt, server, web};
+use crate::wiring::{Backends, ingest_router, spawn_projector, start_fanout};
+use crate::{health, jwt, server, web};
 
 const SIGNAL_BUFFER: usize = 16 * 1024;
 
@@ -25,58 +25,32 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let (verifier, key_source) = jwt::verifier(&args.jwt, Some(&data_dir))?;
+    let verifier = Arc::new(verifier);
     let dev_secret = dev_secret_in_use(&args)?;
-    let log = Arc::new(
-        EmbeddedLog::open(&data_dir.join("log.db"), args.partitions).context("opening the log")?,
+    let log =
+        EmbeddedLog::open(&data_dir.join("log.db"), args.partitions).context("opening the log")?;
+    let store = EmbeddedStore::open(&data_dir.join("store.db")).context("opening the store")?;
+    let backends = Backends::new(
+        Arc::new(log),
+        Arc::new(MemorySignalBus::new(SIGNAL_BUFFER)),
+        Arc::new(store),
     );
-    let store =
-        Arc::new(EmbeddedStore::open(&data_dir.join("store.db")).context("opening the store")?);
     let listener = server::bind(args.listen).await?;
     let address = listener.local_addr().context("reading the bound address")?;
 
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    let signals: Arc<dyn SignalBus> = Arc::new(MemorySignalBus::new(SIGNAL_BUFFER));
-    let log_handle: Arc<dyn EventLog> = log;
-    let ingest = Arc::new(Ingest::new(
-        Arc::clone(&log_handle),
-        store.clone(),
-        store.clone(),
-        IngestConfig::default(),
-    ));
-    let projector = tokio::spawn({
-        let (log, store, signals, shutdown) =
-            (Arc::clone(&log_handle), store.clone(), Arc::clone(&signals), shutdown.clone());
-        async move {
-            let config = projector::ProjectorConfig::default();
-            if let Err(error) = projector::run(log, store, signals, config, shutdown).await {
-                tracing::error!(%error, "projector stopped");
-            }
-        }
-    });
+    let ingest = backends.ingest();
+    let projector =
+        spawn_projector(&backends, projector::ProjectorConfig::default(), shutdown.clone());
     let mut origins =
         vec![format!("http://{address}"), format!("http://localhost:{}", address.port())];
     origins.extend(args.allowed_origins.iter().cloned());
-    let fanout_config =
-        FanoutConfig { origins: OriginPolicy::new(origins), ..FanoutConfig::default() };
-    let (hub, hub_task) =
-        Hub::start(Arc::clone(&log_handle), Arc::clone(&signals), fanout_config, shutdown.clone())
-            .await
-            .context("starting fanout")?;
-    let verifier = Arc::new(verifier);
-
-    let mut app = ingest::router(IngestState {
-        ingest: Arc::clone(&ingest),
-        verifier: Arc::clone(&verifier),
-    })
-    .merge(fanout::router(FanoutState::new(
-        hub,
-        Arc::clone(&ingest),
-        signals,
-        verifier,
-        shutdown.clone(),
-    )))
-    .merge(web::router());
+    let (sockets, hub) = start_fanout(&backends, &ingest, &verifier, origins, &shutdown).await?;
+    let mut app = ingest_router(&ingest, &verifier)
+        .merge(sockets)
+        .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
+        .merge(web::router());
     if let Some(secret) = &dev_secret {
         app = app.merge(web::dev_token_router(Arc::new(secret.clone())));
     }
@@ -84,7 +58,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let demo = if args.no_demo { None } else { Some(open_demo(&ingest).await?) };
     print_banner(&args, &address.to_string(), &key_source, demo, dev_secret.as_deref())?;
-    server::serve(listener, app, shutdown, vec![projector, hub_task]).await
+    server::serve(listener, app, shutdown, vec![projector, hub]).await
 }
 
 /// The dev secret, when tokens are verified with it (so `chat dev` can mint demo tokens).

@@ -1,16 +1,23 @@
 //! chat: one binary for every role of the chat backend.
 //!
-//! `chat dev` runs everything in one process on the embedded backend; `chat token` mints
-//! development tokens. Configuration comes from flags or `CHAT_*` environment variables and
-//! is validated before any port is bound.
+//! `chat dev` runs everything in one process on the embedded backend; `chat ingest`,
+//! `chat fanout` and `chat projector` run the roles separately on Kafka + CQL; `chat
+//! migrate` and `chat replay` operate the cluster; `chat token` mints development tokens.
+//! Configuration comes from flags or `CHAT_*` environment variables and is validated
+//! before any port is bound.
 
 mod cli;
+mod cluster;
 mod dev;
+mod health;
 mod jwt;
+mod migrate;
+mod replay;
 mod server;
 mod telemetry;
 mod token;
 mod web;
+mod wiring;
 
 use clap::Parser;
 
@@ -20,14 +27,12 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Token(args) => token::run(&args),
-        Command::Dev(args) => {
-            telemetry::init(&args.log);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| runtime.block_on(dev::run(args)))
-        }
+        Command::Dev(args) => with_runtime(&args.log.clone(), dev::run(args)),
+        Command::Ingest(args) => with_runtime(&args.log.clone(), cluster::run_ingest(args)),
+        Command::Fanout(args) => with_runtime(&args.log.clone(), cluster::run_fanout(args)),
+        Command::Projector(args) => with_runtime(&args.log.clone(), cluster::run_projector(args)),
+        Command::Migrate(args) => with_runtime(&args.log.clone(), migrate::run(args)),
+        Command::Replay(args) => with_runtime(&args.log.clone(), replay::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -36,4 +41,12 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn with_runtime(
+    log: &cli::LogArgs,
+    work: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    telemetry::init(log);
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(work)
 }

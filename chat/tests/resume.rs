@@ -89,7 +89,12 @@ async fn reconnecting_during_a_send_storm_loses_and_repeats_nothing() {
                     .send()
                     .await
                     .unwrap();
-                ids.push(response.json::<Value>().await.unwrap()["id"].as_u64().unwrap());
+                let status = response.status();
+                let body = response.json::<Value>().await.unwrap();
+                let Some(id) = body["id"].as_u64() else {
+                    panic!("send {index} failed: {status} {body}")
+                };
+                ids.push(id);
             }
             ids
         })

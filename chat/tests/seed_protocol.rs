@@ -126,10 +126,10 @@ async fn cookie_handshakes_must_come_from_an_allowed_origin() {
     let conversation = server.open_conversation("job-cookie", "carla", "wei").await;
     let url = server.ws_url(&format!("/ws/chat/{conversation}/"));
     let cookie = format!("chat_token={}", token("carla"));
-    let own_origin = format!("http://{}", server.address);
+    let own_origin = support::ORIGIN;
 
     let mut allowed =
-        Client::connect_with(&url, &[("cookie", &cookie), ("origin", &own_origin)]).await;
+        Client::connect_with(&url, &[("cookie", &cookie), ("origin", own_origin)]).await;
     allowed.send_json(json!({"message": "via cookie"})).await;
     assert_eq!(allowed.frame().await["message"]["message_text"], "via cookie");
 

@@ -128,31 +128,43 @@ pub async fn ensure_topic(config: &KafkaConfig, spec: TopicSpec) -> Result<bool,
     Ok(created)
 }
 
+/// The topic's partition count. A topic that was just created may take a moment to show
+/// its partitions (leaders are being elected), so an incomplete answer is asked again until
+/// `request_timeout`.
 async fn topic_partitions(config: &KafkaConfig) -> Result<u32, LogError> {
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = config.client().create().map_err(unavailable)?;
-        let metadata = consumer
-            .fetch_metadata(Some(&config.topic), config.request_timeout)
-            .map_err(unavailable)?;
-        let topic = metadata
-            .topics()
-            .iter()
-            .find(|topic| topic.name() == config.topic)
-            .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
-            .ok_or_else(|| {
-                LogError::Config(format!(
-                    "topic {} does not exist; run `chat migrate`",
+        let deadline = std::time::Instant::now() + config.request_timeout;
+        loop {
+            let metadata = consumer
+                .fetch_metadata(Some(&config.topic), config.request_timeout)
+                .map_err(unavailable)?;
+            let ready = metadata
+                .topics()
+                .iter()
+                .find(|topic| topic.name() == config.topic)
+                .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
+                .filter(|topic| {
+                    topic.partitions().iter().all(|p| p.error().is_none() && p.leader() >= 0)
+                })
+                .map(|topic| topic.partitions().len() as u32);
+            if let Some(partitions) = ready {
+                return Ok(partitions);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(LogError::Config(format!(
+                    "topic {} does not exist or has no leaders; run `chat migrate`",
                     config.topic
-                ))
-            })?;
-        Ok(topic.partitions().len() as u32)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     })
     .await
     .map_err(unavailable)?
 }
 
-#[derive(Debug)]
 struct Shared {
     config: KafkaConfig,
     partitions: u32,
@@ -162,9 +174,15 @@ struct Shared {
 }
 
 /// The log on a Kafka cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaEventLog {
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for KafkaEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaEventLog").field("config", &self.shared.config).finish_non_exhaustive()
+    }
 }
 
 impl KafkaEventLog {
@@ -306,6 +324,7 @@ impl EventLog for KafkaEventLog {
                         topic: config.topic.clone(),
                         group: true,
                         start: Vec::new(),
+                        pending: Vec::new(),
                     }))
                 }
                 SubscribeSpec::Tail => {
@@ -329,6 +348,7 @@ impl EventLog for KafkaEventLog {
                         topic: config.topic.clone(),
                         group: false,
                         start,
+                        pending: Vec::new(),
                     }))
                 }
             }
@@ -386,6 +406,10 @@ struct KafkaSubscription {
     topic: String,
     group: bool,
     start: Vec<u64>,
+    /// Records taken from the consumer but not yet returned. Kept here, not in the future,
+    /// so that dropping a `next_batch` future (a `select!` that picked another branch)
+    /// loses nothing: the next call returns them.
+    pending: Vec<Record>,
 }
 
 /// Commit failures that mean "the partition moved to another member": the new owner will
@@ -406,11 +430,11 @@ fn lost_ownership(error: &KafkaError) -> bool {
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError> {
+        let max = max.max(1);
         let deadline = tokio::time::Instant::now() + wait;
-        let mut records = Vec::new();
-        while records.len() < max.max(1) {
+        while self.pending.len() < max {
             // After the first record, only take what is already there.
-            let until = if records.is_empty() {
+            let until = if self.pending.is_empty() {
                 deadline
             } else {
                 tokio::time::Instant::now() + Duration::from_millis(2)
@@ -418,15 +442,16 @@ impl Subscription for KafkaSubscription {
             match tokio::time::timeout_at(until, self.consumer.recv()).await {
                 Err(_elapsed) => break,
                 Ok(Err(error)) => {
-                    if records.is_empty() {
+                    if self.pending.is_empty() {
                         return Err(unavailable(error));
                     }
                     break;
                 }
-                Ok(Ok(message)) => records.extend(record_from(&message)),
+                Ok(Ok(message)) => self.pending.extend(record_from(&message)),
             }
         }
-        Ok(records)
+        let rest = self.pending.split_off(self.pending.len().min(max));
+        Ok(std::mem::replace(&mut self.pending, rest))
     }
 
     async fn commit(&mut self, through: &[Position]) -> Result<(), LogError> {

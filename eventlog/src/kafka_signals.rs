@@ -17,10 +17,15 @@ use schemas::signals::Signal;
 use crate::kafka::{KafkaConfig, private_group, unavailable};
 use crate::{LogError, SignalBus, SignalStream};
 
-#[derive(Debug)]
 pub struct KafkaSignalBus {
     config: KafkaConfig,
     producer: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaSignalBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSignalBus").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 impl KafkaSignalBus {

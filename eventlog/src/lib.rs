@@ -100,6 +100,7 @@ pub trait EventLog: Send + Sync + 'static {
 pub trait Subscription: Send {
     /// The next records after the ones already returned, at most `max`, in offset order per
     /// partition. Waits up to `wait` for one to arrive and returns an empty batch if none did.
+    /// Cancel-safe: dropping the future loses no record.
     async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError>;
 
     /// Records every record up to and including each position as consumed by the group, so

@@ -1,15 +1,15 @@
 //! The backend suite against a real Kafka broker (`infra/local/up`). Compiled with
-//! `--features kafka`; then `CHAT_KAFKA_BROKERS` must name the cluster, and a missing
+//! `--features kafka-tests`; then `CHAT_KAFKA_BROKERS` must name the cluster, and a missing
 //! broker fails the tests rather than skipping them.
 
-#![cfg(feature = "kafka")]
+#![cfg(feature = "kafka-tests")]
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use eventlog::kafka::{KafkaConfig, KafkaEventLog, TopicSpec, ensure_topic};
 use eventlog::kafka_signals::KafkaSignalBus;
-use eventlog::{EventLog, SignalBus, suite};
+use eventlog::{SignalBus, suite};
 use schemas::signals::Signal;
 use schemas::{ConversationId, Timestamp, UserId};
 
@@ -62,7 +62,8 @@ async fn tails_start_at_the_end_and_wake_on_appends() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_topic_is_a_clear_error() {
-    let config = KafkaConfig::new(brokers(), unique("missing"));
+    let mut config = KafkaConfig::new(brokers(), unique("missing"));
+    config.request_timeout = Duration::from_secs(2);
     let error = KafkaEventLog::connect(config).await.unwrap_err();
     assert!(error.to_string().contains("chat migrate"), "{error}");
 }

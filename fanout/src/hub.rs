@@ -126,24 +126,43 @@ impl Hub {
             next_connection: AtomicU64::new(1),
         });
         let mut signal_stream = signals.subscribe();
-        let runner = Arc::clone(&hub);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    batch = tail.next_batch(1000, Duration::from_millis(500)) => match batch {
-                        Ok(records) => records.iter().for_each(|record| runner.on_record(record)),
+        // Two loops, so neither waits on the other and no read is ever abandoned midway.
+        let log_loop = tokio::spawn({
+            let (hub, shutdown) = (Arc::clone(&hub), shutdown.clone());
+            async move {
+                while !shutdown.is_cancelled() {
+                    let batch = tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        batch = tail.next_batch(1000, Duration::from_millis(500)) => batch,
+                    };
+                    match batch {
+                        Ok(records) => records.iter().for_each(|record| hub.on_record(record)),
                         Err(error) => {
                             tracing::warn!(%error, "fanout failed to read the log; retrying");
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
-                    },
-                    signal = signal_stream.next() => match signal {
-                        Some(signal) => runner.on_signal(signal),
-                        None => break,
-                    },
+                    }
                 }
             }
+        });
+        let signal_loop = tokio::spawn({
+            let hub = Arc::clone(&hub);
+            async move {
+                loop {
+                    let signal = tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        signal = signal_stream.next() => signal,
+                    };
+                    match signal {
+                        Some(signal) => hub.on_signal(signal),
+                        None => break,
+                    }
+                }
+            }
+        });
+        let task = tokio::spawn(async move {
+            let _ = log_loop.await;
+            let _ = signal_loop.await;
         });
         Ok((hub, task))
     }

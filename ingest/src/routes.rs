@@ -8,8 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use schemas::http::{
-    Health, InboxPage, MarkReadRequest, Me, MessagePage, OpenConversationRequest,
-    SendMessageRequest,
+    InboxPage, MarkReadRequest, Me, MessagePage, OpenConversationRequest, SendMessageRequest,
 };
 use schemas::limits::Invalid;
 use schemas::{ConversationId, MessageId};
@@ -41,8 +40,6 @@ pub fn router(state: IngestState) -> Router {
         .route("/v1/conversations/{id}/read", post(mark_read))
         .route("/v1/me", get(me))
         .route("/v1/openapi.json", get(openapi))
-        .route("/healthz", get(health))
-        .route("/readyz", get(ready))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -185,17 +182,6 @@ async fn me(Authenticated(caller): Authenticated) -> Json<Me> {
 
 async fn openapi() -> Response {
     Json(crate::openapi::document()).into_response()
-}
-
-async fn health() -> Json<Health> {
-    Json(Health { status: "ok".into() })
-}
-
-/// Ready when the log and the store both answer.
-async fn ready(State(state): State<IngestState>) -> Result<Json<Health>, IngestError> {
-    state.ingest.log.end_offsets().await?;
-    state.ingest.read_model().watermarks(state.ingest.partitions()).await?;
-    Ok(Json(Health { status: "ready".into() }))
 }
 
 async fn method_not_allowed() -> Response {

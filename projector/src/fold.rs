@@ -8,6 +8,7 @@
 //! - The first `conversation.started` creates the view; repeats change nothing.
 //! - A `message.sent` adds a message and counts it, unless an earlier message of the
 //!   conversation carried the same idempotency key (then it is a duplicate, not a message).
+//!   The message itself, already in the store from a partly applied batch, is not earlier.
 //! - A `messages.read` moves the reader's mark forward to the last message at or before
 //!   `up_to` (never beyond the last message, never backwards); unread = messages from
 //!   others after the mark.
@@ -122,10 +123,14 @@ fn apply_message(
     position: Position,
     known: Known,
 ) -> Outcome {
-    if let Known::FirstWithKey(Some(original)) = known {
+    let id = MessageId::from_position(position);
+    // The store may already hold this very message (a redelivery after a crash that wrote
+    // the message but not yet the view): only an earlier message makes it a duplicate.
+    if let Known::FirstWithKey(Some(original)) = known
+        && original < id
+    {
         return Outcome::Duplicate { original };
     }
-    let id = MessageId::from_position(position);
     let mut counts = view.totals;
     counts.total += 1;
     match view.role_of(&sent.sender.id) {

@@ -220,3 +220,20 @@ fn strangers_and_unknown_conversations_change_nothing() {
     assert_eq!(outcome, Outcome::Unchanged("no such conversation"));
     assert!(empty.is_none());
 }
+
+#[test]
+fn a_keyed_message_already_in_the_store_is_not_its_own_duplicate() {
+    // A crash wrote the message (and its key) but not the view: on redelivery the key
+    // lookup finds the message itself, which must still be counted once.
+    let mut given = Given::new();
+    let event = sent("worker", "once", Some("k1"));
+    let position = given.at(given.next_offset);
+    given.next_offset += 1;
+    let itself = MessageId::from_position(position);
+    let outcome = fold::apply(&mut given.view, &event, position, Known::FirstWithKey(Some(itself)));
+    assert!(matches!(outcome, Outcome::Message(_)), "{outcome:?}");
+    assert_eq!(given.unread(Role::Client), 1);
+    let later = given.at(given.next_offset);
+    let again = fold::apply(&mut given.view, &event, later, Known::FirstWithKey(Some(itself)));
+    assert_eq!(again, Outcome::Duplicate { original: itself });
+}

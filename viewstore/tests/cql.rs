@@ -1,8 +1,8 @@
 //! The store suite against a real CQL database (`infra/local/up`). Compiled with
-//! `--features cql`; then `CHAT_CQL_NODES` must name the database, and a missing database
+//! `--features cql-tests`; then `CHAT_CQL_NODES` must name the database, and a missing database
 //! fails the tests rather than skipping them. Each test gets its own keyspace.
 
-#![cfg(feature = "cql")]
+#![cfg(feature = "cql-tests")]
 #![allow(clippy::unwrap_used)]
 
 use viewstore::cql::{CqlConfig, CqlStore, Replication, migrate};

@@ -15,38 +15,172 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "system-test-secret-that-is-at-least-32-bytes";
+/// An origin every test server allows for cookie-authenticated sockets.
+pub const ORIGIN: &str = "http://chat.test";
 
-/// A running `chat dev` with its own data directory.
-pub struct Server {
+/// The roles of a clustered deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Dev,
+    Ingest,
+    Fanout,
+    Projector,
+}
+
+impl Role {
+    fn command(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Ingest => "ingest",
+            Self::Fanout => "fanout",
+            Self::Projector => "projector",
+        }
+    }
+}
+
+/// One process of the server under test.
+struct Process {
+    role: Role,
     child: Option<Child>,
+    address: String,
+}
+
+/// Per-test names on the shared cluster: nothing is shared between tests.
+#[derive(Debug, Clone)]
+pub struct ClusterNames {
+    pub brokers: String,
+    pub nodes: String,
+    pub topic: String,
+    pub signals_topic: String,
+    pub keyspace: String,
+    pub group: String,
+}
+
+/// Whether this test binary runs against Kafka + Cassandra (`--features cluster-tests`,
+/// with the cluster named by `CHAT_KAFKA_BROKERS` and `CHAT_CQL_NODES`).
+pub fn on_cluster() -> bool {
+    cfg!(feature = "cluster-tests")
+}
+
+fn cluster_names() -> ClusterNames {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let sequence = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let micros =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    let unique = format!("{}_{}_{sequence}", micros % 10_000_000_000, std::process::id());
+    let brokers = std::env::var("CHAT_KAFKA_BROKERS")
+        .expect("cluster tests need CHAT_KAFKA_BROKERS (start the cluster with infra/local/up)");
+    let nodes = std::env::var("CHAT_CQL_NODES")
+        .expect("cluster tests need CHAT_CQL_NODES (start the cluster with infra/local/up)");
+    ClusterNames {
+        brokers,
+        nodes,
+        topic: format!("t{unique}.events"),
+        signals_topic: format!("t{unique}.signals"),
+        keyspace: format!("t{unique}"),
+        group: format!("t{unique}-projector"),
+    }
+}
+
+/// How many of each role to start on the cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub ingests: usize,
+    pub fanouts: usize,
+    pub replication_factor: u32,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self { ingests: 1, fanouts: 1, replication_factor: 1 }
+    }
+}
+
+/// A running server: `chat dev` with its own data directory, or (in cluster tests) the
+/// roles as separate processes on their own topic and keyspace.
+pub struct Server {
+    processes: Vec<Process>,
     pub data_dir: tempfile::TempDir,
-    pub address: String,
+    pub cluster: Option<ClusterNames>,
     pub http: reqwest::Client,
 }
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_shaped(Shape::default())
+    }
+
+    /// On the cluster: migrate fresh names, then start the roles in `shape`. Without the
+    /// cluster, `chat dev` (the shape is ignored).
+    pub fn start_shaped(shape: Shape) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let mut server =
-            Self { child: None, data_dir, address: String::new(), http: reqwest::Client::new() };
-        server.launch("127.0.0.1:0");
+            Self { processes: Vec::new(), data_dir, cluster: None, http: reqwest::Client::new() };
+        if !on_cluster() {
+            server.launch(Role::Dev, "127.0.0.1:0");
+            return server;
+        }
+        let names = cluster_names();
+        server.cluster = Some(names);
+        let migrated = server
+            .command("migrate")
+            .args([
+                "--partitions",
+                "4",
+                "--replication-factor",
+                &shape.replication_factor.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(migrated.success(), "chat migrate failed");
+        server.launch(Role::Projector, "127.0.0.1:0");
+        for _ in 0..shape.ingests {
+            server.launch(Role::Ingest, "127.0.0.1:0");
+        }
+        for _ in 0..shape.fanouts {
+            server.launch(Role::Fanout, "127.0.0.1:0");
+        }
         server
     }
 
-    /// Starts the binary on `listen` and waits for its banner.
-    fn launch(&mut self, listen: &str) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
-            .args(["dev", "--no-demo", "--partitions", "4", "--listen", listen, "--data-dir"])
-            .arg(self.data_dir.path())
+    /// The binary with this server's configuration in its environment.
+    pub fn command(&self, subcommand: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+        command
+            .arg(subcommand)
             .env("CHAT_JWT_SECRET", SECRET)
             .env("CHAT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("chat binary starts");
+            .env("CHAT_ALLOWED_ORIGINS", ORIGIN)
+            .stderr(Stdio::inherit());
+        if let Some(names) = &self.cluster {
+            command
+                .env("CHAT_KAFKA_BROKERS", &names.brokers)
+                .env("CHAT_CQL_NODES", &names.nodes)
+                .env("CHAT_TOPIC", &names.topic)
+                .env("CHAT_SIGNALS_TOPIC", &names.signals_topic)
+                .env("CHAT_KEYSPACE", &names.keyspace)
+                .env("CHAT_PROJECTOR_GROUP", &names.group);
+        }
+        command
+    }
+
+    /// Starts one process on `listen` and waits for its banner.
+    fn launch(&mut self, role: Role, listen: &str) {
+        let mut command = self.command(role.command());
+        command.args(["--listen", listen]).stdout(Stdio::piped());
+        if role == Role::Dev {
+            command
+                .args(["--no-demo", "--partitions", "4", "--data-dir"])
+                .arg(self.data_dir.path());
+        }
+        let mut child = command.spawn().expect("chat binary starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().expect("banner").expect("banner line");
+        let first = match lines.next() {
+            Some(Ok(line)) => line,
+            _ => panic!("chat {} exited before serving (see its stderr above)", role.command()),
+        };
         let address = first
             .split("http://")
             .nth(1)
@@ -55,38 +189,70 @@ impl Server {
             .to_owned();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        self.address = address;
-        self.child = Some(child);
+        self.processes.push(Process { role, child: Some(child), address });
     }
 
-    /// `kill -9`, then start again on the same port with the same data.
+    fn addresses(&self, role: Role) -> Vec<String> {
+        let wanted = |process: &&Process| process.role == role || process.role == Role::Dev;
+        self.processes.iter().filter(wanted).map(|process| process.address.clone()).collect()
+    }
+
+    /// `kill -9` every process, then start each again on its port with the same data.
     pub fn crash_and_restart(&mut self) {
         self.kill9();
-        let listen = self.address.clone();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            // The port may take a moment to be free again.
-            if std::net::TcpListener::bind(&listen).is_ok() || Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let previous: Vec<(Role, String)> =
+            self.processes.drain(..).map(|process| (process.role, process.address)).collect();
+        for (role, address) in previous {
+            wait_until_free(&address);
+            self.launch(role, &address);
         }
-        self.launch(&listen);
+    }
+
+    /// `kill -9` the processes of one role, then start them again on their ports.
+    pub fn crash_and_restart_role(&mut self, role: Role) {
+        let mut restarted = Vec::new();
+        for process in self.processes.iter_mut().filter(|process| process.role == role) {
+            if let Some(mut child) = process.child.take() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+            }
+            restarted.push(process.address.clone());
+        }
+        self.processes.retain(|process| process.role != role);
+        for address in restarted {
+            wait_until_free(&address);
+            self.launch(role, &address);
+        }
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
+        for process in &mut self.processes {
+            if let Some(mut child) = process.child.take() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+            }
         }
     }
 
+    /// The HTTP API address (of the `index`-th ingest on a cluster).
+    pub fn http_address(&self, index: usize) -> String {
+        self.addresses(Role::Ingest)[index].clone()
+    }
+
+    pub fn url_on(&self, index: usize, path: &str) -> String {
+        format!("http://{}{path}", self.http_address(index))
+    }
+
+    pub fn ws_url_on(&self, index: usize, path: &str) -> String {
+        format!("ws://{}{path}", self.addresses(Role::Fanout)[index])
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
+        self.url_on(0, path)
     }
 
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.address)
+        self.ws_url_on(0, path)
     }
 
     pub async fn open_conversation(&self, job: &str, client: &str, worker: &str) -> u64 {
@@ -181,6 +347,13 @@ impl Server {
             assert!(Instant::now() < deadline, "inbox never became ready: {page}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+fn wait_until_free(address: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpListener::bind(address).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -163,3 +163,14 @@ pub(super) async fn check_current(session: &Session, keyspace: &str) -> Result<(
         )))
     }
 }
+
+/// Drops a keyspace (for `chat replay`, which rebuilds into a scratch keyspace).
+pub async fn drop_keyspace(config: &CqlConfig) -> Result<(), StoreError> {
+    let keyspace = config.checked_keyspace()?;
+    let session = session(config).await?;
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+        .await
+        .map_err(unavailable)?;
+    agree(&session).await
+}

@@ -20,7 +20,7 @@ use scylla::statement::{Consistency, SerialConsistency};
 
 use crate::StoreError;
 
-pub use migrations::{MIGRATIONS, Replication, migrate};
+pub use migrations::{MIGRATIONS, Replication, drop_keyspace, migrate};
 
 use self::statements::Statements;
 

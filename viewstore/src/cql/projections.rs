@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use futures_util::future::try_join_all;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use schemas::{ConversationId, MessageId, UserId};
 use scylla::value::CqlTimestamp;
@@ -274,16 +275,12 @@ impl ProjectionStore for CqlStore {
     }
 
     async fn apply(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
-        stream::iter(batch.messages.iter())
-            .map(|message| self.put_message(message))
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
-        stream::iter(batch.views.iter())
-            .map(|view| self.put_view(view))
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
+        for chunk in batch.messages.chunks(WRITE_CONCURRENCY) {
+            try_join_all(chunk.iter().map(|message| self.put_message(message))).await?;
+        }
+        for chunk in batch.views.chunks(WRITE_CONCURRENCY) {
+            try_join_all(chunk.iter().map(|view| self.put_view(view))).await?;
+        }
         for mark in &batch.watermarks {
             let values = (
                 i32::try_from(mark.partition).unwrap_or(i32::MAX),
