@@ -98,6 +98,10 @@ pub(crate) struct ProjectorArgs {
     /// Consumer group shared by every projector of a deployment.
     #[arg(long, env = "CHAT_PROJECTOR_GROUP", default_value = "chat-projector")]
     pub group: String,
+    /// A stable name for this projector replica (e.g. its pod name): restarted under the
+    /// same name, it takes its partitions back at once (Kafka static membership).
+    #[arg(long, env = "CHAT_PROJECTOR_INSTANCE")]
+    pub instance: Option<String>,
     /// Records folded per store write.
     #[arg(long, env = "CHAT_PROJECTOR_BATCH", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]

@@ -26,22 +26,23 @@ pub(crate) fn cql_config(args: &ClusterArgs, keyspace: &str) -> CqlConfig {
 }
 
 /// Connects to Kafka and CQL; fails with one clear line when either is missing or not
-/// migrated.
+/// migrated. `instance` names this replica in consumer groups (static membership).
 pub(crate) async fn connect(
     args: &ClusterArgs,
     role: &str,
-) -> anyhow::Result<(Backends, Arc<CqlStore>)> {
-    let log = KafkaEventLog::connect(kafka_config(args, &args.topic, role))
+    instance: Option<String>,
+) -> anyhow::Result<Backends> {
+    let mut events = kafka_config(args, &args.topic, role);
+    events.group_instance = instance;
+    let log = KafkaEventLog::connect(events)
         .await
         .with_context(|| format!("connecting to Kafka at {}", args.kafka_brokers))?;
     let signals = KafkaSignalBus::connect(kafka_config(args, &args.signals_topic, role))
         .context("connecting the signal bus")?;
-    let store = Arc::new(
-        CqlStore::connect(&cql_config(args, &args.keyspace))
-            .await
-            .with_context(|| format!("connecting to CQL at {:?}", args.cql_nodes))?,
-    );
-    Ok((Backends::new(Arc::new(log), Arc::new(signals), Arc::clone(&store)), store))
+    let store = CqlStore::connect(&cql_config(args, &args.keyspace))
+        .await
+        .with_context(|| format!("connecting to CQL at {:?}", args.cql_nodes))?;
+    Ok(Backends::new(Arc::new(log), Arc::new(signals), Arc::new(store)))
 }
 
 fn announce(role: &str, address: SocketAddr) -> anyhow::Result<()> {
@@ -54,7 +55,7 @@ fn announce(role: &str, address: SocketAddr) -> anyhow::Result<()> {
 pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let (verifier, _) = jwt::verifier(&args.jwt, None)?;
     let verifier = Arc::new(verifier);
-    let (backends, _) = connect(&args.cluster, "ingest").await?;
+    let backends = connect(&args.cluster, "ingest", None).await?;
     let listener = server::bind(args.listen).await?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
@@ -69,7 +70,7 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
 pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let (verifier, _) = jwt::verifier(&args.jwt, None)?;
     let verifier = Arc::new(verifier);
-    let (backends, _) = connect(&args.cluster, "fanout").await?;
+    let backends = connect(&args.cluster, "fanout", None).await?;
     let listener = server::bind(args.listen).await?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
@@ -85,7 +86,7 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
-    let (backends, _) = connect(&args.cluster, "projector").await?;
+    let backends = connect(&args.cluster, "projector", args.instance.clone()).await?;
     let listener = server::bind(args.listen).await?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());

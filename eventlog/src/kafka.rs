@@ -37,6 +37,10 @@ pub struct KafkaConfig {
     pub append_timeout: Duration,
     /// How long metadata and offset requests may take.
     pub request_timeout: Duration,
+    /// A stable name for this group member (`group.instance.id`, static membership): a
+    /// member restarted under the same name takes its partitions back at once instead of
+    /// waiting for the old session to expire. One per replica, e.g. a pod name.
+    pub group_instance: Option<String>,
 }
 
 impl KafkaConfig {
@@ -47,6 +51,7 @@ impl KafkaConfig {
             client_id: "chat".into(),
             append_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
+            group_instance: None,
         }
     }
 
@@ -68,7 +73,7 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("fetch.wait.max.ms", "50")
-            .set("session.timeout.ms", "10000")
+            .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000");
         config
     }
@@ -316,8 +321,11 @@ impl EventLog for KafkaEventLog {
             let config = &shared.config;
             match spec {
                 SubscribeSpec::Group(group) => {
-                    let consumer: StreamConsumer =
-                        config.consumer(&group).create().map_err(unavailable)?;
+                    let mut client = config.consumer(&group);
+                    if let Some(instance) = &config.group_instance {
+                        client.set("group.instance.id", instance);
+                    }
+                    let consumer: StreamConsumer = client.create().map_err(unavailable)?;
                     consumer.subscribe(&[&config.topic]).map_err(unavailable)?;
                     Ok(Box::new(KafkaSubscription {
                         consumer: Arc::new(consumer),

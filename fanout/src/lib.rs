@@ -35,7 +35,7 @@ pub use hub::Hub;
 
 use crate::native::NativeProtocol;
 use crate::seed::SeedProtocol;
-use crate::session::{Close, Services};
+use crate::session::{Close, Mailbox, Services};
 
 #[derive(Clone)]
 pub struct FanoutState {
@@ -153,10 +153,17 @@ async fn seed_socket(
             return refuse(upgrade, Close::new(close::BAD_REQUEST, format!("since {error}")));
         }
     };
+    // Authorize and register before upgrading: once the client sees the socket open, every
+    // later message of the conversation reaches it.
     let services = state.services;
+    if let Err(refused) = services.ingest.authorize(&caller, conversation).await {
+        return refuse(upgrade, seed::refusal(&refused));
+    }
+    let mailbox = Mailbox::new(&services.hub);
+    let plan = services.hub.subscribe(conversation, mailbox.subscriber.clone(), since);
+    let protocol = SeedProtocol::new(conversation, since, plan);
     upgrade.on_upgrade(move |socket| {
-        let protocol = SeedProtocol::new(conversation, since);
-        session::run(socket, services, caller, protocol, async |protocol, session| {
+        session::run(socket, services, caller, mailbox, protocol, async |protocol, session| {
             protocol.start(session).await
         })
     })
@@ -174,10 +181,13 @@ async fn native_socket(
         Ok(caller) => caller,
         Err(reason) => return refuse(upgrade, reason),
     };
+    // Inbox updates are registered before upgrading, so none is missed after `ready`.
     let services = state.services;
     let protocol = NativeProtocol::new(caller.user_id.clone());
+    let mailbox = Mailbox::new(&services.hub);
+    services.hub.register_user(&caller.user_id, mailbox.subscriber.clone());
     upgrade.on_upgrade(move |socket| {
-        session::run(socket, services, caller, protocol, async |protocol, session| {
+        session::run(socket, services, caller, mailbox, protocol, async |protocol, session| {
             protocol.start(session).await
         })
     })

@@ -27,10 +27,9 @@ impl NativeProtocol {
         Self { user, subscriptions: HashMap::new() }
     }
 
-    /// Greets the client and starts its inbox updates.
+    /// Greets the client (its inbox updates were registered before the upgrade).
     pub(crate) async fn start(&mut self, session: &mut Session) -> Result<(), Close> {
         let caller = session.caller.clone();
-        session.hub.register_user(&caller.user_id, session.subscriber.clone());
         let ready = ServerFrame::Ready { user_id: caller.user_id, name: caller.name };
         session.send_text(render(&ready)).await
     }

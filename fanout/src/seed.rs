@@ -9,30 +9,41 @@ use schemas::seed::{SeedErrorFrame, SeedInbound};
 use schemas::{Attachment, ConversationId, MessageId, MessageType};
 
 use crate::delivery::{Outbound, render};
+use crate::hub::ResumePlan;
 use crate::session::{Close, Job, JobOutcome, Protocol, Session};
 
 #[derive(Debug)]
 pub(crate) struct SeedProtocol {
     conversation: ConversationId,
     since: Option<MessageId>,
+    /// What to catch up on, from the subscription registered before the upgrade.
+    plan: Option<ResumePlan>,
     last_delivered: MessageId,
 }
 
 impl SeedProtocol {
-    pub(crate) fn new(conversation: ConversationId, since: Option<MessageId>) -> Self {
-        Self { conversation, since, last_delivered: since.unwrap_or(MessageId::ZERO) }
+    /// `plan` comes from registering the subscription before the WebSocket upgrade, so the
+    /// connection is live the moment the client sees it open.
+    pub(crate) fn new(
+        conversation: ConversationId,
+        since: Option<MessageId>,
+        plan: ResumePlan,
+    ) -> Self {
+        Self {
+            conversation,
+            since,
+            plan: Some(plan),
+            last_delivered: since.unwrap_or(MessageId::ZERO),
+        }
     }
 
-    /// Authorizes the caller and subscribes, replaying from `since` if it was given.
+    /// Writes what the client missed (if it gave `since`).
     pub(crate) async fn start(&mut self, session: &mut Session) -> Result<(), Close> {
-        let caller = session.caller.clone();
-        session
-            .ingest
-            .authorize(&caller, self.conversation)
-            .await
-            .map_err(|error| refusal(&error))?;
+        let Some(plan) = self.plan.take() else {
+            return Ok(());
+        };
         self.last_delivered = session
-            .subscribe(self.conversation, self.since, |delivery| delivery.seed_frame())
+            .catch_up(self.conversation, self.since, plan, |delivery| delivery.seed_frame())
             .await?;
         Ok(())
     }

@@ -109,7 +109,19 @@ impl Session {
         since: Option<MessageId>,
         render: impl Fn(&MessageDelivery) -> Utf8Bytes,
     ) -> Result<MessageId, Close> {
-        let plan: ResumePlan = self.hub.subscribe(conversation, self.subscriber.clone(), since);
+        let plan = self.hub.subscribe(conversation, self.subscriber.clone(), since);
+        self.catch_up(conversation, since, plan, render).await
+    }
+
+    /// Writes what `plan` says the client missed since `since`, for a subscription already
+    /// registered, and announces the user online in the conversation.
+    pub(crate) async fn catch_up(
+        &mut self,
+        conversation: ConversationId,
+        since: Option<MessageId>,
+        plan: ResumePlan,
+        render: impl Fn(&MessageDelivery) -> Utf8Bytes,
+    ) -> Result<MessageId, Close> {
         let mut last = since.unwrap_or(MessageId::ZERO);
         if let Some(range) = plan.from_store {
             self.wait_for_store(range.partition, range.through_offset).await?;
@@ -240,22 +252,37 @@ pub(crate) struct Services {
     pub shutdown: CancellationToken,
 }
 
+/// A connection's queue, made before the WebSocket upgrade so that a subscription can be
+/// registered before the client sees the connection open.
+pub(crate) struct Mailbox {
+    pub subscriber: Subscriber,
+    queue: mpsc::Receiver<Outbound>,
+}
+
+impl Mailbox {
+    pub(crate) fn new(hub: &Hub) -> Self {
+        let (queue_tx, queue) = mpsc::channel(hub.config().queue_per_connection.max(1));
+        let subscriber = Subscriber {
+            connection: hub.next_connection_id(),
+            queue: queue_tx,
+            too_slow: CancellationToken::new(),
+        };
+        Self { subscriber, queue }
+    }
+}
+
 /// Runs a connection until it ends. `start` runs first (authorization, initial
 /// subscription); an error from it closes the connection with its code and reason.
 pub(crate) async fn run<P: Protocol>(
     socket: WebSocket,
     services: Services,
     caller: Caller,
+    mailbox: Mailbox,
     mut protocol: P,
     start: impl AsyncFnOnce(&mut P, &mut Session) -> Result<(), Close>,
 ) {
     let config = services.hub.config().clone();
-    let (queue_tx, mut queue) = mpsc::channel(config.queue_per_connection.max(1));
-    let subscriber = Subscriber {
-        connection: services.hub.next_connection_id(),
-        queue: queue_tx,
-        too_slow: CancellationToken::new(),
-    };
+    let Mailbox { subscriber, mut queue } = mailbox;
     let (sink, mut stream) = socket.split();
     let (jobs, job_queue) = mpsc::channel(config.max_pending_sends.max(1));
     let (outcomes_tx, mut outcomes) = mpsc::channel(config.max_pending_sends.max(1));

@@ -160,7 +160,8 @@ impl Server {
                 .env("CHAT_TOPIC", &names.topic)
                 .env("CHAT_SIGNALS_TOPIC", &names.signals_topic)
                 .env("CHAT_KEYSPACE", &names.keyspace)
-                .env("CHAT_PROJECTOR_GROUP", &names.group);
+                .env("CHAT_PROJECTOR_GROUP", &names.group)
+                .env("CHAT_PROJECTOR_INSTANCE", format!("{}-0", names.group));
         }
         command
     }
@@ -360,6 +361,24 @@ fn wait_until_free(address: &str) {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // Each test's keyspace holds a dozen tables; dropping it keeps the database small
+        // however many tests run.
+        if let Some(names) = self.cluster.take() {
+            let config = viewstore::cql::CqlConfig::new(
+                names.nodes.split(',').map(str::to_owned),
+                names.keyspace.clone(),
+            );
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime
+                    .block_on(viewstore::cql::drop_keyspace(&config))
+                    .map_err(std::io::Error::other)
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop test keyspace {}", names.keyspace);
+            }
+        }
     }
 }
 
@@ -411,9 +430,9 @@ impl Client {
     pub async fn next(&mut self, within: Duration) -> Seen {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let item = tokio::time::timeout_at(deadline, self.socket.next())
-                .await
-                .expect("nothing arrived in time");
+            let Ok(item) = tokio::time::timeout_at(deadline, self.socket.next()).await else {
+                return Seen::Closed(0, format!("nothing arrived within {within:?}"));
+            };
             match item {
                 Some(Ok(Message::Text(text))) => {
                     return Seen::Frame(serde_json::from_str(&text).unwrap());

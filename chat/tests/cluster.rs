@@ -1,0 +1,218 @@
+//! What only a clustered deployment can show: several ingest and fanout processes agreeing
+//! on one order, a projector killed mid-stream converging to a replay of the log, and an
+//! analytics consumer outside Rust validating every event against the published schemas.
+//! Runs with `--features cluster-tests` on the cluster `infra/local/up` starts.
+
+#![cfg(feature = "cluster-tests")]
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Client, Role, Server, Shape, token};
+
+async fn collect(client: &mut Client, count: usize) -> Vec<u64> {
+    let mut ids = Vec::new();
+    while ids.len() < count {
+        match client.next(Duration::from_secs(10)).await {
+            support::Seen::Frame(frame) if frame["type"] == "message" => {
+                ids.push(frame["message"]["id"].as_u64().unwrap());
+            }
+            support::Seen::Frame(_) => {}
+            support::Seen::Closed(code, reason) => {
+                panic!("closed {code} {reason} after {} of {count} messages: {ids:?}", ids.len())
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_ingests_and_two_fanouts_agree_on_one_order() {
+    let server = Server::start_shaped(Shape { ingests: 2, fanouts: 2, ..Shape::default() });
+    let conversation = server.open_conversation("job-split", "carla", "wei").await;
+    let path = format!("/ws/chat/{conversation}/");
+    let mut carla =
+        Client::connect(&server.ws_url_on(0, &format!("{path}?token={}", token("carla")))).await;
+    let mut wei =
+        Client::connect(&server.ws_url_on(1, &format!("{path}?token={}", token("wei")))).await;
+    let per_sender = 60;
+    let mut senders = Vec::new();
+    for (index, user) in ["carla", "wei"].into_iter().enumerate() {
+        let url = server.url_on(index, &format!("/v1/conversations/{conversation}/messages"));
+        let http = server.http.clone();
+        senders.push(tokio::spawn(async move {
+            for n in 0..per_sender {
+                let body = json!({"text": format!("{user}-{n}")});
+                let response =
+                    http.post(&url).bearer_auth(token(user)).json(&body).send().await.unwrap();
+                assert_eq!(response.status(), 201);
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let seen_by_carla = collect(&mut carla, 2 * per_sender).await;
+    let seen_by_wei = collect(&mut wei, 2 * per_sender).await;
+    assert_eq!(seen_by_carla, seen_by_wei, "the two fanout nodes delivered different orders");
+    assert!(seen_by_carla.windows(2).all(|pair| pair[0] < pair[1]), "delivery is not in log order");
+    let last = *seen_by_carla.last().unwrap();
+    server.inbox_item_when("wei", conversation, |item| item["last_message_id"] == last).await;
+    let history: Vec<u64> = server
+        .history("wei", conversation)
+        .await
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(history, seen_by_carla, "history order differs from delivery order");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projector_killed_mid_stream_converges_to_a_replay_of_the_log() {
+    let mut server = Server::start();
+    let mut conversations = Vec::new();
+    for index in 0..3 {
+        conversations.push(
+            server
+                .open_conversation(&format!("job-kill-{index}"), "carla", &format!("w{index}"))
+                .await,
+        );
+    }
+    let total_per_conversation = 700;
+    let mut senders = Vec::new();
+    for (index, conversation) in conversations.iter().copied().enumerate() {
+        let worker = format!("w{index}");
+        let (http, base) =
+            (server.http.clone(), server.url(&format!("/v1/conversations/{conversation}")));
+        senders.push(tokio::spawn(async move {
+            let mut last = 0;
+            for n in 0..total_per_conversation {
+                let (user, text) = if n % 4 == 0 {
+                    ("carla", "from carla")
+                } else {
+                    (worker.as_str(), "from the worker")
+                };
+                let body = json!({"text": format!("{text} {n}")});
+                let response = http
+                    .post(format!("{base}/messages"))
+                    .bearer_auth(token(user))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+                last = response.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+                if n % 50 == 49 {
+                    let read = json!({"up_to": last});
+                    http.post(format!("{base}/read"))
+                        .bearer_auth(token("carla"))
+                        .json(&read)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            last
+        }));
+    }
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            senders.iter().all(|sender| !sender.is_finished()),
+            "the kill must land mid-stream"
+        );
+        server.crash_and_restart_role(Role::Projector);
+    }
+    let mut lasts = Vec::new();
+    for sender in senders {
+        lasts.push(sender.await.unwrap());
+    }
+    for (conversation, last) in conversations.iter().zip(&lasts) {
+        let item = server
+            .inbox_item_when("carla", *conversation, |item| item["last_message_id"] == *last)
+            .await;
+        let history = server.history("carla", *conversation).await;
+        assert_eq!(history.len(), total_per_conversation, "history lost or repeated messages");
+        let mark = item["last_read_id"].as_u64().unwrap();
+        let unread = history
+            .iter()
+            .filter(|m| m["sender_id"] != "carla" && m["id"].as_u64().unwrap() > mark)
+            .count() as u64;
+        assert_eq!(
+            item["unread_count"].as_u64().unwrap(),
+            unread,
+            "unread count differs from history"
+        );
+    }
+    let replay = server.command("replay").output().unwrap();
+    let report = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "chat replay failed: {report}");
+    assert!(report.contains("3 conversations") && report.contains(" 0 different"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_analytics_consumer_validates_every_event_against_the_published_schemas() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-analytics", "carla", "wei").await;
+    let base = format!("/v1/conversations/{conversation}");
+    let last = server.send("carla", conversation, "hello").await;
+    let attachments = [
+        json!({"type": "IMAGE", "text": "", "attachment":
+            {"url": "https://cdn.example/p.png", "name": "p.png", "mime_type": "image/png", "size": 2048}}),
+        json!({"type": "FILE", "text": "contract", "idempotency_key": "file-1", "attachment":
+            {"url": "https://cdn.example/c.pdf", "name": "c.pdf", "mime_type": "application/pdf"}}),
+    ];
+    for body in attachments {
+        let (status, answer) = server.post("wei", &format!("{base}/messages"), body).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (status, _) = server.post("wei", &format!("{base}/read"), json!({"up_to": last})).await;
+    assert_eq!(status, 200);
+    let system = server
+        .http
+        .post(server.url(&format!("{base}/messages")))
+        .bearer_auth(support::service_token())
+        .json(&json!({"type": "SYSTEM", "text": "The job was marked complete"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(system.status(), 201);
+
+    let names = server.cluster.clone().unwrap();
+    let validate = || {
+        let python = std::env::var("CHAT_ANALYTICS_PYTHON").expect(
+            "CHAT_ANALYTICS_PYTHON must name a python with analytics/requirements.txt installed",
+        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../analytics/validate_events.py");
+        std::process::Command::new(python)
+            .args([script, "--brokers", &names.brokers, "--topic", &names.topic])
+            .output()
+            .unwrap()
+    };
+    let checked = validate();
+    let report = String::from_utf8_lossy(&checked.stdout).into_owned();
+    assert!(checked.status.success(), "{report}{}", String::from_utf8_lossy(&checked.stderr));
+    for expected in [
+        "6 events",
+        "1 chat.conversation.started.v1",
+        "4 chat.message.sent.v1",
+        "1 chat.messages.read.v1",
+    ] {
+        assert!(report.contains(expected), "expected {expected:?} in {report}");
+    }
+
+    // The validator must be able to fail: a record that breaks the schema is reported.
+    let config = eventlog::kafka::KafkaConfig::new(names.brokers.clone(), names.topic.clone());
+    let log = eventlog::kafka::KafkaEventLog::connect(config).await.unwrap();
+    let broken = json!({"specversion": "1.0", "id": "x", "source": "/test", "type": "chat.message.sent.v1",
+        "time": "2026-01-01T00:00:00Z", "subject": conversation.to_string(), "data": {"text": 5}});
+    let key = schemas::ConversationId::new(conversation).unwrap();
+    eventlog::EventLog::append(&log, key, broken.to_string().into_bytes(), Vec::new())
+        .await
+        .unwrap();
+    let failed = validate();
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
+}
