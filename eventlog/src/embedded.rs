@@ -329,6 +329,15 @@ impl EventLog for EmbeddedLog {
         let shared = Arc::clone(&self.shared);
         let (group, start) = match spec {
             SubscribeSpec::Tail => (None, shared.progress.end_offsets()),
+            SubscribeSpec::TailFrom(start) => {
+                if start.len() != shared.partitions as usize {
+                    return Err(LogError::Config(format!(
+                        "a tail needs {} offsets",
+                        shared.partitions
+                    )));
+                }
+                (None, start)
+            }
             SubscribeSpec::Group(group) => {
                 if !shared.groups.lock().insert(group.clone()) {
                     return Err(LogError::GroupTaken(group));

@@ -335,35 +335,39 @@ impl EventLog for KafkaEventLog {
                         pending: Vec::new(),
                     }))
                 }
-                SubscribeSpec::Tail => {
-                    let start = watermarks(&shared)?;
-                    let group = private_group(config, "tail");
-                    let consumer: StreamConsumer =
-                        config.consumer(&group).create().map_err(unavailable)?;
-                    let mut assignment = TopicPartitionList::new();
-                    for (partition, offset) in start.iter().enumerate() {
-                        assignment
-                            .add_partition_offset(
-                                &config.topic,
-                                partition as i32,
-                                Offset::Offset(*offset as i64),
-                            )
-                            .map_err(unavailable)?;
-                    }
-                    consumer.assign(&assignment).map_err(unavailable)?;
-                    Ok(Box::new(KafkaSubscription {
-                        consumer: Arc::new(consumer),
-                        topic: config.topic.clone(),
-                        group: false,
-                        start,
-                        pending: Vec::new(),
-                    }))
+                SubscribeSpec::Tail => tail(&shared, watermarks(&shared)?),
+                SubscribeSpec::TailFrom(start) if start.len() == shared.partitions as usize => {
+                    tail(&shared, start)
+                }
+                SubscribeSpec::TailFrom(_) => {
+                    Err(LogError::Config(format!("a tail needs {} offsets", shared.partitions)))
                 }
             }
         })
         .await
         .map_err(unavailable)?
     }
+}
+
+/// A subscription that reads every partition from `start` under a private group id.
+fn tail(shared: &Shared, start: Vec<u64>) -> Result<Box<dyn Subscription>, LogError> {
+    let config = &shared.config;
+    let consumer: StreamConsumer =
+        config.consumer(&private_group(config, "tail")).create().map_err(unavailable)?;
+    let mut assignment = TopicPartitionList::new();
+    for (partition, offset) in start.iter().enumerate() {
+        assignment
+            .add_partition_offset(&config.topic, partition as i32, Offset::Offset(*offset as i64))
+            .map_err(unavailable)?;
+    }
+    consumer.assign(&assignment).map_err(unavailable)?;
+    Ok(Box::new(KafkaSubscription {
+        consumer: Arc::new(consumer),
+        topic: config.topic.clone(),
+        group: false,
+        start,
+        pending: Vec::new(),
+    }))
 }
 
 /// Reads `[from, from + max)` of one partition with a short-lived assigned consumer.
@@ -449,6 +453,12 @@ impl Subscription for KafkaSubscription {
             };
             match tokio::time::timeout_at(until, self.consumer.recv()).await {
                 Err(_elapsed) => break,
+                Ok(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                    if self.pending.is_empty() {
+                        return Err(LogError::SubscriptionLost(code.to_string()));
+                    }
+                    break;
+                }
                 Ok(Err(error)) => {
                     if self.pending.is_empty() {
                         return Err(unavailable(error));
@@ -483,6 +493,9 @@ impl Subscription for KafkaSubscription {
                 .map_err(unavailable)?;
         match committed {
             Ok(()) => Ok(()),
+            Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
+                Err(LogError::SubscriptionLost(error.to_string()))
+            }
             Err(error) if lost_ownership(&error) => {
                 tracing::info!(%error, "offsets not committed: partitions were reassigned");
                 Ok(())

@@ -57,65 +57,55 @@ impl SignalBus for KafkaSignalBus {
         }
     }
 
-    fn subscribe(&self) -> Box<dyn SignalStream> {
-        Box::new(KafkaSignalStream { config: self.config.clone(), consumer: None })
+    async fn subscribe(&self) -> Result<Box<dyn SignalStream>, LogError> {
+        let config = self.config.clone();
+        let consumer = tokio::task::spawn_blocking(move || -> Result<StreamConsumer, LogError> {
+            let consumer: StreamConsumer = config
+                .consumer(&private_group(&config, "signals"))
+                .create()
+                .map_err(unavailable)?;
+            let metadata = consumer
+                .fetch_metadata(Some(&config.topic), config.request_timeout)
+                .map_err(unavailable)?;
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|topic| topic.name() == config.topic)
+                .map_or(0, |topic| topic.partitions().len());
+            if partitions == 0 {
+                return Err(LogError::Config(format!(
+                    "signals topic {} does not exist; run `chat migrate`",
+                    config.topic
+                )));
+            }
+            // Explicit offsets, resolved now: "from here on" means from this call.
+            let mut assignment = TopicPartitionList::new();
+            for partition in 0..partitions as i32 {
+                let (_, high) = consumer
+                    .fetch_watermarks(&config.topic, partition, config.request_timeout)
+                    .map_err(unavailable)?;
+                assignment
+                    .add_partition_offset(&config.topic, partition, Offset::Offset(high))
+                    .map_err(unavailable)?;
+            }
+            consumer.assign(&assignment).map_err(unavailable)?;
+            Ok(consumer)
+        })
+        .await
+        .map_err(unavailable)??;
+        Ok(Box::new(KafkaSignalStream { consumer }))
     }
 }
 
 struct KafkaSignalStream {
-    config: KafkaConfig,
-    consumer: Option<StreamConsumer>,
-}
-
-impl KafkaSignalStream {
-    /// Assigns every partition of the topic at its end, on first use.
-    async fn consumer(&mut self) -> Result<&StreamConsumer, LogError> {
-        if self.consumer.is_none() {
-            let config = self.config.clone();
-            let consumer =
-                tokio::task::spawn_blocking(move || -> Result<StreamConsumer, LogError> {
-                    let consumer: StreamConsumer = config
-                        .consumer(&private_group(&config, "signals"))
-                        .create()
-                        .map_err(unavailable)?;
-                    let metadata = consumer
-                        .fetch_metadata(Some(&config.topic), config.request_timeout)
-                        .map_err(unavailable)?;
-                    let partitions = metadata
-                        .topics()
-                        .iter()
-                        .find(|topic| topic.name() == config.topic)
-                        .map_or(0, |topic| topic.partitions().len());
-                    let mut assignment = TopicPartitionList::new();
-                    for partition in 0..partitions {
-                        assignment
-                            .add_partition_offset(&config.topic, partition as i32, Offset::End)
-                            .map_err(unavailable)?;
-                    }
-                    consumer.assign(&assignment).map_err(unavailable)?;
-                    Ok(consumer)
-                })
-                .await
-                .map_err(unavailable)??;
-            self.consumer = Some(consumer);
-        }
-        self.consumer.as_ref().ok_or(LogError::Closed)
-    }
+    consumer: StreamConsumer,
 }
 
 #[async_trait]
 impl SignalStream for KafkaSignalStream {
     async fn next(&mut self) -> Option<Signal> {
         loop {
-            let consumer = match self.consumer().await {
-                Ok(consumer) => consumer,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot tail the signals topic; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            match consumer.recv().await {
+            match self.consumer.recv().await {
                 Ok(message) => {
                     let parsed = message.payload().map(serde_json::from_slice::<Signal>);
                     match parsed {

@@ -58,6 +58,10 @@ pub enum LogError {
     Config(String),
     #[error("event log is shut down")]
     Closed,
+    /// The subscription can deliver nothing more (e.g. a fenced group member); subscribe
+    /// again. Nothing is lost: a group resumes after its last commit, a tail where told.
+    #[error("subscription lost: {0}")]
+    SubscriptionLost(String),
 }
 
 /// How a consumer reads the log.
@@ -69,6 +73,9 @@ pub enum SubscribeSpec {
     /// Read every partition under an identity of one's own, starting at the current end.
     /// Nothing is committed: a restarted tail starts at the then-current end.
     Tail,
+    /// A tail starting at these offsets (one per partition): how a tail that lost its
+    /// subscription carries on exactly where it was.
+    TailFrom(Vec<u64>),
 }
 
 /// The append-only, partitioned log.

@@ -7,11 +7,14 @@ use async_trait::async_trait;
 use schemas::signals::Signal;
 use tokio::sync::broadcast;
 
+use crate::LogError;
+
 #[async_trait]
 pub trait SignalBus: Send + Sync + 'static {
     /// Publishes to every subscriber on every node, this one included.
     async fn publish(&self, signal: Signal);
-    fn subscribe(&self) -> Box<dyn SignalStream>;
+    /// A stream of every signal published after this call returns.
+    async fn subscribe(&self) -> Result<Box<dyn SignalStream>, LogError>;
 }
 
 #[async_trait]
@@ -40,8 +43,8 @@ impl SignalBus for MemorySignalBus {
         let _ = self.sender.send(signal);
     }
 
-    fn subscribe(&self) -> Box<dyn SignalStream> {
-        Box::new(MemorySignalStream { receiver: self.sender.subscribe() })
+    async fn subscribe(&self) -> Result<Box<dyn SignalStream>, LogError> {
+        Ok(Box::new(MemorySignalStream { receiver: self.sender.subscribe() }))
     }
 }
 

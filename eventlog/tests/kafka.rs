@@ -78,15 +78,16 @@ async fn signals_reach_every_subscriber() {
     };
     ensure_topic(&config, spec).await.unwrap();
     let bus = KafkaSignalBus::connect(config).unwrap();
-    let mut first = bus.subscribe();
-    let mut second = bus.subscribe();
+    let mut first = bus.subscribe().await.unwrap();
+    let mut second = bus.subscribe().await.unwrap();
     let signal = Signal::Typing {
         conversation_id: ConversationId::new(5).unwrap(),
         user_id: UserId::new("carla").unwrap(),
         is_typing: true,
         at: Timestamp::now(),
     };
-    // A subscriber starts listening when first polled; keep publishing until both hear it.
+    // Subscribers hear what is published after `subscribe` returned: one publish suffices,
+    // but keep publishing so a failure shows as a timeout rather than a hang.
     let publisher = {
         let signal = signal.clone();
         let bus = std::sync::Arc::new(bus);

@@ -125,18 +125,36 @@ impl Hub {
             config,
             next_connection: AtomicU64::new(1),
         });
-        let mut signal_stream = signals.subscribe();
+        let mut signal_stream = signals.subscribe().await?;
         // Two loops, so neither waits on the other and no read is ever abandoned midway.
         let log_loop = tokio::spawn({
             let (hub, shutdown) = (Arc::clone(&hub), shutdown.clone());
             async move {
+                let mut next = tail.start_offsets();
                 while !shutdown.is_cancelled() {
                     let batch = tokio::select! {
                         () = shutdown.cancelled() => break,
                         batch = tail.next_batch(1000, Duration::from_millis(500)) => batch,
                     };
                     match batch {
-                        Ok(records) => records.iter().for_each(|record| hub.on_record(record)),
+                        Ok(records) => {
+                            for record in &records {
+                                hub.on_record(record);
+                                next[record.position.partition as usize] =
+                                    record.position.offset + 1;
+                            }
+                        }
+                        Err(LogError::SubscriptionLost(reason)) => {
+                            // Carry on exactly where the lost tail stopped: no gap.
+                            tracing::warn!(reason, "fanout lost its tail of the log; resuming");
+                            match log.subscribe(SubscribeSpec::TailFrom(next.clone())).await {
+                                Ok(resumed) => tail = resumed,
+                                Err(error) => {
+                                    tracing::warn!(%error, "cannot resume the tail; retrying");
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                }
+                            }
+                        }
                         Err(error) => {
                             tracing::warn!(%error, "fanout failed to read the log; retrying");
                             tokio::time::sleep(Duration::from_millis(200)).await;

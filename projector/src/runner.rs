@@ -61,6 +61,15 @@ pub async fn run(
         };
         let records = match records {
             Ok(records) => records,
+            Err(LogError::SubscriptionLost(reason)) => {
+                tracing::warn!(reason, "projector subscription lost; joining the group again");
+                drop(subscription);
+                match rejoin(log.as_ref(), &config.group, &shutdown).await {
+                    Some(rejoined) => subscription = rejoined,
+                    None => break,
+                }
+                continue;
+            }
             Err(error) => {
                 tracing::warn!(%error, "failed to read from the log; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -73,11 +82,41 @@ pub async fn run(
         let Some(applied) = apply_with_retry(store.as_ref(), &records, &shutdown).await else {
             break;
         };
-        commit_with_retry(subscription.as_mut(), &applied, &shutdown).await;
+        let lost = !commit_with_retry(subscription.as_mut(), &applied, &shutdown).await;
         announce(signals.as_ref(), &applied).await;
+        if lost {
+            // The batch is written; the new member gets it again and the fold skips it.
+            tracing::warn!("projector subscription lost while committing; joining the group again");
+            drop(subscription);
+            match rejoin(log.as_ref(), &config.group, &shutdown).await {
+                Some(rejoined) => subscription = rejoined,
+                None => break,
+            }
+        }
     }
     tracing::info!("projector stopped");
     Ok(())
+}
+
+/// Subscribes to the group again, retrying until it works or shutdown is requested. The
+/// group resumes after its last commit, so nothing is skipped.
+async fn rejoin(
+    log: &dyn EventLog,
+    group: &str,
+    shutdown: &CancellationToken,
+) -> Option<Box<dyn Subscription>> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match log.subscribe(SubscribeSpec::Group(group.to_owned())).await {
+            Ok(subscription) => return Some(subscription),
+            Err(error) => tracing::warn!(%error, "cannot rejoin the projector group; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
 }
 
 async fn apply_with_retry(
@@ -113,21 +152,29 @@ async fn apply_with_retry(
     }
 }
 
+/// Commits the batch, retrying transient failures. False when the subscription is lost
+/// (the caller must join the group again); true when committed or when asked to stop.
 async fn commit_with_retry(
     subscription: &mut dyn Subscription,
     applied: &AppliedBatch,
     shutdown: &CancellationToken,
-) {
+) -> bool {
     let mut backoff = Duration::from_millis(100);
-    while let Err(error) = subscription.commit(&applied.commit).await {
-        // Not committing is safe (the batch comes again and changes nothing); it only costs
-        // work after a restart, so give up when asked to stop.
-        tracing::warn!(%error, "failed to commit offsets; retrying");
-        if shutdown.is_cancelled() {
-            return;
+    loop {
+        match subscription.commit(&applied.commit).await {
+            Ok(()) => return true,
+            Err(LogError::SubscriptionLost(_)) => return false,
+            Err(error) => {
+                // Not committing is safe (the batch comes again and changes nothing); it only
+                // costs work after a restart, so give up when asked to stop.
+                tracing::warn!(%error, "failed to commit offsets; retrying");
+                if shutdown.is_cancelled() {
+                    return true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

@@ -150,7 +150,7 @@ impl Server {
         command
             .arg(subcommand)
             .env("CHAT_JWT_SECRET", SECRET)
-            .env("CHAT_LOG", "warn")
+            .env("CHAT_LOG", std::env::var("CHAT_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env("CHAT_ALLOWED_ORIGINS", ORIGIN)
             .stderr(Stdio::inherit());
         if let Some(names) = &self.cluster {
