@@ -216,3 +216,57 @@ async fn an_analytics_consumer_validates_every_event_against_the_published_schem
     let failed = validate();
     assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_trace_context_travels_in_the_record_headers() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+
+    let server = Server::start();
+    let conversation = server.open_conversation("job-trace", "carla", "wei").await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = server
+        .http
+        .post(server.url(&format!("/v1/conversations/{conversation}/messages")))
+        .bearer_auth(token("carla"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"text": "traced"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    let (partition, offset) = ((id % 1024) as i32, (id / 1024 - 1) as i64);
+
+    let names = server.cluster.clone().unwrap();
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &names.brokers)
+        .set("group.id", format!("{}-trace-check", names.group))
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&names.topic, partition, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let record = match consumer.poll(Duration::from_secs(10)) {
+        Some(Ok(record)) => record,
+        Some(Err(error)) => panic!("{error}"),
+        None => panic!("the message's record did not arrive"),
+    };
+    assert_eq!(record.offset(), offset);
+    let header = record
+        .headers()
+        .and_then(|headers| headers.iter().find(|h| h.key == "traceparent"))
+        .and_then(|h| h.value)
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+        .expect("a traceparent header");
+    assert!(header.starts_with(&format!("00-{trace_id}-")), "{header}");
+    assert!(
+        !header.contains("00f067aa0ba902b7"),
+        "the event must be a child span, not the request's span"
+    );
+    let envelope: Value = serde_json::from_slice(record.payload().unwrap()).unwrap();
+    assert_eq!(envelope["traceparent"], header.as_str());
+    assert_eq!(envelope["data"]["text"], "traced");
+}

@@ -11,7 +11,9 @@ mod idempotency;
 pub mod openapi;
 mod routes;
 mod service;
+mod trace;
 
 pub use error::IngestError;
 pub use routes::{IngestState, MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};
+pub use trace::TraceParent;

@@ -42,6 +42,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::trace::propagate))
         .with_state(state)
 }
 

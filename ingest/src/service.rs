@@ -18,6 +18,7 @@ use schemas::{
 use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
 
 use crate::error::IngestError;
+use crate::trace::TraceParent;
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -293,8 +294,11 @@ impl Ingest {
     }
 
     pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {
-        let envelope = Envelope::wrap(event, &self.config.source);
-        let headers: Vec<Header> = vec![("content-type".into(), CONTENT_TYPE.into())];
+        let mut envelope = Envelope::wrap(event, &self.config.source);
+        let traceparent = TraceParent::current().child_header();
+        envelope.traceparent = Some(traceparent.clone());
+        let headers: Vec<Header> =
+            vec![("content-type".into(), CONTENT_TYPE.into()), ("traceparent".into(), traceparent)];
         let append = self.log.append(event.conversation_id(), envelope.to_bytes(), headers);
         match tokio::time::timeout(self.config.append_timeout, append).await {
             Ok(result) => Ok(result?),
