@@ -128,6 +128,22 @@ fn refuse(upgrade: WebSocketUpgrade, reason: Close) -> Response {
     })
 }
 
+/// The upgrade with the connection limits applied, the authenticated caller and the
+/// handshake's query; or the response that refuses the connection with a reason.
+fn handshake(
+    state: &FanoutState,
+    headers: &HeaderMap,
+    raw_query: Option<&str>,
+    upgrade: WebSocketUpgrade,
+) -> Result<(WebSocketUpgrade, Caller, HandshakeQuery), Box<Response>> {
+    let upgrade = configure(upgrade, state);
+    let query = parse_query(raw_query);
+    match authenticate(state, headers, &query) {
+        Ok(caller) => Ok((upgrade, caller, query)),
+        Err(reason) => Err(Box::new(refuse(upgrade, reason))),
+    }
+}
+
 async fn seed_socket(
     State(state): State<FanoutState>,
     Path(conversation): Path<String>,
@@ -135,11 +151,9 @@ async fn seed_socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let upgrade = configure(upgrade, &state);
-    let query = parse_query(raw.as_deref());
-    let caller = match authenticate(&state, &headers, &query) {
-        Ok(caller) => caller,
-        Err(reason) => return refuse(upgrade, reason),
+    let (upgrade, caller, query) = match handshake(&state, &headers, raw.as_deref(), upgrade) {
+        Ok(parts) => parts,
+        Err(refusal) => return *refusal,
     };
     let Ok(conversation) = conversation.parse::<ConversationId>() else {
         return refuse(
@@ -175,11 +189,9 @@ async fn native_socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let upgrade = configure(upgrade, &state);
-    let query = parse_query(raw.as_deref());
-    let caller = match authenticate(&state, &headers, &query) {
-        Ok(caller) => caller,
-        Err(reason) => return refuse(upgrade, reason),
+    let (upgrade, caller, _) = match handshake(&state, &headers, raw.as_deref(), upgrade) {
+        Ok(parts) => parts,
+        Err(refusal) => return *refusal,
     };
     // Inbox updates are registered before upgrading, so none is missed after `ready`.
     let services = state.services;
