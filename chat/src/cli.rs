@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -54,6 +55,53 @@ pub(crate) struct LogArgs {
     pub filter: String,
 }
 
+/// Parses `500ms`, `20s`, `5m`, `1h`.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 20s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        "h" => Ok(Duration::from_secs(value * 3600)),
+        _ => Err(format!("{text:?} needs a unit: ms, s, m or h")),
+    }
+}
+
+/// Limits and timings of the HTTP and WebSocket front (defaults suit production).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LimitsArgs {
+    /// Sends per second one user may sustain on one node (0: no limit).
+    #[arg(long, env = "CHAT_SEND_RATE", default_value_t = 10.0)]
+    pub send_rate: f64,
+    /// Sends one user may make at once before the rate applies.
+    #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 30)]
+    pub send_burst: u32,
+    /// WebSocket connections one user may hold on one node.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
+    pub max_connections_per_user: usize,
+    /// Frames queued per connection before it counts as too slow (4008).
+    #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1024)]
+    pub ws_queue: usize,
+    /// How often idle connections are pinged.
+    #[arg(long, env = "CHAT_WS_PING", default_value = "20s", value_parser = duration)]
+    pub ws_ping: Duration,
+    /// A connection that sent nothing, not even a pong, for this long is closed (1001).
+    #[arg(long, env = "CHAT_WS_IDLE", default_value = "60s", value_parser = duration)]
+    pub ws_idle: Duration,
+    /// A frame the client does not take within this long closes it as too slow (4008).
+    #[arg(long, env = "CHAT_WS_WRITE_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub ws_write_timeout: Duration,
+    /// Kernel send buffer per connection, in bytes (default: the kernel's autotuning).
+    #[arg(long, env = "CHAT_SOCKET_SEND_BUFFER")]
+    pub socket_send_buffer: Option<u32>,
+    /// On SIGTERM, connections close (1012) spread over this long.
+    #[arg(long, env = "CHAT_DRAIN", default_value = "5s", value_parser = duration)]
+    pub drain: Duration,
+}
+
 /// Where the cluster is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ClusterArgs {
@@ -82,6 +130,8 @@ pub(crate) struct RoleArgs {
     /// Origins allowed to open cookie-authenticated WebSockets (comma-separated).
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -164,6 +214,8 @@ pub(crate) struct DevArgs {
     /// Do not create the demo conversation on first start.
     #[arg(long, env = "CHAT_NO_DEMO")]
     pub no_demo: bool,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
     #[command(flatten)]

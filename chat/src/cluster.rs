@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use viewstore::cql::{CqlConfig, CqlStore};
 
 use crate::cli::{ClusterArgs, ProjectorArgs, RoleArgs};
-use crate::wiring::{Backends, ingest_router, spawn_projector, start_fanout};
+use crate::wiring::{Backends, fanout_config, ingest_router, spawn_projector, start_fanout};
 use crate::{health, jwt, server};
 
 pub(crate) fn kafka_config(args: &ClusterArgs, topic: &str, role: &str) -> KafkaConfig {
@@ -56,10 +56,10 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let (verifier, _) = jwt::verifier(&args.jwt, None)?;
     let verifier = Arc::new(verifier);
     let backends = connect(&args.cluster, "ingest", None).await?;
-    let listener = server::bind(args.listen).await?;
+    let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    let ingest = backends.ingest();
+    let ingest = backends.ingest(&args.limits);
     let app = ingest_router(&ingest, &verifier)
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
         .fallback(ingest::not_found);
@@ -71,13 +71,18 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let (verifier, _) = jwt::verifier(&args.jwt, None)?;
     let verifier = Arc::new(verifier);
     let backends = connect(&args.cluster, "fanout", None).await?;
-    let listener = server::bind(args.listen).await?;
+    let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    let ingest = backends.ingest();
-    let (sockets, hub) =
-        start_fanout(&backends, &ingest, &verifier, args.allowed_origins.clone(), &shutdown)
-            .await?;
+    let ingest = backends.ingest(&args.limits);
+    let (sockets, hub) = start_fanout(
+        &backends,
+        &ingest,
+        &verifier,
+        fanout_config(&args.limits, args.allowed_origins.clone()),
+        &shutdown,
+    )
+    .await?;
     let app = sockets
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
         .fallback(ingest::not_found);
@@ -87,7 +92,7 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
     let backends = connect(&args.cluster, "projector", args.instance.clone()).await?;
-    let listener = server::bind(args.listen).await?;
+    let listener = server::bind(args.listen, None)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     let config = projector::ProjectorConfig {

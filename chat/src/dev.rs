@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use viewstore::embedded::EmbeddedStore;
 
 use crate::cli::DevArgs;
-use crate::wiring::{Backends, ingest_router, spawn_projector, start_fanout};
+use crate::wiring::{Backends, fanout_config, ingest_router, spawn_projector, start_fanout};
 use crate::{health, jwt, server, web};
 
 const SIGNAL_BUFFER: usize = 16 * 1024;
@@ -35,18 +35,19 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         Arc::new(MemorySignalBus::new(SIGNAL_BUFFER)),
         Arc::new(store),
     );
-    let listener = server::bind(args.listen).await?;
+    let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
     let address = listener.local_addr().context("reading the bound address")?;
 
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    let ingest = backends.ingest();
+    let ingest = backends.ingest(&args.limits);
     let projector =
         spawn_projector(&backends, projector::ProjectorConfig::default(), shutdown.clone());
     let mut origins =
         vec![format!("http://{address}"), format!("http://localhost:{}", address.port())];
     origins.extend(args.allowed_origins.iter().cloned());
-    let (sockets, hub) = start_fanout(&backends, &ingest, &verifier, origins, &shutdown).await?;
+    let fanout = fanout_config(&args.limits, origins);
+    let (sockets, hub) = start_fanout(&backends, &ingest, &verifier, fanout, &shutdown).await?;
     let mut app = ingest_router(&ingest, &verifier)
         .merge(sockets)
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))

@@ -4,15 +4,29 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long background tasks get to finish after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-pub(crate) async fn bind(address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))
+/// Listens on `address`. With `send_buffer`, every accepted socket gets that kernel send
+/// buffer (inherited from the listener): the bound on kernel memory per connection, and
+/// what makes a client that stops reading show up as slow within a few frames.
+pub(crate) fn bind(address: SocketAddr, send_buffer: Option<u32>) -> anyhow::Result<TcpListener> {
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        if let Some(bytes) = send_buffer {
+            socket.set_send_buffer_size(bytes)?;
+        }
+        socket.bind(address)?;
+        socket.listen(4096)
+    };
+    listen().with_context(|| format!("cannot listen on {address}"))
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -7,7 +7,9 @@ use auth::{OriginPolicy, Verifier};
 use axum::Router;
 use eventlog::{EventLog, SignalBus};
 use fanout::{FanoutConfig, FanoutState, Hub};
-use ingest::{Ingest, IngestConfig, IngestState};
+use ingest::{Ingest, IngestConfig, IngestState, SendRate};
+
+use crate::cli::LimitsArgs;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use viewstore::{ConversationDirectory, ProjectionStore, ReadModel};
@@ -37,13 +39,30 @@ impl Backends {
         }
     }
 
-    pub(crate) fn ingest(&self) -> Arc<Ingest> {
+    pub(crate) fn ingest(&self, limits: &LimitsArgs) -> Arc<Ingest> {
+        let send_rate = (limits.send_rate > 0.0)
+            .then_some(SendRate { per_second: limits.send_rate, burst: limits.send_burst });
+        let config = IngestConfig { send_rate, ..IngestConfig::default() };
         Arc::new(Ingest::new(
             Arc::clone(&self.log),
             Arc::clone(&self.directory),
             Arc::clone(&self.read_model),
-            IngestConfig::default(),
+            config,
         ))
+    }
+}
+
+/// The fanout settings the flags ask for.
+pub(crate) fn fanout_config(limits: &LimitsArgs, origins: Vec<String>) -> FanoutConfig {
+    FanoutConfig {
+        origins: OriginPolicy::new(origins),
+        queue_per_connection: limits.ws_queue.max(1),
+        max_connections_per_user: limits.max_connections_per_user,
+        ping_interval: limits.ws_ping,
+        idle_timeout: limits.ws_idle,
+        write_timeout: limits.ws_write_timeout,
+        drain_period: limits.drain,
+        ..FanoutConfig::default()
     }
 }
 
@@ -68,20 +87,22 @@ pub(crate) fn spawn_projector(
     })
 }
 
-/// Starts the hub (tailing the log and the signals) and returns the WebSocket routes.
+/// Starts the hub (tailing the log and the signals) and returns the WebSocket routes and
+/// a task that ends after shutdown, once every connection has drained and the hub stopped.
 pub(crate) async fn start_fanout(
     backends: &Backends,
     ingest: &Arc<Ingest>,
     verifier: &Arc<Verifier>,
-    origins: Vec<String>,
+    config: FanoutConfig,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(Router, JoinHandle<()>)> {
-    let config = FanoutConfig { origins: OriginPolicy::new(origins), ..FanoutConfig::default() };
-    let (hub, task) = Hub::start(
+    // The hub keeps delivering while connections drain; it stops after the last one.
+    let hub_stop = CancellationToken::new();
+    let (hub, hub_task) = Hub::start(
         Arc::clone(&backends.log),
         Arc::clone(&backends.signals),
         config,
-        shutdown.clone(),
+        hub_stop.clone(),
     )
     .await
     .map_err(|error| anyhow::anyhow!("starting fanout: {error}"))?;
@@ -92,5 +113,11 @@ pub(crate) async fn start_fanout(
         Arc::clone(verifier),
         shutdown.clone(),
     );
-    Ok((fanout::router(state), task))
+    let router = fanout::router(state.clone());
+    let task = tokio::spawn(async move {
+        state.drained().await;
+        hub_stop.cancel();
+        let _ = hub_task.await;
+    });
+    Ok((router, task))
 }

@@ -18,9 +18,16 @@ pub struct FanoutConfig {
     pub max_frame_bytes: usize,
     /// Conversations one native connection may subscribe to.
     pub max_subscriptions: usize,
+    /// WebSocket connections one user may hold on one fanout node.
+    pub max_connections_per_user: usize,
     /// Sends one connection may have waiting for the log.
     pub max_pending_sends: usize,
     pub ping_interval: Duration,
+    /// On shutdown, connections close (1012, "reconnect and resume") spread over this long,
+    /// so their clients do not all reconnect elsewhere at the same instant.
+    pub drain_period: Duration,
+    /// A frame the client does not take within this long marks it too slow (4008).
+    pub write_timeout: Duration,
     /// A connection that sent nothing (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
     /// A typing indicator not repeated within this long is withdrawn.
@@ -41,8 +48,11 @@ impl Default for FanoutConfig {
             queue_per_connection: 1024,
             max_frame_bytes: 16 * 1024,
             max_subscriptions: 100,
+            max_connections_per_user: 20,
             max_pending_sends: 32,
             ping_interval: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(10),
+            drain_period: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             typing_ttl: Duration::from_secs(5),
             resume_wait: Duration::from_secs(10),

@@ -33,6 +33,25 @@ use crate::delivery::{MessageDelivery, Outbound, render};
 /// Remembered presence entries (most recently changed kept).
 const PRESENCE_MEMORY: usize = 100_000;
 
+/// One admitted connection of a user; dropping it frees the place.
+#[derive(Debug)]
+pub struct ConnectionTicket {
+    hub: Arc<Hub>,
+    user: UserId,
+}
+
+impl Drop for ConnectionTicket {
+    fn drop(&mut self) {
+        let mut state = self.hub.state.lock();
+        if let Some(open) = state.connections.get_mut(&self.user) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                state.connections.remove(&self.user);
+            }
+        }
+    }
+}
+
 /// A connection's end of a subscription.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
@@ -79,6 +98,8 @@ struct State {
     users: HashMap<UserId, Vec<Subscriber>>,
     /// Connections of this node per (conversation, user), for online/offline edges.
     local_presence: HashMap<(ConversationId, UserId), Vec<u64>>,
+    /// Open connections per user on this node.
+    connections: HashMap<UserId, usize>,
     presence: LruCache<(ConversationId, UserId), (PresenceStatus, Timestamp)>,
 }
 
@@ -119,6 +140,7 @@ impl Hub {
                 floors: tail.start_offsets(),
                 users: HashMap::new(),
                 local_presence: HashMap::new(),
+                connections: HashMap::new(),
                 presence: LruCache::new(presence),
             }),
             partitions: log.partitions(),
@@ -241,6 +263,18 @@ impl Hub {
             state.idle.put(conversation, ());
             self.evict_idle(&mut state);
         }
+    }
+
+    /// Counts a new connection of `user`; `None` when the user already holds as many as a
+    /// node allows. The connection is counted until the ticket is dropped.
+    pub fn admit(self: &Arc<Self>, user: &UserId) -> Option<ConnectionTicket> {
+        let mut state = self.state.lock();
+        let open = state.connections.entry(user.clone()).or_default();
+        if *open >= self.config.max_connections_per_user {
+            return None;
+        }
+        *open += 1;
+        Some(ConnectionTicket { hub: Arc::clone(self), user: user.clone() })
     }
 
     /// Inbox updates for `user` go to `subscriber` until [`Hub::unregister_user`].

@@ -29,9 +29,10 @@ use ingest::Ingest;
 use schemas::native::close;
 use schemas::{ConversationId, MessageId};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::FanoutConfig;
-pub use hub::Hub;
+pub use hub::{ConnectionTicket, Hub};
 
 use crate::native::NativeProtocol;
 use crate::seed::SeedProtocol;
@@ -50,7 +51,8 @@ impl std::fmt::Debug for FanoutState {
 }
 
 impl FanoutState {
-    /// `shutdown` closes every connection with 1012 ("reconnect and resume").
+    /// `shutdown` closes every connection with 1012 ("reconnect and resume"), spread over
+    /// the drain period.
     pub fn new(
         hub: Arc<Hub>,
         ingest: Arc<Ingest>,
@@ -58,7 +60,15 @@ impl FanoutState {
         verifier: Arc<Verifier>,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { services: Services { hub, ingest, signals, shutdown }, verifier }
+        let connections = TaskTracker::new();
+        Self { services: Services { hub, ingest, signals, shutdown, connections }, verifier }
+    }
+
+    /// Resolves once shutdown was requested and every connection has closed.
+    pub async fn drained(&self) {
+        self.services.shutdown.cancelled().await;
+        self.services.connections.close();
+        self.services.connections.wait().await;
     }
 }
 
@@ -173,7 +183,10 @@ async fn seed_socket(
     if let Err(refused) = services.ingest.authorize(&caller, conversation).await {
         return refuse(upgrade, seed::refusal(&refused));
     }
-    let mailbox = Mailbox::new(&services.hub);
+    let mailbox = match Mailbox::admit(&services.hub, &caller.user_id) {
+        Ok(mailbox) => mailbox,
+        Err(reason) => return refuse(upgrade, reason),
+    };
     let plan = services.hub.subscribe(conversation, mailbox.subscriber.clone(), since);
     let protocol = SeedProtocol::new(conversation, since, plan);
     upgrade.on_upgrade(move |socket| {
@@ -196,7 +209,10 @@ async fn native_socket(
     // Inbox updates are registered before upgrading, so none is missed after `ready`.
     let services = state.services;
     let protocol = NativeProtocol::new(caller.user_id.clone());
-    let mailbox = Mailbox::new(&services.hub);
+    let mailbox = match Mailbox::admit(&services.hub, &caller.user_id) {
+        Ok(mailbox) => mailbox,
+        Err(reason) => return refuse(upgrade, reason),
+    };
     services.hub.register_user(&caller.user_id, mailbox.subscriber.clone());
     upgrade.on_upgrade(move |socket| {
         session::run(socket, services, caller, mailbox, protocol, async |protocol, session| {

@@ -19,14 +19,15 @@ use ingest::{Ingest, IngestError, MessageDraft};
 use schemas::http::{ReadMark, SentMessage};
 use schemas::native::{PresenceStatus, close};
 use schemas::signals::Signal;
-use schemas::{ConversationId, MessageId, Timestamp};
+use schemas::{ConversationId, MessageId, Timestamp, UserId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use viewstore::ReadModel;
 
 use crate::delivery::{MessageDelivery, Outbound};
-use crate::hub::{Hub, ResumePlan, Subscriber};
+use crate::hub::{ConnectionTicket, Hub, ResumePlan, Subscriber};
 
 /// Why and how a connection ends.
 #[derive(Debug, Clone)]
@@ -89,10 +90,23 @@ impl Session {
     }
 
     pub(crate) async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), Close> {
-        self.sink
-            .send(Message::Text(text))
-            .await
-            .map_err(|_| Close::new(close::INTERNAL, "write failed"))
+        self.write(Message::Text(text)).await
+    }
+
+    /// Writes a frame, giving up when the client does not take it within the write
+    /// timeout or when the hub has found the client too slow: a peer that stopped reading
+    /// must not hold the connection (and its buffers) forever.
+    async fn write(&mut self, message: Message) -> Result<(), Close> {
+        let deadline = self.hub.config().write_timeout;
+        let too_slow = self.subscriber.too_slow.clone();
+        tokio::select! {
+            written = tokio::time::timeout(deadline, self.sink.send(message)) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Close::new(close::INTERNAL, "write failed")),
+                Err(_) => Err(slow_consumer()),
+            },
+            () = too_slow.cancelled() => Err(slow_consumer()),
+        }
     }
 
     /// Queues a send or read for the send task; false when too many are waiting.
@@ -232,11 +246,23 @@ impl Session {
         }
     }
 
+    /// Sends the close frame if the client takes it promptly; either way the socket is
+    /// dropped afterwards.
     async fn close(&mut self, reason: Close) {
         let frame = CloseFrame { code: reason.code, reason: Utf8Bytes::from(reason.reason) };
-        let _ = self.sink.send(Message::Close(Some(frame))).await;
-        let _ = self.sink.close().await;
+        let goodbye = async {
+            let _ = self.sink.send(Message::Close(Some(frame))).await;
+            let _ = self.sink.close().await;
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
     }
+}
+
+/// How long a closing connection waits for the client to take its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn slow_consumer() -> Close {
+    Close::new(close::SLOW_CONSUMER, "too slow to keep up; reconnect and resume")
 }
 
 fn unavailable() -> Close {
@@ -250,6 +276,8 @@ pub(crate) struct Services {
     pub ingest: Arc<Ingest>,
     pub signals: Arc<dyn SignalBus>,
     pub shutdown: CancellationToken,
+    /// Counts live connections, so shutdown can wait for them to drain.
+    pub connections: TaskTracker,
 }
 
 /// A connection's queue, made before the WebSocket upgrade so that a subscription can be
@@ -257,17 +285,27 @@ pub(crate) struct Services {
 pub(crate) struct Mailbox {
     pub subscriber: Subscriber,
     queue: mpsc::Receiver<Outbound>,
+    /// Holds the user's place among their connections on this node.
+    _ticket: ConnectionTicket,
 }
 
 impl Mailbox {
-    pub(crate) fn new(hub: &Hub) -> Self {
+    /// Admits one more connection of `user`, or says why not.
+    pub(crate) fn admit(hub: &Arc<Hub>, user: &UserId) -> Result<Self, Close> {
+        let Some(ticket) = hub.admit(user) else {
+            let limit = hub.config().max_connections_per_user;
+            return Err(Close::new(
+                close::RATE_LIMITED,
+                format!("too many connections for this user on this server (at most {limit})"),
+            ));
+        };
         let (queue_tx, queue) = mpsc::channel(hub.config().queue_per_connection.max(1));
         let subscriber = Subscriber {
             connection: hub.next_connection_id(),
             queue: queue_tx,
             too_slow: CancellationToken::new(),
         };
-        Self { subscriber, queue }
+        Ok(Self { subscriber, queue, _ticket: ticket })
     }
 }
 
@@ -281,8 +319,9 @@ pub(crate) async fn run<P: Protocol>(
     mut protocol: P,
     start: impl AsyncFnOnce(&mut P, &mut Session) -> Result<(), Close>,
 ) {
+    let _live = services.connections.token();
     let config = services.hub.config().clone();
-    let Mailbox { subscriber, mut queue } = mailbox;
+    let Mailbox { subscriber, mut queue, _ticket } = mailbox;
     let (sink, mut stream) = socket.split();
     let (jobs, job_queue) = mpsc::channel(config.max_pending_sends.max(1));
     let (outcomes_tx, mut outcomes) = mpsc::channel(config.max_pending_sends.max(1));
@@ -341,15 +380,22 @@ async fn serve<P: Protocol>(
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     let mut last_heard = Instant::now();
     let too_slow = session.subscriber.too_slow.clone();
+    // On shutdown each connection keeps working for its share of the drain period, then
+    // closes; the shares spread the reconnections out.
+    let share = (session.subscriber.connection.wrapping_mul(2_654_435_761) % 1000) as u32;
+    let delay = config.drain_period.mul_f64(f64::from(share) / 1000.0);
+    let drain = async move {
+        shutdown.cancelled().await;
+        tokio::time::sleep(delay).await;
+    };
+    tokio::pin!(drain);
     loop {
         let result = tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
+            () = &mut drain => {
                 return Some(Close::new(close::RESTART, "server restarting; reconnect and resume"));
             }
-            () = too_slow.cancelled() => {
-                return Some(Close::new(close::SLOW_CONSUMER, "too slow to keep up; reconnect and resume"));
-            }
+            () = too_slow.cancelled() => return Some(slow_consumer()),
             frame = stream.next() => match frame {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
                 Some(Ok(Message::Text(text))) => {
@@ -380,8 +426,7 @@ async fn serve<P: Protocol>(
                 if last_heard.elapsed() >= config.idle_timeout {
                     return Some(Close::new(1001, "idle: no frames or pongs received"));
                 }
-                session.sink.send(Message::Ping(Default::default())).await
-                    .map_err(|_| Close::new(close::INTERNAL, "write failed"))
+                session.write(Message::Ping(Default::default())).await
             }
             _ = sweep.tick() => {
                 session.expire_typing(config.typing_ttl).await;

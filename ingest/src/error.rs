@@ -22,6 +22,9 @@ pub enum IngestError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// Over the per-user send rate; retry after the given time.
+    #[error("too many sends; retry in {} ms", .0.as_millis())]
+    RateLimited(std::time::Duration),
     /// Log or store trouble; the message is for logs, not for clients.
     #[error("{0}")]
     Unavailable(String),
@@ -37,6 +40,7 @@ impl IngestError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
@@ -50,6 +54,7 @@ impl IngestError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -114,6 +119,13 @@ impl IntoResponse for IngestError {
         if let Self::Unavailable(cause) = &self {
             tracing::error!(cause, "request failed on the backend");
         }
-        problem_response(&self.problem())
+        let mut response = problem_response(&self.problem());
+        if let Self::RateLimited(wait) = &self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }

@@ -9,11 +9,13 @@ mod error;
 mod extract;
 mod idempotency;
 pub mod openapi;
+mod rate;
 mod routes;
 mod service;
 mod trace;
 
 pub use error::IngestError;
+pub use rate::SendRate;
 pub use routes::{IngestState, MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};
 pub use trace::TraceParent;

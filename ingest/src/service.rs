@@ -18,6 +18,7 @@ use schemas::{
 use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
 
 use crate::error::IngestError;
+use crate::rate::{RateLimiter, SendRate};
 use crate::trace::TraceParent;
 
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct IngestConfig {
     pub key_stale_after: Duration,
     /// How long a retry waits for a concurrent send with the same key to finish.
     pub key_wait: Duration,
+    /// Per-user send rate (the service role is exempt); `None` for no limit.
+    pub send_rate: Option<SendRate>,
 }
 
 impl Default for IngestConfig {
@@ -40,6 +43,7 @@ impl Default for IngestConfig {
             append_timeout: Duration::from_secs(10),
             key_stale_after: Duration::from_secs(30),
             key_wait: Duration::from_secs(10),
+            send_rate: Some(SendRate { per_second: 10.0, burst: 30 }),
         }
     }
 }
@@ -63,6 +67,7 @@ pub struct Ingest {
     pub(crate) read_model: Arc<dyn ReadModel>,
     pub(crate) config: IngestConfig,
     started: Mutex<LruCache<ConversationId, ConversationRecord>>,
+    limiter: Option<RateLimiter>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -79,7 +84,15 @@ impl Ingest {
         config: IngestConfig,
     ) -> Self {
         let capacity = NonZeroUsize::new(CONVERSATION_CACHE).unwrap_or(NonZeroUsize::MIN);
-        Self { log, directory, read_model, config, started: Mutex::new(LruCache::new(capacity)) }
+        let limiter = config.send_rate.map(RateLimiter::new);
+        Self {
+            log,
+            directory,
+            read_model,
+            config,
+            started: Mutex::new(LruCache::new(capacity)),
+            limiter,
+        }
     }
 
     pub fn read_model(&self) -> &Arc<dyn ReadModel> {
@@ -192,6 +205,13 @@ impl Ingest {
         limits::message(draft.message_type, &draft.text, draft.attachment.as_ref())?;
         if let Some(key) = &draft.idempotency_key {
             limits::idempotency_key(key)?;
+        }
+        if let Some(limiter) = &self.limiter
+            && !caller.service
+        {
+            limiter
+                .take(&caller.user_id, std::time::Instant::now())
+                .map_err(IngestError::RateLimited)?;
         }
         let record = if caller.service {
             if draft.message_type != MessageType::System {

@@ -82,17 +82,26 @@ fn cluster_names() -> ClusterNames {
     }
 }
 
-/// How many of each role to start on the cluster.
-#[derive(Debug, Clone, Copy)]
+/// How many of each role to start on the cluster, and settings for every process.
+#[derive(Debug, Clone)]
 pub struct Shape {
     pub ingests: usize,
     pub fanouts: usize,
     pub replication_factor: u32,
+    /// Extra `CHAT_*` variables (limits, timeouts) for every process.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Shape {
     fn default() -> Self {
-        Self { ingests: 1, fanouts: 1, replication_factor: 1 }
+        Self { ingests: 1, fanouts: 1, replication_factor: 1, env: Vec::new() }
+    }
+}
+
+impl Shape {
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((name, value.into()));
+        self
     }
 }
 
@@ -100,6 +109,7 @@ impl Default for Shape {
 /// roles as separate processes on their own topic and keyspace.
 pub struct Server {
     processes: Vec<Process>,
+    env: Vec<(&'static str, String)>,
     pub data_dir: tempfile::TempDir,
     pub cluster: Option<ClusterNames>,
     pub http: reqwest::Client,
@@ -114,8 +124,13 @@ impl Server {
     /// cluster, `chat dev` (the shape is ignored).
     pub fn start_shaped(shape: Shape) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut server =
-            Self { processes: Vec::new(), data_dir, cluster: None, http: reqwest::Client::new() };
+        let mut server = Self {
+            processes: Vec::new(),
+            env: shape.env.clone(),
+            data_dir,
+            cluster: None,
+            http: reqwest::Client::new(),
+        };
         if !on_cluster() {
             server.launch(Role::Dev, "127.0.0.1:0");
             return server;
@@ -152,7 +167,10 @@ impl Server {
             .env("CHAT_JWT_SECRET", SECRET)
             .env("CHAT_LOG", std::env::var("CHAT_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env("CHAT_ALLOWED_ORIGINS", ORIGIN)
+            // Tests send in storms from one user; the rate limit has its own test.
+            .env("CHAT_SEND_RATE", "0")
             .stderr(Stdio::inherit());
+        command.envs(self.env.iter().map(|(name, value)| (*name, value.as_str())));
         if let Some(names) = &self.cluster {
             command
                 .env("CHAT_KAFKA_BROKERS", &names.brokers)
@@ -209,6 +227,22 @@ impl Server {
         }
     }
 
+    /// Starts the stopped processes of one role again on their ports.
+    pub fn restart_role(&mut self, role: Role) {
+        let stopped: Vec<String> = self
+            .processes
+            .iter()
+            .filter(|p| (p.role == role || p.role == Role::Dev) && p.child.is_none())
+            .map(|p| p.address.clone())
+            .collect();
+        let actual = if self.cluster.is_some() { role } else { Role::Dev };
+        self.processes.retain(|p| p.child.is_some());
+        for address in stopped {
+            wait_until_free(&address);
+            self.launch(actual, &address);
+        }
+    }
+
     /// `kill -9` the processes of one role, then start them again on their ports.
     pub fn crash_and_restart_role(&mut self, role: Role) {
         let mut restarted = Vec::new();
@@ -224,6 +258,41 @@ impl Server {
             wait_until_free(&address);
             self.launch(role, &address);
         }
+    }
+
+    /// The process ids of one role (for signals and memory readings).
+    pub fn pids(&self, role: Role) -> Vec<u32> {
+        let wanted = |process: &&Process| process.role == role || process.role == Role::Dev;
+        self.processes
+            .iter()
+            .filter(wanted)
+            .filter_map(|p| p.child.as_ref().map(Child::id))
+            .collect()
+    }
+
+    /// Sends SIGTERM to the processes of one role and waits (at most `within`) for them to
+    /// exit; true when they all exited.
+    pub fn terminate(&mut self, role: Role, within: Duration) -> bool {
+        for pid in self.pids(role) {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let deadline = Instant::now() + within;
+        let mut all_exited = true;
+        for process in self.processes.iter_mut().filter(|p| p.role == role || p.role == Role::Dev) {
+            let Some(child) = process.child.as_mut() else { continue };
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    process.child = None;
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    all_exited = false;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        all_exited
     }
 
     pub fn kill9(&mut self) {
@@ -390,7 +459,7 @@ pub fn service_token() -> String {
     auth::mint_hs256(SECRET.as_bytes(), "jobs", Some("Jobs"), true, 3600).unwrap()
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WebSocket client that reads JSON frames and close frames.
 pub struct Client {
@@ -415,6 +484,10 @@ impl Client {
             request.headers_mut().insert(*name, value.parse().unwrap());
         }
         let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("handshake");
+        Self { socket }
+    }
+
+    pub fn from_socket(socket: Socket) -> Self {
         Self { socket }
     }
 
