@@ -8,7 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Client, Role, Seen, Server, Shape, native_client, seed_client, service_token, token};
+use support::{
+    Client, Role, Seen, Server, Shape, native_client, seed_client, service_token, token,
+};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -19,7 +21,8 @@ async fn sends_over_the_rate_are_refused_until_the_bucket_refills() {
     let conversation = server.open_conversation("job-rate", "carla", "wei").await;
     let path = format!("/v1/conversations/{conversation}/messages");
     for n in 0..3 {
-        let (status, body) = server.post("carla", &path, json!({"text": format!("burst {n}")})).await;
+        let (status, body) =
+            server.post("carla", &path, json!({"text": format!("burst {n}")})).await;
         assert_eq!(status, 201, "{body}");
     }
     let refused = server
@@ -60,7 +63,10 @@ async fn sends_over_the_rate_are_refused_until_the_bucket_refills() {
             answers.push(frame);
         }
     }
-    assert!(answers.iter().any(|f| f["type"] == "error" && f["code"] == "rate_limited"), "{answers:?}");
+    assert!(
+        answers.iter().any(|f| f["type"] == "error" && f["code"] == "rate_limited"),
+        "{answers:?}"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     let (status, _) = server.post("carla", &path, json!({"text": "after a pause"})).await;
     assert_eq!(status, 201, "the bucket must refill");
@@ -82,7 +88,9 @@ async fn a_user_holds_a_bounded_number_of_connections() {
         let mut again = Client::connect(&url).await;
         match again.next(Duration::from_secs(5)).await {
             Seen::Frame(frame) if frame["type"] == "ready" => break,
-            other => assert!(Instant::now() < deadline, "the freed place never came back: {other:?}"),
+            other => {
+                assert!(Instant::now() < deadline, "the freed place never came back: {other:?}")
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -103,7 +111,11 @@ async fn silent_connections_are_closed_and_answering_ones_kept() {
     let gone = reason.contains("Broken pipe") || reason.contains("reset");
     assert!(code == 1001 || (code == 1006 && gone), "{code} {reason}");
     alive.send_json(json!({"type": "subscribe", "conversation_id": 424242})).await;
-    assert_eq!(alive.frame_of("error").await["code"], "not_found", "the answering connection must be open");
+    assert_eq!(
+        alive.frame_of("error").await["code"],
+        "not_found",
+        "the answering connection must be open"
+    );
 }
 
 /// A client whose socket receive buffer is tiny, so that not reading backs up at once.
@@ -113,9 +125,10 @@ async fn tiny_window_client(url: &str) -> Client {
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(address).await.unwrap();
     let request = url.into_client_request().unwrap();
-    let (socket, _) = tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-        .await
-        .unwrap();
+    let (socket, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
     Client::from_socket(socket)
 }
 
@@ -169,7 +182,10 @@ async fn sigterm_closes_with_reconnect_and_resume_and_nothing_is_lost() {
         seen.push(carla.frame_of("message").await["message"]["id"].as_u64().unwrap());
     }
     let started = Instant::now();
-    assert!(server.terminate(Role::Fanout, Duration::from_secs(15)), "the server did not exit after SIGTERM");
+    assert!(
+        server.terminate(Role::Fanout, Duration::from_secs(15)),
+        "the server did not exit after SIGTERM"
+    );
     let (code, reason) = carla.closed().await;
     assert_eq!(code, 1012, "{reason}");
     assert!(reason.contains("reconnect"), "{reason}");

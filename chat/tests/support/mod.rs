@@ -126,7 +126,7 @@ impl Server {
         let data_dir = tempfile::tempdir().unwrap();
         let mut server = Self {
             processes: Vec::new(),
-            env: shape.env.clone(),
+            env: shape.env,
             data_dir,
             cluster: None,
             http: reqwest::Client::new(),
