@@ -1,0 +1,176 @@
+//! The fanout tier under load: hundreds of clients reconnecting at random during a send
+//! storm (across two fanout nodes on a cluster) each end with exactly the conversation's
+//! sequence, and a thousand readers that stop reading cost bounded memory.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Client, Role, Seen, Server, Shape, token};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// A small deterministic generator, so a failing run can be replayed.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: u64) -> u64 {
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % sides
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hundreds_of_clients_reconnecting_at_random_each_see_exactly_the_sequence() {
+    let server = Server::start_shaped(
+        Shape { fanouts: 2, ..Shape::default() }.with("CHAT_MAX_CONNECTIONS_PER_USER", "1000"),
+    );
+    let fanouts = if support::on_cluster() { 2 } else { 1 };
+    let conversation = server.open_conversation("job-crowd", "carla", "wei").await;
+    let total = 400;
+    let storm = {
+        let (http, url) = (
+            server.http.clone(),
+            server.url(&format!("/v1/conversations/{conversation}/messages")),
+        );
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in 0..total {
+                let user = if n % 2 == 0 { "carla" } else { "wei" };
+                let response = http
+                    .post(&url)
+                    .bearer_auth(token(user))
+                    .json(&json!({"text": format!("m{n}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+                ids.push(
+                    response.json::<serde_json::Value>().await.unwrap()["id"].as_u64().unwrap(),
+                );
+            }
+            ids
+        })
+    };
+    let clients = 200;
+    let urls: Vec<String> = (0..fanouts).map(|node| server.ws_url_on(node, "")).collect();
+    let mut readers = Vec::new();
+    for client in 0..clients {
+        let urls = urls.clone();
+        let user = if client % 2 == 0 { "carla" } else { "wei" };
+        readers.push(tokio::spawn(async move {
+            let mut dice = Dice(client as u64 + 1);
+            let mut received: Vec<u64> = Vec::new();
+            let mut reconnects = 0;
+            while received.len() < total {
+                let base = &urls[dice.roll(urls.len() as u64) as usize];
+                let since = received.last().copied().unwrap_or(0);
+                let url =
+                    format!("{base}/ws/chat/{conversation}/?token={}&since={since}", token(user));
+                let mut socket = Client::connect(&url).await;
+                let take = 1 + dice.roll(40);
+                for _ in 0..take {
+                    if received.len() == total {
+                        break;
+                    }
+                    match socket.next(Duration::from_secs(20)).await {
+                        Seen::Frame(frame) => {
+                            received.push(frame["message"]["id"].as_u64().unwrap())
+                        }
+                        Seen::Closed(code, reason) => {
+                            panic!("client {client} closed {code} {reason}")
+                        }
+                    }
+                }
+                drop(socket);
+                reconnects += 1;
+            }
+            (received, reconnects)
+        }));
+    }
+    let sent = storm.await.unwrap();
+    let mut reconnects = 0;
+    for reader in readers {
+        let (received, count) = reader.await.unwrap();
+        assert_eq!(received, sent, "a client's sequence differs from the conversation's");
+        reconnects += count;
+    }
+    assert!(reconnects >= clients * 5, "only {reconnects} reconnects");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A client whose socket receive buffer is tiny, so not reading backs up at once.
+async fn stalled_client(url: &str) -> Client {
+    let address = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    let request = url.into_client_request().unwrap();
+    let (socket, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    Client::from_socket(socket)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_readers_that_stop_reading_cost_bounded_memory() {
+    let server = Server::start_shaped(
+        Shape::default()
+            .with("CHAT_MAX_CONNECTIONS_PER_USER", "2000")
+            .with("CHAT_WS_QUEUE", "64")
+            .with("CHAT_WS_WRITE_TIMEOUT", "2s")
+            .with("CHAT_SOCKET_SEND_BUFFER", "8192"),
+    );
+    let pid = server.pids(Role::Fanout)[0];
+    let conversation = server.open_conversation("job-stall", "carla", "wei").await;
+    let before = rss_kib(pid);
+    let url = server.ws_url(&format!("/ws/chat/{conversation}/?token={}", token("carla")));
+    let mut stalled = Vec::new();
+    for _ in 0..1000 {
+        stalled.push(stalled_client(&url).await);
+    }
+    let connected = rss_kib(pid);
+    let text = "y".repeat(2000);
+    for _ in 0..300 {
+        server.send("wei", conversation, &text).await;
+    }
+    // Give the server time to find every reader too slow.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let flooded = rss_kib(pid);
+    let per_connection = (connected.saturating_sub(before)) / 1000;
+    println!(
+        "rss before {before} KiB, 1000 stalled connections {connected} KiB \
+         ({per_connection} KiB each), after 300 x 2 KB messages {flooded} KiB"
+    );
+    assert!(per_connection <= 64, "{per_connection} KiB per idle connection");
+    assert!(
+        flooded.saturating_sub(connected) < 96 * 1024,
+        "memory grew by {} KiB while 1000 readers stalled",
+        flooded.saturating_sub(connected)
+    );
+    // The server must have let go of every one of them. A stalled reader usually cannot
+    // receive the 4008 close frame (its buffers are full), so it sees its stream end; one
+    // that is still open would sit silent, which `next` reports as code 0.
+    let mut cut_off = 0;
+    for mut client in stalled {
+        loop {
+            match client.next(Duration::from_secs(10)).await {
+                Seen::Frame(_) => {}
+                Seen::Closed(code, _) => {
+                    cut_off += usize::from(code != 0);
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(cut_off, 1000, "every stalled reader must be closed");
+}
