@@ -97,6 +97,9 @@ pub(crate) struct LimitsArgs {
     /// Kernel send buffer per connection, in bytes (default: the kernel's autotuning).
     #[arg(long, env = "CHAT_SOCKET_SEND_BUFFER")]
     pub socket_send_buffer: Option<u32>,
+    /// A fanout node silent this long is presumed gone and its users offline elsewhere.
+    #[arg(long, env = "CHAT_PRESENCE_TTL", default_value = "30s", value_parser = duration)]
+    pub presence_ttl: Duration,
     /// On SIGTERM, connections close (1012) spread over this long.
     #[arg(long, env = "CHAT_DRAIN", default_value = "5s", value_parser = duration)]
     pub drain: Duration,

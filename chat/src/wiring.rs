@@ -62,6 +62,7 @@ pub(crate) fn fanout_config(limits: &LimitsArgs, origins: Vec<String>) -> Fanout
         idle_timeout: limits.ws_idle,
         write_timeout: limits.ws_write_timeout,
         drain_period: limits.drain,
+        presence_ttl: limits.presence_ttl.max(std::time::Duration::from_secs(1)),
         ..FanoutConfig::default()
     }
 }

@@ -75,7 +75,13 @@ async fn reads_typing_presence_and_inbox_reach_the_other_side() {
     )
     .await;
     let id = wei.frame_of("ack").await["message_id"].as_u64().unwrap();
-    let inbox = carla.frame_of("inbox").await;
+    // Earlier inbox frames (the conversation's start) may still be on their way.
+    let inbox = loop {
+        let frame = carla.frame_of("inbox").await;
+        if frame["item"]["last_message_id"] == id {
+            break frame;
+        }
+    };
     assert_eq!(inbox["item"]["conversation_id"], conversation);
     assert_eq!(inbox["item"]["unread_count"], 1);
 
@@ -90,7 +96,12 @@ async fn reads_typing_presence_and_inbox_reach_the_other_side() {
         (receipt["reader_id"].as_str(), receipt["up_to"].as_u64()),
         (Some("carla"), Some(id))
     );
-    let cleared = carla.frame_of("inbox").await;
+    let cleared = loop {
+        let frame = carla.frame_of("inbox").await;
+        if frame["item"]["last_read_id"] == id {
+            break frame;
+        }
+    };
     assert_eq!(cleared["item"]["unread_count"], 0);
 
     // Typing withdraws itself when not repeated.
@@ -137,4 +148,45 @@ async fn bad_frames_are_answered_with_errors_on_an_open_connection() {
     let marker = server.send("zoe", other, "marker").await;
     server.inbox_item_when("zoe", other, |item| item["last_message_id"] == marker).await;
     assert_eq!(server.history("zoe", other).await.len(), 1, "a refused send was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn presence_follows_a_users_last_connection_across_nodes() {
+    let mut server = Server::start_shaped(
+        support::Shape { fanouts: 2, ..support::Shape::default() }.with("CHAT_PRESENCE_TTL", "3s"),
+    );
+    let other = usize::from(support::on_cluster());
+    let conversation = server.open_conversation("job-presence", "carla", "wei").await;
+    let connect = |node: usize, user: &str| {
+        let url = server.ws_url_on(node, &format!("/v1/ws?token={}", support::token(user)));
+        async move {
+            let mut client = support::Client::connect(&url).await;
+            assert_eq!(client.frame().await["type"], "ready");
+            client.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+            client.frame_of("subscribed").await;
+            client
+        }
+    };
+    let mut carla = connect(0, "carla").await;
+    let first = connect(other, "wei").await;
+    assert_eq!(carla.frame_of("presence").await["status"], "online");
+    let second = connect(0, "wei").await;
+    first.close().await;
+    // Wei is still connected through the second connection: no offline may appear.
+    carla.quiet_for("presence", Duration::from_millis(1500)).await;
+    second.close().await;
+    let offline = carla.frame_of("presence").await;
+    assert_eq!(
+        (offline["user_id"].as_str(), offline["status"].as_str()),
+        (Some("wei"), Some("offline"))
+    );
+
+    if support::on_cluster() {
+        // A node that dies takes its users offline on the other nodes after the TTL.
+        let _third = connect(1, "wei").await;
+        assert_eq!(carla.frame_of("presence").await["status"], "online");
+        server.kill_one(support::Role::Fanout, 1);
+        let gone = carla.frame_of("presence").await;
+        assert_eq!(gone["status"], "offline", "{gone}");
+    }
 }

@@ -30,6 +30,9 @@ pub struct FanoutConfig {
     pub write_timeout: Duration,
     /// A connection that sent nothing (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
+    /// A fanout node not heard from for this long is presumed gone, and its users offline.
+    /// Nodes say they are alive three times per period.
+    pub presence_ttl: Duration,
     /// A typing indicator not repeated within this long is withdrawn.
     pub typing_ttl: Duration,
     /// How long a resume waits for the store to catch up with the log.
@@ -55,6 +58,7 @@ impl Default for FanoutConfig {
             drain_period: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             typing_ttl: Duration::from_secs(5),
+            presence_ttl: Duration::from_secs(30),
             resume_wait: Duration::from_secs(10),
             resume_page: 500,
             origins: OriginPolicy::default(),

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec};
@@ -29,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::FanoutConfig;
 use crate::delivery::{MessageDelivery, Outbound, render};
+use crate::presence::{Change, PresenceBook};
 
-/// Remembered presence entries (most recently changed kept).
+/// Presence entries remembered before offline ones are forgotten.
 const PRESENCE_MEMORY: usize = 100_000;
 
 /// One admitted connection of a user; dropping it frees the place.
@@ -100,15 +101,23 @@ struct State {
     local_presence: HashMap<(ConversationId, UserId), Vec<u64>>,
     /// Open connections per user on this node.
     connections: HashMap<UserId, usize>,
-    presence: LruCache<(ConversationId, UserId), (PresenceStatus, Timestamp)>,
+    presence: PresenceBook,
 }
 
-#[derive(Debug)]
 pub struct Hub {
     state: Mutex<State>,
     partitions: u32,
     config: FanoutConfig,
     next_connection: AtomicU64,
+    /// This node's name in presence announcements.
+    node: String,
+    signals: Arc<dyn SignalBus>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("node", &self.node).finish_non_exhaustive()
+    }
 }
 
 fn send_or_flag(subscriber: &Subscriber, item: Outbound) -> bool {
@@ -132,7 +141,7 @@ impl Hub {
     ) -> Result<(Arc<Hub>, JoinHandle<()>), LogError> {
         let mut tail = log.subscribe(SubscribeSpec::Tail).await?;
         let idle = NonZeroUsize::new(config.idle_conversations.max(1)).unwrap_or(NonZeroUsize::MIN);
-        let presence = NonZeroUsize::new(PRESENCE_MEMORY).unwrap_or(NonZeroUsize::MIN);
+        let presence_ttl = config.presence_ttl;
         let hub = Arc::new(Hub {
             state: Mutex::new(State {
                 entries: HashMap::new(),
@@ -141,11 +150,13 @@ impl Hub {
                 users: HashMap::new(),
                 local_presence: HashMap::new(),
                 connections: HashMap::new(),
-                presence: LruCache::new(presence),
+                presence: PresenceBook::new(presence_ttl),
             }),
             partitions: log.partitions(),
             config,
             next_connection: AtomicU64::new(1),
+            node: uuid::Uuid::new_v4().simple().to_string(),
+            signals: Arc::clone(&signals),
         });
         let mut signal_stream = signals.subscribe().await?;
         // Two loops, so neither waits on the other and no read is ever abandoned midway.
@@ -186,16 +197,33 @@ impl Hub {
             }
         });
         let signal_loop = tokio::spawn({
-            let hub = Arc::clone(&hub);
+            let (hub, shutdown) = (Arc::clone(&hub), shutdown.clone());
             async move {
                 loop {
                     let signal = tokio::select! {
                         () = shutdown.cancelled() => break,
                         signal = signal_stream.next() => signal,
                     };
-                    match signal {
-                        Some(signal) => hub.on_signal(signal),
-                        None => break,
+                    let Some(signal) = signal else { break };
+                    for reply in hub.on_signal(signal) {
+                        hub.signals.publish(reply).await;
+                    }
+                }
+            }
+        });
+        let liveness_loop = tokio::spawn({
+            let hub = Arc::clone(&hub);
+            async move {
+                let mut alive = tokio::time::interval(presence_ttl / 3);
+                let mut sweep = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        _ = alive.tick() => {
+                            let signal = Signal::NodeAlive { node: hub.node.clone(), at: Timestamp::now() };
+                            hub.signals.publish(signal).await;
+                        }
+                        _ = sweep.tick() => hub.expire_presence(),
                     }
                 }
             }
@@ -203,6 +231,7 @@ impl Hub {
         let task = tokio::spawn(async move {
             let _ = log_loop.await;
             let _ = signal_loop.await;
+            let _ = liveness_loop.await;
         });
         Ok((hub, task))
     }
@@ -320,14 +349,18 @@ impl Hub {
         left && !state.local_presence.contains_key(&key)
     }
 
+    /// This node's name in presence announcements.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// The last known presence of each participant of `conversation`, as native frames.
     pub fn presence_of(&self, conversation: ConversationId, users: &[&UserId]) -> Vec<Utf8Bytes> {
-        let mut state = self.state.lock();
+        let state = self.state.lock();
         users
             .iter()
             .filter_map(|user| {
-                let key = (conversation, (*user).clone());
-                let (status, at) = *state.presence.get(&key)?;
+                let (status, at) = state.presence.snapshot(&(conversation, (*user).clone()))?;
                 Some(render(&ServerFrame::Presence {
                     conversation_id: conversation,
                     user_id: (*user).clone(),
@@ -336,6 +369,29 @@ impl Hub {
                 }))
             })
             .collect()
+    }
+
+    fn deliver_presence(&self, change: Change) {
+        let frame = render(&ServerFrame::Presence {
+            conversation_id: change.conversation,
+            user_id: change.user.clone(),
+            status: change.status,
+            at: change.at,
+        });
+        let item = Outbound::About { about: change.user, frame };
+        self.deliver_to_conversation(change.conversation, &item);
+    }
+
+    fn expire_presence(&self) {
+        let changes = {
+            let mut state = self.state.lock();
+            let changes = state.presence.expire(Instant::now(), Timestamp::now());
+            state.presence.forget_offline(PRESENCE_MEMORY);
+            changes
+        };
+        for change in changes {
+            self.deliver_presence(change);
+        }
     }
 
     fn evict_idle(&self, state: &mut State) {
@@ -432,7 +488,9 @@ impl Hub {
         }
     }
 
-    fn on_signal(&self, signal: Signal) {
+    /// Applies a signal from any node; returns the signals this node must publish in
+    /// answer (presence queries are answered with this node's sightings).
+    fn on_signal(&self, signal: Signal) -> Vec<Signal> {
         match signal {
             Signal::Typing { conversation_id, user_id, is_typing, .. } => {
                 let frame = render(&ServerFrame::Typing {
@@ -443,16 +501,35 @@ impl Hub {
                 let item = Outbound::About { about: user_id, frame };
                 self.deliver_to_conversation(conversation_id, &item);
             }
-            Signal::Presence { conversation_id, user_id, status, at } => {
-                self.state.lock().presence.put((conversation_id, user_id.clone()), (status, at));
-                let frame = render(&ServerFrame::Presence {
-                    conversation_id,
-                    user_id: user_id.clone(),
+            Signal::Presence { conversation_id, user_id, status, at, node } => {
+                let change = self.state.lock().presence.observe(
+                    (conversation_id, user_id),
+                    &node,
                     status,
                     at,
-                });
-                let item = Outbound::About { about: user_id, frame };
-                self.deliver_to_conversation(conversation_id, &item);
+                    Instant::now(),
+                );
+                if let Some(change) = change {
+                    self.deliver_presence(change);
+                }
+            }
+            Signal::NodeAlive { node, .. } => {
+                self.state.lock().presence.node_alive(&node, Instant::now());
+            }
+            Signal::PresenceQuery { conversation_id, .. } => {
+                let state = self.state.lock();
+                return state
+                    .local_presence
+                    .keys()
+                    .filter(|(conversation, _)| *conversation == conversation_id)
+                    .map(|(_, user)| Signal::Presence {
+                        conversation_id,
+                        user_id: user.clone(),
+                        status: PresenceStatus::Online,
+                        at: Timestamp::now(),
+                        node: self.node.clone(),
+                    })
+                    .collect();
             }
             Signal::InboxUpdated { user_id, item } => {
                 let frame = Outbound::Native(render(&ServerFrame::Inbox { item: *item }));
@@ -462,5 +539,6 @@ impl Hub {
                 }
             }
         }
+        Vec::new()
     }
 }

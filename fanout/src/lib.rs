@@ -13,6 +13,7 @@ mod config;
 mod delivery;
 mod hub;
 mod native;
+mod presence;
 mod seed;
 mod session;
 

@@ -167,6 +167,12 @@ impl Session {
         if self.hub.join(conversation, &self.caller.user_id, self.subscriber.connection) {
             self.announce_presence(conversation, PresenceStatus::Online).await;
         }
+        // Nodes that started after the others announced their users learn them now.
+        let query = Signal::PresenceQuery {
+            conversation_id: conversation,
+            node: self.hub.node().to_owned(),
+        };
+        self.signals.publish(query).await;
         Ok(last)
     }
 
@@ -215,6 +221,7 @@ impl Session {
             user_id: self.caller.user_id.clone(),
             status,
             at: Timestamp::now(),
+            node: self.hub.node().to_owned(),
         };
         self.signals.publish(signal).await;
     }

@@ -19,11 +19,26 @@ pub enum Signal {
         is_typing: bool,
         at: Timestamp,
     },
+    /// `user_id` has a connection in the conversation on fanout node `node` (online), or no
+    /// longer has one there (offline). A user is online while any live node says so.
     Presence {
         conversation_id: ConversationId,
         user_id: UserId,
         status: PresenceStatus,
         at: Timestamp,
+        #[serde(default)]
+        node: String,
+    },
+    /// A fanout node is alive; its presence sightings expire when it stops saying so.
+    NodeAlive {
+        node: String,
+        at: Timestamp,
+    },
+    /// A node wants to know who is online in a conversation (a client just subscribed);
+    /// every node with connections in it answers with `presence` online.
+    PresenceQuery {
+        conversation_id: ConversationId,
+        node: String,
     },
     /// Written by the projector after it committed a change to this user's inbox item.
     InboxUpdated {

@@ -227,6 +227,16 @@ impl Server {
         }
     }
 
+    /// `kill -9` the `index`-th process of a role (it stays down).
+    pub fn kill_one(&mut self, role: Role, index: usize) {
+        let process =
+            self.processes.iter_mut().filter(|p| p.role == role || p.role == Role::Dev).nth(index);
+        if let Some(mut child) = process.and_then(|p| p.child.take()) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
     /// Starts the stopped processes of one role again on their ports.
     pub fn restart_role(&mut self, role: Role) {
         let stopped: Vec<String> = self

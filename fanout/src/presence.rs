@@ -1,0 +1,183 @@
+//! Who is online where, across fanout nodes, without per-user heartbeats.
+//!
+//! Nodes announce edges (a user's first connection to a conversation on the node: online;
+//! its last one gone: offline) and, separately, that they are alive. A user is online in a
+//! conversation while at least one live node has announced them there. A node that stops
+//! saying it is alive (crashed, partitioned) has its sightings expire after the TTL, which
+//! turns its users offline elsewhere. A node that starts late asks (`presence_query`) when
+//! a client subscribes, and the nodes holding participants answer.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use schemas::native::PresenceStatus;
+use schemas::{ConversationId, Timestamp, UserId};
+
+type Pair = (ConversationId, UserId);
+
+#[derive(Debug)]
+pub(crate) struct PresenceBook {
+    ttl: Duration,
+    /// Nodes that announced each pair online.
+    sightings: HashMap<Pair, HashSet<String>>,
+    /// When each node last said it was alive (or announced anything).
+    nodes: HashMap<String, Instant>,
+    /// The last effective status of each pair and since when, for snapshots.
+    last: HashMap<Pair, (PresenceStatus, Timestamp)>,
+}
+
+/// A change of a pair's effective status, to push to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub conversation: ConversationId,
+    pub user: UserId,
+    pub status: PresenceStatus,
+    pub at: Timestamp,
+}
+
+impl PresenceBook {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self { ttl, sightings: HashMap::new(), nodes: HashMap::new(), last: HashMap::new() }
+    }
+
+    pub(crate) fn node_alive(&mut self, node: &str, now: Instant) {
+        self.nodes.insert(node.to_owned(), now);
+    }
+
+    fn is_alive(&self, node: &str, now: Instant) -> bool {
+        self.nodes.get(node).is_some_and(|heard| now.saturating_duration_since(*heard) < self.ttl)
+    }
+
+    fn effective(&self, pair: &Pair, now: Instant) -> PresenceStatus {
+        let online = self
+            .sightings
+            .get(pair)
+            .is_some_and(|nodes| nodes.iter().any(|node| self.is_alive(node, now)));
+        if online { PresenceStatus::Online } else { PresenceStatus::Offline }
+    }
+
+    /// Applies a node's announcement; returns the change, if the effective status moved.
+    pub(crate) fn observe(
+        &mut self,
+        pair: Pair,
+        node: &str,
+        status: PresenceStatus,
+        at: Timestamp,
+        now: Instant,
+    ) -> Option<Change> {
+        self.node_alive(node, now);
+        let before = self.effective(&pair, now);
+        match status {
+            PresenceStatus::Online => {
+                self.sightings.entry(pair.clone()).or_default().insert(node.to_owned());
+            }
+            PresenceStatus::Offline => {
+                if let Some(nodes) = self.sightings.get_mut(&pair) {
+                    nodes.remove(node);
+                    if nodes.is_empty() {
+                        self.sightings.remove(&pair);
+                    }
+                }
+            }
+        }
+        self.settle(pair, before, at, now)
+    }
+
+    fn settle(
+        &mut self,
+        pair: Pair,
+        before: PresenceStatus,
+        at: Timestamp,
+        now: Instant,
+    ) -> Option<Change> {
+        let after = self.effective(&pair, now);
+        if before == after && self.last.contains_key(&pair) {
+            return None;
+        }
+        self.last.insert(pair.clone(), (after, at));
+        let (conversation, user) = pair;
+        Some(Change { conversation, user, status: after, at })
+    }
+
+    /// Forgets nodes not heard from within the TTL; returns the pairs that went offline.
+    pub(crate) fn expire(&mut self, now: Instant, at: Timestamp) -> Vec<Change> {
+        let dead: Vec<String> =
+            self.nodes.keys().filter(|node| !self.is_alive(node, now)).cloned().collect();
+        if dead.is_empty() {
+            return Vec::new();
+        }
+        let touched: Vec<Pair> = self
+            .sightings
+            .iter()
+            .filter(|(_, nodes)| nodes.iter().any(|node| dead.contains(node)))
+            .map(|(pair, _)| pair.clone())
+            .collect();
+        let mut changes = Vec::new();
+        for pair in touched {
+            let before =
+                self.last.get(&pair).map_or(PresenceStatus::Offline, |(status, _)| *status);
+            if let Some(nodes) = self.sightings.get_mut(&pair) {
+                nodes.retain(|node| !dead.contains(node));
+                if nodes.is_empty() {
+                    self.sightings.remove(&pair);
+                }
+            }
+            changes.extend(self.settle(pair, before, at, now));
+        }
+        for node in dead {
+            self.nodes.remove(&node);
+        }
+        changes
+    }
+
+    /// The last known status of a pair, if any was ever seen.
+    pub(crate) fn snapshot(&self, pair: &Pair) -> Option<(PresenceStatus, Timestamp)> {
+        self.last.get(pair).copied()
+    }
+
+    /// Pairs remembered, for bounding memory: offline pairs are dropped first.
+    pub(crate) fn forget_offline(&mut self, keep: usize) {
+        if self.last.len() <= keep {
+            return;
+        }
+        self.last.retain(|_, (status, _)| *status == PresenceStatus::Online);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(user: &str) -> Pair {
+        (ConversationId::new(1).unwrap(), UserId::new(user).unwrap())
+    }
+
+    #[test]
+    fn a_user_stays_online_while_any_node_holds_them() {
+        let mut book = PresenceBook::new(Duration::from_secs(30));
+        let now = Instant::now();
+        let at = Timestamp::from_millis(1);
+        let online = book.observe(pair("wei"), "a", PresenceStatus::Online, at, now).unwrap();
+        assert_eq!(online.status, PresenceStatus::Online);
+        assert_eq!(book.observe(pair("wei"), "b", PresenceStatus::Online, at, now), None);
+        assert_eq!(book.observe(pair("wei"), "a", PresenceStatus::Offline, at, now), None);
+        let offline = book.observe(pair("wei"), "b", PresenceStatus::Offline, at, now).unwrap();
+        assert_eq!(offline.status, PresenceStatus::Offline);
+        assert_eq!(book.snapshot(&pair("wei")).map(|(s, _)| s), Some(PresenceStatus::Offline));
+    }
+
+    #[test]
+    fn a_silent_node_takes_its_users_offline_after_the_ttl() {
+        let mut book = PresenceBook::new(Duration::from_secs(30));
+        let start = Instant::now();
+        let at = Timestamp::from_millis(1);
+        book.observe(pair("wei"), "a", PresenceStatus::Online, at, start);
+        book.observe(pair("zoe"), "b", PresenceStatus::Online, at, start);
+        book.node_alive("b", start + Duration::from_secs(20));
+        assert!(book.expire(start + Duration::from_secs(10), at).is_empty());
+        let gone = book.expire(start + Duration::from_secs(31), at);
+        assert_eq!(gone.len(), 1);
+        assert_eq!((gone[0].user.as_str(), gone[0].status), ("wei", PresenceStatus::Offline));
+        assert_eq!(book.snapshot(&pair("zoe")).map(|(s, _)| s), Some(PresenceStatus::Online));
+    }
+}
