@@ -70,15 +70,13 @@ pub(crate) fn render<T: serde::Serialize>(frame: &T) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
 }
 
-/// One item of a connection's queue.
+/// One item of a connection's queue. Every variant is a pointer: the queue's slots are
+/// allocated per connection, so they stay small.
 #[derive(Debug, Clone)]
 pub enum Outbound {
     Message(Arc<MessageDelivery>),
-    /// A native-protocol frame that is not history: read receipts, typing, presence, inbox.
-    Native(Utf8Bytes),
-    /// Typing or presence of `about`: not echoed to `about`'s own connections.
-    About {
-        about: schemas::UserId,
-        frame: Utf8Bytes,
-    },
+    /// A native-protocol frame that is not history: read receipts and inbox updates.
+    Native(Arc<Utf8Bytes>),
+    /// Typing or presence of a user: not echoed to that user's own connections.
+    About(Arc<(schemas::UserId, Utf8Bytes)>),
 }

@@ -378,7 +378,7 @@ impl Hub {
             status: change.status,
             at: change.at,
         });
-        let item = Outbound::About { about: change.user, frame };
+        let item = Outbound::About(Arc::new((change.user, frame)));
         self.deliver_to_conversation(change.conversation, &item);
     }
 
@@ -444,7 +444,10 @@ impl Hub {
                     up_to: read.up_to,
                     read_at: read.read_at,
                 });
-                self.deliver_to_conversation(read.conversation_id, &Outbound::Native(frame));
+                self.deliver_to_conversation(
+                    read.conversation_id,
+                    &Outbound::Native(Arc::new(frame)),
+                );
             }
             ChatEvent::ConversationStarted(_) => {}
         }
@@ -498,7 +501,7 @@ impl Hub {
                     user_id: user_id.clone(),
                     is_typing,
                 });
-                let item = Outbound::About { about: user_id, frame };
+                let item = Outbound::About(Arc::new((user_id, frame)));
                 self.deliver_to_conversation(conversation_id, &item);
             }
             Signal::Presence { conversation_id, user_id, status, at, node } => {
@@ -532,7 +535,7 @@ impl Hub {
                     .collect();
             }
             Signal::InboxUpdated { user_id, item } => {
-                let frame = Outbound::Native(render(&ServerFrame::Inbox { item: *item }));
+                let frame = Outbound::Native(Arc::new(render(&ServerFrame::Inbox { item: *item })));
                 let mut state = self.state.lock();
                 if let Some(subscribers) = state.users.get_mut(&user_id) {
                     subscribers.retain(|subscriber| send_or_flag(subscriber, frame.clone()));

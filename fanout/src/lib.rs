@@ -122,7 +122,7 @@ fn configure(upgrade: WebSocketUpgrade, state: &FanoutState) -> WebSocketUpgrade
     // session; this hard cap only bounds what the socket buffers before that check.
     let hard_cap = state.services.hub.config().max_frame_bytes * 4;
     upgrade
-        .read_buffer_size(8 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(hard_cap)

@@ -146,8 +146,8 @@ impl Protocol for NativeProtocol {
 
     fn render(&mut self, item: &Outbound) -> Option<Utf8Bytes> {
         match item {
-            Outbound::Native(frame) => Some(frame.clone()),
-            Outbound::About { about, frame } => (*about != self.user).then(|| frame.clone()),
+            Outbound::Native(frame) => Some(Utf8Bytes::clone(frame)),
+            Outbound::About(about) => (about.0 != self.user).then(|| about.1.clone()),
             Outbound::Message(delivery) => {
                 let last = self.subscriptions.get_mut(&delivery.conversation())?;
                 if delivery.id() <= *last {

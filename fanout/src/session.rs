@@ -80,8 +80,17 @@ pub(crate) struct Session {
     pub caller: Caller,
     pub subscriber: Subscriber,
     sink: SplitSink<WebSocket, Message>,
-    jobs: mpsc::Sender<Job>,
+    /// The send task, started with the first send (most connections never send).
+    worker: Option<Worker>,
+    max_pending_sends: usize,
     typing: HashMap<ConversationId, Instant>,
+}
+
+/// The task that appends a connection's sends and reads, one at a time.
+struct Worker {
+    jobs: mpsc::Sender<Box<Job>>,
+    outcomes: mpsc::Receiver<Box<JobOutcome>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Session {
@@ -91,6 +100,30 @@ impl Session {
 
     pub(crate) async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), Close> {
         self.write(Message::Text(text)).await
+    }
+
+    /// Writes frames with a single flush, under the same deadline as [`Session::write`].
+    async fn write_all(&mut self, frames: Vec<Utf8Bytes>) -> Result<(), Close> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let deadline = self.hub.config().write_timeout;
+        let too_slow = self.subscriber.too_slow.clone();
+        let sink = &mut self.sink;
+        let written = async move {
+            for frame in frames {
+                sink.feed(Message::Text(frame)).await?;
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            written = tokio::time::timeout(deadline, written) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Close::new(close::INTERNAL, "write failed")),
+                Err(_) => Err(slow_consumer()),
+            },
+            () = too_slow.cancelled() => Err(slow_consumer()),
+        }
     }
 
     /// Writes a frame, giving up when the client does not take it within the write
@@ -111,7 +144,26 @@ impl Session {
 
     /// Queues a send or read for the send task; false when too many are waiting.
     pub(crate) fn submit(&mut self, job: Job) -> bool {
-        self.jobs.try_send(job).is_ok()
+        let worker = self.worker.get_or_insert_with(|| {
+            let (jobs, job_queue) = mpsc::channel(self.max_pending_sends.max(1));
+            let (outcomes_tx, outcomes) = mpsc::channel(self.max_pending_sends.max(1));
+            let task = tokio::spawn(run_jobs(
+                Arc::clone(&self.ingest),
+                self.caller.clone(),
+                job_queue,
+                outcomes_tx,
+            ));
+            Worker { jobs, outcomes, task }
+        });
+        worker.jobs.try_send(Box::new(job)).is_ok()
+    }
+
+    /// The next finished send or read; never resolves before the first send.
+    async fn next_outcome(&mut self) -> Option<Box<JobOutcome>> {
+        match &mut self.worker {
+            Some(worker) => worker.outcomes.recv().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Registers the subscription and writes every message after `since` that the client
@@ -265,6 +317,9 @@ impl Session {
     }
 }
 
+/// Queued frames written with one flush at most.
+const WRITE_BATCH: usize = 64;
+
 /// How long a closing connection waits for the client to take its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -330,14 +385,6 @@ pub(crate) async fn run<P: Protocol>(
     let config = services.hub.config().clone();
     let Mailbox { subscriber, mut queue, _ticket } = mailbox;
     let (sink, mut stream) = socket.split();
-    let (jobs, job_queue) = mpsc::channel(config.max_pending_sends.max(1));
-    let (outcomes_tx, mut outcomes) = mpsc::channel(config.max_pending_sends.max(1));
-    let worker = tokio::spawn(run_jobs(
-        Arc::clone(&services.ingest),
-        caller.clone(),
-        job_queue,
-        outcomes_tx,
-    ));
     let mut session = Session {
         hub: services.hub,
         ingest: services.ingest,
@@ -345,20 +392,13 @@ pub(crate) async fn run<P: Protocol>(
         caller,
         subscriber,
         sink,
-        jobs,
+        worker: None,
+        max_pending_sends: config.max_pending_sends,
         typing: HashMap::new(),
     };
     let ended = match start(&mut protocol, &mut session).await {
         Ok(()) => {
-            serve(
-                &mut protocol,
-                &mut session,
-                &mut stream,
-                &mut queue,
-                &mut outcomes,
-                &services.shutdown,
-            )
-            .await
+            serve(&mut protocol, &mut session, &mut stream, &mut queue, &services.shutdown).await
         }
         Err(close) => Some(close),
     };
@@ -370,7 +410,9 @@ pub(crate) async fn run<P: Protocol>(
         session.unsubscribe(conversation).await;
     }
     session.hub.unregister_user(&session.caller.user_id, session.subscriber.connection);
-    worker.abort();
+    if let Some(worker) = session.worker.take() {
+        worker.task.abort();
+    }
 }
 
 async fn serve<P: Protocol>(
@@ -378,7 +420,6 @@ async fn serve<P: Protocol>(
     session: &mut Session,
     stream: &mut SplitStream<WebSocket>,
     queue: &mut mpsc::Receiver<Outbound>,
-    outcomes: &mut mpsc::Receiver<JobOutcome>,
     shutdown: &CancellationToken,
 ) -> Option<Close> {
     let config = session.hub.config().clone();
@@ -421,11 +462,18 @@ async fn serve<P: Protocol>(
                     Ok(())
                 }
             },
-            item = queue.recv() => match item.and_then(|item| protocol.render(&item)) {
-                Some(text) => session.send_text(text).await,
-                None => Ok(()),
-            },
-            outcome = outcomes.recv() => match outcome.and_then(|outcome| protocol.on_outcome(outcome)) {
+            item = queue.recv() => {
+                let item = item?;
+                // Take whatever else is already queued and write it all with one flush:
+                // under load that is one system call for many frames.
+                let mut frames: Vec<Utf8Bytes> = protocol.render(&item).into_iter().collect();
+                while frames.len() < WRITE_BATCH {
+                    let Ok(item) = queue.try_recv() else { break };
+                    frames.extend(protocol.render(&item));
+                }
+                session.write_all(frames).await
+            }
+            outcome = session.next_outcome() => match outcome.and_then(|outcome| protocol.on_outcome(*outcome)) {
                 Some(text) => session.send_text(text).await,
                 None => Ok(()),
             },
@@ -449,11 +497,11 @@ async fn serve<P: Protocol>(
 async fn run_jobs(
     ingest: Arc<Ingest>,
     caller: Caller,
-    mut jobs: mpsc::Receiver<Job>,
-    outcomes: mpsc::Sender<JobOutcome>,
+    mut jobs: mpsc::Receiver<Box<Job>>,
+    outcomes: mpsc::Sender<Box<JobOutcome>>,
 ) {
     while let Some(job) = jobs.recv().await {
-        let outcome = match job {
+        let outcome = match *job {
             Job::Send { reference, conversation, draft } => JobOutcome::Sent {
                 reference,
                 result: ingest.send_message(&caller, conversation, draft).await,
@@ -463,7 +511,7 @@ async fn run_jobs(
                 result: ingest.mark_read(&caller, conversation, up_to).await,
             },
         };
-        if outcomes.send(outcome).await.is_err() {
+        if outcomes.send(Box::new(outcome)).await.is_err() {
             return;
         }
     }

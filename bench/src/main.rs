@@ -1,0 +1,127 @@
+//! chat-bench: a load generator for the chat and, for comparison, Centrifugo.
+//!
+//! Every scenario is bounded in time and count, targets loopback only, and prints one JSON
+//! line of results; `bench/run` runs the scenarios several times against both servers and
+//! writes BENCHMARKS.md from those lines (`chat-bench report`).
+
+mod connections;
+mod fanout;
+mod report;
+mod stats;
+mod target;
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::target::{Kind, Target};
+
+#[derive(Debug, Parser)]
+#[command(name = "chat-bench", about = "Load generator for chat and Centrifugo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Opens idle subscribed WebSocket connections and reports the server's memory per
+    /// connection.
+    Connections(ConnectionsArgs),
+    /// Publishes at a fixed rate (open loop) to conversations with many subscribers and
+    /// reports deliveries per second and send-to-receive latency.
+    Fanout(FanoutArgs),
+    /// Renders BENCHMARKS.md tables from result lines.
+    Report(report::ReportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct TargetArgs {
+    /// `chat` or `centrifugo`.
+    #[arg(long)]
+    target: Kind,
+    /// Base HTTP URL (chat: the ingest API; centrifugo: its HTTP server).
+    #[arg(long)]
+    http: String,
+    /// Base WebSocket URL (chat: the fanout; centrifugo: its HTTP server).
+    #[arg(long)]
+    ws: String,
+    /// chat: the HS256 secret to mint tokens with; centrifugo: the HTTP API key.
+    #[arg(long)]
+    secret: String,
+    /// The server's process id, to read its resident memory.
+    #[arg(long)]
+    server_pid: u32,
+    /// Label written into the result line (e.g. the run number).
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ConnectionsArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Connections to open.
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Connections per conversation (channel).
+    #[arg(long, default_value_t = 100)]
+    per_conversation: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+struct FanoutArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Conversations (channels) published to.
+    #[arg(long, default_value_t = 50)]
+    conversations: usize,
+    /// Subscribed connections per conversation.
+    #[arg(long, default_value_t = 50)]
+    subscribers: usize,
+    /// Messages published per second, over all conversations.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// How long to publish, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Bytes of filler in each message.
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+}
+
+fn emit(line: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Report(args) = &cli.command {
+        return report::run(args);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Connections(args) => {
+                let target = Target::new(&args.target).await?;
+                emit(&connections::run(&target, args.count, args.per_conversation).await?)
+            }
+            Command::Fanout(args) => {
+                let target = Target::new(&args.target).await?;
+                let plan = fanout::Plan {
+                    conversations: args.conversations,
+                    subscribers: args.subscribers,
+                    rate: args.rate,
+                    duration: Duration::from_secs(args.seconds),
+                    payload: args.payload,
+                };
+                emit(&fanout::run(&target, &plan).await?)
+            }
+            Command::Report(_) => Ok(()),
+        }
+    })
+}

@@ -1,0 +1,217 @@
+//! The two servers under test, behind one interface: create conversations (channels),
+//! subscribe a connection, publish a stamped message, and recognise a delivery.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::TargetArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Kind {
+    Chat,
+    Centrifugo,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Centrifugo => "centrifugo",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub kind: Kind,
+    http: String,
+    ws: String,
+    secret: String,
+    pid: u32,
+    pub label: String,
+    client: reqwest::Client,
+    /// Tokens already minted, by user.
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+}
+
+pub(crate) fn now_nanos() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+impl Target {
+    pub(crate) async fn new(args: &TargetArgs) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+        Ok(Self {
+            kind: args.target,
+            http: args.http.trim_end_matches('/').to_owned(),
+            ws: args.ws.trim_end_matches('/').to_owned(),
+            secret: args.secret.clone(),
+            pid: args.server_pid,
+            label: args.label.clone(),
+            client,
+            tokens: Arc::default(),
+        })
+    }
+
+    /// The server's resident memory, in KiB.
+    pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .with_context(|| format!("reading the memory of process {}", self.pid))?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).context("no VmRSS")?;
+        Ok(line.split_whitespace().nth(1).context("no VmRSS value")?.parse()?)
+    }
+
+    fn token(&self, user: &str, service: bool) -> anyhow::Result<String> {
+        let mut tokens = self.tokens.lock().map_err(|_| anyhow::anyhow!("token cache poisoned"))?;
+        if let Some(token) = tokens.get(user) {
+            return Ok(token.clone());
+        }
+        let token = auth::mint_hs256(self.secret.as_bytes(), user, Some(user), service, 86_400)?;
+        tokens.insert(user.to_owned(), token.clone());
+        Ok(token)
+    }
+
+    /// Creates `count` conversations (channels) and returns their ids.
+    pub(crate) async fn conversations(&self, count: usize) -> anyhow::Result<Vec<u64>> {
+        if self.kind == Kind::Centrifugo {
+            return Ok((1..=count as u64).collect());
+        }
+        let service = self.token("bench-jobs", true)?;
+        let run = now_nanos();
+        let mut ids = Vec::with_capacity(count);
+        for index in 0..count {
+            let response = self
+                .client
+                .put(format!("{}/v1/jobs/bench-{run}-{index}/conversation", self.http))
+                .bearer_auth(&service)
+                .json(&json!({"client_id": format!("bench-client-{index}"),
+                              "worker_id": format!("bench-worker-{index}")}))
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                bail!("creating a conversation answered {}", response.status());
+            }
+            let body: Value = response.json().await?;
+            ids.push(body["conversation_id"].as_u64().context("no conversation_id")?);
+        }
+        Ok(ids)
+    }
+
+    /// Opens a connection subscribed to conversation `id` (the `index`-th created).
+    pub(crate) async fn subscribe(&self, id: u64, index: usize) -> anyhow::Result<Subscriber> {
+        match self.kind {
+            Kind::Chat => {
+                let token = self.token(&format!("bench-client-{index}"), false)?;
+                let url = format!("{}/ws/chat/{id}/?token={token}", self.ws);
+                let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+                Ok(Subscriber { kind: self.kind, socket })
+            }
+            Kind::Centrifugo => {
+                let url = format!("{}/connection/websocket", self.ws);
+                let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+                socket.send(Message::text(r#"{"id":1,"connect":{"name":"bench"}}"#)).await?;
+                let subscribe = json!({"id": 2, "subscribe": {"channel": format!("chat-{id}")}});
+                socket.send(Message::text(subscribe.to_string())).await?;
+                let mut subscriber = Subscriber { kind: self.kind, socket };
+                subscriber.await_reply(2).await?;
+                Ok(subscriber)
+            }
+        }
+    }
+
+    /// Publishes one message stamped with `stamp` (nanoseconds since the epoch).
+    pub(crate) async fn publish(
+        &self,
+        id: u64,
+        index: usize,
+        stamp: u128,
+        filler: &str,
+    ) -> anyhow::Result<()> {
+        let response = match self.kind {
+            Kind::Chat => {
+                let token = self.token(&format!("bench-worker-{index}"), false)?;
+                self.client
+                    .post(format!("{}/v1/conversations/{id}/messages", self.http))
+                    .bearer_auth(token)
+                    .json(&json!({"text": format!("{stamp} {filler}")}))
+                    .send()
+                    .await?
+            }
+            Kind::Centrifugo => {
+                self.client
+                    .post(format!("{}/api/publish", self.http))
+                    .header("X-API-Key", &self.secret)
+                    .json(&json!({"channel": format!("chat-{id}"), "data": {"t": stamp.to_string(), "f": filler}}))
+                    .send()
+                    .await?
+            }
+        };
+        if !response.status().is_success() {
+            bail!("publishing answered {}", response.status());
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Subscriber {
+    kind: Kind,
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Subscriber {
+    /// Centrifugo answers commands in JSON lines; waits for the reply to command `id`.
+    async fn await_reply(&mut self, id: u64) -> anyhow::Result<()> {
+        while let Some(frame) = self.socket.next().await {
+            let Message::Text(text) = frame? else { continue };
+            for line in text.lines() {
+                let reply: Value = serde_json::from_str(line)?;
+                if reply.get("error").is_some() {
+                    bail!("centrifugo refused: {reply}");
+                }
+                if reply["id"] == id {
+                    return Ok(());
+                }
+            }
+        }
+        bail!("connection closed before reply {id}")
+    }
+
+    /// The stamps of the deliveries in the next frame (answering pings on the way);
+    /// `None` once the connection is closed.
+    pub(crate) async fn next_stamps(&mut self) -> Option<Vec<u128>> {
+        loop {
+            let frame = self.socket.next().await?.ok()?;
+            let Message::Text(text) = frame else { continue };
+            let mut stamps = Vec::new();
+            for line in text.lines() {
+                if self.kind == Kind::Centrifugo && line.trim() == "{}" {
+                    // Centrifugo's ping: answer with a pong.
+                    let _ = self.socket.send(Message::text("{}")).await;
+                    continue;
+                }
+                // The generator must not be the bottleneck: find the stamp without parsing
+                // the whole frame.
+                let marker = match self.kind {
+                    Kind::Chat => "\"message_text\":\"",
+                    Kind::Centrifugo => "\"t\":\"",
+                };
+                if let Some(start) = line.find(marker).map(|at| at + marker.len()) {
+                    let digits =
+                        line[start..].split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+                    stamps.extend(digits.parse::<u128>().ok());
+                }
+            }
+            if !stamps.is_empty() {
+                return Some(stamps);
+            }
+        }
+    }
+}
