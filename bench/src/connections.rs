@@ -58,6 +58,7 @@ pub(crate) async fn run(
         "scenario": "connections",
         "target": target.kind.name(),
         "label": target.label,
+        "backend": target.backend,
         "connections": count,
         "alive": alive,
         "failed": failed,

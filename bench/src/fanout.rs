@@ -109,6 +109,7 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Value> {
         "scenario": "fanout",
         "target": target.kind.name(),
         "label": target.label,
+        "backend": target.backend,
         "conversations": plan.conversations,
         "subscribers_per_conversation": plan.subscribers,
         "rate": plan.rate,

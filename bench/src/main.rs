@@ -6,6 +6,7 @@
 
 mod connections;
 mod fanout;
+mod lag;
 mod report;
 mod stats;
 mod target;
@@ -32,6 +33,8 @@ enum Command {
     /// Publishes at a fixed rate (open loop) to conversations with many subscribers and
     /// reports deliveries per second and send-to-receive latency.
     Fanout(FanoutArgs),
+    /// Samples the projector's lag behind the log until it reaches zero (Kafka + CQL).
+    Lag(lag::LagArgs),
     /// Renders BENCHMARKS.md tables from result lines.
     Report(report::ReportArgs),
 }
@@ -56,6 +59,9 @@ struct TargetArgs {
     /// Label written into the result line (e.g. the run number).
     #[arg(long, default_value = "")]
     label: String,
+    /// What the server runs on, written into the result line (`embedded`, `kafka+cassandra`).
+    #[arg(long, default_value = "embedded")]
+    backend: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -121,6 +127,7 @@ fn main() -> anyhow::Result<()> {
                 };
                 emit(&fanout::run(&target, &plan).await?)
             }
+            Command::Lag(args) => emit(&lag::run(&args).await?),
             Command::Report(_) => Ok(()),
         }
     })

@@ -40,16 +40,18 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
     // scenario key -> target -> runs
     let mut groups: BTreeMap<String, BTreeMap<String, Vec<&Value>>> = BTreeMap::new();
     for line in &lines {
+        let backend = line["backend"].as_str().unwrap_or("embedded");
         let key = match line["scenario"].as_str() {
-            Some("connections") => format!("connections {}", line["connections"]),
+            Some("connections") => format!("connections {} ({backend})", line["connections"]),
             Some("fanout") => format!(
-                "fanout {} conversations × {} subscribers, {} msg/s for {} s, {} B",
+                "fanout {} conversations × {} subscribers, {} msg/s for {} s, {} B ({backend})",
                 line["conversations"],
                 line["subscribers_per_conversation"],
                 line["rate"],
                 line["seconds"],
                 line["payload"]
             ),
+            Some("projector") => "projector catch-up (kafka+cassandra)".to_owned(),
             _ => continue,
         };
         let target = line["target"].as_str().unwrap_or("?").to_owned();
@@ -61,6 +63,30 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
         writeln!(out, "\n**{key}** (median of {runs} runs)\n")?;
         let chat = targets.get("chat").map(Vec::as_slice).unwrap_or_default();
         let baseline = targets.get("centrifugo").map(Vec::as_slice).unwrap_or_default();
+        if key.starts_with("projector") {
+            writeln!(out, "| | chat |\n|---|---:|")?;
+            for (name, path) in [
+                ("backlog (events)", &["initial_lag"][..]),
+                ("catch-up time (s)", &["caught_up_seconds"][..]),
+                ("events per second", &["events_per_second"][..]),
+            ] {
+                writeln!(out, "| {name} | {:.1} |", median_of(chat, path))?;
+            }
+            continue;
+        }
+        if baseline.is_empty() {
+            writeln!(out, "| | chat |\n|---|---:|")?;
+            for (name, path) in [
+                ("deliveries per second", &["deliveries_per_second"][..]),
+                ("send→receive p50 (ms)", &["latency_ms", "p50"][..]),
+                ("send→receive p99 (ms)", &["latency_ms", "p99"][..]),
+                ("publish ack p50 (ms)", &["ack_ms", "p50"][..]),
+                ("publish ack p99 (ms)", &["ack_ms", "p99"][..]),
+            ] {
+                writeln!(out, "| {name} | {:.1} |", median_of(chat, path))?;
+            }
+            continue;
+        }
         let metrics: &[(&str, &[&str])] = if key.starts_with("connections") {
             &[
                 ("connections alive", &["alive"]),

@@ -37,6 +37,7 @@ pub(crate) struct Target {
     secret: String,
     pid: u32,
     pub label: String,
+    pub backend: String,
     client: reqwest::Client,
     /// Tokens already minted, by user.
     tokens: Arc<Mutex<HashMap<String, String>>>,
@@ -56,6 +57,7 @@ impl Target {
             secret: args.secret.clone(),
             pid: args.server_pid,
             label: args.label.clone(),
+            backend: args.backend.clone(),
             client,
             tokens: Arc::default(),
         })
