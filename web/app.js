@@ -183,7 +183,7 @@ async function openConversation(id) {
     id, item, loaded: false, subscribed: false,
     messages: new Map(), // id -> message
     pending: new Map(), // ref -> {key, text, node}
-    lastId: 0, readSent: 0, otherRead: 0, nextBefore: null,
+    lastPosition: 0, readSent: 0, otherRead: 0, nextBefore: null,
     typingSentAt: 0, typingIdle: null, typingHide: null,
   };
   state.open = open;
@@ -231,7 +231,7 @@ function subscribeOpen() {
   const open = state.open;
   if (!open || !open.loaded || !state.wsReady) return;
   const frame = { type: "subscribe", conversation_id: open.id };
-  if (open.lastId > 0) frame.since = open.lastId;
+  if (open.lastPosition > 0) frame.since = open.lastPosition;
   wsSend(frame);
 }
 
@@ -259,7 +259,7 @@ function addMessage(message, live) {
     }
     list.insertBefore(node, before);
   }
-  open.lastId = Math.max(open.lastId, message.id);
+  open.lastPosition = Math.max(open.lastPosition, message.id);
   if (live) {
     scrollToEnd();
     if (message.sender_id !== state.me.user_id) { hideTyping(); markRead(); }
@@ -484,6 +484,7 @@ function onFrame(frame) {
       if (here) addMessage(frame.message, true);
       break;
     case "read":
+      if (here) open.lastPosition = Math.max(open.lastPosition, frame.position);
       if (here && frame.reader_id !== state.me.user_id) applyReadReceipt(frame.up_to);
       break;
     case "typing":

@@ -182,11 +182,25 @@ async fn presence_follows_a_users_last_connection_across_nodes() {
     );
 
     if support::on_cluster() {
-        // A node that dies takes its users offline on the other nodes after the TTL.
-        let _third = connect(1, "wei").await;
+        // A node that dies takes its users offline on the other nodes after the TTL, and
+        // stops their typing there too: nobody is left to withdraw it.
+        let mut third = connect(1, "wei").await;
         assert_eq!(carla.frame_of("presence").await["status"], "online");
+        third
+            .send_json(
+                json!({"type": "typing", "conversation_id": conversation, "is_typing": true}),
+            )
+            .await;
+        assert_eq!(carla.frame_of("typing").await["is_typing"], true);
         server.kill_one(support::Role::Fanout, 1);
-        let gone = carla.frame_of("presence").await;
-        assert_eq!(gone["status"], "offline", "{gone}");
+        let (mut offline, mut stopped) = (false, false);
+        while !(offline && stopped) {
+            let frame = carla.frame().await;
+            match frame["type"].as_str() {
+                Some("presence") => offline |= frame["status"] == "offline",
+                Some("typing") => stopped |= frame["is_typing"] == false,
+                _ => {}
+            }
+        }
     }
 }

@@ -119,3 +119,54 @@ async fn reconnecting_during_a_send_storm_loses_and_repeats_nothing() {
     let sent = sender.await.unwrap();
     assert_eq!(received, sent, "after {reconnects} reconnects the client's sequence differs");
 }
+
+/// Frames up to the subscription's `subscribed`, after subscribing with `since`.
+async fn resume_frames(server: &Server, conversation: u64, since: u64) -> Vec<Value> {
+    let mut client = native_client(server, "wei").await;
+    client
+        .send_json(json!({"type": "subscribe", "conversation_id": conversation, "since": since}))
+        .await;
+    let mut frames = Vec::new();
+    loop {
+        let frame = client.frame().await;
+        if frame["type"] == "subscribed" {
+            return frames;
+        }
+        frames.push(frame);
+    }
+}
+
+fn receipts(frames: &[Value]) -> Vec<(u64, u64)> {
+    frames
+        .iter()
+        .filter(|frame| frame["type"] == "read")
+        .map(|frame| (frame["up_to"].as_u64().unwrap(), frame["position"].as_u64().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_hands_over_the_latest_missed_receipt_once() {
+    let mut server = Server::start();
+    let conversation = server.open_conversation("job-receipts", "carla", "wei").await;
+    let first = server.send("wei", conversation, "first").await;
+    let second = server.send("wei", conversation, "second").await;
+    let read = format!("/v1/conversations/{conversation}/read");
+    for up_to in [first, second] {
+        let (status, body) = server.post("carla", &read, json!({"up_to": up_to})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // From the hub's memory: only the latest receipt, placed after the messages.
+    let missed = receipts(&resume_frames(&server, conversation, second).await);
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    let (up_to, position) = missed[0];
+    assert_eq!(up_to, second);
+    assert!(position > second, "a receipt sorts after the message it follows");
+    assert_eq!(receipts(&resume_frames(&server, conversation, position).await), []);
+
+    // From the store, after a restart: the same receipt at the same position, once.
+    server.crash_and_restart();
+    assert_eq!(receipts(&resume_frames(&server, conversation, second).await), [(second, position)]);
+    assert_eq!(receipts(&resume_frames(&server, conversation, position).await), []);
+    assert_eq!(receipts(&resume_frames(&server, conversation, first).await), [(second, position)]);
+}

@@ -34,6 +34,10 @@ use crate::presence::{Change, PresenceBook};
 /// Presence entries remembered before offline ones are forgotten.
 const PRESENCE_MEMORY: usize = 100_000;
 
+/// How long past its own expiry a typing indicator may wait for the typer's node to
+/// withdraw it before this hub does.
+const TYPING_GRACE: Duration = Duration::from_secs(2);
+
 /// One admitted connection of a user; dropping it frees the place.
 #[derive(Debug)]
 pub struct ConnectionTicket {
@@ -72,20 +76,51 @@ pub struct StoreRange {
     pub through_offset: u64,
 }
 
-/// How to bring a resuming subscriber up to date: the store range first, then `recent`.
+/// How to bring a resuming subscriber up to date: the store range first, then `recent`,
+/// then the read receipts it missed that the hub holds.
 #[derive(Debug)]
 pub struct ResumePlan {
     pub from_store: Option<StoreRange>,
     pub recent: Vec<Arc<MessageDelivery>>,
+    /// Native `read` frames: each reader's latest receipt after `since`, if the hub has it.
+    pub receipts: Vec<Utf8Bytes>,
+}
+
+/// A reader's latest receipt in a conversation, as the hub saw it in the log.
+#[derive(Debug)]
+struct HeldReceipt {
+    reader: UserId,
+    offset: u64,
+    frame: Utf8Bytes,
 }
 
 #[derive(Debug)]
 struct Entry {
     recent: VecDeque<Arc<MessageDelivery>>,
     /// Every message of the conversation at this offset or later is in `recent` (or newer
-    /// than anything seen yet).
+    /// than anything seen yet), and so is every reader's latest receipt in `receipts`.
     known_from: u64,
+    /// Offset of the newest event of the conversation the hub has seen, if any.
+    newest: Option<u64>,
+    receipts: Vec<HeldReceipt>,
     subscribers: Vec<Subscriber>,
+}
+
+impl Entry {
+    fn new(known_from: u64) -> Self {
+        Self {
+            recent: VecDeque::new(),
+            known_from,
+            newest: None,
+            receipts: Vec::new(),
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// Whether a resuming client that saw everything through `since` misses this event.
+    fn missed(partition: u32, offset: u64, since: MessageId) -> bool {
+        MessageId::from_position(schemas::Position { partition, offset }) > since
+    }
 }
 
 #[derive(Debug)]
@@ -102,6 +137,9 @@ struct State {
     /// Open connections per user on this node.
     connections: HashMap<UserId, usize>,
     presence: PresenceBook,
+    /// Typing indicators shown to this node's connections, with the time they lapse unless
+    /// repeated: the hub withdraws them itself, so a dead node's typers stop typing too.
+    typing: HashMap<(ConversationId, UserId), Instant>,
 }
 
 pub struct Hub {
@@ -151,6 +189,7 @@ impl Hub {
                 local_presence: HashMap::new(),
                 connections: HashMap::new(),
                 presence: PresenceBook::new(presence_ttl),
+                typing: HashMap::new(),
             }),
             partitions: log.partitions(),
             config,
@@ -223,7 +262,10 @@ impl Hub {
                             let signal = Signal::NodeAlive { node: hub.node.clone(), at: Timestamp::now() };
                             hub.signals.publish(signal).await;
                         }
-                        _ = sweep.tick() => hub.expire_presence(),
+                        _ = sweep.tick() => {
+                            hub.expire_presence();
+                            hub.expire_typing();
+                        }
                     }
                 }
             }
@@ -260,17 +302,19 @@ impl Hub {
         let mut state = self.state.lock();
         let floor = state.floors[partition as usize];
         state.idle.pop(&conversation);
-        let entry = state.entries.entry(conversation).or_insert_with(|| Entry {
-            recent: VecDeque::new(),
-            known_from: floor,
-            subscribers: Vec::new(),
-        });
+        let entry = state.entries.entry(conversation).or_insert_with(|| Entry::new(floor));
         entry.subscribers.retain(|existing| existing.connection != subscriber.connection);
         entry.subscribers.push(subscriber);
         let Some(since) = since else {
-            return ResumePlan { from_store: None, recent: Vec::new() };
+            return ResumePlan { from_store: None, recent: Vec::new(), receipts: Vec::new() };
         };
         let recent = entry.recent.iter().filter(|m| m.id() > since).cloned().collect();
+        let receipts = entry
+            .receipts
+            .iter()
+            .filter(|held| Entry::missed(partition, held.offset, since))
+            .map(|held| held.frame.clone())
+            .collect();
         let boundary = MessageId::first_at(partition, entry.known_from);
         let from_store =
             (entry.known_from > 0 && since.get() + 1 < boundary.get()).then(|| StoreRange {
@@ -279,7 +323,7 @@ impl Hub {
                 partition,
                 through_offset: entry.known_from - 1,
             });
-        ResumePlan { from_store, recent }
+        ResumePlan { from_store, recent, receipts }
     }
 
     pub fn unsubscribe(&self, conversation: ConversationId, connection: u64) {
@@ -394,6 +438,37 @@ impl Hub {
         }
     }
 
+    fn deliver_typing(&self, conversation: ConversationId, user: UserId, is_typing: bool) {
+        let frame = render(&ServerFrame::Typing {
+            conversation_id: conversation,
+            user_id: user.clone(),
+            is_typing,
+        });
+        self.deliver_to_conversation(conversation, &Outbound::About(Arc::new((user, frame))));
+    }
+
+    /// Withdraws indicators whose typer's node went quiet: the node that saw the typing
+    /// withdraws it after `typing_ttl`, so a grace period more means that node is gone.
+    fn expire_typing(&self) {
+        let now = Instant::now();
+        let lapsed: Vec<_> = {
+            let mut state = self.state.lock();
+            let lapsed = state
+                .typing
+                .iter()
+                .filter(|(_, until)| **until <= now)
+                .map(|(key, _)| key.clone())
+                .collect::<Vec<_>>();
+            for key in &lapsed {
+                state.typing.remove(key);
+            }
+            lapsed
+        };
+        for (conversation, user) in lapsed {
+            self.deliver_typing(conversation, user, false);
+        }
+    }
+
     fn evict_idle(&self, state: &mut State) {
         while state.idle.len() > self.config.idle_conversations {
             let Some((conversation, ())) = state.idle.pop_lru() else {
@@ -403,11 +478,7 @@ impl Hub {
                 continue;
             };
             let partition = conversation.partition(self.partitions) as usize;
-            let forgotten_through = entry
-                .recent
-                .back()
-                .and_then(|last| last.id().position())
-                .map_or(entry.known_from, |position| position.offset + 1);
+            let forgotten_through = entry.newest.map_or(entry.known_from, |newest| newest + 1);
             state.floors[partition] = state.floors[partition].max(forgotten_through);
         }
     }
@@ -437,18 +508,7 @@ impl Hub {
                 };
                 self.deliver_message(record.position.offset, MessageDelivery::new(message));
             }
-            ChatEvent::MessagesRead(read) => {
-                let frame = render(&ServerFrame::Read {
-                    conversation_id: read.conversation_id,
-                    reader_id: read.reader_id,
-                    up_to: read.up_to,
-                    read_at: read.read_at,
-                });
-                self.deliver_to_conversation(
-                    read.conversation_id,
-                    &Outbound::Native(Arc::new(frame)),
-                );
-            }
+            ChatEvent::MessagesRead(read) => self.deliver_receipt(record.position.offset, read),
             ChatEvent::ConversationStarted(_) => {}
         }
     }
@@ -458,11 +518,8 @@ impl Hub {
         let partition = conversation.partition(self.partitions) as usize;
         let mut state = self.state.lock();
         let floor = state.floors[partition];
-        let entry = state.entries.entry(conversation).or_insert_with(|| Entry {
-            recent: VecDeque::new(),
-            known_from: floor,
-            subscribers: Vec::new(),
-        });
+        let entry = state.entries.entry(conversation).or_insert_with(|| Entry::new(floor));
+        entry.newest = Some(offset);
         if let Some(key) = &delivery.message.idempotency_key
             && entry.recent.iter().any(|m| m.message.idempotency_key.as_ref() == Some(key))
         {
@@ -484,6 +541,36 @@ impl Hub {
         }
     }
 
+    /// Delivers a receipt and keeps it as its reader's latest, in one critical section with
+    /// [`Hub::subscribe`]'s snapshot, so a resuming client gets it exactly once.
+    fn deliver_receipt(&self, offset: u64, read: schemas::events::MessagesRead) {
+        let conversation = read.conversation_id;
+        let partition = conversation.partition(self.partitions) as usize;
+        let reader = read.reader_id.clone();
+        let frame = render(&ServerFrame::Read {
+            conversation_id: conversation,
+            reader_id: read.reader_id,
+            up_to: read.up_to,
+            read_at: read.read_at,
+            position: MessageId::from_position(schemas::Position {
+                partition: partition as u32,
+                offset,
+            }),
+        });
+        let mut state = self.state.lock();
+        let floor = state.floors[partition];
+        let entry = state.entries.entry(conversation).or_insert_with(|| Entry::new(floor));
+        entry.newest = Some(offset);
+        entry.receipts.retain(|held| held.reader != reader);
+        entry.receipts.push(HeldReceipt { reader, offset, frame: frame.clone() });
+        let item = Outbound::Native(Arc::new(frame));
+        entry.subscribers.retain(|subscriber| send_or_flag(subscriber, item.clone()));
+        if entry.subscribers.is_empty() {
+            state.idle.put(conversation, ());
+            self.evict_idle(&mut state);
+        }
+    }
+
     fn deliver_to_conversation(&self, conversation: ConversationId, item: &Outbound) {
         let mut state = self.state.lock();
         if let Some(entry) = state.entries.get_mut(&conversation) {
@@ -496,13 +583,17 @@ impl Hub {
     fn on_signal(&self, signal: Signal) -> Vec<Signal> {
         match signal {
             Signal::Typing { conversation_id, user_id, is_typing, .. } => {
-                let frame = render(&ServerFrame::Typing {
-                    conversation_id,
-                    user_id: user_id.clone(),
-                    is_typing,
-                });
-                let item = Outbound::About(Arc::new((user_id, frame)));
-                self.deliver_to_conversation(conversation_id, &item);
+                let key = (conversation_id, user_id.clone());
+                {
+                    let mut state = self.state.lock();
+                    if is_typing {
+                        let grace = self.config.typing_ttl + TYPING_GRACE;
+                        state.typing.insert(key, Instant::now() + grace);
+                    } else {
+                        state.typing.remove(&key);
+                    }
+                }
+                self.deliver_typing(conversation_id, user_id, is_typing);
             }
             Signal::Presence { conversation_id, user_id, status, at, node } => {
                 let change = self.state.lock().presence.observe(

@@ -14,6 +14,7 @@ mod delivery;
 mod hub;
 mod native;
 mod presence;
+mod receipts;
 mod seed;
 mod session;
 

@@ -59,9 +59,12 @@ impl NativeProtocol {
         // Until the catch-up below is written, live messages wait in the queue; the
         // filter in `render` then drops any the catch-up already delivered.
         self.subscriptions.insert(conversation, since.unwrap_or(MessageId::ZERO));
-        let last =
+        let caught_up =
             session.subscribe(conversation, since, |delivery| delivery.native_frame()).await?;
-        self.subscriptions.insert(conversation, last);
+        self.subscriptions.insert(conversation, caught_up.last);
+        for receipt in caught_up.receipts {
+            session.send_text(receipt).await?;
+        }
         session
             .send_text(render(&ServerFrame::Subscribed { conversation_id: conversation }))
             .await?;

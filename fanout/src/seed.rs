@@ -42,9 +42,11 @@ impl SeedProtocol {
         let Some(plan) = self.plan.take() else {
             return Ok(());
         };
+        // The seed protocol has no receipt frame: its messages carry `is_read` instead.
         self.last_delivered = session
             .catch_up(self.conversation, self.since, plan, |delivery| delivery.seed_frame())
-            .await?;
+            .await?
+            .last;
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ use viewstore::ReadModel;
 
 use crate::delivery::{MessageDelivery, Outbound};
 use crate::hub::{ConnectionTicket, Hub, ResumePlan, Subscriber};
+use crate::receipts::{CaughtUp, stored_receipts};
 
 /// Why and how a connection ends.
 #[derive(Debug, Clone)]
@@ -168,13 +169,12 @@ impl Session {
 
     /// Registers the subscription and writes every message after `since` that the client
     /// missed, in order: first what only the store has, then what the hub remembers.
-    /// Returns the id of the last message written (`since`, if none).
     pub(crate) async fn subscribe(
         &mut self,
         conversation: ConversationId,
         since: Option<MessageId>,
         render: impl Fn(&MessageDelivery) -> Utf8Bytes,
-    ) -> Result<MessageId, Close> {
+    ) -> Result<CaughtUp, Close> {
         let plan = self.hub.subscribe(conversation, self.subscriber.clone(), since);
         self.catch_up(conversation, since, plan, render).await
     }
@@ -187,12 +187,16 @@ impl Session {
         since: Option<MessageId>,
         plan: ResumePlan,
         render: impl Fn(&MessageDelivery) -> Utf8Bytes,
-    ) -> Result<MessageId, Close> {
+    ) -> Result<CaughtUp, Close> {
         let mut last = since.unwrap_or(MessageId::ZERO);
+        let mut receipts = Vec::new();
         if let Some(range) = plan.from_store {
             self.wait_for_store(range.partition, range.through_offset).await?;
             let read_model = Arc::clone(self.read_model());
             let view = read_model.view(conversation).await.map_err(|_| unavailable())?;
+            if let Some(view) = &view {
+                receipts.extend(stored_receipts(view, &range));
+            }
             let page = self.hub.config().resume_page;
             loop {
                 let messages = read_model
@@ -225,7 +229,8 @@ impl Session {
             node: self.hub.node().to_owned(),
         };
         self.signals.publish(query).await;
-        Ok(last)
+        receipts.extend(plan.receipts);
+        Ok(CaughtUp { last, receipts })
     }
 
     async fn wait_for_store(&self, partition: u32, through_offset: u64) -> Result<(), Close> {

@@ -17,7 +17,9 @@
 
 use schemas::limits::preview;
 use schemas::{ChatEvent, MessageId, MessageSent, MessagesRead, Position};
-use viewstore::{ConversationView, LastMessage, MessageCounts, ReadState, Role, StoredMessage};
+use viewstore::{
+    ConversationView, LastMessage, MessageCounts, ReadState, Receipt, Role, StoredMessage,
+};
 
 /// What [`apply`] needs to know beyond the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +177,8 @@ fn apply_read(
     if mark <= state.last_read {
         return Outcome::Unchanged("read mark does not move forward");
     }
-    *state = ReadState { last_read: mark, counts_at_mark };
+    let receipt = Some(Receipt { offset: position.offset, read_at: read.read_at });
+    *state = ReadState { last_read: mark, counts_at_mark, receipt };
     view.applied_offset = position.offset;
     Outcome::Read { role, up_to: mark }
 }

@@ -15,8 +15,10 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
-    /// Start receiving a conversation's events. With `since`, first replays every later
-    /// message in order, then continues live with no gap and no duplicate.
+    /// Start receiving a conversation's events. With `since` (the greatest message id or
+    /// receipt position the client has seen), first replays every later message in order
+    /// and each participant's latest later read receipt, then continues live with no gap
+    /// and no duplicate.
     Subscribe {
         conversation_id: ConversationId,
         #[serde(default)]
@@ -87,6 +89,9 @@ pub enum ServerFrame {
         reader_id: UserId,
         up_to: MessageId,
         read_at: Timestamp,
+        /// The receipt's place in the conversation, in the same order as message ids: a
+        /// client resumes with `since` = the greatest message id or receipt position seen.
+        position: MessageId,
     },
     Typing {
         conversation_id: ConversationId,

@@ -24,7 +24,7 @@ use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
 
 pub use model::{
     ConversationRecord, ConversationView, InboxCursor, KeyClaim, LastMessage, MessageCounts,
-    ProjectionBatch, ReadState, Role, StoredMessage,
+    ProjectionBatch, ReadState, Receipt, Role, StoredMessage,
 };
 
 #[derive(Debug, thiserror::Error)]

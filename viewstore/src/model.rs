@@ -80,6 +80,17 @@ impl MessageCounts {
 pub struct ReadState {
     pub last_read: MessageId,
     pub counts_at_mark: MessageCounts,
+    /// The `messages.read` event that set the mark: where it is in the log and when the
+    /// reader read, so a resuming client can be handed the receipts it missed.
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
+}
+
+/// Where and when a read mark was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub offset: u64,
+    pub read_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
