@@ -30,6 +30,9 @@ enum Command {
     /// Opens idle subscribed WebSocket connections and reports the server's memory per
     /// connection.
     Connections(ConnectionsArgs),
+    /// Holds a share of the connections for `connections --processes` (internal).
+    #[command(hide = true)]
+    Hold(HoldArgs),
     /// Publishes at a fixed rate (open loop) to conversations with many subscribers and
     /// reports deliveries per second and send-to-receive latency.
     Fanout(FanoutArgs),
@@ -74,6 +77,24 @@ struct ConnectionsArgs {
     /// Connections per conversation (channel).
     #[arg(long, default_value_t = 100)]
     per_conversation: usize,
+    /// Generator processes to spread the connections over (each has its own open-file
+    /// limit).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+struct HoldArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[arg(long, value_delimiter = ',')]
+    ids: Vec<u64>,
+    #[arg(long)]
+    per_conversation: usize,
+    #[arg(long)]
+    first: usize,
+    #[arg(long)]
+    count: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -97,7 +118,7 @@ struct FanoutArgs {
     payload: usize,
 }
 
-fn emit(line: &serde_json::Value) -> anyhow::Result<()> {
+pub(crate) fn emit(line: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()?;
@@ -112,9 +133,23 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Connections(args) => {
+            Command::Connections(args) => emit(
+                &connections::run(&args.target, args.count, args.per_conversation, args.processes)
+                    .await?,
+            ),
+            Command::Hold(args) => {
                 let target = Target::new(&args.target).await?;
-                emit(&connections::run(&target, args.count, args.per_conversation).await?)
+                let share = connections::Share {
+                    ids: args.ids,
+                    per_conversation: args.per_conversation.max(1),
+                    first: args.first,
+                    count: args.count,
+                };
+                anyhow::ensure!(
+                    (share.first + share.count).div_ceil(share.per_conversation) <= share.ids.len(),
+                    "hold: not enough conversation ids for the share"
+                );
+                connections::hold(&target, &share).await
             }
             Command::Fanout(args) => {
                 let target = Target::new(&args.target).await?;
