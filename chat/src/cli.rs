@@ -82,6 +82,9 @@ pub(crate) struct LimitsArgs {
     /// WebSocket connections one user may hold on one node.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
     pub max_connections_per_user: usize,
+    /// Conversations one native connection may subscribe to.
+    #[arg(long, env = "CHAT_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub max_subscriptions: usize,
     /// Frames queued per connection before it counts as too slow (4008).
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1024)]
     pub ws_queue: usize,

@@ -58,6 +58,7 @@ pub(crate) fn fanout_config(limits: &LimitsArgs, origins: Vec<String>) -> Fanout
         origins: OriginPolicy::new(origins),
         queue_per_connection: limits.ws_queue.max(1),
         max_connections_per_user: limits.max_connections_per_user,
+        max_subscriptions: limits.max_subscriptions.max(1),
         ping_interval: limits.ws_ping,
         idle_timeout: limits.ws_idle,
         write_timeout: limits.ws_write_timeout,

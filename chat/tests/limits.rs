@@ -1,5 +1,6 @@
-//! Bounded resources and liveness: the per-user send rate, connections per user, idle and
-//! half-open connections, readers that stop reading, and draining on SIGTERM.
+//! Bounded resources and liveness: the per-user send rate, connections per user,
+//! subscriptions per connection, idle and half-open connections, readers that stop
+//! reading, and draining on SIGTERM.
 
 #![allow(clippy::unwrap_used)]
 
@@ -94,6 +95,38 @@ async fn a_user_holds_a_bounded_number_of_connections() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_subscribes_to_a_bounded_number_of_conversations() {
+    let server = Server::start_shaped(Shape::default().with("CHAT_MAX_SUBSCRIPTIONS", "2"));
+    let mut conversations = Vec::new();
+    for job in ["job-sub-a", "job-sub-b", "job-sub-c"] {
+        conversations.push(server.open_conversation(job, "carla", "wei").await);
+    }
+    let mut carla = native_client(&server, "carla").await;
+    let subscribe =
+        |conversation: u64| json!({"type": "subscribe", "conversation_id": conversation});
+    for conversation in &conversations[..2] {
+        carla.send_json(subscribe(*conversation)).await;
+        assert_eq!(carla.frame_of("subscribed").await["conversation_id"], *conversation);
+    }
+    carla.send_json(subscribe(conversations[2])).await;
+    let refused = carla.frame_of("error").await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("at most 2 subscriptions"), "{refused}");
+    // The refused conversation delivers nothing; the others are untouched.
+    server.send("wei", conversations[2], "not for this connection").await;
+    let delivered = server.send("wei", conversations[0], "for this connection").await;
+    let message = carla.frame_of("message").await;
+    assert_eq!(message["message"]["id"], delivered, "{message}");
+    // Subscribing again to a held conversation is no new subscription; leaving frees one.
+    carla.send_json(subscribe(conversations[1])).await;
+    carla.frame_of("subscribed").await;
+    carla.send_json(json!({"type": "unsubscribe", "conversation_id": conversations[1]})).await;
+    carla.frame_of("unsubscribed").await;
+    carla.send_json(subscribe(conversations[2])).await;
+    assert_eq!(carla.frame_of("subscribed").await["conversation_id"], conversations[2]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -114,6 +114,53 @@ async fn reads_typing_presence_and_inbox_reach_the_other_side() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn every_device_of_a_user_gets_its_badge_and_receipts_live() {
+    let server = Server::start_shaped(support::Shape { fanouts: 2, ..support::Shape::default() });
+    let other = usize::from(support::on_cluster());
+    let conversation = server.open_conversation("job-devices", "carla", "wei").await;
+    let mut phone = native_client(&server, "carla").await;
+    phone.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    phone.frame_of("subscribed").await;
+    // The laptop is on another node and shows only the inbox.
+    let url = server.ws_url_on(other, &format!("/v1/ws?token={}", support::token("carla")));
+    let mut laptop = support::Client::connect(&url).await;
+    assert_eq!(laptop.frame().await["type"], "ready");
+
+    let id = server.send("wei", conversation, "hello").await;
+    for device in [&mut phone, &mut laptop] {
+        let unread = loop {
+            let frame = device.frame_of("inbox").await;
+            if frame["item"]["last_message_id"] == id {
+                break frame["item"]["unread_count"].clone();
+            }
+        };
+        assert_eq!(unread, 1);
+    }
+
+    laptop.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    laptop.frame_of("subscribed").await;
+    phone
+        .send_json(
+            json!({"type": "read", "ref": "r", "conversation_id": conversation, "up_to": id}),
+        )
+        .await;
+    assert_eq!(phone.frame_of("ack").await["up_to"], id);
+    let (mut receipt, mut badge) = (None, None);
+    while receipt.is_none() || badge.is_none() {
+        let frame = laptop.frame().await;
+        match frame["type"].as_str() {
+            Some("read") => receipt = Some((frame["reader_id"].clone(), frame["up_to"].clone())),
+            Some("inbox") if frame["item"]["last_read_id"] == id => {
+                badge = Some(frame["item"]["unread_count"].clone());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(receipt, Some((json!("carla"), json!(id))));
+    assert_eq!(badge, Some(json!(0)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_frames_are_answered_with_errors_on_an_open_connection() {
     let server = Server::start();
     let conversation = server.open_conversation("job-n4", "carla", "wei").await;
