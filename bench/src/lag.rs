@@ -49,11 +49,17 @@ pub(crate) async fn run(args: &LagArgs) -> anyhow::Result<Value> {
     let mut samples = vec![json!({"seconds": 0.0, "lag": initial})];
     let deadline = started + Duration::from_secs(args.timeout);
     let mut caught_up = None;
+    // The last moment the projector had not yet moved (it is still starting: joining its
+    // group, connecting): the working rate is measured from there.
+    let mut idle_until = 0.0;
     while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         let current = lag(&log, &store).await?;
         let seconds = started.elapsed().as_secs_f64();
         samples.push(json!({"seconds": seconds, "lag": current}));
+        if current >= initial {
+            idle_until = seconds;
+        }
         if current == 0 {
             caught_up = Some(seconds);
             break;
@@ -66,6 +72,8 @@ pub(crate) async fn run(args: &LagArgs) -> anyhow::Result<Value> {
         "initial_lag": initial,
         "caught_up_seconds": caught_up,
         "events_per_second": caught_up.map(|seconds| initial as f64 / seconds.max(0.001)),
+        "working_events_per_second":
+            caught_up.map(|seconds| initial as f64 / (seconds - idle_until).max(0.001)),
         "samples": samples,
     }))
 }

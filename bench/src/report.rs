@@ -68,7 +68,8 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
             for (name, path) in [
                 ("backlog (events)", &["initial_lag"][..]),
                 ("catch-up time (s)", &["caught_up_seconds"][..]),
-                ("events per second", &["events_per_second"][..]),
+                ("events per second, start to caught up", &["events_per_second"][..]),
+                ("events per second once started", &["working_events_per_second"][..]),
             ] {
                 writeln!(out, "| {name} | {:.1} |", median_of(chat, path))?;
             }

@@ -158,8 +158,9 @@ pub(crate) struct ProjectorArgs {
     /// same name, it takes its partitions back at once (Kafka static membership).
     #[arg(long, env = "CHAT_PROJECTOR_INSTANCE")]
     pub instance: Option<String>,
-    /// Records folded per store write.
-    #[arg(long, env = "CHAT_PROJECTOR_BATCH", default_value_t = 500,
+    /// Most records folded per store write. A batch takes only what has arrived, so a large
+    /// bound costs no latency; under a backlog it amortises the round trips to the store.
+    #[arg(long, env = "CHAT_PROJECTOR_BATCH", default_value_t = 5000,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
     #[command(flatten)]

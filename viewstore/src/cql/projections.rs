@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use futures_util::future::try_join_all;
+use futures_util::future::{try_join, try_join3};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use schemas::{ConversationId, MessageId, UserId};
 use scylla::value::CqlTimestamp;
@@ -21,7 +21,7 @@ use crate::{ProjectionStore, ReadModel, StoreError};
 /// Messages per `messages` partition (one conversation's bucket).
 const BUCKET_SIZE: u64 = 1000;
 /// Writes of one batch in flight at once.
-const WRITE_CONCURRENCY: usize = 64;
+const WRITE_CONCURRENCY: usize = 128;
 
 fn bucket_of(total: u64) -> i32 {
     i32::try_from(total.saturating_sub(1) / BUCKET_SIZE).unwrap_or(i32::MAX)
@@ -76,27 +76,59 @@ impl CqlStore {
         self.shared.session.execute_unpaged(statement, values).await.map(drop).map_err(unavailable)
     }
 
+    // The writes of one message, and of one view, are independent of each other (each row
+    // carries its own timestamp), so they go out together: a batch costs a few round trips,
+    // not a few per row.
     async fn put_message(&self, message: &StoredMessage) -> Result<(), StoreError> {
         let statements = &self.shared.statements;
         let (conversation, id) = (big(message.conversation_id.get()), big(message.id.get()));
         let counts = message.counts;
-        self.write(
-            &statements.message_put,
-            (conversation, bucket_of(counts.total), id, encode(message)?),
-        )
-        .await?;
+        let body = (conversation, bucket_of(counts.total), id, encode(message)?);
         let index =
             (conversation, id, big(counts.total), big(counts.by_client), big(counts.by_worker));
-        self.write(&statements.index_put, index).await?;
-        if let Some(key) = &message.idempotency_key {
+        let key = async {
+            let Some(key) = &message.idempotency_key else { return Ok(()) };
             let earliest_wins = big(schemas::ids::MAX_SAFE_INTEGER - message.id.get());
-            self.write(
-                &statements.key_message_put,
-                (conversation, key.as_str(), id, earliest_wins),
-            )
-            .await?;
-        }
-        Ok(())
+            self.write(&statements.key_message_put, (conversation, key.as_str(), id, earliest_wins))
+                .await
+        };
+        try_join3(
+            self.write(&statements.message_put, body),
+            self.write(&statements.index_put, index),
+            key,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Moves `user`'s inbox row for the conversation to its new activity time.
+    async fn put_inbox_row(
+        &self,
+        user: &UserId,
+        conversation: i64,
+        activity: CqlTimestamp,
+        timestamp: i64,
+    ) -> Result<(), StoreError> {
+        let statements = &self.shared.statements;
+        // The old position must be read before it is overwritten; the new row need not wait.
+        let move_position = async {
+            let previous: Vec<(Option<CqlTimestamp>,)> =
+                self.rows(&statements.inbox_position_get, (user.as_str(), conversation)).await?;
+            let old = previous.into_iter().next().and_then(|(at,)| at);
+            let delete_old = async {
+                match old.filter(|old| old.0 != activity.0) {
+                    Some(old) => {
+                        let key = (timestamp, user.as_str(), old, conversation);
+                        self.write(&statements.inbox_delete, key).await
+                    }
+                    None => Ok(()),
+                }
+            };
+            let position = (user.as_str(), conversation, activity, timestamp);
+            try_join(delete_old, self.write(&statements.inbox_position_put, position)).await
+        };
+        let row = (user.as_str(), activity, conversation, timestamp);
+        try_join(move_position, self.write(&statements.inbox_put, row)).await.map(drop)
     }
 
     async fn put_view(&self, view: &ConversationView) -> Result<(), StoreError> {
@@ -104,27 +136,14 @@ impl CqlStore {
         let conversation = big(view.conversation_id.get());
         let timestamp = big(view.applied_offset + 1);
         let activity = CqlTimestamp(view.last_activity_at().millis());
-        for user in [&view.client.id, &view.worker.id] {
-            let previous: Vec<(Option<CqlTimestamp>,)> =
-                self.rows(&statements.inbox_position_get, (user.as_str(), conversation)).await?;
-            self.write(&statements.inbox_put, (user.as_str(), activity, conversation, timestamp))
-                .await?;
-            self.write(
-                &statements.inbox_position_put,
-                (user.as_str(), conversation, activity, timestamp),
-            )
-            .await?;
-            let old = previous.into_iter().next().and_then(|(at,)| at);
-            if let Some(old) = old.filter(|old| old.0 != activity.0) {
-                self.write(&statements.inbox_delete, (timestamp, user.as_str(), old, conversation))
-                    .await?;
-            }
-        }
-        self.write(
-            &statements.view_put,
-            (conversation, big(view.applied_offset), encode(view)?, timestamp),
+        let body = (conversation, big(view.applied_offset), encode(view)?, timestamp);
+        try_join3(
+            Box::pin(self.put_inbox_row(&view.client.id, conversation, activity, timestamp)),
+            Box::pin(self.put_inbox_row(&view.worker.id, conversation, activity, timestamp)),
+            self.write(&statements.view_put, body),
         )
         .await
+        .map(drop)
     }
 }
 
@@ -275,12 +294,13 @@ impl ProjectionStore for CqlStore {
     }
 
     async fn apply(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
-        for chunk in batch.messages.chunks(WRITE_CONCURRENCY) {
-            try_join_all(chunk.iter().map(|message| self.put_message(message))).await?;
-        }
-        for chunk in batch.views.chunks(WRITE_CONCURRENCY) {
-            try_join_all(chunk.iter().map(|view| self.put_view(view))).await?;
-        }
+        // Messages before views, so an inbox never points at a message history lacks.
+        stream::iter(batch.messages.iter().map(Ok))
+            .try_for_each_concurrent(WRITE_CONCURRENCY, |message| self.put_message(message))
+            .await?;
+        stream::iter(batch.views.iter().map(Ok))
+            .try_for_each_concurrent(WRITE_CONCURRENCY, |view| self.put_view(view))
+            .await?;
         for mark in &batch.watermarks {
             let values = (
                 i32::try_from(mark.partition).unwrap_or(i32::MAX),
