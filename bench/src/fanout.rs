@@ -62,6 +62,7 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Value> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = target.rss_kib()?;
+    let cpu_before = target.cpu_seconds()?;
 
     let total = (f64::from(plan.rate) * plan.duration.as_secs_f64()) as usize;
     let filler = "x".repeat(plan.payload);
@@ -96,6 +97,7 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rss_after = target.rss_kib()?;
+    let cpu_seconds = target.cpu_seconds()? - cpu_before;
     let _ = stop.send(true);
     let mut delivered = Vec::with_capacity(expected);
     for reader in readers {
@@ -124,6 +126,8 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Value> {
         "latency_ms": {"p50": ms(quantile(&delivered, 0.5)), "p99": ms(quantile(&delivered, 0.99)),
                        "p999": ms(quantile(&delivered, 0.999)), "max": ms(delivered.last().copied().unwrap_or(0))},
         "ack_ms": {"p50": ms(quantile(&ack, 0.5)), "p99": ms(quantile(&ack, 0.99))},
+        "server_cpu_seconds": cpu_seconds,
+        "server_cpu_us_per_delivery": cpu_seconds * 1e6 / delivered.len().max(1) as f64,
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,
     }))

@@ -102,6 +102,7 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
                 ("send→receive p99 (ms)", &["latency_ms", "p99"]),
                 ("send→receive p99.9 (ms)", &["latency_ms", "p999"]),
                 ("publish ack p99 (ms)", &["ack_ms", "p99"]),
+                ("server CPU per delivery (µs)", &["server_cpu_us_per_delivery"]),
                 ("time to publish the schedule (s)", &["publish_seconds"]),
                 ("publishes that failed", &["publish_errors"]),
             ]

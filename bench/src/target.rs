@@ -71,6 +71,20 @@ impl Target {
         Ok(line.split_whitespace().nth(1).context("no VmRSS value")?.parse()?)
     }
 
+    /// CPU time the server has used so far (user + system), in seconds.
+    pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .with_context(|| format!("reading the CPU time of process {}", self.pid))?;
+        // Fields after the command name (which may hold spaces) in parentheses; utime and
+        // stime are the 14th and 15th fields, in USER_HZ ticks (100 a second on Linux).
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed stat")?;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |index: usize| -> anyhow::Result<f64> {
+            Ok(fields.get(index).context("short stat")?.parse::<u64>()? as f64)
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
     fn token(&self, user: &str, service: bool) -> anyhow::Result<String> {
         let mut tokens = self.tokens.lock().map_err(|_| anyhow::anyhow!("token cache poisoned"))?;
         if let Some(token) = tokens.get(user) {
