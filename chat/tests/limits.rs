@@ -130,6 +130,17 @@ async fn a_connection_subscribes_to_a_bounded_number_of_conversations() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn frames_over_the_size_limit_close_native_connections_with_1009() {
+    let server = Server::start();
+    for size in [20_000, 200_000] {
+        let mut carla = native_client(&server, "carla").await;
+        carla.send_text(format!(r#"{{"type": "typing", "pad": "{}"}}"#, "y".repeat(size))).await;
+        let (code, reason) = carla.closed().await;
+        assert_eq!(code, 1009, "{size} bytes: {reason}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn silent_connections_are_closed_and_answering_ones_kept() {
     let server = Server::start_shaped(
         Shape::default().with("CHAT_WS_PING", "200ms").with("CHAT_WS_IDLE", "1s"),

@@ -328,6 +328,21 @@ const WRITE_BATCH: usize = 64;
 /// How long a closing connection waits for the client to take its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How to end a connection whose read failed: a frame too large for the socket's buffer
+/// (before the limit check can see it) or a protocol violation is answered with a close
+/// frame saying so; a broken connection just ends.
+fn read_failure(error: axum::Error, max_frame_bytes: usize) -> Option<Close> {
+    match *error.into_inner().downcast::<tungstenite::Error>().ok()? {
+        tungstenite::Error::Capacity(_) => {
+            Some(Close::new(close::TOO_BIG, format!("frame over {max_frame_bytes} bytes")))
+        }
+        tungstenite::Error::Protocol(violation) => {
+            Some(Close::new(1002, format!("WebSocket protocol error: {violation}")))
+        }
+        _ => None,
+    }
+}
+
 fn slow_consumer() -> Close {
     Close::new(close::SLOW_CONSUMER, "too slow to keep up; reconnect and resume")
 }
@@ -450,7 +465,8 @@ async fn serve<P: Protocol>(
             }
             () = too_slow.cancelled() => return Some(slow_consumer()),
             frame = stream.next() => match frame {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                None | Some(Ok(Message::Close(_))) => return None,
+                Some(Err(error)) => return read_failure(error, config.max_frame_bytes),
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
                     if text.len() > config.max_frame_bytes {
