@@ -45,9 +45,13 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Value> {
         let mut stopped = stopped.clone();
         readers.push(tokio::spawn(async move {
             let mut mine: Vec<u64> = Vec::new();
+            // One stop future for the whole run: re-arming it per frame showed in the profile.
+            let stop = stopped.changed();
+            tokio::pin!(stop);
             loop {
                 let stamps = tokio::select! {
-                    _ = stopped.changed() => break,
+                    biased;
+                    _ = &mut stop => break,
                     stamps = subscriber.next_stamps() => stamps,
                 };
                 let Some(stamps) = stamps else { break };

@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::TargetArgs;
@@ -41,6 +42,22 @@ pub(crate) struct Target {
     client: reqwest::Client,
     /// Tokens already minted, by user.
     tokens: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Opens a WebSocket with a small read buffer. The default (128 KiB) is zeroed on every
+/// read: with thousands of connections that memset was over a quarter of the generator's
+/// CPU, taken from the server under test on a shared machine.
+async fn connect(
+    url: String,
+) -> Result<
+    (
+        WebSocketStream<MaybeTlsStream<TcpStream>>,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    tokio_tungstenite::connect_async_with_config(url, Some(config), true).await
 }
 
 pub(crate) fn now_nanos() -> u128 {
@@ -127,12 +144,12 @@ impl Target {
             Kind::Chat => {
                 let token = self.token(&format!("bench-client-{index}"), false)?;
                 let url = format!("{}/ws/chat/{id}/?token={token}", self.ws);
-                let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+                let (socket, _) = connect(url).await?;
                 Ok(Subscriber { kind: self.kind, socket })
             }
             Kind::Centrifugo => {
                 let url = format!("{}/connection/websocket", self.ws);
-                let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+                let (mut socket, _) = connect(url).await?;
                 socket.send(Message::text(r#"{"id":1,"connect":{"name":"bench"}}"#)).await?;
                 let subscribe = json!({"id": 2, "subscribe": {"channel": format!("chat-{id}")}});
                 socket.send(Message::text(subscribe.to_string())).await?;

@@ -457,13 +457,16 @@ async fn serve<P: Protocol>(
         tokio::time::sleep(delay).await;
     };
     tokio::pin!(drain);
+    // Armed once: a fresh `cancelled()` per turn of the loop takes the token's lock each time.
+    let too_slow = too_slow.cancelled();
+    tokio::pin!(too_slow);
     loop {
         let result = tokio::select! {
             biased;
             () = &mut drain => {
                 return Some(Close::new(close::RESTART, "server restarting; reconnect and resume"));
             }
-            () = too_slow.cancelled() => return Some(slow_consumer()),
+            () = &mut too_slow => return Some(slow_consumer()),
             frame = stream.next() => match frame {
                 None | Some(Ok(Message::Close(_))) => return None,
                 Some(Err(error)) => return read_failure(error, config.max_frame_bytes),
