@@ -73,6 +73,7 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
             ] {
                 writeln!(out, "| {name} | {:.1} |", median_of(chat, path))?;
             }
+            lag_over_time(&mut out, chat)?;
             continue;
         }
         if baseline.is_empty() {
@@ -135,5 +136,25 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// The lag samples of the run with the median catch-up time, as one line.
+fn lag_over_time(out: &mut impl Write, runs: &[&Value]) -> anyhow::Result<()> {
+    let mut ordered: Vec<&&Value> = runs.iter().collect();
+    ordered.sort_by(|a, b| {
+        number(a, &["caught_up_seconds"]).total_cmp(&number(b, &["caught_up_seconds"]))
+    });
+    let Some(run) = ordered.get(ordered.len() / 2) else { return Ok(()) };
+    let samples: Vec<String> = run["samples"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|sample| {
+            format!("{:.2} s: {}", number(sample, &["seconds"]), number(sample, &["lag"]))
+        })
+        .collect();
+    writeln!(out, "\nLag over time (the median run): {}.", samples.join(", "))?;
     Ok(())
 }
