@@ -142,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_types_are_skipped_and_unknown_members_ignored() {
+    fn readers_pass_over_unknown_types_and_tolerate_unknown_members() {
         let mut envelope = Envelope::wrap(&sent(), "/chat/ingest");
         envelope.data["mood"] = "cheerful".into();
         assert!(matches!(Envelope::decode(&envelope.to_bytes()), Ok((_, Some(_)))));
