@@ -8,7 +8,7 @@
 //!
 //! [`embedded::EmbeddedLog`] keeps the log in SQLite under the data directory and answers an
 //! append only after it is fsynced; the Kafka implementation lives beside it behind the same
-//! traits. [`suite`] holds the scenarios every implementation must pass.
+//! traits. `tests/suite` holds the scenarios every implementation must pass.
 //!
 //! This crate moves bytes; it does not interpret events (that is `schemas`' job).
 
@@ -18,7 +18,6 @@ pub mod kafka;
 #[cfg(feature = "kafka")]
 pub mod kafka_signals;
 pub mod signals;
-pub mod suite;
 
 use std::time::Duration;
 

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use eventlog::embedded::EmbeddedLog;
-use eventlog::{EventLog, LogError, SubscribeSpec, suite};
+mod suite;
+
+use eventlog::{EventLog, LogError, SubscribeSpec};
 use schemas::ConversationId;
 
 fn open(dir: &tempfile::TempDir) -> EmbeddedLog {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use eventlog::kafka::{KafkaConfig, KafkaEventLog, TopicSpec, ensure_topic};
 use eventlog::kafka_signals::KafkaSignalBus;
-use eventlog::{SignalBus, suite};
+mod suite;
+
+use eventlog::SignalBus;
 use schemas::signals::Signal;
 use schemas::{ConversationId, Timestamp, UserId};
 

@@ -15,7 +15,6 @@
 pub mod cql;
 pub mod embedded;
 pub mod model;
-pub mod suite;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use viewstore::cql::{CqlConfig, CqlStore, Replication, migrate};
-use viewstore::suite;
+mod suite;
 
 fn nodes() -> Vec<String> {
     let nodes = std::env::var("CHAT_CQL_NODES")

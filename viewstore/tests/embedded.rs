@@ -1,7 +1,7 @@
 //! The store suite against the embedded store.
 
 use viewstore::embedded::EmbeddedStore;
-use viewstore::suite;
+mod suite;
 
 fn open(dir: &tempfile::TempDir) -> EmbeddedStore {
     EmbeddedStore::open(&dir.path().join("store.db")).expect("open store")

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use schemas::{ConversationId, MessageId, MessageType, Participant, Position, Timestamp, UserId};
 
-use crate::model::{
-    ConversationView, InboxCursor, KeyClaim, LastMessage, MessageCounts, ProjectionBatch,
-    ReadState, StoredMessage,
+use viewstore::{
+    ConversationDirectory, ConversationView, InboxCursor, KeyClaim, LastMessage, MessageCounts,
+    ProjectionBatch, ProjectionStore, ReadState, StoredMessage,
 };
-use crate::{ConversationDirectory, ProjectionStore};
 
 fn person(id: &str) -> Participant {
     Participant { id: UserId::new(id).expect("valid id"), name: id.to_uppercase() }
@@ -56,7 +55,7 @@ fn message(
 }
 
 /// One conversation per job, whoever asks and however often.
-pub async fn one_conversation_per_job<S: ConversationDirectory + Clone>(store: &S) {
+pub(crate) async fn one_conversation_per_job<S: ConversationDirectory + Clone>(store: &S) {
     let now = Timestamp::now();
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -89,7 +88,7 @@ pub async fn one_conversation_per_job<S: ConversationDirectory + Clone>(store: &
 
 /// Claims: first wins, others wait, stale claims can be taken over once, and the earliest
 /// recorded message stands.
-pub async fn idempotency_keys_are_claimed_once<S: ConversationDirectory>(store: &S) {
+pub(crate) async fn idempotency_keys_are_claimed_once<S: ConversationDirectory>(store: &S) {
     let conversation = ConversationId::new(5).expect("valid id");
     let stale_after = Duration::from_secs(30);
     let t0 = Timestamp::from_millis(1_000_000);
@@ -119,7 +118,7 @@ pub async fn idempotency_keys_are_claimed_once<S: ConversationDirectory>(store: 
 
 /// Applying a batch twice changes nothing; an older view never replaces a newer one;
 /// watermarks only rise.
-pub async fn projection_writes_are_idempotent<S: ProjectionStore>(store: &S) {
+pub(crate) async fn projection_writes_are_idempotent<S: ProjectionStore>(store: &S) {
     let mut newer = view(1, "c", "w", 5, 10);
     newer.totals = MessageCounts { total: 2, by_client: 2, by_worker: 0 };
     newer.last_message = Some(LastMessage {
@@ -157,7 +156,7 @@ pub async fn projection_writes_are_idempotent<S: ProjectionStore>(store: &S) {
 }
 
 /// The inbox lists a user's conversations by last activity, newest first, in pages.
-pub async fn inbox_pages_by_recent_activity<S: ProjectionStore>(store: &S) {
+pub(crate) async fn inbox_pages_by_recent_activity<S: ProjectionStore>(store: &S) {
     let mut views = Vec::new();
     for conversation in 1..=5_u64 {
         // Conversation 3 and 4 tie on activity: the cursor must still not skip one.
@@ -187,7 +186,7 @@ pub async fn inbox_pages_by_recent_activity<S: ProjectionStore>(store: &S) {
 }
 
 /// History pages backwards from the newest and forwards from a position.
-pub async fn history_pages_both_ways<S: ProjectionStore>(store: &S) {
+pub(crate) async fn history_pages_both_ways<S: ProjectionStore>(store: &S) {
     let messages: Vec<StoredMessage> =
         (1..=7).map(|offset| message(2, offset, "c", offset, None)).collect();
     store

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use schemas::{ConversationId, Position};
 
-use crate::{EventLog, SubscribeSpec};
+use eventlog::{EventLog, SubscribeSpec};
 
 fn conversation(id: u64) -> ConversationId {
     ConversationId::new(id).expect("test ids are valid")
@@ -21,7 +21,7 @@ async fn append_text(log: &dyn EventLog, key: u64, text: &str) -> Position {
 
 /// Offsets are dense per partition, a key always lands in the same partition, and reads
 /// return exactly what was appended, in order, with headers.
-pub async fn appends_are_dense_ordered_and_readable(log: &dyn EventLog) {
+pub(crate) async fn appends_are_dense_ordered_and_readable(log: &dyn EventLog) {
     let mut appended: HashMap<u32, Vec<(u64, String)>> = HashMap::new();
     for index in 0..60_u64 {
         let key = 1 + index % 6;
@@ -52,7 +52,9 @@ pub async fn appends_are_dense_ordered_and_readable(log: &dyn EventLog) {
 
 /// Concurrent appends to one conversation all succeed, get distinct increasing offsets, and
 /// the order of offsets is the order the log returns.
-pub async fn concurrent_appends_to_one_key_are_totally_ordered<L: EventLog + Clone>(log: &L) {
+pub(crate) async fn concurrent_appends_to_one_key_are_totally_ordered<L: EventLog + Clone>(
+    log: &L,
+) {
     let mut tasks = Vec::new();
     for index in 0..200 {
         let log = log.clone();
@@ -75,7 +77,7 @@ pub async fn concurrent_appends_to_one_key_are_totally_ordered<L: EventLog + Clo
 
 /// A group member that commits resumes after its commit; what it read but did not commit is
 /// delivered again (at least once).
-pub async fn groups_resume_after_their_last_commit(log: &dyn EventLog, group: &str) {
+pub(crate) async fn groups_resume_after_their_last_commit(log: &dyn EventLog, group: &str) {
     for index in 0..10 {
         append_text(log, 7, &format!("g{index}")).await;
     }
@@ -103,7 +105,7 @@ pub async fn groups_resume_after_their_last_commit(log: &dyn EventLog, group: &s
 }
 
 /// A tail starts at the end, sees nothing old, and wakes for new records.
-pub async fn tails_start_at_the_end_and_wake_on_appends<L: EventLog + Clone>(log: &L) {
+pub(crate) async fn tails_start_at_the_end_and_wake_on_appends<L: EventLog + Clone>(log: &L) {
     append_text(log, 3, "old").await;
     let mut tail = log.subscribe(SubscribeSpec::Tail).await.expect("tail");
     let quiet = tail.next_batch(10, Duration::from_millis(200)).await.expect("batch");
