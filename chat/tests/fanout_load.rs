@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{Client, Role, Seen, Server, Shape, token};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// A small deterministic generator, so a failing run can be replayed.
 struct Dice(u64);
@@ -107,20 +106,6 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// A client whose socket receive buffer is tiny, so not reading backs up at once.
-async fn stalled_client(url: &str) -> Client {
-    let address = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(address).await.unwrap();
-    let request = url.into_client_request().unwrap();
-    let (socket, _) =
-        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
-    Client::from_socket(socket)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_readers_that_stop_reading_cost_bounded_memory() {
     let server = Server::start_shaped(
@@ -136,7 +121,7 @@ async fn a_thousand_readers_that_stop_reading_cost_bounded_memory() {
     let url = server.ws_url(&format!("/ws/chat/{conversation}/?token={}", token("carla")));
     let mut stalled = Vec::new();
     for _ in 0..1000 {
-        stalled.push(stalled_client(&url).await);
+        stalled.push(Client::connect_stalled(&url).await);
     }
     let connected = rss_kib(pid);
     let text = "y".repeat(2000);

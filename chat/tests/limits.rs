@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use support::{
     Client, Role, Seen, Server, Shape, native_client, seed_client, service_token, token,
 };
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sends_over_the_rate_are_refused_until_the_bucket_refills() {
@@ -162,20 +161,6 @@ async fn silent_connections_are_closed_and_answering_ones_kept() {
     );
 }
 
-/// A client whose socket receive buffer is tiny, so that not reading backs up at once.
-async fn tiny_window_client(url: &str) -> Client {
-    let address = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(address).await.unwrap();
-    let request = url.into_client_request().unwrap();
-    let (socket, _) =
-        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
-    Client::from_socket(socket)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_that_stops_reading_is_cut_off_and_resumes_without_loss() {
     let server = Server::start_shaped(
@@ -186,7 +171,7 @@ async fn a_reader_that_stops_reading_is_cut_off_and_resumes_without_loss() {
     );
     let conversation = server.open_conversation("job-slow", "carla", "wei").await;
     let url = server.ws_url(&format!("/ws/chat/{conversation}/?token={}&since=0", token("carla")));
-    let mut slow = tiny_window_client(&url).await;
+    let mut slow = Client::connect_stalled(&url).await;
     let text = "x".repeat(3000);
     let mut sent = Vec::new();
     for _ in 0..150 {

@@ -497,7 +497,15 @@ impl Client {
         Self { socket }
     }
 
-    pub fn from_socket(socket: Socket) -> Self {
+    /// A client whose socket receive buffer is tiny, so that not reading backs up at once.
+    pub async fn connect_stalled(url: &str) -> Self {
+        let address = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(address).await.unwrap();
+        let request = url.into_client_request().unwrap();
+        let (socket, _) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await.unwrap();
         Self { socket }
     }
 
