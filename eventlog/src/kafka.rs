@@ -136,7 +136,7 @@ pub async fn ensure_topic(config: &KafkaConfig, spec: TopicSpec) -> Result<bool,
 /// The topic's partition count. A topic that was just created may take a moment to show
 /// its partitions (leaders are being elected), so an incomplete answer is asked again until
 /// `request_timeout`.
-async fn topic_partitions(config: &KafkaConfig) -> Result<u32, LogError> {
+pub(crate) async fn topic_partitions(config: &KafkaConfig) -> Result<u32, LogError> {
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = config.client().create().map_err(unavailable)?;

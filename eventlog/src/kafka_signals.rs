@@ -58,26 +58,13 @@ impl SignalBus for KafkaSignalBus {
     }
 
     async fn subscribe(&self) -> Result<Box<dyn SignalStream>, LogError> {
+        let partitions = crate::kafka::topic_partitions(&self.config).await?;
         let config = self.config.clone();
         let consumer = tokio::task::spawn_blocking(move || -> Result<StreamConsumer, LogError> {
             let consumer: StreamConsumer = config
                 .consumer(&private_group(&config, "signals"))
                 .create()
                 .map_err(unavailable)?;
-            let metadata = consumer
-                .fetch_metadata(Some(&config.topic), config.request_timeout)
-                .map_err(unavailable)?;
-            let partitions = metadata
-                .topics()
-                .iter()
-                .find(|topic| topic.name() == config.topic)
-                .map_or(0, |topic| topic.partitions().len());
-            if partitions == 0 {
-                return Err(LogError::Config(format!(
-                    "signals topic {} does not exist; run `chat migrate`",
-                    config.topic
-                )));
-            }
             // Explicit offsets, resolved now: "from here on" means from this call.
             let mut assignment = TopicPartitionList::new();
             for partition in 0..partitions as i32 {

@@ -34,10 +34,6 @@ use crate::presence::{Change, PresenceBook};
 /// Presence entries remembered before offline ones are forgotten.
 const PRESENCE_MEMORY: usize = 100_000;
 
-/// How long past its own expiry a typing indicator may wait for the typer's node to
-/// withdraw it before this hub does.
-const TYPING_GRACE: Duration = Duration::from_secs(2);
-
 /// One admitted connection of a user; dropping it frees the place.
 #[derive(Debug)]
 pub struct ConnectionTicket {
@@ -90,7 +86,8 @@ pub struct ResumePlan {
 #[derive(Debug)]
 struct HeldReceipt {
     reader: UserId,
-    offset: u64,
+    /// The receipt's place among the conversation's message ids.
+    position: MessageId,
     frame: Utf8Bytes,
 }
 
@@ -116,10 +113,13 @@ impl Entry {
             subscribers: Vec::new(),
         }
     }
+}
 
-    /// Whether a resuming client that saw everything through `since` misses this event.
-    fn missed(partition: u32, offset: u64, since: MessageId) -> bool {
-        MessageId::from_position(schemas::Position { partition, offset }) > since
+impl State {
+    /// The entry of `conversation`, made from its partition's floor if the hub has none.
+    fn entry(&mut self, conversation: ConversationId, partitions: u32) -> &mut Entry {
+        let floor = self.floors[conversation.partition(partitions) as usize];
+        self.entries.entry(conversation).or_insert_with(|| Entry::new(floor))
     }
 }
 
@@ -138,7 +138,8 @@ struct State {
     connections: HashMap<UserId, usize>,
     presence: PresenceBook,
     /// Typing indicators shown to this node's connections, with the time they lapse unless
-    /// repeated: the hub withdraws them itself, so a dead node's typers stop typing too.
+    /// repeated. Every hub withdraws lapsed ones itself, so an indicator stops even when
+    /// the typer's connection or node is gone without a word.
     typing: HashMap<(ConversationId, UserId), Instant>,
 }
 
@@ -300,9 +301,8 @@ impl Hub {
     ) -> ResumePlan {
         let partition = conversation.partition(self.partitions);
         let mut state = self.state.lock();
-        let floor = state.floors[partition as usize];
         state.idle.pop(&conversation);
-        let entry = state.entries.entry(conversation).or_insert_with(|| Entry::new(floor));
+        let entry = state.entry(conversation, self.partitions);
         entry.subscribers.retain(|existing| existing.connection != subscriber.connection);
         entry.subscribers.push(subscriber);
         let Some(since) = since else {
@@ -312,7 +312,7 @@ impl Hub {
         let receipts = entry
             .receipts
             .iter()
-            .filter(|held| Entry::missed(partition, held.offset, since))
+            .filter(|held| held.position > since)
             .map(|held| held.frame.clone())
             .collect();
         let boundary = MessageId::first_at(partition, entry.known_from);
@@ -332,10 +332,7 @@ impl Hub {
             return;
         };
         entry.subscribers.retain(|existing| existing.connection != connection);
-        if entry.subscribers.is_empty() {
-            state.idle.put(conversation, ());
-            self.evict_idle(&mut state);
-        }
+        self.park_if_unwatched(&mut state, conversation);
     }
 
     /// Counts a new connection of `user`; `None` when the user already holds as many as a
@@ -447,8 +444,7 @@ impl Hub {
         self.deliver_to_conversation(conversation, &Outbound::About(Arc::new((user, frame))));
     }
 
-    /// Withdraws indicators whose typer's node went quiet: the node that saw the typing
-    /// withdraws it after `typing_ttl`, so a grace period more means that node is gone.
+    /// Withdraws indicators not repeated within `typing_ttl`.
     fn expire_typing(&self) {
         let now = Instant::now();
         let lapsed: Vec<_> = {
@@ -508,17 +504,15 @@ impl Hub {
                 };
                 self.deliver_message(record.position.offset, MessageDelivery::new(message));
             }
-            ChatEvent::MessagesRead(read) => self.deliver_receipt(record.position.offset, read),
+            ChatEvent::MessagesRead(read) => self.deliver_receipt(record.position, read),
             ChatEvent::ConversationStarted(_) => {}
         }
     }
 
     fn deliver_message(&self, offset: u64, delivery: Arc<MessageDelivery>) {
         let conversation = delivery.conversation();
-        let partition = conversation.partition(self.partitions) as usize;
         let mut state = self.state.lock();
-        let floor = state.floors[partition];
-        let entry = state.entries.entry(conversation).or_insert_with(|| Entry::new(floor));
+        let entry = state.entry(conversation, self.partitions);
         entry.newest = Some(offset);
         if let Some(key) = &delivery.message.idempotency_key
             && entry.recent.iter().any(|m| m.message.idempotency_key.as_ref() == Some(key))
@@ -533,48 +527,48 @@ impl Hub {
                 entry.known_from = entry.known_from.max(next);
             }
         }
-        let item = Outbound::Message(delivery);
-        entry.subscribers.retain(|subscriber| send_or_flag(subscriber, item.clone()));
-        if entry.subscribers.is_empty() {
-            state.idle.put(conversation, ());
-            self.evict_idle(&mut state);
-        }
+        self.dispatch(&mut state, conversation, &Outbound::Message(delivery));
     }
 
     /// Delivers a receipt and keeps it as its reader's latest, in one critical section with
     /// [`Hub::subscribe`]'s snapshot, so a resuming client gets it exactly once.
-    fn deliver_receipt(&self, offset: u64, read: schemas::events::MessagesRead) {
+    fn deliver_receipt(&self, at: schemas::Position, read: schemas::events::MessagesRead) {
         let conversation = read.conversation_id;
-        let partition = conversation.partition(self.partitions) as usize;
+        let position = MessageId::from_position(at);
         let reader = read.reader_id.clone();
         let frame = render(&ServerFrame::Read {
             conversation_id: conversation,
             reader_id: read.reader_id,
             up_to: read.up_to,
             read_at: read.read_at,
-            position: MessageId::from_position(schemas::Position {
-                partition: partition as u32,
-                offset,
-            }),
+            position,
         });
         let mut state = self.state.lock();
-        let floor = state.floors[partition];
-        let entry = state.entries.entry(conversation).or_insert_with(|| Entry::new(floor));
-        entry.newest = Some(offset);
+        let entry = state.entry(conversation, self.partitions);
+        entry.newest = Some(at.offset);
         entry.receipts.retain(|held| held.reader != reader);
-        entry.receipts.push(HeldReceipt { reader, offset, frame: frame.clone() });
-        let item = Outbound::Native(Arc::new(frame));
-        entry.subscribers.retain(|subscriber| send_or_flag(subscriber, item.clone()));
-        if entry.subscribers.is_empty() {
-            state.idle.put(conversation, ());
-            self.evict_idle(&mut state);
-        }
+        entry.receipts.push(HeldReceipt { reader, position, frame: frame.clone() });
+        self.dispatch(&mut state, conversation, &Outbound::Native(Arc::new(frame)));
     }
 
     fn deliver_to_conversation(&self, conversation: ConversationId, item: &Outbound) {
-        let mut state = self.state.lock();
+        self.dispatch(&mut self.state.lock(), conversation, item);
+    }
+
+    /// Queues `item` for the conversation's subscribers, dropping those that are gone.
+    fn dispatch(&self, state: &mut State, conversation: ConversationId, item: &Outbound) {
         if let Some(entry) = state.entries.get_mut(&conversation) {
             entry.subscribers.retain(|subscriber| send_or_flag(subscriber, item.clone()));
+            self.park_if_unwatched(state, conversation);
+        }
+    }
+
+    /// A conversation nobody here watches any more joins the idle ones, the least recently
+    /// active of which are forgotten.
+    fn park_if_unwatched(&self, state: &mut State, conversation: ConversationId) {
+        if state.entries.get(&conversation).is_some_and(|entry| entry.subscribers.is_empty()) {
+            state.idle.put(conversation, ());
+            self.evict_idle(state);
         }
     }
 
@@ -587,8 +581,7 @@ impl Hub {
                 {
                     let mut state = self.state.lock();
                     if is_typing {
-                        let grace = self.config.typing_ttl + TYPING_GRACE;
-                        state.typing.insert(key, Instant::now() + grace);
+                        state.typing.insert(key, Instant::now() + self.config.typing_ttl);
                     } else {
                         state.typing.remove(&key);
                     }

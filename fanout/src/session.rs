@@ -6,7 +6,7 @@
 //! server is draining. Sends and reads are appended by a separate task, one at a time, so a
 //! client's own messages keep their order and a slow append never stalls delivery.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +84,9 @@ pub(crate) struct Session {
     /// The send task, started with the first send (most connections never send).
     worker: Option<Worker>,
     max_pending_sends: usize,
-    typing: HashMap<ConversationId, Instant>,
+    /// Conversations this connection last said it is typing in, to withdraw on leaving;
+    /// lapsed indicators are withdrawn by every hub on its own.
+    typing: HashSet<ConversationId>,
 }
 
 /// The task that appends a connection's sends and reads, one at a time.
@@ -264,7 +266,7 @@ impl Session {
     pub(crate) async fn unsubscribe(&mut self, conversation: ConversationId) {
         let connection = self.subscriber.connection;
         self.hub.unsubscribe(conversation, connection);
-        if self.typing.contains_key(&conversation) {
+        if self.typing.contains(&conversation) {
             self.set_typing(conversation, false).await;
         }
         if self.hub.leave(conversation, &self.caller.user_id, connection) {
@@ -285,7 +287,7 @@ impl Session {
 
     pub(crate) async fn set_typing(&mut self, conversation: ConversationId, is_typing: bool) {
         if is_typing {
-            self.typing.insert(conversation, Instant::now());
+            self.typing.insert(conversation);
         } else {
             self.typing.remove(&conversation);
         }
@@ -296,18 +298,6 @@ impl Session {
             at: Timestamp::now(),
         };
         self.signals.publish(signal).await;
-    }
-
-    async fn expire_typing(&mut self, ttl: Duration) {
-        let expired: Vec<ConversationId> = self
-            .typing
-            .iter()
-            .filter(|(_, since)| since.elapsed() >= ttl)
-            .map(|(conversation, _)| *conversation)
-            .collect();
-        for conversation in expired {
-            self.set_typing(conversation, false).await;
-        }
     }
 
     /// Sends the close frame if the client takes it promptly; either way the socket is
@@ -414,7 +404,7 @@ pub(crate) async fn run<P: Protocol>(
         sink,
         worker: None,
         max_pending_sends: config.max_pending_sends,
-        typing: HashMap::new(),
+        typing: HashSet::new(),
     };
     let ended = match start(&mut protocol, &mut session).await {
         Ok(()) => {
@@ -445,7 +435,6 @@ async fn serve<P: Protocol>(
     let config = session.hub.config().clone();
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.tick().await;
-    let mut sweep = tokio::time::interval(Duration::from_secs(1));
     let mut last_heard = Instant::now();
     let too_slow = session.subscriber.too_slow.clone();
     // On shutdown each connection keeps working for its share of the drain period, then
@@ -506,10 +495,6 @@ async fn serve<P: Protocol>(
                     return Some(Close::new(1001, "idle: no frames or pongs received"));
                 }
                 session.write(Message::Ping(Default::default())).await
-            }
-            _ = sweep.tick() => {
-                session.expire_typing(config.typing_ttl).await;
-                Ok(())
             }
         };
         if let Err(close) = result {
