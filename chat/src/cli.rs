@@ -175,8 +175,10 @@ pub(crate) struct MigrateArgs {
     #[arg(long, env = "CHAT_PARTITIONS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub partitions: u32,
-    /// Replicas of each topic partition (3 in production).
-    #[arg(long, env = "CHAT_REPLICATION_FACTOR", default_value_t = 1,
+    /// Replicas of each topic partition; writes need a majority of them in sync
+    /// (`min.insync.replicas` 2 of 3). At most the number of brokers: a single-broker
+    /// development cluster takes 1.
+    #[arg(long, env = "CHAT_REPLICATION_FACTOR", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=16))]
     pub replication_factor: u32,
     /// Hours the event topic keeps records; 0 keeps them forever (the log is the truth).

@@ -62,8 +62,10 @@ pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         let verb = if created { "created" } else { "exists" };
         writeln!(
             out,
-            "topic {topic}: {verb} ({} partitions, replication {})",
-            spec.partitions, spec.replication_factor
+            "topic {topic}: {verb} ({} partitions, replication {}, min.insync.replicas {})",
+            spec.partitions,
+            spec.replication_factor,
+            spec.min_insync_replicas()
         )?;
     }
     let applied = migrate(&cql_config(cluster, &cluster.keyspace), &replication)

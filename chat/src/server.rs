@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::serve::{ListenerExt, TapIo};
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +57,18 @@ pub(crate) fn cancel_on_signal(shutdown: CancellationToken) {
     });
 }
 
+/// Sets TCP_NODELAY on every accepted socket. Responses and frames are written whole, so
+/// Nagle's algorithm would only hold back the last segment of one until the peer's delayed
+/// ACK (up to 40 ms on Linux).
+fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+    fn set_nodelay(socket: &mut TcpStream) {
+        if let Err(error) = socket.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted socket");
+        }
+    }
+    listener.tap_io(set_nodelay)
+}
+
 /// Serves `app` until `shutdown`, then waits (at most [`DRAIN_DEADLINE`]) for `tasks`.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -64,7 +77,7 @@ pub(crate) async fn serve(
     tasks: Vec<JoinHandle<()>>,
 ) -> anyhow::Result<()> {
     let graceful = shutdown.clone();
-    axum::serve(listener, app)
+    axum::serve(without_nagle(listener), app)
         .with_graceful_shutdown(async move { graceful.cancelled().await })
         .await
         .context("serving HTTP")?;
@@ -79,4 +92,22 @@ pub(crate) async fn serve(
         tracing::warn!("background tasks did not finish within the drain deadline");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_have_nagle_off() -> anyhow::Result<()> {
+        let listener = bind("127.0.0.1:0".parse()?, None)?;
+        let address = listener.local_addr()?;
+        let mut listener = without_nagle(listener);
+        let _client = TcpStream::connect(address).await?;
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay()?, "TCP_NODELAY must be set on accepted sockets");
+        Ok(())
+    }
 }

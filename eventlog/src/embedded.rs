@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use schemas::{ConversationId, Position, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{EventLog, Header, LogError, Record, SubscribeSpec, Subscription};
+use crate::{EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription};
 
 /// Appends that may wait for the writer before `append` itself waits (backpressure).
 const APPEND_QUEUE: usize = 16 * 1024;
@@ -314,8 +314,32 @@ impl EventLog for EmbeddedLog {
         answer.await.map_err(|_| LogError::Closed)?
     }
 
+    async fn append_batch(&self, records: Vec<NewRecord>) -> Vec<Result<Position, LogError>> {
+        // Queued one after another from this task, so the writer takes them in this order.
+        let mut answers = Vec::with_capacity(records.len());
+        for NewRecord { key, value, headers } in records {
+            let (reply, answer) = oneshot::channel();
+            let queued = self.shared.jobs.send(AppendJob { key, value, headers, reply }).await;
+            answers.push(queued.ok().map(|()| answer));
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Some(answer) => answer.await.unwrap_or(Err(LogError::Closed)),
+                None => Err(LogError::Closed),
+            });
+        }
+        results
+    }
+
     async fn end_offsets(&self) -> Result<Vec<u64>, LogError> {
         Ok(self.shared.progress.end_offsets())
+    }
+
+    async fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
+        let end = self.shared.progress.end.get(partition as usize);
+        end.map(|end| end.load(Ordering::Acquire))
+            .ok_or_else(|| LogError::Config(format!("no partition {partition}")))
     }
 
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError> {

@@ -22,7 +22,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
 use schemas::{ConversationId, Position, Timestamp};
 
-use crate::{EventLog, Header, LogError, Record, SubscribeSpec, Subscription};
+use crate::{EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription};
 
 /// How to reach the cluster and which topic is the log.
 #[derive(Debug, Clone)]
@@ -99,19 +99,50 @@ pub struct TopicSpec {
     pub retention: Option<Duration>,
 }
 
+impl TopicSpec {
+    /// In-sync replicas an `acks=all` write needs: a majority of the replicas, but never all
+    /// of them, so one broker can be lost (or restarted) without stopping writes.
+    pub fn min_insync_replicas(&self) -> u32 {
+        let majority = self.replication_factor / 2 + 1;
+        majority.min(self.replication_factor.saturating_sub(1)).max(1)
+    }
+}
+
+/// How many brokers the cluster has.
+pub async fn broker_count(config: &KafkaConfig) -> Result<usize, LogError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.client().create().map_err(unavailable)?;
+        let metadata =
+            consumer.fetch_metadata(None, config.request_timeout).map_err(unavailable)?;
+        Ok(metadata.brokers().len())
+    })
+    .await
+    .map_err(unavailable)?
+}
+
 /// Creates `config.topic` if it does not exist; an existing topic must have
-/// `spec.partitions` partitions. Returns whether it was created.
+/// `spec.partitions` partitions. Returns whether it was created. A replication factor larger
+/// than the cluster is refused before anything is created.
 pub async fn ensure_topic(config: &KafkaConfig, spec: TopicSpec) -> Result<bool, LogError> {
+    let brokers = broker_count(config).await?;
+    if spec.replication_factor as usize > brokers {
+        return Err(LogError::Config(format!(
+            "replication factor {} needs at least {} brokers, but the cluster at {} has {brokers} \
+             (a single-broker development cluster takes --replication-factor 1)",
+            spec.replication_factor, spec.replication_factor, config.brokers
+        )));
+    }
     let admin: AdminClient<DefaultClientContext> = config.client().create().map_err(unavailable)?;
     let retention = spec.retention.map_or_else(|| "-1".to_owned(), |r| r.as_millis().to_string());
-    let min_insync = if spec.replication_factor >= 3 { "2" } else { "1" };
+    let min_insync = spec.min_insync_replicas().to_string();
     let topic = NewTopic::new(
         &config.topic,
         spec.partitions as i32,
         TopicReplication::Fixed(spec.replication_factor as i32),
     )
     .set("retention.ms", &retention)
-    .set("min.insync.replicas", min_insync)
+    .set("min.insync.replicas", &min_insync)
     .set("cleanup.policy", "delete");
     let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
     let results = admin.create_topics([&topic], &options).await.map_err(unavailable)?;
@@ -221,6 +252,15 @@ impl KafkaEventLog {
     }
 }
 
+fn position_of(
+    delivery: &rdkafka::producer::future_producer::Delivery,
+) -> Result<Position, LogError> {
+    Ok(Position {
+        partition: u32::try_from(delivery.partition).map_err(unavailable)?,
+        offset: u64::try_from(delivery.offset).map_err(unavailable)?,
+    })
+}
+
 fn owned_headers(headers: &[Header]) -> OwnedHeaders {
     headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |owned, (key, value)| {
         owned.insert(KafkaHeader { key, value: Some(value.as_bytes()) })
@@ -292,17 +332,73 @@ impl EventLog for KafkaEventLog {
             .headers(owned_headers(&headers));
         let timeout = Timeout::After(self.shared.config.append_timeout);
         match self.shared.producer.send(record, timeout).await {
-            Ok(delivery) => Ok(Position {
-                partition: u32::try_from(delivery.partition).map_err(unavailable)?,
-                offset: u64::try_from(delivery.offset).map_err(unavailable)?,
-            }),
+            Ok(delivery) => position_of(&delivery),
             Err((error, _)) => Err(unavailable(error)),
         }
+    }
+
+    async fn append_batch(&self, records: Vec<NewRecord>) -> Vec<Result<Position, LogError>> {
+        let shared = &self.shared;
+        // Each record is handed to the producer before the next, so the producer (idempotent,
+        // in order per partition) writes them in this order.
+        let mut deliveries = Vec::with_capacity(records.len());
+        for record in &records {
+            let partition = record.key.partition(shared.partitions);
+            let key_text = record.key.to_string();
+            let mut outgoing = FutureRecord::to(&shared.config.topic)
+                .partition(partition as i32)
+                .key(&key_text)
+                .payload(&record.value)
+                .headers(owned_headers(&record.headers));
+            let deadline = tokio::time::Instant::now() + shared.config.append_timeout;
+            let delivery = loop {
+                match shared.producer.send_result(outgoing) {
+                    Ok(delivery) => break Ok(delivery),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        outgoing = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((error, _)) => break Err(unavailable(error)),
+                }
+            };
+            deliveries.push(delivery);
+        }
+        let mut results = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            results.push(match delivery {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(delivered)) => position_of(&delivered),
+                    Ok(Err((error, _))) => Err(unavailable(error)),
+                    Err(_canceled) => Err(LogError::Closed),
+                },
+                Err(error) => Err(error),
+            });
+        }
+        results
     }
 
     async fn end_offsets(&self) -> Result<Vec<u64>, LogError> {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || watermarks(&shared)).await.map_err(unavailable)?
+    }
+
+    async fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
+        if partition >= self.shared.partitions {
+            return Err(LogError::Config(format!("no partition {partition}")));
+        }
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let config = &shared.config;
+            let (_, high) = shared
+                .metadata
+                .fetch_watermarks(&config.topic, partition as i32, config.request_timeout)
+                .map_err(unavailable)?;
+            Ok(u64::try_from(high).unwrap_or(0))
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError> {
@@ -506,5 +602,18 @@ impl Subscription for KafkaSubscription {
 
     fn start_offsets(&self) -> Vec<u64> {
         self.start.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopicSpec;
+
+    #[test]
+    fn a_majority_must_be_in_sync_but_never_every_replica() {
+        let isr = |replication_factor| {
+            TopicSpec { partitions: 1, replication_factor, retention: None }.min_insync_replicas()
+        };
+        assert_eq!([1, 2, 3, 4, 5].map(isr), [1, 1, 2, 3, 3]);
     }
 }

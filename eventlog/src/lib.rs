@@ -29,6 +29,14 @@ pub use signals::{MemorySignalBus, SignalBus, SignalStream};
 /// A record header (W3C `traceparent`, CloudEvents `content-type`...).
 pub type Header = (String, String);
 
+/// A record to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    pub key: ConversationId,
+    pub value: Vec<u8>,
+    pub headers: Vec<Header>,
+}
+
 /// One record of the log, as a consumer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -92,8 +100,17 @@ pub trait EventLog: Send + Sync + 'static {
         headers: Vec<Header>,
     ) -> Result<Position, LogError>;
 
+    /// Appends `records` in the order given: within a partition their offsets increase in
+    /// that order. Each has its own outcome (durable as for [`Self::append`]); a failed
+    /// record may still have been written, so callers treat a failure as "unknown", not
+    /// "absent", until the log shows otherwise.
+    async fn append_batch(&self, records: Vec<NewRecord>) -> Vec<Result<Position, LogError>>;
+
     /// The next offset each partition will assign (one past the last record).
     async fn end_offsets(&self) -> Result<Vec<u64>, LogError>;
+
+    /// The next offset `partition` will assign.
+    async fn end_offset(&self, partition: u32) -> Result<u64, LogError>;
 
     /// Up to `max` records of `partition` from offset `from` on, in offset order.
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError>;

@@ -19,6 +19,12 @@ async fn appends_are_dense_ordered_and_readable() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn batches_land_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    suite::batches_land_in_order(&open(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn concurrent_appends_to_one_key_are_totally_ordered() {
     let dir = tempfile::tempdir().unwrap();
     suite::concurrent_appends_to_one_key_are_totally_ordered(&open(&dir)).await;

@@ -33,6 +33,15 @@ async fn fresh_log(prefix: &str) -> KafkaEventLog {
     let spec = TopicSpec { partitions: 4, replication_factor: 1, retention: None };
     assert!(ensure_topic(&config, spec).await.unwrap(), "the topic should be new");
     assert!(!ensure_topic(&config, spec).await.unwrap(), "ensure_topic must be idempotent");
+    let cluster_size = eventlog::kafka::broker_count(&config).await.unwrap();
+    let too_wide = TopicSpec { replication_factor: cluster_size as u32 + 1, ..spec };
+    let refused = ensure_topic(&KafkaConfig::new(brokers(), unique(prefix)), too_wide).await;
+    match refused {
+        Err(eventlog::LogError::Config(reason)) => {
+            assert!(reason.contains(&format!("has {cluster_size}")), "unclear refusal: {reason}")
+        }
+        other => panic!("a replication factor above the broker count must be refused: {other:?}"),
+    }
     let wrong = TopicSpec { partitions: 8, ..spec };
     assert!(
         ensure_topic(&config, wrong).await.is_err(),
@@ -44,6 +53,11 @@ async fn fresh_log(prefix: &str) -> KafkaEventLog {
 #[tokio::test(flavor = "multi_thread")]
 async fn appends_are_dense_ordered_and_readable() {
     suite::appends_are_dense_ordered_and_readable(&fresh_log("dense").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_land_in_order() {
+    suite::batches_land_in_order(&fresh_log("batch").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -287,7 +287,7 @@ impl Ingest {
             return Err(Invalid::new("up_to", "must name a message").into());
         };
         let partition = conversation.partition(partitions);
-        let end = self.log.end_offsets().await?.get(partition as usize).copied().unwrap_or(0);
+        let end = self.log.end_offset(partition).await?;
         if position.partition != partition || position.offset >= end {
             return Err(Invalid::new("up_to", "names no message of this conversation").into());
         }

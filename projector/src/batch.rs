@@ -2,9 +2,13 @@
 //!
 //! The batch keeps what it has produced so far (views, new messages, keys) so that a later
 //! event in the same batch sees an earlier one without a round trip to the store; it asks the
-//! store only for what the batch does not have.
+//! store only for what the batch does not have. Those questions (was this key used before?
+//! what were the counts at this read mark?) are asked all at once before the fold, since the
+//! store does not change while a batch is folded; the fold itself stays sequential.
 
 use std::collections::{BTreeMap, HashMap};
+
+use futures_util::{StreamExt, TryStreamExt, stream};
 
 use eventlog::Record;
 use schemas::{ConversationId, Envelope, MessageId, Position};
@@ -40,7 +44,19 @@ struct BatchState {
     changed: Vec<ConversationId>,
     new_messages: HashMap<ConversationId, Vec<(MessageId, MessageCounts)>>,
     keys: HashMap<(ConversationId, String), MessageId>,
+    /// The store's answers, asked before the fold.
+    stored: StoredAnswers,
 }
+
+/// What the store said before the batch, for each question the fold is expected to ask.
+#[derive(Default)]
+struct StoredAnswers {
+    keys: HashMap<(ConversationId, String), Option<MessageId>>,
+    counts: HashMap<(ConversationId, MessageId), Option<(MessageId, MessageCounts)>>,
+}
+
+/// Store lookups in flight at once while prefetching.
+const LOOKUPS_IN_FLIGHT: usize = 64;
 
 /// Decodes `records` and folds them into the views they touch.
 pub async fn apply_records(
@@ -79,6 +95,7 @@ pub async fn apply_records(
     for view in store.load_views(&wanted).await? {
         state.views.insert(view.conversation_id, Some(view));
     }
+    state.stored = prefetch(store, &state, &events).await?;
 
     for (position, event) in &events {
         let conversation = event.conversation_id();
@@ -101,6 +118,65 @@ pub async fn apply_records(
     Ok(applied)
 }
 
+/// Asks the store, concurrently, what the fold will want to know about `events` given the
+/// views as loaded. Questions that only arise later in the batch (a view the batch creates)
+/// are asked when they arise.
+async fn prefetch(
+    store: &dyn ProjectionStore,
+    state: &BatchState,
+    events: &[(Position, schemas::ChatEvent)],
+) -> Result<StoredAnswers, StoreError> {
+    let mut questions: Vec<(ConversationId, Need)> = events
+        .iter()
+        .map(|(position, event)| {
+            let conversation = event.conversation_id();
+            let view = state.views.get(&conversation).and_then(Option::as_ref);
+            (conversation, fold::need(view, event, *position))
+        })
+        .filter(|(_, need)| !matches!(need, Need::Nothing))
+        .collect();
+    questions.sort_unstable_by(|a, b| (a.0, need_order(&a.1)).cmp(&(b.0, need_order(&b.1))));
+    questions.dedup();
+    let answers: Vec<(ConversationId, Need, Known)> = stream::iter(questions)
+        .map(|(conversation, need)| async move {
+            let known = match &need {
+                Need::Nothing => Known::Nothing,
+                Need::FirstWithKey(key) => {
+                    Known::FirstWithKey(store.message_with_key(conversation, key).await?)
+                }
+                Need::CountsAt(up_to) => {
+                    Known::CountsAt(store.counts_at(conversation, *up_to).await?)
+                }
+            };
+            Ok::<_, StoreError>((conversation, need, known))
+        })
+        .buffer_unordered(LOOKUPS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let mut stored = StoredAnswers::default();
+    for (conversation, need, known) in answers {
+        match (need, known) {
+            (Need::FirstWithKey(key), Known::FirstWithKey(found)) => {
+                stored.keys.insert((conversation, key), found);
+            }
+            (Need::CountsAt(up_to), Known::CountsAt(found)) => {
+                stored.counts.insert((conversation, up_to), found);
+            }
+            _ => {}
+        }
+    }
+    Ok(stored)
+}
+
+/// A total order on needs, to drop repeated questions.
+fn need_order(need: &Need) -> (u8, &str, u64) {
+    match need {
+        Need::Nothing => (0, "", 0),
+        Need::FirstWithKey(key) => (1, key.as_str(), 0),
+        Need::CountsAt(up_to) => (2, "", up_to.get()),
+    }
+}
+
 async fn resolve(
     store: &dyn ProjectionStore,
     state: &BatchState,
@@ -110,10 +186,14 @@ async fn resolve(
     match need {
         Need::Nothing => Ok(Known::Nothing),
         Need::FirstWithKey(key) => {
-            if let Some(id) = state.keys.get(&(conversation, key.clone())) {
+            let slot = (conversation, key);
+            if let Some(id) = state.keys.get(&slot) {
                 return Ok(Known::FirstWithKey(Some(*id)));
             }
-            Ok(Known::FirstWithKey(store.message_with_key(conversation, &key).await?))
+            if let Some(found) = state.stored.keys.get(&slot) {
+                return Ok(Known::FirstWithKey(*found));
+            }
+            Ok(Known::FirstWithKey(store.message_with_key(conversation, &slot.1).await?))
         }
         Need::CountsAt(up_to) => {
             let local = state
@@ -122,6 +202,9 @@ async fn resolve(
                 .and_then(|messages| messages.iter().rev().find(|(id, _)| *id <= up_to));
             if let Some(found) = local {
                 return Ok(Known::CountsAt(Some(*found)));
+            }
+            if let Some(found) = state.stored.counts.get(&(conversation, up_to)) {
+                return Ok(Known::CountsAt(*found));
             }
             Ok(Known::CountsAt(store.counts_at(conversation, up_to).await?))
         }

@@ -178,13 +178,17 @@ async fn commit_with_retry(
     }
 }
 
+/// Publishes every changed inbox item at once: each publish waits for the bus to take it, so
+/// one after another would cost a round trip per participant of every changed view.
 async fn announce(signals: &dyn SignalBus, applied: &AppliedBatch) {
-    for view in &applied.projection.views {
-        for user in [&view.client.id, &view.worker.id] {
-            if let Some(item) = view.inbox_item(user) {
-                let signal = Signal::InboxUpdated { user_id: user.clone(), item: Box::new(item) };
-                signals.publish(signal).await;
-            }
-        }
-    }
+    let publishes = applied.projection.views.iter().flat_map(|view| {
+        [&view.client.id, &view.worker.id].into_iter().filter_map(move |user| {
+            let item = view.inbox_item(user)?;
+            Some(
+                signals
+                    .publish(Signal::InboxUpdated { user_id: user.clone(), item: Box::new(item) }),
+            )
+        })
+    });
+    futures_util::future::join_all(publishes).await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use schemas::{ConversationId, Position};
 
-use eventlog::{EventLog, SubscribeSpec};
+use eventlog::{EventLog, NewRecord, SubscribeSpec};
 
 fn conversation(id: u64) -> ConversationId {
     ConversationId::new(id).expect("test ids are valid")
@@ -48,6 +48,44 @@ pub(crate) async fn appends_are_dense_ordered_and_readable(log: &dyn EventLog) {
         assert_eq!(tail.first().map(|r| r.position.offset), Some(2));
         assert_eq!(tail.len(), 2);
     }
+}
+
+/// A batch lands in the order given, across partitions and within one, and every record's
+/// position is reported; a partition's end offset is one past its last record.
+pub(crate) async fn batches_land_in_order(log: &dyn EventLog) {
+    let records: Vec<NewRecord> = (0..40_u64)
+        .map(|index| NewRecord {
+            key: conversation(1 + index % 3),
+            value: format!("batch-{index}").into_bytes(),
+            headers: vec![("index".into(), index.to_string())],
+        })
+        .collect();
+    let expected = records.clone();
+    let positions: Vec<Position> = log
+        .append_batch(records)
+        .await
+        .into_iter()
+        .map(|result| result.expect("every record of the batch is appended"))
+        .collect();
+    let mut by_partition: HashMap<u32, Vec<(u64, String)>> = HashMap::new();
+    for (record, position) in expected.iter().zip(&positions) {
+        assert_eq!(position.partition, record.key.partition(log.partitions()));
+        let text = String::from_utf8_lossy(&record.value).into_owned();
+        by_partition.entry(position.partition).or_default().push((position.offset, text));
+    }
+    for (partition, placed) in &by_partition {
+        let offsets: Vec<u64> = placed.iter().map(|(offset, _)| *offset).collect();
+        assert!(offsets.windows(2).all(|pair| pair[0] < pair[1]), "batch order lost: {offsets:?}");
+        let read = log.read(*partition, 0, 1000).await.expect("read");
+        let texts: Vec<String> =
+            read.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect();
+        let in_batch: Vec<String> = placed.iter().map(|(_, text)| text.clone()).collect();
+        assert_eq!(texts, in_batch, "partition {partition} holds the batch out of order");
+        let end = log.end_offset(*partition).await.expect("end offset");
+        assert_eq!(end, read.len() as u64);
+        assert_eq!(log.end_offsets().await.expect("end offsets")[*partition as usize], end);
+    }
+    assert!(log.end_offset(log.partitions()).await.is_err(), "no such partition");
 }
 
 /// Concurrent appends to one conversation all succeed, get distinct increasing offsets, and

@@ -301,14 +301,17 @@ impl ProjectionStore for CqlStore {
         stream::iter(batch.views.iter().map(Ok))
             .try_for_each_concurrent(WRITE_CONCURRENCY, |view| self.put_view(view))
             .await?;
-        for mark in &batch.watermarks {
-            let values = (
-                i32::try_from(mark.partition).unwrap_or(i32::MAX),
-                big(mark.offset),
-                big(mark.offset + 1),
-            );
-            self.write(&self.shared.statements.watermark_put, values).await?;
-        }
-        Ok(())
+        // Watermarks last, so one never runs ahead of the rows it covers; each partition's
+        // is its own row, so they go out together.
+        stream::iter(batch.watermarks.iter().map(Ok))
+            .try_for_each_concurrent(WRITE_CONCURRENCY, |mark| {
+                let values = (
+                    i32::try_from(mark.partition).unwrap_or(i32::MAX),
+                    big(mark.offset),
+                    big(mark.offset + 1),
+                );
+                self.write(&self.shared.statements.watermark_put, values)
+            })
+            .await
     }
 }
