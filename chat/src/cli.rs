@@ -108,6 +108,33 @@ pub(crate) struct LimitsArgs {
     pub drain: Duration,
 }
 
+/// How keyed sends are written (exactly once per idempotency key).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WriteArgs {
+    /// An append not acknowledged by then fails; the log gives up on the record at the same
+    /// moment, so a failed append is never written later.
+    #[arg(long, env = "CHAT_APPEND_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub append_timeout: Duration,
+    /// How long a node's lease on a partition's keyed sends lasts without renewal: after a
+    /// node dies, its partitions take this long to get a new writer. At least 1.65 times
+    /// the append timeout.
+    #[arg(long, env = "CHAT_WRITER_LEASE", default_value = "20s", value_parser = duration)]
+    pub writer_lease: Duration,
+}
+
+impl WriteArgs {
+    /// The writer timing these flags describe: renewals six times a lease, a twentieth of
+    /// it as the margin.
+    pub(crate) fn timing(&self) -> ingest::writer::WriterTiming {
+        ingest::writer::WriterTiming {
+            append_timeout: self.append_timeout,
+            lease: self.writer_lease,
+            renew_every: self.writer_lease / 6,
+            margin: (self.writer_lease / 20).max(Duration::from_millis(100)),
+        }
+    }
+}
+
 /// Where the cluster is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ClusterArgs {
@@ -133,6 +160,20 @@ pub(crate) struct RoleArgs {
     /// Address to serve on.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Where other nodes reach this one (`host:port`), e.g. the pod IP; defaults to
+    /// `--listen` when that names a host.
+    #[arg(long, env = "CHAT_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Key (at least 32 bytes) that signs keyed sends forwarded between nodes. Defaults to
+    /// one derived from `CHAT_JWT_SECRET`; required when tokens are RS256.
+    #[arg(long, env = "CHAT_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// The log's writer group the ingest nodes share partitions through (default:
+    /// `<topic>.writers`).
+    #[arg(long, env = "CHAT_WRITER_GROUP")]
+    pub writer_group: Option<String>,
+    #[command(flatten)]
+    pub write: WriteArgs,
     /// Origins allowed to open cookie-authenticated WebSockets (comma-separated).
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
@@ -223,6 +264,8 @@ pub(crate) struct DevArgs {
     /// Do not create the demo conversation on first start.
     #[arg(long, env = "CHAT_NO_DEMO")]
     pub no_demo: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
     #[command(flatten)]
     pub limits: LimitsArgs,
     #[command(flatten)]

@@ -4,16 +4,25 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use eventlog::kafka::{KafkaConfig, KafkaEventLog};
 use eventlog::kafka_signals::KafkaSignalBus;
+use ingest::writer::{ForwardKey, WriterConfig};
 use tokio_util::sync::CancellationToken;
 use viewstore::cql::{CqlConfig, CqlStore};
 
 use crate::cli::{ClusterArgs, ProjectorArgs, RoleArgs};
-use crate::wiring::{Backends, fanout_config, ingest_router, spawn_projector, start_fanout};
+use crate::wiring::{
+    Backends, close_after, fanout_config, ingest_router, node_name, spawn_projector, start_fanout,
+};
 use crate::{health, jwt, server};
+
+/// How long a keyed send waits for its partition to have a reachable writer (a handover
+/// takes a moment; a takeover after a crash can take a lease period, and then the client
+/// is told to retry).
+const ROUTE_WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) fn kafka_config(args: &ClusterArgs, topic: &str, role: &str) -> KafkaConfig {
     let mut config = KafkaConfig::new(args.kafka_brokers.clone(), topic);
@@ -31,9 +40,13 @@ pub(crate) async fn connect(
     args: &ClusterArgs,
     role: &str,
     instance: Option<String>,
+    append_timeout: Option<Duration>,
 ) -> anyhow::Result<Backends> {
     let mut events = kafka_config(args, &args.topic, role);
     events.group_instance = instance;
+    if let Some(timeout) = append_timeout {
+        events.append_timeout = timeout;
+    }
     let log = KafkaEventLog::connect(events)
         .await
         .with_context(|| format!("connecting to Kafka at {}", args.kafka_brokers))?;
@@ -52,29 +65,77 @@ fn announce(role: &str, address: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key forwarded keyed sends are signed with.
+fn forward_key(args: &RoleArgs) -> anyhow::Result<ForwardKey> {
+    let key = match (&args.cluster_secret, &args.jwt.jwt_secret) {
+        (Some(secret), _) => ForwardKey::new(secret.as_bytes()),
+        (None, Some(token_secret)) => {
+            ForwardKey::derived_from_token_secret(token_secret.as_bytes())
+        }
+        (None, None) => bail!(
+            "CHAT_CLUSTER_SECRET is required when tokens are verified with a public key: \
+             nodes sign the keyed sends they forward to each other with it"
+        ),
+    };
+    key.map_err(anyhow::Error::msg)
+}
+
+/// This node's part in writing keyed sends: ingest nodes join the writer group, fanout
+/// nodes only forward.
+fn writer_config(args: &RoleArgs, role: &str, bound: SocketAddr) -> anyhow::Result<WriterConfig> {
+    let address = match &args.advertise {
+        Some(address) => address.clone(),
+        None if !bound.ip().is_unspecified() => bound.to_string(),
+        None => bail!(
+            "--listen {bound} names no address other nodes can reach; set --advertise \
+             (CHAT_ADVERTISE) to this node's host:port"
+        ),
+    };
+    let member = role == "ingest";
+    let group =
+        args.writer_group.clone().unwrap_or_else(|| format!("{}.writers", args.cluster.topic));
+    Ok(WriterConfig {
+        node: node_name(role),
+        address,
+        group: member.then_some(group),
+        timing: args.write.timing(),
+        forward_key: Some(forward_key(args)?),
+        route_wait: ROUTE_WAIT,
+    })
+}
+
 pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let (verifier, _) = jwt::verifier(&args.jwt, None)?;
     let verifier = Arc::new(verifier);
-    let backends = connect(&args.cluster, "ingest", None).await?;
+    let forward = forward_key(&args)?;
+    args.write.timing().check(args.write.append_timeout)?;
+    let backends = connect(&args.cluster, "ingest", None, Some(args.write.append_timeout)).await?;
     let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
+    let writer = writer_config(&args, "ingest", listener.local_addr()?)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    let ingest = backends.ingest(&args.limits);
+    let (ingest, writers, writers_task) =
+        backends.start_ingest(&args.limits, writer, &shutdown).await?;
     let app = ingest_router(&ingest, &verifier)
+        .merge(ingest::writer::forward_router(writers, forward))
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
         .fallback(ingest::not_found);
     announce("ingest", listener.local_addr()?)?;
-    server::serve(listener, app, shutdown, Vec::new()).await
+    // Leases are handed back while this node still answers forwarded sends with "not here".
+    let close = close_after(writers_task, &shutdown);
+    server::serve(listener, app, close, Vec::new()).await
 }
 
 pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let (verifier, _) = jwt::verifier(&args.jwt, None)?;
     let verifier = Arc::new(verifier);
-    let backends = connect(&args.cluster, "fanout", None).await?;
+    args.write.timing().check(args.write.append_timeout)?;
+    let backends = connect(&args.cluster, "fanout", None, Some(args.write.append_timeout)).await?;
     let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
+    let writer = writer_config(&args, "fanout", listener.local_addr()?)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    let ingest = backends.ingest(&args.limits);
+    let (ingest, _, writers_task) = backends.start_ingest(&args.limits, writer, &shutdown).await?;
     let (sockets, hub) = start_fanout(
         &backends,
         &ingest,
@@ -87,11 +148,11 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
         .fallback(ingest::not_found);
     announce("fanout", listener.local_addr()?)?;
-    server::serve(listener, app, shutdown, vec![hub]).await
+    server::serve(listener, app, shutdown, vec![hub, writers_task]).await
 }
 
 pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
-    let backends = connect(&args.cluster, "projector", args.instance.clone()).await?;
+    let backends = connect(&args.cluster, "projector", args.instance.clone(), None).await?;
     let listener = server::bind(args.listen, None)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());

@@ -3,19 +3,23 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use auth::Caller;
 use eventlog::MemorySignalBus;
 use eventlog::embedded::EmbeddedLog;
 use ingest::Ingest;
+use ingest::writer::WriterConfig;
 use schemas::UserId;
 use schemas::http::OpenConversationRequest;
 use tokio_util::sync::CancellationToken;
 use viewstore::embedded::EmbeddedStore;
 
 use crate::cli::DevArgs;
-use crate::wiring::{Backends, fanout_config, ingest_router, spawn_projector, start_fanout};
+use crate::wiring::{
+    Backends, fanout_config, ingest_router, node_name, spawn_projector, start_fanout,
+};
 use crate::{health, jwt, server, web};
 
 const SIGNAL_BUFFER: usize = 16 * 1024;
@@ -40,7 +44,15 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    let ingest = backends.ingest(&args.limits);
+    let writer = WriterConfig {
+        node: node_name("dev"),
+        address: address.to_string(),
+        group: Some("writers".into()),
+        timing: args.write.timing(),
+        forward_key: None,
+        route_wait: Duration::from_secs(5),
+    };
+    let (ingest, _, writers) = backends.start_ingest(&args.limits, writer, &shutdown).await?;
     let projector =
         spawn_projector(&backends, projector::ProjectorConfig::default(), shutdown.clone());
     let mut origins =
@@ -59,7 +71,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let demo = if args.no_demo { None } else { Some(open_demo(&ingest).await?) };
     print_banner(&args, &address.to_string(), &key_source, demo, dev_secret.as_deref())?;
-    server::serve(listener, app, shutdown, vec![projector, hub]).await
+    server::serve(listener, app, shutdown, vec![projector, hub, writers]).await
 }
 
 /// The dev secret, when tokens are verified with it (so `chat dev` can mint demo tokens).

@@ -7,12 +7,13 @@ use auth::{OriginPolicy, Verifier};
 use axum::Router;
 use eventlog::{EventLog, SignalBus};
 use fanout::{FanoutConfig, FanoutState, Hub};
+use ingest::writer::{KeyedWriters, WriterConfig};
 use ingest::{Ingest, IngestConfig, IngestState, SendRate};
 
 use crate::cli::LimitsArgs;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use viewstore::{ConversationDirectory, ProjectionStore, ReadModel};
+use viewstore::{ConversationDirectory, ProjectionStore, ReadModel, WriterLeases};
 
 /// Everything the roles need from the outside world.
 #[derive(Clone)]
@@ -22,33 +23,59 @@ pub(crate) struct Backends {
     pub directory: Arc<dyn ConversationDirectory>,
     pub read_model: Arc<dyn ReadModel>,
     pub projections: Arc<dyn ProjectionStore>,
+    pub leases: Arc<dyn WriterLeases>,
 }
 
 impl Backends {
     /// One store object that serves all three store roles.
     pub(crate) fn new<S>(log: Arc<dyn EventLog>, signals: Arc<dyn SignalBus>, store: Arc<S>) -> Self
     where
-        S: ConversationDirectory + ProjectionStore,
+        S: ConversationDirectory + ProjectionStore + WriterLeases,
     {
         Self {
             log,
             signals,
             directory: store.clone(),
             read_model: store.clone(),
-            projections: store,
+            projections: store.clone(),
+            leases: store,
         }
     }
 
-    pub(crate) fn ingest(&self, limits: &LimitsArgs) -> Arc<Ingest> {
+    /// The write path: this node's part in writing keyed sends (checked against the log's
+    /// delivery timeout first), and the ingest service on top. The task ends after
+    /// `shutdown`, once this node's writer leases are handed back.
+    pub(crate) async fn start_ingest(
+        &self,
+        limits: &LimitsArgs,
+        writer: WriterConfig,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<(Arc<Ingest>, Arc<KeyedWriters>, JoinHandle<()>)> {
+        writer.timing.check(self.log.delivery_timeout())?;
         let send_rate = (limits.send_rate > 0.0)
             .then_some(SendRate { per_second: limits.send_rate, burst: limits.send_burst });
-        let config = IngestConfig { send_rate, ..IngestConfig::default() };
-        Arc::new(Ingest::new(
+        let config = IngestConfig {
+            send_rate,
+            append_timeout: writer.timing.append_timeout,
+            ..IngestConfig::default()
+        };
+        let (writers, task) = KeyedWriters::start(
+            Arc::clone(&self.log),
+            Arc::clone(&self.read_model),
+            Arc::clone(&self.leases),
+            writer,
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("joining the writers of keyed sends: {error}"))?;
+        let ingest = Arc::new(Ingest::new(
             Arc::clone(&self.log),
             Arc::clone(&self.directory),
             Arc::clone(&self.read_model),
+            Arc::clone(&writers),
             config,
-        ))
+        ));
+        Ok((ingest, writers, task))
     }
 }
 
@@ -122,4 +149,27 @@ pub(crate) async fn start_fanout(
         let _ = hub_task.await;
     });
     Ok((router, task))
+}
+
+/// A name for this process in the writer leases: the role and a random suffix, unique per
+/// start (a restarted process is a new writer).
+pub(crate) fn node_name(role: &str) -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{role}-{}", &suffix[..12])
+}
+
+/// A token cancelled once `writers` has finished after `shutdown`: the HTTP listener stays
+/// open while the node hands its writer leases back (bounded, in case the store is gone).
+pub(crate) fn close_after(
+    writers: JoinHandle<()>,
+    shutdown: &CancellationToken,
+) -> CancellationToken {
+    let close = CancellationToken::new();
+    let (shutdown, closing) = (shutdown.clone(), close.clone());
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), writers).await;
+        closing.cancel();
+    });
+    close
 }

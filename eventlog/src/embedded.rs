@@ -18,7 +18,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use schemas::{ConversationId, Position, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription};
+use crate::{
+    EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription, WriterAssignment,
+};
 
 /// Appends that may wait for the writer before `append` itself waits (backpressure).
 const APPEND_QUEUE: usize = 16 * 1024;
@@ -70,6 +72,8 @@ struct Shared {
     progress: Arc<Progress>,
     groups: Mutex<HashSet<String>>,
     readers: Mutex<Vec<Connection>>,
+    /// Held for the life of the log: one process at a time writes it.
+    _lock: std::fs::File,
 }
 
 #[derive(Debug)]
@@ -99,6 +103,7 @@ impl EmbeddedLog {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(unavailable)?;
         }
+        let lock = lock_exclusively(path)?;
         let conn = open_connection(path).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         check_partitions(&conn, partitions)?;
@@ -120,8 +125,29 @@ impl EmbeddedLog {
             progress,
             groups: Mutex::new(HashSet::new()),
             readers: Mutex::new(Vec::new()),
+            _lock: lock,
         };
         Ok(Self { shared: Arc::new(shared) })
+    }
+}
+
+/// Locks `<log>.lock`, so a second process (a second `chat dev` on the same data directory)
+/// is refused instead of appending beside the first.
+fn lock_exclusively(path: &Path) -> Result<std::fs::File, LogError> {
+    let lock_path = path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(unavailable)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Config(format!(
+            "the log {} is open in another process (another chat dev on this data directory?)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => Err(unavailable(error)),
     }
 }
 
@@ -264,6 +290,26 @@ impl Shared {
     }
 }
 
+/// The one process that opens an embedded log is the only member of any writer group.
+struct SoleWriter {
+    partitions: Vec<u32>,
+}
+
+#[async_trait]
+impl WriterAssignment for SoleWriter {
+    fn current(&self) -> Vec<u32> {
+        self.partitions.clone()
+    }
+
+    fn exclusive(&self) -> bool {
+        true
+    }
+
+    async fn changed(&mut self) -> Result<Vec<u32>, LogError> {
+        std::future::pending().await
+    }
+}
+
 fn read_partition(
     conn: &Connection,
     partition: u32,
@@ -300,6 +346,11 @@ fn read_partition(
 impl EventLog for EmbeddedLog {
     fn partitions(&self) -> u32 {
         self.shared.partitions
+    }
+
+    /// An append fails only when its commit failed, and then nothing of it was written.
+    fn delivery_timeout(&self) -> Duration {
+        Duration::ZERO
     }
 
     async fn append(
@@ -347,6 +398,10 @@ impl EventLog for EmbeddedLog {
             return Err(LogError::Config(format!("no partition {partition}")));
         }
         self.shared.with_reader(move |conn| read_partition(conn, partition, from, max)).await
+    }
+
+    async fn writer_assignment(&self, _group: &str) -> Result<Box<dyn WriterAssignment>, LogError> {
+        Ok(Box::new(SoleWriter { partitions: (0..self.shared.partitions).collect() }))
     }
 
     async fn subscribe(&self, spec: SubscribeSpec) -> Result<Box<dyn Subscription>, LogError> {

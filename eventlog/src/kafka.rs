@@ -22,7 +22,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
 use schemas::{ConversationId, Position, Timestamp};
 
-use crate::{EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription};
+use crate::{
+    EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription, WriterAssignment,
+};
 
 /// How to reach the cluster and which topic is the log.
 #[derive(Debug, Clone)]
@@ -317,6 +319,11 @@ impl EventLog for KafkaEventLog {
         self.shared.partitions
     }
 
+    /// The producer's `delivery.timeout.ms`.
+    fn delivery_timeout(&self) -> Duration {
+        self.shared.config.append_timeout
+    }
+
     async fn append(
         &self,
         key: ConversationId,
@@ -409,6 +416,16 @@ impl EventLog for KafkaEventLog {
         tokio::task::spawn_blocking(move || read_range(&shared, partition, from, max))
             .await
             .map_err(unavailable)?
+    }
+
+    async fn writer_assignment(&self, group: &str) -> Result<Box<dyn WriterAssignment>, LogError> {
+        let config = self.shared.config.clone();
+        let group = group.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<Box<dyn WriterAssignment>, LogError> {
+            Ok(Box::new(crate::kafka_writers::join(&config, &group)?))
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     async fn subscribe(&self, spec: SubscribeSpec) -> Result<Box<dyn Subscription>, LogError> {

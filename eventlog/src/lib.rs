@@ -17,6 +17,8 @@ pub mod embedded;
 pub mod kafka;
 #[cfg(feature = "kafka")]
 pub mod kafka_signals;
+#[cfg(feature = "kafka")]
+mod kafka_writers;
 pub mod signals;
 
 use std::time::Duration;
@@ -91,6 +93,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Fixed for the life of the log: keys map to partitions through it.
     fn partitions(&self) -> u32;
 
+    /// How long after `append` was called the log may still write the record. An append
+    /// reports failure no later than this, and a record whose append failed is either
+    /// written by then or never (what exactly-once sends are timed against).
+    fn delivery_timeout(&self) -> Duration;
+
     /// Appends a record to the key's partition. Returns once the record is durable (Kafka:
     /// acknowledged by all in-sync replicas; embedded: fsynced).
     async fn append(
@@ -116,6 +123,27 @@ pub trait EventLog: Send + Sync + 'static {
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError>;
 
     async fn subscribe(&self, spec: SubscribeSpec) -> Result<Box<dyn Subscription>, LogError>;
+
+    /// Joins writer group `group`, which shares the partitions out among its members, one
+    /// member per partition, rebalancing as members come and go. It reads nothing: it only
+    /// says which partitions this member should write.
+    async fn writer_assignment(&self, group: &str) -> Result<Box<dyn WriterAssignment>, LogError>;
+}
+
+/// A member's share of the partitions in a writer group. Advisory: two members may both
+/// believe they have a partition for a moment during a rebalance, so whatever must be
+/// exclusive is guarded by other means (ingest's writer leases).
+#[async_trait]
+pub trait WriterAssignment: Send {
+    /// The partitions assigned to this member now.
+    fn current(&self) -> Vec<u32>;
+    /// True when no other member can exist (the log is open in this process only), so any
+    /// writer lease held by another node belongs to a process that is gone.
+    fn exclusive(&self) -> bool {
+        false
+    }
+    /// Waits for the assignment to change and returns the new one.
+    async fn changed(&mut self) -> Result<Vec<u32>, LogError>;
 }
 
 /// A consumer's view of the log.

@@ -73,3 +73,24 @@ async fn partition_count_cannot_change_and_groups_are_exclusive() {
     let reopened = EmbeddedLog::open(&dir.path().join("log.db"), 8);
     assert!(matches!(reopened, Err(LogError::Config(_))));
 }
+
+/// The one process that opens an embedded log writes every partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_only_writer_has_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let assignment = open(&dir).writer_assignment("writers").await.unwrap();
+    assert_eq!(assignment.current(), vec![0, 1, 2, 3]);
+}
+
+/// A second process on the same data directory is refused while the first has it open.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_process_at_a_time_opens_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(&dir);
+    let second = EmbeddedLog::open(&dir.path().join("log.db"), 4);
+    assert!(
+        matches!(second, Err(LogError::Config(ref reason)) if reason.contains("another process"))
+    );
+    drop(first);
+    assert!(EmbeddedLog::open(&dir.path().join("log.db"), 4).is_ok(), "free again once closed");
+}

@@ -11,7 +11,7 @@ use eventlog::kafka::{KafkaConfig, KafkaEventLog, TopicSpec, ensure_topic};
 use eventlog::kafka_signals::KafkaSignalBus;
 mod suite;
 
-use eventlog::SignalBus;
+use eventlog::{EventLog, SignalBus};
 use schemas::signals::Signal;
 use schemas::{ConversationId, Timestamp, UserId};
 
@@ -121,4 +121,36 @@ async fn signals_reach_every_subscriber() {
     .unwrap();
     publisher.abort();
     assert_eq!(heard, (Some(signal.clone()), Some(signal)));
+}
+
+/// Waits until `assignment` holds `want` partitions, returning them.
+async fn settle(assignment: &mut dyn eventlog::WriterAssignment, want: usize) -> Vec<u32> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut current = assignment.current();
+    while current.len() != want {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(remaining, assignment.changed()).await {
+            Ok(changed) => current = changed.unwrap(),
+            Err(_) => panic!("writer assignment stayed at {current:?}, wanted {want} partitions"),
+        }
+    }
+    current
+}
+
+/// A writer group shares the partitions out: one member gets all four, two members split
+/// them without overlap, and when one leaves the other gets them all back.
+#[tokio::test(flavor = "multi_thread")]
+async fn writer_groups_share_partitions() {
+    let log = fresh_log("writers").await;
+    let group = unique("writers");
+    let mut first = log.writer_assignment(&group).await.unwrap();
+    assert_eq!(settle(first.as_mut(), 4).await, vec![0, 1, 2, 3]);
+    let mut second = log.writer_assignment(&group).await.unwrap();
+    let theirs = settle(second.as_mut(), 2).await;
+    let ours = settle(first.as_mut(), 2).await;
+    let mut together: Vec<u32> = ours.iter().chain(&theirs).copied().collect();
+    together.sort_unstable();
+    assert_eq!(together, vec![0, 1, 2, 3], "{ours:?} and {theirs:?} must split the partitions");
+    drop(second);
+    assert_eq!(settle(first.as_mut(), 4).await, vec![0, 1, 2, 3]);
 }

@@ -92,6 +92,12 @@ impl From<eventlog::LogError> for IngestError {
     }
 }
 
+impl From<crate::writer::WriteError> for IngestError {
+    fn from(error: crate::writer::WriteError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
 impl From<auth::AuthError> for IngestError {
     fn from(error: auth::AuthError) -> Self {
         Self::Unauthenticated(error.to_string())

@@ -7,12 +7,12 @@
 
 mod error;
 mod extract;
-mod idempotency;
 pub mod openapi;
 mod rate;
 mod routes;
 mod service;
 mod trace;
+pub mod writer;
 
 pub use error::IngestError;
 pub use rate::SendRate;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth::Caller;
-use eventlog::{EventLog, Header};
+use eventlog::{EventLog, Header, NewRecord};
 use lru::LruCache;
 use parking_lot::Mutex;
 use schemas::envelope::CONTENT_TYPE;
@@ -20,18 +20,15 @@ use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
 use crate::error::IngestError;
 use crate::rate::{RateLimiter, SendRate};
 use crate::trace::TraceParent;
+use crate::writer::{KeyedSend, KeyedWriters, WriterTiming, Written};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
     /// CloudEvents `source` of what this node writes.
     pub source: String,
-    /// An append that has not been acknowledged by then is reported as failed.
+    /// An append that has not been acknowledged by then is reported as failed (the keyed
+    /// writers' [`WriterTiming::append_timeout`], so one value rules both paths).
     pub append_timeout: Duration,
-    /// A pending idempotency claim older than this is presumed abandoned. Must exceed
-    /// `append_timeout`, so a live claimant has always finished appending by then.
-    pub key_stale_after: Duration,
-    /// How long a retry waits for a concurrent send with the same key to finish.
-    pub key_wait: Duration,
     /// Per-user send rate (the service role is exempt); `None` for no limit.
     pub send_rate: Option<SendRate>,
 }
@@ -40,9 +37,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             source: "/chat/ingest".into(),
-            append_timeout: Duration::from_secs(10),
-            key_stale_after: Duration::from_secs(30),
-            key_wait: Duration::from_secs(10),
+            append_timeout: WriterTiming::default().append_timeout,
             send_rate: Some(SendRate { per_second: 10.0, burst: 30 }),
         }
     }
@@ -65,6 +60,7 @@ pub struct Ingest {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) directory: Arc<dyn ConversationDirectory>,
     pub(crate) read_model: Arc<dyn ReadModel>,
+    pub(crate) writers: Arc<KeyedWriters>,
     pub(crate) config: IngestConfig,
     started: Mutex<LruCache<ConversationId, ConversationRecord>>,
     limiter: Option<RateLimiter>,
@@ -81,6 +77,7 @@ impl Ingest {
         log: Arc<dyn EventLog>,
         directory: Arc<dyn ConversationDirectory>,
         read_model: Arc<dyn ReadModel>,
+        writers: Arc<KeyedWriters>,
         config: IngestConfig,
     ) -> Self {
         let capacity = NonZeroUsize::new(CONVERSATION_CACHE).unwrap_or(NonZeroUsize::MIN);
@@ -89,6 +86,7 @@ impl Ingest {
             log,
             directory,
             read_model,
+            writers,
             config,
             started: Mutex::new(LruCache::new(capacity)),
             limiter,
@@ -228,11 +226,6 @@ impl Ingest {
             }
             self.authorize(caller, conversation).await?
         };
-        if let Some(key) = &draft.idempotency_key
-            && let Some(original) = self.claim_key(record.conversation_id, key).await?
-        {
-            return Ok(self.duplicate_of(record.conversation_id, original).await);
-        }
         let sent_at = Timestamp::now();
         let event = ChatEvent::MessageSent(MessageSent {
             conversation_id: record.conversation_id,
@@ -243,14 +236,20 @@ impl Ingest {
             idempotency_key: draft.idempotency_key.clone(),
             sent_at,
         });
-        let id = MessageId::from_position(self.append(&event).await?);
-        if let Some(key) = &draft.idempotency_key {
-            let standing = self.directory.complete_key(record.conversation_id, key, id).await?;
-            if standing != id {
-                return Ok(self.duplicate_of(record.conversation_id, standing).await);
+        let conversation = record.conversation_id;
+        let id = match draft.idempotency_key {
+            None => MessageId::from_position(self.append(&event).await?),
+            Some(key) => {
+                let send = KeyedSend { conversation, key, record: self.record_of(&event) };
+                match self.writers.write(send).await? {
+                    Written::Appended(id) => id,
+                    Written::Earlier(original) => {
+                        return Ok(self.duplicate_of(conversation, original).await);
+                    }
+                }
             }
-        }
-        Ok(SentMessage { id, conversation_id: record.conversation_id, sent_at, duplicate: false })
+        };
+        Ok(SentMessage { id, conversation_id: conversation, sent_at, duplicate: false })
     }
 
     async fn duplicate_of(&self, conversation: ConversationId, original: MessageId) -> SentMessage {
@@ -313,13 +312,19 @@ impl Ingest {
         Ok(mark(up_to))
     }
 
-    pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {
+    /// The event as a log record: its envelope, with the current trace as its parent.
+    fn record_of(&self, event: &ChatEvent) -> NewRecord {
         let mut envelope = Envelope::wrap(event, &self.config.source);
         let traceparent = TraceParent::current().child_header();
         envelope.traceparent = Some(traceparent.clone());
         let headers: Vec<Header> =
             vec![("content-type".into(), CONTENT_TYPE.into()), ("traceparent".into(), traceparent)];
-        let append = self.log.append(event.conversation_id(), envelope.to_bytes(), headers);
+        NewRecord { key: event.conversation_id(), value: envelope.to_bytes(), headers }
+    }
+
+    pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {
+        let NewRecord { key, value, headers } = self.record_of(event);
+        let append = self.log.append(key, value, headers);
         match tokio::time::timeout(self.config.append_timeout, append).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(IngestError::Unavailable("append timed out".into())),

@@ -1,9 +1,10 @@
 //! viewstore: what the chat knows besides the log.
 //!
-//! Two kinds of state, behind three traits so each role gets only what it may touch:
+//! Two kinds of state, behind four traits so each role gets only what it may touch:
 //! - [`ConversationDirectory`] (written by ingest): which conversation belongs to which
-//!   job, and the claims that make idempotency keys exact. Written with compare-and-set,
-//!   before the events they guard are appended.
+//!   job. Written with compare-and-set, before the events it guards are appended.
+//! - [`WriterLeases`] (written by ingest nodes): which node appends the keyed sends of each
+//!   log partition. Compare-and-set on a version that only rises.
 //! - [`ProjectionStore`] (written only by the projector): conversation summaries, inboxes
 //!   with unread counts, message history and per-partition watermarks. Derived from the
 //!   log; every write is idempotent, so redelivery and replay never double-count.
@@ -16,14 +17,12 @@ pub mod cql;
 pub mod embedded;
 pub mod model;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
 
 pub use model::{
-    ConversationRecord, ConversationView, InboxCursor, KeyClaim, LastMessage, MessageCounts,
-    ProjectionBatch, ReadState, Receipt, Role, StoredMessage,
+    ConversationRecord, ConversationView, InboxCursor, LastMessage, MessageCounts, ProjectionBatch,
+    ReadState, Receipt, Role, StoredMessage, WriterLease,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +34,7 @@ pub enum StoreError {
     Config(String),
 }
 
-/// Conversations by job, and idempotency-key claims. Written by ingest.
+/// Conversations by job. Written by ingest.
 #[async_trait]
 pub trait ConversationDirectory: Send + Sync + 'static {
     /// Returns the job's conversation, creating it with these participants if the job has
@@ -56,36 +55,34 @@ pub trait ConversationDirectory: Send + Sync + 'static {
         &self,
         conversation: ConversationId,
     ) -> Result<Option<ConversationRecord>, StoreError>;
+}
 
-    /// Claims `key` for `owner`, or reports who has it. A pending claim older than
-    /// `stale_after` is reported as stale; only [`Self::take_over_key`] replaces it.
-    async fn claim_key(
-        &self,
-        conversation: ConversationId,
-        key: &str,
-        owner: &str,
-        now: Timestamp,
-        stale_after: Duration,
-    ) -> Result<KeyClaim, StoreError>;
+/// Leases on the right to append keyed sends, one per log partition. Every change is a
+/// compare-and-set against the lease as the caller last saw it, so two nodes never both
+/// think they took the same lease.
+#[async_trait]
+pub trait WriterLeases: Send + Sync + 'static {
+    /// Every lease there is (partitions nobody ever took have none).
+    async fn writer_leases(&self) -> Result<Vec<WriterLease>, StoreError>;
 
-    /// Replaces `stale_owner`'s pending claim with one for `owner`, if it is still there.
-    async fn take_over_key(
+    /// Takes `partition` for `node`, if its lease is still `seen` (`None`: there is no lease
+    /// yet). Returns the new lease, or `None` when the lease had changed.
+    async fn take_writer_lease(
         &self,
-        conversation: ConversationId,
-        key: &str,
-        stale_owner: &str,
-        owner: &str,
-        now: Timestamp,
-    ) -> Result<KeyClaim, StoreError>;
+        partition: u32,
+        node: &str,
+        address: &str,
+        seen: Option<&WriterLease>,
+    ) -> Result<Option<WriterLease>, StoreError>;
 
-    /// Records the message a key produced. If another id was recorded first, the smaller
-    /// (earlier in the log, the one projections keep) wins; returns the id that stands.
-    async fn complete_key(
+    /// Renews `lease` if it is still current; `None` when someone took it meanwhile.
+    async fn renew_writer_lease(
         &self,
-        conversation: ConversationId,
-        key: &str,
-        message: MessageId,
-    ) -> Result<MessageId, StoreError>;
+        lease: &WriterLease,
+    ) -> Result<Option<WriterLease>, StoreError>;
+
+    /// Frees `lease` if it is still current, so another node can take it at once.
+    async fn release_writer_lease(&self, lease: &WriterLease) -> Result<(), StoreError>;
 }
 
 /// Queries over the projections.

@@ -34,15 +34,23 @@ impl ConversationRecord {
     }
 }
 
-/// The state of an idempotency key.
+/// Who appends the keyed sends of a log partition, and where other nodes reach it.
+///
+/// `version` rises with every change of the lease (taken, renewed, released) and never
+/// repeats, so an observer that sees the same version for a whole lease period knows its
+/// holder stopped renewing. A released lease has an empty `node`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyClaim {
-    /// The caller now owns the key and may append.
-    Claimed,
-    /// The key already produced this message.
-    Completed(MessageId),
-    /// Someone else owns the key and has not reported a message yet.
-    Pending { owner: String, stale: bool },
+pub struct WriterLease {
+    pub partition: u32,
+    pub node: String,
+    pub address: String,
+    pub version: u64,
+}
+
+impl WriterLease {
+    pub fn is_free(&self) -> bool {
+        self.node.is_empty()
+    }
 }
 
 /// Which side of the conversation someone is on.

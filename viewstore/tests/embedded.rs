@@ -14,9 +14,9 @@ async fn one_conversation_per_job() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn idempotency_keys_are_claimed_once() {
+async fn writer_leases_change_by_compare_and_set() {
     let dir = tempfile::tempdir().expect("tempdir");
-    suite::idempotency_keys_are_claimed_once(&open(&dir)).await;
+    suite::writer_leases_change_by_compare_and_set(&open(&dir)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,18 +1,16 @@
 //! The conversation directory on CQL: lightweight transactions for every compare-and-set.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
+use schemas::{ConversationId, Participant, Timestamp, UserId};
 use scylla::response::query_result::QueryResult;
 use scylla::value::{CqlTimestamp, CqlValue, Row};
 
 use super::{CqlStore, unavailable};
-use crate::model::{ConversationRecord, KeyClaim};
+use crate::model::ConversationRecord;
 use crate::{ConversationDirectory, StoreError};
 
 /// Whether a lightweight transaction was applied (its first column, `[applied]`).
-fn applied(result: QueryResult) -> Result<bool, StoreError> {
+pub(super) fn applied(result: QueryResult) -> Result<bool, StoreError> {
     let rows = result.into_rows_result().map_err(unavailable)?;
     let first = rows.maybe_first_row::<Row>().map_err(unavailable)?;
     Ok(matches!(
@@ -75,36 +73,6 @@ impl CqlStore {
             .map_err(unavailable)?;
         let row = result.maybe_first_row::<ConversationRow>().map_err(unavailable)?;
         row.map(record_from).transpose()
-    }
-
-    async fn key_state(
-        &self,
-        conversation: ConversationId,
-        key: &str,
-        now: Timestamp,
-        stale_after: Duration,
-    ) -> Result<Option<KeyClaim>, StoreError> {
-        let result = self
-            .shared
-            .session
-            .execute_unpaged(&self.shared.statements.key_get, (id_i64(conversation.get()), key))
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
-        let row = result
-            .maybe_first_row::<(Option<String>, Option<CqlTimestamp>, Option<i64>)>()
-            .map_err(unavailable)?;
-        let Some((owner, claimed_at, message)) = row else {
-            return Ok(None);
-        };
-        if let Some(message) = message {
-            let id = u64::try_from(message).ok().and_then(|id| MessageId::new(id).ok());
-            return id.map(|id| Some(KeyClaim::Completed(id))).ok_or_else(|| corrupt("message id"));
-        }
-        let age = now.millis().saturating_sub(claimed_at.map_or(0, |at| at.0));
-        let stale = u128::try_from(age).unwrap_or(0) >= stale_after.as_millis();
-        Ok(Some(KeyClaim::Pending { owner: owner.unwrap_or_default(), stale }))
     }
 }
 
@@ -191,95 +159,5 @@ impl ConversationDirectory for CqlStore {
         conversation: ConversationId,
     ) -> Result<Option<ConversationRecord>, StoreError> {
         self.conversation_by_id(id_i64(conversation.get())).await
-    }
-
-    async fn claim_key(
-        &self,
-        conversation: ConversationId,
-        key: &str,
-        owner: &str,
-        now: Timestamp,
-        stale_after: Duration,
-    ) -> Result<KeyClaim, StoreError> {
-        let values = (id_i64(conversation.get()), key, owner, CqlTimestamp(now.millis()));
-        let result = self
-            .shared
-            .session
-            .execute_unpaged(&self.shared.statements.key_claim, values)
-            .await
-            .map_err(unavailable)?;
-        if applied(result)? {
-            return Ok(KeyClaim::Claimed);
-        }
-        // Lost to an existing claim: report it (read at serial consistency by default).
-        Ok(self
-            .key_state(conversation, key, now, stale_after)
-            .await?
-            .unwrap_or(KeyClaim::Pending { owner: String::new(), stale: false }))
-    }
-
-    async fn take_over_key(
-        &self,
-        conversation: ConversationId,
-        key: &str,
-        stale_owner: &str,
-        owner: &str,
-        now: Timestamp,
-    ) -> Result<KeyClaim, StoreError> {
-        let values =
-            (owner, CqlTimestamp(now.millis()), id_i64(conversation.get()), key, stale_owner);
-        let result = self
-            .shared
-            .session
-            .execute_unpaged(&self.shared.statements.key_take_over, values)
-            .await
-            .map_err(unavailable)?;
-        if applied(result)? {
-            return Ok(KeyClaim::Claimed);
-        }
-        Ok(self
-            .key_state(conversation, key, now, Duration::MAX)
-            .await?
-            .unwrap_or(KeyClaim::Pending { owner: String::new(), stale: true }))
-    }
-
-    async fn complete_key(
-        &self,
-        conversation: ConversationId,
-        key: &str,
-        message: MessageId,
-    ) -> Result<MessageId, StoreError> {
-        let (session, statements) = (&self.shared.session, &self.shared.statements);
-        let (conversation_value, mine) = (id_i64(conversation.get()), id_i64(message.get()));
-        for _ in 0..16 {
-            let state = self.key_state(conversation, key, Timestamp::now(), Duration::MAX).await?;
-            let result = match state {
-                None => {
-                    session
-                        .execute_unpaged(
-                            &statements.key_insert_completed,
-                            (conversation_value, key, mine),
-                        )
-                        .await
-                }
-                Some(KeyClaim::Completed(standing)) if standing <= message => return Ok(standing),
-                Some(KeyClaim::Completed(standing)) => {
-                    let values = (mine, conversation_value, key, id_i64(standing.get()));
-                    session.execute_unpaged(&statements.key_complete_lower, values).await
-                }
-                Some(_) => {
-                    session
-                        .execute_unpaged(
-                            &statements.key_complete_unset,
-                            (mine, conversation_value, key),
-                        )
-                        .await
-                }
-            };
-            if applied(result.map_err(unavailable)?)? {
-                return Ok(message);
-            }
-        }
-        Err(StoreError::Unavailable(format!("idempotency key {key:?} kept changing; retry")))
     }
 }

@@ -47,44 +47,53 @@ impl std::fmt::Debug for Migration {
     }
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "directory and projections",
-    statements: &[
-        // Directory (written by ingest, with lightweight transactions).
-        "CREATE TABLE IF NOT EXISTS {ks}.conversations_by_job (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "directory and projections",
+        statements: &[
+            // Directory (written by ingest, with lightweight transactions).
+            "CREATE TABLE IF NOT EXISTS {ks}.conversations_by_job (
             job_id text PRIMARY KEY, conversation_id bigint)",
-        "CREATE TABLE IF NOT EXISTS {ks}.conversations (
+            "CREATE TABLE IF NOT EXISTS {ks}.conversations (
             conversation_id bigint PRIMARY KEY, job_id text,
             client_id text, client_name text, worker_id text, worker_name text,
             created_at timestamp, started boolean)",
-        "CREATE TABLE IF NOT EXISTS {ks}.idempotency_keys (
-            conversation_id bigint, key text, owner text, claimed_at timestamp, message_id bigint,
-            PRIMARY KEY ((conversation_id, key)))",
-        // Projections (written by the projector, timestamps derived from log offsets).
-        "CREATE TABLE IF NOT EXISTS {ks}.views (
+            // Projections (written by the projector, timestamps derived from log offsets).
+            "CREATE TABLE IF NOT EXISTS {ks}.views (
             conversation_id bigint PRIMARY KEY, applied_offset bigint, body text)",
-        "CREATE TABLE IF NOT EXISTS {ks}.inbox (
+            "CREATE TABLE IF NOT EXISTS {ks}.inbox (
             user_id text, last_activity timestamp, conversation_id bigint,
             PRIMARY KEY (user_id, last_activity, conversation_id))
          WITH CLUSTERING ORDER BY (last_activity DESC, conversation_id DESC)",
-        "CREATE TABLE IF NOT EXISTS {ks}.inbox_positions (
+            "CREATE TABLE IF NOT EXISTS {ks}.inbox_positions (
             user_id text, conversation_id bigint, last_activity timestamp,
             PRIMARY KEY (user_id, conversation_id))",
-        // Message bodies in partitions of at most 1000 messages of one conversation.
-        "CREATE TABLE IF NOT EXISTS {ks}.messages (
+            // Message bodies in partitions of at most 1000 messages of one conversation.
+            "CREATE TABLE IF NOT EXISTS {ks}.messages (
             conversation_id bigint, bucket int, message_id bigint, body text,
             PRIMARY KEY ((conversation_id, bucket), message_id))",
-        "CREATE TABLE IF NOT EXISTS {ks}.message_index (
+            "CREATE TABLE IF NOT EXISTS {ks}.message_index (
             conversation_id bigint, message_id bigint,
             total bigint, by_client bigint, by_worker bigint,
             PRIMARY KEY (conversation_id, message_id))",
-        "CREATE TABLE IF NOT EXISTS {ks}.message_keys (
+            "CREATE TABLE IF NOT EXISTS {ks}.message_keys (
             conversation_id bigint, key text, message_id bigint,
             PRIMARY KEY (conversation_id, key))",
-        "CREATE TABLE IF NOT EXISTS {ks}.watermarks (partition int PRIMARY KEY, offset bigint)",
-    ],
-}];
+            "CREATE TABLE IF NOT EXISTS {ks}.watermarks (partition int PRIMARY KEY, offset bigint)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "writer leases replace idempotency claims",
+        statements: &[
+            // One Paxos partition per log partition: leases never contend with each other.
+            "CREATE TABLE IF NOT EXISTS {ks}.partition_writers (
+            partition int PRIMARY KEY, node text, address text, version bigint)",
+            "DROP TABLE IF EXISTS {ks}.idempotency_keys",
+        ],
+    },
+];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (
     version int PRIMARY KEY, name text, applied_at timestamp)";

@@ -6,6 +6,7 @@
 //! directory's compare-and-set steps are lightweight transactions (`IF ...`).
 
 mod directory;
+mod leases;
 mod migrations;
 mod projections;
 mod statements;

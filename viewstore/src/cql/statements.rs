@@ -14,12 +14,6 @@ pub(crate) struct Statements {
     pub conversation_insert: PreparedStatement,
     pub conversation_delete: PreparedStatement,
     pub conversation_started: PreparedStatement,
-    pub key_get: PreparedStatement,
-    pub key_claim: PreparedStatement,
-    pub key_take_over: PreparedStatement,
-    pub key_complete_unset: PreparedStatement,
-    pub key_complete_lower: PreparedStatement,
-    pub key_insert_completed: PreparedStatement,
     pub view_get: PreparedStatement,
     pub view_put: PreparedStatement,
     pub inbox_page: PreparedStatement,
@@ -38,6 +32,9 @@ pub(crate) struct Statements {
     pub key_message_get: PreparedStatement,
     pub watermark_put: PreparedStatement,
     pub watermarks: PreparedStatement,
+    pub leases_all: PreparedStatement,
+    pub lease_insert: PreparedStatement,
+    pub lease_replace: PreparedStatement,
 }
 
 impl Statements {
@@ -71,36 +68,6 @@ impl Statements {
             .await?,
             conversation_started: prepare(format!(
                 "UPDATE {ks}.conversations SET started = true WHERE conversation_id = ?"
-            ))
-            .await?,
-            key_get: prepare(format!(
-                "SELECT owner, claimed_at, message_id FROM {ks}.idempotency_keys
-                 WHERE conversation_id = ? AND key = ?"
-            ))
-            .await?,
-            key_claim: prepare(format!(
-                "INSERT INTO {ks}.idempotency_keys (conversation_id, key, owner, claimed_at)
-                 VALUES (?, ?, ?, ?) IF NOT EXISTS"
-            ))
-            .await?,
-            key_take_over: prepare(format!(
-                "UPDATE {ks}.idempotency_keys SET owner = ?, claimed_at = ?
-                 WHERE conversation_id = ? AND key = ? IF owner = ? AND message_id = null"
-            ))
-            .await?,
-            key_complete_unset: prepare(format!(
-                "UPDATE {ks}.idempotency_keys SET message_id = ?
-                 WHERE conversation_id = ? AND key = ? IF message_id = null"
-            ))
-            .await?,
-            key_complete_lower: prepare(format!(
-                "UPDATE {ks}.idempotency_keys SET message_id = ?
-                 WHERE conversation_id = ? AND key = ? IF message_id = ?"
-            ))
-            .await?,
-            key_insert_completed: prepare(format!(
-                "INSERT INTO {ks}.idempotency_keys (conversation_id, key, owner, claimed_at, message_id)
-                 VALUES (?, ?, '', 0, ?) IF NOT EXISTS"
             ))
             .await?,
             view_get: prepare(format!("SELECT body FROM {ks}.views WHERE conversation_id = ?")).await?,
@@ -183,6 +150,20 @@ impl Statements {
             ))
             .await?,
             watermarks: prepare(format!("SELECT partition, offset FROM {ks}.watermarks")).await?,
+            leases_all: prepare(format!(
+                "SELECT partition, node, address, version FROM {ks}.partition_writers"
+            ))
+            .await?,
+            lease_insert: prepare(format!(
+                "INSERT INTO {ks}.partition_writers (partition, node, address, version)
+                 VALUES (?, ?, ?, ?) IF NOT EXISTS"
+            ))
+            .await?,
+            lease_replace: prepare(format!(
+                "UPDATE {ks}.partition_writers SET node = ?, address = ?, version = ?
+                 WHERE partition = ? IF node = ? AND version = ?"
+            ))
+            .await?,
         })
     }
 }

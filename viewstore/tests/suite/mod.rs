@@ -1,13 +1,11 @@
 //! Scenarios every store implementation must pass; the embedded store runs them always, the
 //! CQL store against a real database. Each takes a fresh, empty store.
 
-use std::time::Duration;
-
 use schemas::{ConversationId, MessageId, MessageType, Participant, Position, Timestamp, UserId};
 
 use viewstore::{
-    ConversationDirectory, ConversationView, InboxCursor, KeyClaim, LastMessage, MessageCounts,
-    ProjectionBatch, ProjectionStore, ReadState, StoredMessage,
+    ConversationDirectory, ConversationView, InboxCursor, LastMessage, MessageCounts,
+    ProjectionBatch, ProjectionStore, ReadState, StoredMessage, WriterLease, WriterLeases,
 };
 
 fn person(id: &str) -> Participant {
@@ -86,34 +84,44 @@ pub(crate) async fn one_conversation_per_job<S: ConversationDirectory + Clone>(s
     assert!(store.conversation(missing).await.expect("get").is_none());
 }
 
-/// Claims: first wins, others wait, stale claims can be taken over once, and the earliest
-/// recorded message stands.
-pub(crate) async fn idempotency_keys_are_claimed_once<S: ConversationDirectory>(store: &S) {
-    let conversation = ConversationId::new(5).expect("valid id");
-    let stale_after = Duration::from_secs(30);
-    let t0 = Timestamp::from_millis(1_000_000);
-    let claim = |owner: &'static str, now: Timestamp| {
-        store.claim_key(conversation, "k", owner, now, stale_after)
-    };
-    assert_eq!(claim("a", t0).await.expect("claim"), KeyClaim::Claimed);
-    let fresh = claim("b", t0).await.expect("claim");
-    assert_eq!(fresh, KeyClaim::Pending { owner: "a".into(), stale: false });
-    let later = Timestamp::from_millis(t0.millis() + 31_000);
-    assert_eq!(
-        claim("b", later).await.expect("claim"),
-        KeyClaim::Pending { owner: "a".into(), stale: true }
+/// Leases change only from the state the caller saw: two takers of one free partition get
+/// one lease between them, renewals and releases by anyone but the current holder fail, and
+/// versions only rise (a released and retaken lease never repeats one).
+pub(crate) async fn writer_leases_change_by_compare_and_set<S: WriterLeases>(store: &S) {
+    assert!(store.writer_leases().await.expect("leases").is_empty());
+    let (first, second) = tokio::join!(
+        store.take_writer_lease(3, "a", "10.0.0.1:80", None),
+        store.take_writer_lease(3, "b", "10.0.0.2:80", None),
     );
-    let took = store.take_over_key(conversation, "k", "a", "b", later).await.expect("take");
-    assert_eq!(took, KeyClaim::Claimed);
-    let again = store.take_over_key(conversation, "k", "a", "c", later).await.expect("take");
-    assert!(matches!(again, KeyClaim::Pending { ref owner, .. } if owner == "b"));
-    let standing = store.complete_key(conversation, "k", message_id(9)).await.expect("complete");
-    assert_eq!(standing, message_id(9));
-    let earlier = store.complete_key(conversation, "k", message_id(4)).await.expect("complete");
-    assert_eq!(earlier, message_id(4), "the earlier message must win");
-    let later_id = store.complete_key(conversation, "k", message_id(12)).await.expect("complete");
-    assert_eq!(later_id, message_id(4));
-    assert_eq!(claim("d", later).await.expect("claim"), KeyClaim::Completed(message_id(4)));
+    let taken: Vec<WriterLease> =
+        [first.expect("take"), second.expect("take")].into_iter().flatten().collect();
+    assert_eq!(taken.len(), 1, "exactly one of two concurrent takers wins: {taken:?}");
+    let held = taken[0].clone();
+    assert_eq!(held.version, 1);
+    assert_eq!(store.writer_leases().await.expect("leases"), vec![held.clone()]);
+
+    let renewed = store.renew_writer_lease(&held).await.expect("renew").expect("still held");
+    assert_eq!(renewed.version, 2);
+    assert!(store.renew_writer_lease(&held).await.expect("renew").is_none(), "stale renewal");
+    let thief = store.take_writer_lease(3, "c", "10.0.0.3:80", Some(&held)).await.expect("take");
+    assert!(thief.is_none(), "a lease is taken over only from the version last seen");
+
+    store.release_writer_lease(&held).await.expect("stale release is a no-op");
+    assert_eq!(store.writer_leases().await.expect("leases"), vec![renewed.clone()]);
+    store.release_writer_lease(&renewed).await.expect("release");
+    let free = store.writer_leases().await.expect("leases").remove(0);
+    assert!(free.is_free() && free.version == 3, "released: {free:?}");
+
+    let retaken = store.take_writer_lease(3, "c", "10.0.0.3:80", Some(&free)).await.expect("take");
+    let retaken = retaken.expect("a free lease can be taken");
+    assert_eq!((retaken.node.as_str(), retaken.version), ("c", 4));
+    let expired = store.take_writer_lease(3, "d", "10.0.0.4:80", Some(&retaken)).await;
+    assert_eq!(expired.expect("take").map(|lease| lease.version), Some(5));
+    let other = store.take_writer_lease(4, "a", "10.0.0.1:80", None).await.expect("take");
+    assert!(other.is_some(), "partitions are leased independently");
+    let partitions: Vec<u32> =
+        store.writer_leases().await.expect("leases").iter().map(|l| l.partition).collect();
+    assert_eq!(partitions, vec![3, 4]);
 }
 
 /// Applying a batch twice changes nothing; an older view never replaces a newer one;

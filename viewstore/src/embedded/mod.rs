@@ -15,10 +15,12 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
 
 use crate::model::{
-    ConversationRecord, ConversationView, InboxCursor, KeyClaim, MessageCounts, ProjectionBatch,
+    ConversationRecord, ConversationView, InboxCursor, MessageCounts, ProjectionBatch,
     StoredMessage,
 };
 use crate::{ConversationDirectory, ProjectionStore, ReadModel, StoreError};
+
+mod leases;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS conversations (
@@ -31,14 +33,13 @@ const SCHEMA: &str = "
         created_at      INTEGER NOT NULL,
         started         INTEGER NOT NULL DEFAULT 0
     );
-    CREATE TABLE IF NOT EXISTS idempotency_keys (
-        conversation_id INTEGER NOT NULL,
-        key             TEXT    NOT NULL,
-        owner           TEXT    NOT NULL,
-        claimed_at      INTEGER NOT NULL,
-        message_id      INTEGER,
-        PRIMARY KEY (conversation_id, key)
-    ) WITHOUT ROWID;
+    DROP TABLE IF EXISTS idempotency_keys;
+    CREATE TABLE IF NOT EXISTS writer_leases (
+        partition INTEGER PRIMARY KEY,
+        node      TEXT    NOT NULL,
+        address   TEXT    NOT NULL,
+        version   INTEGER NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS views (
         conversation_id INTEGER PRIMARY KEY,
         applied_offset  INTEGER NOT NULL,
@@ -167,35 +168,6 @@ fn encode<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
     serde_json::to_string(value).map_err(corrupt)
 }
 
-fn key_state(
-    conn: &Connection,
-    conversation: u64,
-    key: &str,
-) -> rusqlite::Result<Option<(String, i64, Option<u64>)>> {
-    conn.query_row(
-        "SELECT owner, claimed_at, message_id FROM idempotency_keys
-         WHERE conversation_id = ?1 AND key = ?2",
-        params![conversation, key],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-    )
-    .optional()
-}
-
-fn claim_from_state(
-    owner: String,
-    claimed_at: i64,
-    message: Option<u64>,
-    now: Timestamp,
-    stale_after: Duration,
-) -> rusqlite::Result<KeyClaim> {
-    if let Some(message) = message {
-        return Ok(KeyClaim::Completed(MessageId::new(message).map_err(corrupt)?));
-    }
-    let age = now.millis().saturating_sub(claimed_at);
-    let stale = u128::try_from(age).unwrap_or(0) >= stale_after.as_millis();
-    Ok(KeyClaim::Pending { owner, stale })
-}
-
 #[async_trait]
 impl ConversationDirectory for EmbeddedStore {
     async fn open_conversation(
@@ -254,96 +226,6 @@ impl ConversationDirectory for EmbeddedStore {
                 record_from_row,
             )
             .optional()
-        })
-        .await
-    }
-
-    async fn claim_key(
-        &self,
-        conversation: ConversationId,
-        key: &str,
-        owner: &str,
-        now: Timestamp,
-        stale_after: Duration,
-    ) -> Result<KeyClaim, StoreError> {
-        let (key, owner) = (key.to_owned(), owner.to_owned());
-        self.write(move |conn| {
-            let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let claim = match key_state(&transaction, conversation.get(), &key)? {
-                Some((holder, claimed_at, message)) => {
-                    claim_from_state(holder, claimed_at, message, now, stale_after)?
-                }
-                None => {
-                    transaction.execute(
-                        "INSERT INTO idempotency_keys (conversation_id, key, owner, claimed_at)
-                         VALUES (?1, ?2, ?3, ?4)",
-                        params![conversation.get(), key, owner, now.millis()],
-                    )?;
-                    KeyClaim::Claimed
-                }
-            };
-            transaction.commit()?;
-            Ok(claim)
-        })
-        .await
-    }
-
-    async fn take_over_key(
-        &self,
-        conversation: ConversationId,
-        key: &str,
-        stale_owner: &str,
-        owner: &str,
-        now: Timestamp,
-    ) -> Result<KeyClaim, StoreError> {
-        let (key, stale_owner, owner) = (key.to_owned(), stale_owner.to_owned(), owner.to_owned());
-        self.write(move |conn| {
-            let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let replaced = transaction.execute(
-                "UPDATE idempotency_keys SET owner = ?3, claimed_at = ?4
-                 WHERE conversation_id = ?1 AND key = ?2 AND owner = ?5 AND message_id IS NULL",
-                params![conversation.get(), key, owner, now.millis(), stale_owner],
-            )?;
-            let claim = if replaced == 1 {
-                KeyClaim::Claimed
-            } else {
-                match key_state(&transaction, conversation.get(), &key)? {
-                    Some((holder, claimed_at, message)) => {
-                        claim_from_state(holder, claimed_at, message, now, Duration::MAX)?
-                    }
-                    None => KeyClaim::Pending { owner: String::new(), stale: true },
-                }
-            };
-            transaction.commit()?;
-            Ok(claim)
-        })
-        .await
-    }
-
-    async fn complete_key(
-        &self,
-        conversation: ConversationId,
-        key: &str,
-        message: MessageId,
-    ) -> Result<MessageId, StoreError> {
-        let key = key.to_owned();
-        self.write(move |conn| {
-            let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            transaction.execute(
-                "INSERT INTO idempotency_keys (conversation_id, key, owner, claimed_at, message_id)
-                 VALUES (?1, ?2, '', 0, ?3)
-                 ON CONFLICT (conversation_id, key) DO UPDATE SET message_id =
-                    CASE WHEN message_id IS NULL OR excluded.message_id < message_id
-                         THEN excluded.message_id ELSE message_id END",
-                params![conversation.get(), key, message.get()],
-            )?;
-            let standing: u64 = transaction.query_row(
-                "SELECT message_id FROM idempotency_keys WHERE conversation_id = ?1 AND key = ?2",
-                params![conversation.get(), key],
-                |row| row.get(0),
-            )?;
-            transaction.commit()?;
-            MessageId::new(standing).map_err(corrupt)
         })
         .await
     }
