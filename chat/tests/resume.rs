@@ -150,11 +150,18 @@ async fn resume_hands_over_the_latest_missed_receipt_once() {
     let conversation = server.open_conversation("job-receipts", "carla", "wei").await;
     let first = server.send("wei", conversation, "first").await;
     let second = server.send("wei", conversation, "second").await;
+    // A live subscriber shows when the hub has the receipts: an acknowledged read mark is in
+    // the log, but the hub may take a moment to consume it (it would then arrive live).
+    let mut live = native_client(&server, "wei").await;
+    live.send_json(json!({"type": "subscribe", "conversation_id": conversation, "since": second}))
+        .await;
+    live.frame_of("subscribed").await;
     let read = format!("/v1/conversations/{conversation}/read");
     for up_to in [first, second] {
         let (status, body) = server.post("carla", &read, json!({"up_to": up_to})).await;
         assert_eq!(status, 200, "{body}");
     }
+    while live.frame_of("read").await["up_to"] != second {}
 
     // From the hub's memory: only the latest receipt, placed after the messages.
     let missed = receipts(&resume_frames(&server, conversation, second).await);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventlog::{EventLog, WriterAssignment};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use viewstore::{ReadModel, WriterLease, WriterLeases};
@@ -22,8 +22,11 @@ use super::partition::{PartitionWriter, Reply, WriterParts};
 use super::timing::WriterTiming;
 use super::{KeyedSend, Route, Routes, WriterConfig};
 
-/// How often the keeper looks at the leases.
-const TICK: Duration = Duration::from_millis(250);
+/// How often the keeper looks at the leases when nothing is changing hands.
+const TICK: Duration = Duration::from_secs(1);
+/// How often while a partition it wants is held by another node or being handed back, or
+/// when a send found no writer.
+const BUSY_TICK: Duration = Duration::from_millis(200);
 /// How often it reads the projections' watermarks for its writers.
 const WATERMARKS_EVERY: Duration = Duration::from_secs(1);
 /// How often holders of wanted leases are checked for being gone.
@@ -54,6 +57,8 @@ pub(crate) struct Keeper {
     config: WriterConfig,
     assignment: Option<Box<dyn WriterAssignment>>,
     routes: Routes,
+    /// Woken by a send that found no writer, so the routes are read again at once.
+    lost_route: Arc<Notify>,
     held: HashMap<u32, Held>,
     seen: HashMap<u32, Seen>,
     watermarks: watch::Sender<Vec<Option<u64>>>,
@@ -72,6 +77,7 @@ impl Keeper {
         config: WriterConfig,
         assignment: Option<Box<dyn WriterAssignment>>,
         routes: Routes,
+        lost_route: Arc<Notify>,
     ) -> Self {
         let partitions = log.partitions() as usize;
         Self {
@@ -81,6 +87,7 @@ impl Keeper {
             config,
             assignment,
             routes,
+            lost_route,
             held: HashMap::new(),
             seen: HashMap::new(),
             watermarks: watch::Sender::new(vec![None; partitions]),
@@ -113,9 +120,18 @@ impl Keeper {
             {
                 break;
             }
+            let tick = if self.settling(&wanted) {
+                BUSY_TICK
+            } else if self.held.is_empty() {
+                TICK
+            } else {
+                TICK.min(self.timing().renew_every / 2)
+            };
+            let lost_route = Arc::clone(&self.lost_route);
             let assignment = self.assignment.as_mut();
             let lost = tokio::select! {
-                () = tokio::time::sleep(TICK) => None,
+                () = tokio::time::sleep(tick) => None,
+                () = lost_route.notified() => None,
                 () = shutdown.cancelled(), if !stopping => None,
                 changed = async {
                     match assignment {
@@ -134,6 +150,13 @@ impl Keeper {
             held.drain.cancel();
         }
         self.routes.write().iter_mut().for_each(|route| *route = Route::Nobody);
+    }
+
+    /// Whether a partition is changing hands: one this node wants is not yet its own, or one
+    /// it holds is being handed back.
+    fn settling(&self, wanted: &[u32]) -> bool {
+        wanted.iter().any(|partition| !self.held.contains_key(partition))
+            || self.held.values().any(|held| held.drain.is_cancelled())
     }
 
     async fn step(&mut self, wanted: &[u32]) {

@@ -95,6 +95,8 @@ pub struct KeyedWriters {
     node: String,
     partitions: u32,
     routes: Routes,
+    /// Tells the keeper a send found no writer (read the leases again now).
+    lost_route: Arc<tokio::sync::Notify>,
     forwarder: Option<Forwarder>,
     route_wait: Duration,
     stopped: CancellationToken,
@@ -130,15 +132,17 @@ impl KeyedWriters {
         let forward_timeout = config.timing.append_timeout + config.timing.margin;
         let forwarder = config.forward_key.clone().map(|key| Forwarder::new(key, forward_timeout));
         let stopped = CancellationToken::new();
+        let lost_route = Arc::new(tokio::sync::Notify::new());
         let writers = Arc::new(Self {
             node: config.node.clone(),
             partitions,
             routes: Arc::clone(&routes),
+            lost_route: Arc::clone(&lost_route),
             forwarder,
             route_wait: config.route_wait,
             stopped: stopped.clone(),
         });
-        let keeper = Keeper::new(log, read_model, leases, config, assignment, routes);
+        let keeper = Keeper::new(log, read_model, leases, config, assignment, routes, lost_route);
         let task = tokio::spawn(async move {
             keeper.run(shutdown).await;
             stopped.cancel();
@@ -172,7 +176,7 @@ impl KeyedWriters {
             };
             match outcome {
                 Ok(written) => return Ok(written),
-                Err(WriteError::NotHere) => {}
+                Err(WriteError::NotHere) => self.lost_route.notify_one(),
                 Err(error @ WriteError::Unavailable(_)) => last_error = error,
             }
             if tokio::time::Instant::now() + ROUTE_POLL > deadline {
