@@ -5,11 +5,14 @@
 //! writes BENCHMARKS.md from those lines (`chat-bench report`).
 
 mod connections;
+mod cql_rows;
 mod fanout;
 mod lag;
 mod report;
+mod sends;
 mod stats;
 mod target;
+mod write_report;
 
 use std::io::Write;
 use std::time::Duration;
@@ -36,8 +39,13 @@ enum Command {
     /// Publishes at a fixed rate (open loop) to conversations with many subscribers and
     /// reports deliveries per second and send-to-receive latency.
     Fanout(FanoutArgs),
+    /// Offers sends at a fixed rate (open loop), each with a fresh idempotency key, and
+    /// reports acknowledgement latency and how much of the offered rate was acknowledged.
+    Sends(SendsArgs),
     /// Samples the projector's lag behind the log until it reaches zero (Kafka + CQL).
     Lag(lag::LagArgs),
+    /// Writes the projector's rows straight to CQL (the projector's baseline).
+    CqlRows(cql_rows::CqlRowsArgs),
     /// Renders BENCHMARKS.md tables from result lines.
     Report(report::ReportArgs),
 }
@@ -118,6 +126,30 @@ struct FanoutArgs {
     payload: usize,
 }
 
+#[derive(Debug, Clone, Args)]
+struct SendsArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Conversations sent to (each with one subscribed connection counting deliveries).
+    #[arg(long, default_value_t = 200)]
+    conversations: usize,
+    /// Sends offered per second, over all conversations.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// How long to offer, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Bytes of filler in each message.
+    #[arg(long, default_value_t = 400)]
+    payload: usize,
+    /// Send without idempotency keys.
+    #[arg(long)]
+    unkeyed: bool,
+    /// Do not subscribe connections to count deliveries (the fanout need not run).
+    #[arg(long)]
+    no_deliveries: bool,
+}
+
 pub(crate) fn emit(line: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
@@ -162,7 +194,20 @@ fn main() -> anyhow::Result<()> {
                 };
                 emit(&fanout::run(&target, &plan).await?)
             }
+            Command::Sends(args) => {
+                let target = Target::new(&args.target).await?;
+                let plan = sends::SendPlan {
+                    conversations: args.conversations,
+                    rate: args.rate,
+                    duration: Duration::from_secs(args.seconds),
+                    payload: args.payload,
+                    keyed: !args.unkeyed,
+                    deliveries: !args.no_deliveries,
+                };
+                emit(&sends::run(&target, &plan).await?)
+            }
             Command::Lag(args) => emit(&lag::run(&args).await?),
+            Command::CqlRows(args) => emit(&cql_rows::run(&args).await?),
             Command::Report(_) => Ok(()),
         }
     })

@@ -52,12 +52,14 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
                 line["payload"]
             ),
             Some("projector") => "projector catch-up (kafka+cassandra)".to_owned(),
+            // The write path has its own section, below.
             _ => continue,
         };
         let target = line["target"].as_str().unwrap_or("?").to_owned();
         groups.entry(key).or_default().entry(target).or_default().push(line);
     }
     let mut out = std::io::stdout().lock();
+    crate::write_report::render(&mut out, &lines)?;
     for (key, targets) in &groups {
         let runs = targets.values().map(Vec::len).max().unwrap_or(0);
         writeln!(out, "\n**{key}** (median of {runs} runs)\n")?;

@@ -168,13 +168,29 @@ impl Target {
         stamp: u128,
         filler: &str,
     ) -> anyhow::Result<()> {
+        self.publish_keyed(id, index, stamp, filler, None).await
+    }
+
+    /// Publishes one message, with an idempotency key when given (chat only).
+    pub(crate) async fn publish_keyed(
+        &self,
+        id: u64,
+        index: usize,
+        stamp: u128,
+        filler: &str,
+        key: Option<&str>,
+    ) -> anyhow::Result<()> {
         let response = match self.kind {
             Kind::Chat => {
                 let token = self.token(&format!("bench-worker-{index}"), false)?;
+                let mut body = json!({"text": format!("{stamp} {filler}")});
+                if let Some(key) = key {
+                    body["idempotency_key"] = json!(key);
+                }
                 self.client
                     .post(format!("{}/v1/conversations/{id}/messages", self.http))
                     .bearer_auth(token)
-                    .json(&json!({"text": format!("{stamp} {filler}")}))
+                    .json(&body)
                     .send()
                     .await?
             }

@@ -238,7 +238,7 @@ impl KafkaEventLog {
             .client()
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("compression.type", "zstd")
+            .set("compression.type", "lz4")
             .set("linger.ms", "2")
             .set("batch.num.messages", "10000")
             .set("delivery.timeout.ms", config.append_timeout.as_millis().to_string())

@@ -2,8 +2,11 @@
 //!
 //! Signals are ephemeral, so the producer asks for one acknowledgement only and the topic
 //! keeps records briefly (`chat migrate` creates it with a short retention). A subscriber
-//! starts at the end: what was said before it listened is gone, by design.
+//! starts at the end: what was said before it listened is gone, by design. A record holds
+//! one signal, or a batch of them (`{"signals": [...]}`, what `publish_all` writes): a
+//! projector batch's inbox updates are one record, not two per message.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +19,22 @@ use schemas::signals::Signal;
 
 use crate::kafka::{KafkaConfig, private_group, unavailable};
 use crate::{LogError, SignalBus, SignalStream};
+
+/// Signals carried in one record at most (records stay far below the broker's size limit).
+const SIGNALS_PER_RECORD: usize = 500;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SignalBatch {
+    signals: Vec<Signal>,
+}
+
+/// What one record holds: a signal, or a batch of them.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Carried {
+    Batch(SignalBatch),
+    One(Signal),
+}
 
 pub struct KafkaSignalBus {
     config: KafkaConfig,
@@ -48,12 +67,17 @@ impl SignalBus for KafkaSignalBus {
         let Ok(payload) = serde_json::to_vec(&signal) else {
             return;
         };
-        let record: FutureRecord<'_, (), Vec<u8>> =
-            FutureRecord::to(&self.config.topic).payload(&payload);
-        if let Err((error, _)) =
-            self.producer.send(record, Timeout::After(Duration::from_secs(1))).await
-        {
-            tracing::warn!(%error, "failed to publish a signal");
+        self.send(&payload).await;
+    }
+
+    async fn publish_all(&self, signals: Vec<Signal>) {
+        let mut signals = signals;
+        while !signals.is_empty() {
+            let rest = signals.split_off(signals.len().min(SIGNALS_PER_RECORD));
+            let batch = SignalBatch { signals: std::mem::replace(&mut signals, rest) };
+            if let Ok(payload) = serde_json::to_vec(&batch) {
+                self.send(&payload).await;
+            }
         }
     }
 
@@ -80,23 +104,41 @@ impl SignalBus for KafkaSignalBus {
         })
         .await
         .map_err(unavailable)??;
-        Ok(Box::new(KafkaSignalStream { consumer }))
+        Ok(Box::new(KafkaSignalStream { consumer, unread: VecDeque::new() }))
+    }
+}
+
+impl KafkaSignalBus {
+    async fn send(&self, payload: &[u8]) {
+        let record: FutureRecord<'_, (), [u8]> =
+            FutureRecord::to(&self.config.topic).payload(payload);
+        if let Err((error, _)) =
+            self.producer.send(record, Timeout::After(Duration::from_secs(1))).await
+        {
+            tracing::warn!(%error, "failed to publish a signal");
+        }
     }
 }
 
 struct KafkaSignalStream {
     consumer: StreamConsumer,
+    /// The rest of a batch already read.
+    unread: VecDeque<Signal>,
 }
 
 #[async_trait]
 impl SignalStream for KafkaSignalStream {
     async fn next(&mut self) -> Option<Signal> {
         loop {
+            if let Some(signal) = self.unread.pop_front() {
+                return Some(signal);
+            }
             match self.consumer.recv().await {
                 Ok(message) => {
-                    let parsed = message.payload().map(serde_json::from_slice::<Signal>);
+                    let parsed = message.payload().map(serde_json::from_slice::<Carried>);
                     match parsed {
-                        Some(Ok(signal)) => return Some(signal),
+                        Some(Ok(Carried::One(signal))) => return Some(signal),
+                        Some(Ok(Carried::Batch(batch))) => self.unread.extend(batch.signals),
                         Some(Err(error)) => {
                             tracing::debug!(%error, "skipping an unreadable signal")
                         }

@@ -13,6 +13,14 @@ use crate::LogError;
 pub trait SignalBus: Send + Sync + 'static {
     /// Publishes to every subscriber on every node, this one included.
     async fn publish(&self, signal: Signal);
+    /// Publishes several at once; subscribers see them in this order. A bus may carry them
+    /// together (the Kafka bus: one record), which is what makes a projector batch's inbox
+    /// updates cheap.
+    async fn publish_all(&self, signals: Vec<Signal>) {
+        for signal in signals {
+            self.publish(signal).await;
+        }
+    }
     /// A stream of every signal published after this call returns.
     async fn subscribe(&self) -> Result<Box<dyn SignalStream>, LogError>;
 }

@@ -154,3 +154,27 @@ async fn writer_groups_share_partitions() {
     drop(second);
     assert_eq!(settle(first.as_mut(), 4).await, vec![0, 1, 2, 3]);
 }
+
+/// A batch published at once arrives whole and in order, mixed with single signals.
+#[tokio::test(flavor = "multi_thread")]
+async fn signal_batches_arrive_in_order() {
+    let config = KafkaConfig::new(brokers(), unique("batches"));
+    let spec = TopicSpec { partitions: 1, replication_factor: 1, retention: None };
+    ensure_topic(&config, spec).await.unwrap();
+    let bus = KafkaSignalBus::connect(config).unwrap();
+    let mut stream = bus.subscribe().await.unwrap();
+    let typing = |user: &str| Signal::Typing {
+        conversation_id: ConversationId::new(9).unwrap(),
+        user_id: UserId::new(user).unwrap(),
+        is_typing: true,
+        at: Timestamp::from_millis(1),
+    };
+    bus.publish_all(vec![typing("a"), typing("b"), typing("c")]).await;
+    bus.publish(typing("d")).await;
+    let mut heard = Vec::new();
+    for _ in 0..4 {
+        heard.push(tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap());
+    }
+    let expected: Vec<Option<Signal>> = ["a", "b", "c", "d"].map(|u| Some(typing(u))).into();
+    assert_eq!(heard, expected);
+}

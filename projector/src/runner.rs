@@ -178,17 +178,21 @@ async fn commit_with_retry(
     }
 }
 
-/// Publishes every changed inbox item at once: each publish waits for the bus to take it, so
-/// one after another would cost a round trip per participant of every changed view.
+/// Publishes every changed inbox item together: one bus record for the batch, rather than
+/// a round trip per participant of every changed view.
 async fn announce(signals: &dyn SignalBus, applied: &AppliedBatch) {
-    let publishes = applied.projection.views.iter().flat_map(|view| {
-        [&view.client.id, &view.worker.id].into_iter().filter_map(move |user| {
-            let item = view.inbox_item(user)?;
-            Some(
-                signals
-                    .publish(Signal::InboxUpdated { user_id: user.clone(), item: Box::new(item) }),
-            )
+    let updates: Vec<Signal> = applied
+        .projection
+        .views
+        .iter()
+        .flat_map(|view| {
+            [&view.client.id, &view.worker.id].into_iter().filter_map(move |user| {
+                let item = view.inbox_item(user)?;
+                Some(Signal::InboxUpdated { user_id: user.clone(), item: Box::new(item) })
+            })
         })
-    });
-    futures_util::future::join_all(publishes).await;
+        .collect();
+    if !updates.is_empty() {
+        signals.publish_all(updates).await;
+    }
 }

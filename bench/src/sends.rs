@@ -1,0 +1,131 @@
+//! The write path, open loop: sends offered at a fixed rate over many conversations, each
+//! with a fresh idempotency key as real clients send them, latency measured from the
+//! scheduled time. One connection per conversation counts the deliveries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, stream};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::stats::quantile;
+use crate::target::{Target, now_nanos};
+
+pub(crate) struct SendPlan {
+    pub conversations: usize,
+    pub rate: u32,
+    pub duration: Duration,
+    pub payload: usize,
+    pub keyed: bool,
+    /// Subscribe one connection per conversation to count deliveries.
+    pub deliveries: bool,
+}
+
+/// A send acknowledged later than this after its scheduled time did not keep up.
+const KEPT_UP_WITHIN: Duration = Duration::from_secs(5);
+/// How long deliveries may trail the last acknowledgement.
+const DRAIN: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(target: &Target, plan: &SendPlan) -> anyhow::Result<Value> {
+    let ids = target.conversations(plan.conversations).await?;
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watched = if plan.deliveries { ids.len() } else { 0 };
+    let subscribers: Vec<_> = stream::iter(ids.iter().take(watched).enumerate())
+        .map(|(index, id)| target.subscribe(*id, index))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut readers = Vec::new();
+    for subscriber in subscribers {
+        let mut subscriber = subscriber?;
+        let (delivered, mut stopped) = (Arc::clone(&delivered), stopped.clone());
+        readers.push(tokio::spawn(async move {
+            let stop = stopped.changed();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
+                    stamps = subscriber.next_stamps() => match stamps {
+                        Some(stamps) => delivered.fetch_add(stamps.len(), Ordering::Relaxed),
+                        None => break,
+                    },
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_before = target.cpu_seconds()?;
+
+    let total = (f64::from(plan.rate) * plan.duration.as_secs_f64()) as usize;
+    let filler = "x".repeat(plan.payload);
+    let run = now_nanos();
+    let start = Instant::now();
+    let start_epoch = now_nanos();
+    let outcomes: Arc<Mutex<(Vec<u64>, usize)>> = Arc::new(Mutex::new((Vec::new(), 0)));
+    let mut senders = Vec::with_capacity(total);
+    for n in 0..total {
+        let offset = Duration::from_secs_f64(n as f64 / f64::from(plan.rate));
+        let (target, filler, outcomes) = (target.clone(), filler.clone(), Arc::clone(&outcomes));
+        let index = n % ids.len();
+        let id = ids[index];
+        let key = plan.keyed.then(|| format!("{run}-{n}"));
+        senders.push(tokio::spawn(async move {
+            tokio::time::sleep_until((start + offset).into()).await;
+            let stamp = start_epoch + offset.as_nanos();
+            let sent = target.publish_keyed(id, index, stamp, &filler, key.as_deref()).await;
+            let micros = (now_nanos().saturating_sub(stamp) / 1000) as u64;
+            let mut outcomes = outcomes.lock().await;
+            match sent {
+                Ok(()) => outcomes.0.push(micros),
+                Err(_) => outcomes.1 += 1,
+            }
+        }));
+    }
+    for sender in senders {
+        let _ = sender.await;
+    }
+    let finished = start.elapsed();
+    let (mut acks, errors) = std::mem::take(&mut *outcomes.lock().await);
+    let deadline = Instant::now() + DRAIN;
+    while plan.deliveries
+        && delivered.load(Ordering::Relaxed) < acks.len()
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cpu_seconds = target.cpu_seconds()? - cpu_before;
+    let _ = stop.send(true);
+    for reader in readers {
+        let _ = reader.await;
+    }
+    acks.sort_unstable();
+    let kept_up =
+        acks.iter().filter(|micros| **micros <= KEPT_UP_WITHIN.as_micros() as u64).count();
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    let seconds = plan.duration.as_secs_f64();
+    Ok(json!({
+        "scenario": "sends",
+        "target": target.kind.name(),
+        "label": target.label,
+        "backend": target.backend,
+        "keyed": plan.keyed,
+        "conversations": plan.conversations,
+        "rate": plan.rate,
+        "seconds": plan.duration.as_secs(),
+        "payload": plan.payload,
+        "offered": total,
+        "acknowledged": acks.len(),
+        "errors": errors,
+        "kept_up_per_second": kept_up as f64 / seconds,
+        "kept_up_fraction": kept_up as f64 / total.max(1) as f64,
+        "finished_seconds": finished.as_secs_f64(),
+        "deliveries": delivered.load(Ordering::Relaxed),
+        "ack_ms": {"p50": ms(quantile(&acks, 0.5)), "p99": ms(quantile(&acks, 0.99)),
+                   "p999": ms(quantile(&acks, 0.999)), "max": ms(acks.last().copied().unwrap_or(0))},
+        "server_cpu_seconds": cpu_seconds,
+    }))
+}

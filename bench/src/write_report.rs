@@ -1,0 +1,115 @@
+//! The write path's table in BENCHMARKS.md: keyed sends through ingest next to Kafka's own
+//! producer at the same offered rates, per rate the medians over runs and their ratios;
+//! then the highest rates each kept up with, and the projector next to a plain CQL writer.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::Value;
+
+use crate::stats::median;
+
+fn number(value: &Value, path: &[&str]) -> f64 {
+    path.iter().fold(value, |value, key| &value[*key]).as_f64().unwrap_or(0.0)
+}
+
+fn median_of(runs: &[&Value], path: &[&str]) -> f64 {
+    let mut values: Vec<f64> = runs.iter().map(|run| number(run, path)).collect();
+    median(&mut values)
+}
+
+fn ratio(value: f64, baseline: f64) -> String {
+    if baseline <= 0.0 { "–".into() } else { format!("{:.1}×", value / baseline) }
+}
+
+/// One offered rate's result lines: chat's sends, Kafka's producer, the lag after the burst.
+#[derive(Default)]
+struct AtRate<'a> {
+    chat: Vec<&'a Value>,
+    producer: Vec<&'a Value>,
+    lag: Vec<&'a Value>,
+}
+
+/// Renders the write-path section from every result line; nothing when there are none.
+pub(crate) fn render(out: &mut impl Write, lines: &[Value]) -> anyhow::Result<()> {
+    let mut by_rate: BTreeMap<u64, AtRate<'_>> = BTreeMap::new();
+    for line in lines {
+        let rate = number(line, &["rate"]) as u64;
+        match (line["scenario"].as_str(), line["target"].as_str()) {
+            (Some("sends"), Some("chat")) => by_rate.entry(rate).or_default().chat.push(line),
+            (Some("sends"), Some("kafka-producer")) => {
+                by_rate.entry(rate).or_default().producer.push(line)
+            }
+            (Some("burst-lag"), _) => by_rate.entry(rate).or_default().lag.push(line),
+            _ => {}
+        }
+    }
+    if by_rate.is_empty() {
+        return Ok(());
+    }
+    let runs = by_rate.values().map(|at| at.chat.len()).max().unwrap_or(0);
+    writeln!(
+        out,
+        "\n**keyed sends through ingest, RF 3, next to Kafka's producer** (median of {runs} runs)\n"
+    )?;
+    writeln!(
+        out,
+        "| offered/s | chat acked (≤ 5 s) | chat ack p50 / p99 / p99.9 (ms) | deliveries | producer p50 / p99 / p99.9 (ms) | p50 ratio | p99 ratio | projections caught up after the 10 s burst |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for (rate, AtRate { chat, producer, lag }) in &by_rate {
+        let acked = median_of(chat, &["kept_up_fraction"]) * 100.0;
+        let (p50, p99, p999) = (
+            median_of(chat, &["ack_ms", "p50"]),
+            median_of(chat, &["ack_ms", "p99"]),
+            median_of(chat, &["ack_ms", "p999"]),
+        );
+        let (r50, r99, r999) = (
+            median_of(producer, &["ack_ms", "p50"]),
+            median_of(producer, &["ack_ms", "p99"]),
+            median_of(producer, &["ack_ms", "p999"]),
+        );
+        let caught_up = if lag.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.1} s", median_of(lag, &["caught_up_seconds"]))
+        };
+        writeln!(
+            out,
+            "| {rate} | {acked:.1} % | {p50:.1} / {p99:.1} / {p999:.1} | {:.0} | {r50:.1} / {r99:.1} / {r999:.1} | {} | {} | {caught_up} |",
+            median_of(chat, &["deliveries"]),
+            ratio(p50, r50),
+            ratio(p99, r99)
+        )?;
+    }
+    let kept_up = by_rate
+        .iter()
+        .filter(|(_, at)| !at.chat.is_empty() && median_of(&at.chat, &["kept_up_fraction"]) >= 0.98)
+        .map(|(rate, _)| *rate)
+        .max();
+    let producer_max: Vec<&Value> =
+        lines.iter().filter(|line| line["scenario"] == "producer-max").collect();
+    if !producer_max.is_empty() {
+        let max = median_of(&producer_max, &["records_per_second"]);
+        let chat = kept_up.map_or("none of the rates".to_owned(), |rate| format!("{rate}/s"));
+        writeln!(
+            out,
+            "\nHighest rate kept up with (≥ 98 % acknowledged within 5 s): chat {chat}; Kafka's producer, unthrottled: {max:.0} records/s."
+        )?;
+    }
+    let plain: Vec<&Value> = lines.iter().filter(|line| line["scenario"] == "cql-rows").collect();
+    let projector: Vec<&Value> =
+        lines.iter().filter(|line| line["scenario"] == "projector").collect();
+    if !plain.is_empty() && !projector.is_empty() {
+        let (ours, theirs) = (
+            median_of(&projector, &["working_events_per_second"]),
+            median_of(&plain, &["messages_per_second"]),
+        );
+        writeln!(
+            out,
+            "\nProjector catching up on a backlog: {ours:.0} events/s once started; a plain CQL writer of the same rows: {theirs:.0} messages/s ({} of it).",
+            ratio(ours, theirs)
+        )?;
+    }
+    Ok(())
+}
