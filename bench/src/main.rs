@@ -9,6 +9,7 @@ mod cql_rows;
 mod fanout;
 mod lag;
 mod report;
+mod seed_sends;
 mod sends;
 mod stats;
 mod target;
@@ -42,6 +43,9 @@ enum Command {
     /// Offers sends at a fixed rate (open loop), each with a fresh idempotency key, and
     /// reports acknowledgement latency and how much of the offered rate was acknowledged.
     Sends(SendsArgs),
+    /// Both participants of many conversations sending over the seed endpoint (open loop),
+    /// every message delivered to both: latency and losses at one rate.
+    SeedSends(SeedSendsArgs),
     /// Samples the projector's lag behind the log until it reaches zero (Kafka + CQL).
     Lag(lag::LagArgs),
     /// Writes the projector's rows straight to CQL (the projector's baseline).
@@ -150,6 +154,23 @@ struct SendsArgs {
     no_deliveries: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+struct SeedSendsArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Conversations, each with both participants connected.
+    #[arg(long, default_value_t = 200)]
+    conversations: usize,
+    /// Sends per second, over all connections.
+    #[arg(long, default_value_t = 5000)]
+    rate: u32,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Bytes of filler in each message.
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+}
+
 pub(crate) fn emit(line: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
@@ -205,6 +226,16 @@ fn main() -> anyhow::Result<()> {
                     deliveries: !args.no_deliveries,
                 };
                 emit(&sends::run(&target, &plan).await?)
+            }
+            Command::SeedSends(args) => {
+                let target = Target::new(&args.target).await?;
+                let plan = seed_sends::SeedPlan {
+                    conversations: args.conversations,
+                    rate: args.rate,
+                    duration: Duration::from_secs(args.seconds),
+                    payload: args.payload,
+                };
+                emit(&seed_sends::run(&target, &plan).await?)
             }
             Command::Lag(args) => emit(&lag::run(&args).await?),
             Command::CqlRows(args) => emit(&cql_rows::run(&args).await?),

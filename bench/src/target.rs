@@ -138,6 +138,17 @@ impl Target {
         Ok(ids)
     }
 
+    /// A seed-protocol socket on conversation `id` for `user` (chat only).
+    pub(crate) async fn seed_socket(
+        &self,
+        id: u64,
+        user: &str,
+    ) -> anyhow::Result<WebSocketStream<MaybeTlsStream<TcpStream>>> {
+        let token = self.token(user, false)?;
+        let (socket, _) = connect(format!("{}/ws/chat/{id}/?token={token}", self.ws)).await?;
+        Ok(socket)
+    }
+
     /// Opens a connection subscribed to conversation `id` (the `index`-th created).
     pub(crate) async fn subscribe(&self, id: u64, index: usize) -> anyhow::Result<Subscriber> {
         match self.kind {

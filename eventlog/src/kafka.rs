@@ -207,8 +207,31 @@ struct Shared {
     config: KafkaConfig,
     partitions: u32,
     producer: FutureProducer,
-    /// For watermarks; never subscribes or commits.
-    metadata: BaseConsumer,
+    /// For watermarks; never subscribes or commits. Replaced when it fails: a client whose
+    /// cached leader died was seen to keep timing out after the partition had a new one.
+    metadata: parking_lot::Mutex<Arc<BaseConsumer>>,
+}
+
+impl Shared {
+    /// The next offset `partition` will assign, from its leader.
+    fn high_watermark(&self, partition: u32) -> Result<u64, LogError> {
+        let ask = |client: &BaseConsumer| {
+            client
+                .fetch_watermarks(&self.config.topic, partition as i32, self.config.request_timeout)
+                .map(|(_, high)| u64::try_from(high).unwrap_or(0))
+        };
+        let client = Arc::clone(&self.metadata.lock());
+        match ask(&client) {
+            Ok(high) => Ok(high),
+            Err(error) => {
+                tracing::debug!(%error, partition, "watermark request failed; with a new client");
+                let fresh: Arc<BaseConsumer> =
+                    Arc::new(self.config.client().create().map_err(unavailable)?);
+                *self.metadata.lock() = Arc::clone(&fresh);
+                ask(&fresh).map_err(unavailable)
+            }
+        }
+    }
 }
 
 /// The log on a Kafka cluster.
@@ -246,6 +269,7 @@ impl KafkaEventLog {
             .create()
             .map_err(unavailable)?;
         let metadata: BaseConsumer = config.client().create().map_err(unavailable)?;
+        let metadata = parking_lot::Mutex::new(Arc::new(metadata));
         Ok(Self { shared: Arc::new(Shared { config, partitions, producer, metadata }) })
     }
 
@@ -298,19 +322,7 @@ fn record_from(message: &BorrowedMessage<'_>) -> Option<Record> {
 }
 
 fn watermarks(shared: &Shared) -> Result<Vec<u64>, LogError> {
-    (0..shared.partitions)
-        .map(|partition| {
-            let (_, high) = shared
-                .metadata
-                .fetch_watermarks(
-                    &shared.config.topic,
-                    partition as i32,
-                    shared.config.request_timeout,
-                )
-                .map_err(unavailable)?;
-            Ok(u64::try_from(high).unwrap_or(0))
-        })
-        .collect()
+    (0..shared.partitions).map(|partition| shared.high_watermark(partition)).collect()
 }
 
 #[async_trait]
@@ -396,16 +408,9 @@ impl EventLog for KafkaEventLog {
             return Err(LogError::Config(format!("no partition {partition}")));
         }
         let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || {
-            let config = &shared.config;
-            let (_, high) = shared
-                .metadata
-                .fetch_watermarks(&config.topic, partition as i32, config.request_timeout)
-                .map_err(unavailable)?;
-            Ok(u64::try_from(high).unwrap_or(0))
-        })
-        .await
-        .map_err(unavailable)?
+        tokio::task::spawn_blocking(move || shared.high_watermark(partition))
+            .await
+            .map_err(unavailable)?
     }
 
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<Record>, LogError> {
@@ -491,11 +496,7 @@ fn read_range(
     max: usize,
 ) -> Result<Vec<Record>, LogError> {
     let config = &shared.config;
-    let (_, high) = shared
-        .metadata
-        .fetch_watermarks(&config.topic, partition as i32, config.request_timeout)
-        .map_err(unavailable)?;
-    let end = u64::try_from(high).unwrap_or(0).min(from.saturating_add(max as u64));
+    let end = shared.high_watermark(partition)?.min(from.saturating_add(max as u64));
     if from >= end {
         return Ok(Vec::new());
     }

@@ -241,10 +241,15 @@ impl Keeper {
     }
 
     /// Drains the writers of partitions this node should no longer write, and releases each
-    /// lease once its writer has finished.
+    /// lease once its writer has finished. A partition assigned again while its writer drains
+    /// is still released, and taken afresh on the next step.
     async fn hand_back(&mut self, wanted: &[u32]) {
-        let leaving: Vec<u32> =
-            self.held.keys().filter(|partition| !wanted.contains(partition)).copied().collect();
+        let leaving: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(partition, held)| !wanted.contains(partition) || held.drain.is_cancelled())
+            .map(|(partition, _)| *partition)
+            .collect();
         for partition in leaving {
             let Some(held) = self.held.get(&partition) else {
                 continue;
@@ -258,6 +263,13 @@ impl Keeper {
                     tracing::info!(partition, "handed the partition's writer lease back");
                     if let Some(held) = self.held.remove(&partition) {
                         let _ = held.until.send(None);
+                        let free = WriterLease {
+                            partition,
+                            node: String::new(),
+                            address: String::new(),
+                            version: held.lease.version + 1,
+                        };
+                        self.seen.insert(partition, Seen { lease: free, since: Instant::now() });
                     }
                 }
                 Err(error) => tracing::warn!(partition, %error, "cannot release a writer lease"),

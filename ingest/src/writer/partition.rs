@@ -343,7 +343,9 @@ impl PartitionWriter {
             return true;
         };
         loop {
-            if self.parts.lease.borrow().is_none() {
+            // Handing over is safe without the read: the failed appends have settled (the
+            // log gave up on them), and the next writer reads the partition anyway.
+            if self.parts.lease.borrow().is_none() || self.parts.drain.is_cancelled() {
                 return false;
             }
             match self.learn(from).await {

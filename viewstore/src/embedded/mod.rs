@@ -233,9 +233,8 @@ impl ConversationDirectory for EmbeddedStore {
 
 fn load_view(conn: &Connection, conversation: u64) -> rusqlite::Result<Option<ConversationView>> {
     let body: Option<String> = conn
-        .query_row("SELECT body FROM views WHERE conversation_id = ?1", [conversation], |row| {
-            row.get(0)
-        })
+        .prepare_cached("SELECT body FROM views WHERE conversation_id = ?1")?
+        .query_row([conversation], |row| row.get(0))
         .optional()?;
     body.map(|body| decode(&body)).transpose()
 }
@@ -325,12 +324,11 @@ impl ReadModel for EmbeddedStore {
         let key = key.to_owned();
         self.read(move |conn| {
             let id: Option<u64> = conn
-                .query_row(
+                .prepare_cached(
                     "SELECT MIN(message_id) FROM messages
                      WHERE conversation_id = ?1 AND idempotency_key = ?2",
-                    params![conversation.get(), key],
-                    |row| row.get(0),
-                )
+                )?
+                .query_row(params![conversation.get(), key], |row| row.get(0))
                 .optional()?
                 .flatten();
             id.map(|id| MessageId::new(id).map_err(corrupt)).transpose()
@@ -394,49 +392,56 @@ impl ProjectionStore for EmbeddedStore {
         let batch = batch.clone();
         self.write(move |conn| {
             let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Statements are prepared once per connection and kept: parsing SQL text on
+            // every row showed in the profile.
+            let mut insert_message = transaction.prepare_cached(
+                "INSERT INTO messages (conversation_id, message_id, idempotency_key, body)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )?;
+            let mut upsert_view = transaction.prepare_cached(
+                "INSERT INTO views (conversation_id, applied_offset, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (conversation_id) DO UPDATE
+                 SET applied_offset = excluded.applied_offset, body = excluded.body
+                 WHERE excluded.applied_offset > views.applied_offset",
+            )?;
+            let mut upsert_inbox = transaction.prepare_cached(
+                "INSERT INTO inbox (user_id, conversation_id, last_activity)
+                 VALUES (?1, ?2, ?3) ON CONFLICT (user_id, conversation_id)
+                 DO UPDATE SET last_activity = excluded.last_activity",
+            )?;
+            let mut raise_watermark = transaction.prepare_cached(
+                "INSERT INTO watermarks (partition, offset) VALUES (?1, ?2)
+                 ON CONFLICT (partition) DO UPDATE SET offset = MAX(offset, excluded.offset)",
+            )?;
             for message in &batch.messages {
-                transaction.execute(
-                    "INSERT INTO messages (conversation_id, message_id, idempotency_key, body)
-                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                    params![
-                        message.conversation_id.get(),
-                        message.id.get(),
-                        message.idempotency_key,
-                        encode(message)?
-                    ],
-                )?;
+                insert_message.execute(params![
+                    message.conversation_id.get(),
+                    message.id.get(),
+                    message.idempotency_key,
+                    encode(message)?
+                ])?;
             }
             for view in &batch.views {
-                let changed = transaction.execute(
-                    "INSERT INTO views (conversation_id, applied_offset, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (conversation_id) DO UPDATE
-                     SET applied_offset = excluded.applied_offset, body = excluded.body
-                     WHERE excluded.applied_offset > views.applied_offset",
-                    params![view.conversation_id.get(), view.applied_offset, encode(view)?],
-                )?;
+                let changed = upsert_view.execute(params![
+                    view.conversation_id.get(),
+                    view.applied_offset,
+                    encode(view)?
+                ])?;
                 if changed == 0 {
                     continue;
                 }
                 for user in [&view.client.id, &view.worker.id] {
-                    transaction.execute(
-                        "INSERT INTO inbox (user_id, conversation_id, last_activity)
-                         VALUES (?1, ?2, ?3) ON CONFLICT (user_id, conversation_id)
-                         DO UPDATE SET last_activity = excluded.last_activity",
-                        params![
-                            user.as_str(),
-                            view.conversation_id.get(),
-                            view.last_activity_at().millis()
-                        ],
-                    )?;
+                    upsert_inbox.execute(params![
+                        user.as_str(),
+                        view.conversation_id.get(),
+                        view.last_activity_at().millis()
+                    ])?;
                 }
             }
             for mark in &batch.watermarks {
-                transaction.execute(
-                    "INSERT INTO watermarks (partition, offset) VALUES (?1, ?2)
-                     ON CONFLICT (partition) DO UPDATE SET offset = MAX(offset, excluded.offset)",
-                    params![mark.partition, mark.offset],
-                )?;
+                raise_watermark.execute(params![mark.partition, mark.offset])?;
             }
+            drop((insert_message, upsert_view, upsert_inbox, raise_watermark));
             transaction.commit()
         })
         .await
