@@ -21,6 +21,32 @@ pub(crate) struct SeedPlan {
 
 /// How long deliveries may trail the last send.
 const DRAIN: Duration = Duration::from_secs(3);
+/// How long the projections may take to show every message afterwards.
+const PROJECTION_WAIT: Duration = Duration::from_secs(30);
+
+/// Polls the inboxes until the unread counts of all participants add up to `sent`.
+async fn projected_within(
+    target: &Target,
+    ids: &[u64],
+    sent: usize,
+    wait: Duration,
+) -> anyhow::Result<Option<f64>> {
+    let started = Instant::now();
+    while started.elapsed() < wait {
+        let counts: Vec<u64> = stream::iter(ids.iter().enumerate().flat_map(|(index, id)| {
+            [(*id, format!("bench-client-{index}")), (*id, format!("bench-worker-{index}"))]
+        }))
+        .map(|(id, user)| async move { target.unread(id, &user).await.unwrap_or(0) })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+        if counts.iter().sum::<u64>() >= sent as u64 {
+            return Ok(Some(started.elapsed().as_secs_f64()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(None)
+}
 
 /// What one socket saw: delivery latencies in microseconds, and sends it could not make.
 struct Seen {
@@ -101,6 +127,8 @@ pub(crate) async fn run(target: &Target, plan: &SeedPlan) -> anyhow::Result<Valu
         failed_sends += seen.failed_sends;
     }
     let cpu_seconds = target.cpu_seconds()? - cpu_before;
+    let sent = total - failed_sends;
+    let projected_after = projected_within(target, &ids, sent, PROJECTION_WAIT).await?;
     latencies.sort_unstable();
     let expected = total * 2;
     let ms = |micros: u64| micros as f64 / 1000.0;
@@ -115,7 +143,10 @@ pub(crate) async fn run(target: &Target, plan: &SeedPlan) -> anyhow::Result<Valu
         "rate": plan.rate,
         "seconds": plan.duration.as_secs(),
         "payload": plan.payload,
-        "sent": total - failed_sends,
+        "sent": sent,
+        // Seconds after the last delivery until the projections held every message (each
+        // is unread for the other participant); null if they did not within 30 s.
+        "projected_after_seconds": projected_after,
         "deliveries": latencies.len(),
         "expected_deliveries": expected,
         "lost": expected.saturating_sub(latencies.len()),

@@ -138,6 +138,23 @@ impl Target {
         Ok(ids)
     }
 
+    /// How many messages `user` has not read in conversation `id`, per the projections
+    /// (chat only).
+    pub(crate) async fn unread(&self, id: u64, user: &str) -> anyhow::Result<u64> {
+        let token = self.token(user, false)?;
+        let page: Value = self
+            .client
+            .get(format!("{}/v1/conversations?limit=200", self.http))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let items = page["items"].as_array().context("no inbox items")?;
+        let item = items.iter().find(|item| item["conversation_id"] == id);
+        Ok(item.and_then(|item| item["unread_count"].as_u64()).unwrap_or(0))
+    }
+
     /// A seed-protocol socket on conversation `id` for `user` (chat only).
     pub(crate) async fn seed_socket(
         &self,

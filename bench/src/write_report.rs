@@ -113,3 +113,51 @@ pub(crate) fn render(out: &mut impl Write, lines: &[Value]) -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// The send-heavy table: both participants sending over the seed endpoint on `chat dev`,
+/// per rate the medians over runs, and the highest rate held in every run.
+pub(crate) fn render_seed_sends(out: &mut impl Write, lines: &[Value]) -> anyhow::Result<()> {
+    let mut by_rate: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for line in lines.iter().filter(|line| line["scenario"] == "seed-sends") {
+        by_rate.entry(number(line, &["rate"]) as u64).or_default().push(line);
+    }
+    if by_rate.is_empty() {
+        return Ok(());
+    }
+    let runs = by_rate.values().map(Vec::len).max().unwrap_or(0);
+    writeln!(
+        out,
+        "\n**send-heavy: 200 conversations, both participants sending over `/ws/chat/{{id}}/`, 400 connections** (median of {runs} runs)\n"
+    )?;
+    writeln!(
+        out,
+        "| offered sends/s | held (runs) | send→receive p50 / p99 / p99.9 (ms) | lost deliveries | projected after (s) | server CPU per send (µs) |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|")?;
+    for (rate, at) in &by_rate {
+        let held = at.iter().filter(|line| line["held"] == true).count();
+        writeln!(
+            out,
+            "| {rate} | {held} of {} | {:.1} / {:.1} / {:.1} | {:.0} | {:.2} | {:.0} |",
+            at.len(),
+            median_of(at, &["latency_ms", "p50"]),
+            median_of(at, &["latency_ms", "p99"]),
+            median_of(at, &["latency_ms", "p999"]),
+            median_of(at, &["lost"]),
+            median_of(at, &["projected_after_seconds"]),
+            median_of(at, &["server_cpu_us_per_send"]),
+        )?;
+    }
+    // The rate up to which every step held in every run: one miss on the way up ends it.
+    let held = by_rate
+        .iter()
+        .take_while(|(_, at)| at.iter().all(|line| line["held"] == true))
+        .map(|(rate, _)| *rate)
+        .last();
+    let held = held.map_or("none of the rates".to_owned(), |rate| format!("{rate} sends/s"));
+    writeln!(
+        out,
+        "\nHeld (nothing lost, p99 ≤ 100 ms) at every step up to and including: {held}."
+    )?;
+    Ok(())
+}

@@ -55,6 +55,11 @@ struct StoredAnswers {
     counts: HashMap<(ConversationId, MessageId), Option<(MessageId, MessageCounts)>>,
 }
 
+/// A conversation, the keys asked about, and those that have a message.
+type KeysFound = (ConversationId, Vec<String>, Vec<(String, MessageId)>);
+/// A conversation, a read mark, and the last message at or before it with its counts.
+type CountsFound = (ConversationId, MessageId, Option<(MessageId, MessageCounts)>);
+
 /// Store lookups in flight at once while prefetching.
 const LOOKUPS_IN_FLIGHT: usize = 64;
 
@@ -131,39 +136,57 @@ async fn prefetch(
         .map(|(position, event)| {
             let conversation = event.conversation_id();
             let view = state.views.get(&conversation).and_then(Option::as_ref);
-            (conversation, fold::need(view, event, *position))
+            let need = match (view, event) {
+                // A conversation started in this very batch has no view yet, but its keyed
+                // messages will ask: the first batch of every partition is full of them.
+                (None, schemas::ChatEvent::MessageSent(sent)) => {
+                    sent.idempotency_key.clone().map_or(Need::Nothing, Need::FirstWithKey)
+                }
+                _ => fold::need(view, event, *position),
+            };
+            (conversation, need)
         })
         .filter(|(_, need)| !matches!(need, Need::Nothing))
         .collect();
     questions.sort_unstable_by(|a, b| (a.0, need_order(&a.1)).cmp(&(b.0, need_order(&b.1))));
     questions.dedup();
-    let answers: Vec<(ConversationId, Need, Known)> = stream::iter(questions)
-        .map(|(conversation, need)| async move {
-            let known = match &need {
-                Need::Nothing => Known::Nothing,
-                Need::FirstWithKey(key) => {
-                    Known::FirstWithKey(store.message_with_key(conversation, key).await?)
-                }
-                Need::CountsAt(up_to) => {
-                    Known::CountsAt(store.counts_at(conversation, *up_to).await?)
-                }
-            };
-            Ok::<_, StoreError>((conversation, need, known))
+    // Keys are asked per conversation, all of a conversation's keys in one question.
+    let mut keys: BTreeMap<ConversationId, Vec<String>> = BTreeMap::new();
+    let mut counts: Vec<(ConversationId, MessageId)> = Vec::new();
+    for (conversation, need) in questions {
+        match need {
+            Need::FirstWithKey(key) => keys.entry(conversation).or_default().push(key),
+            Need::CountsAt(up_to) => counts.push((conversation, up_to)),
+            Need::Nothing => {}
+        }
+    }
+    let mut stored = StoredAnswers::default();
+    let found_keys: Vec<KeysFound> = stream::iter(keys)
+        .map(|(conversation, keys)| async move {
+            let found = store.messages_with_keys(conversation, &keys).await?;
+            Ok::<_, StoreError>((conversation, keys, found))
         })
         .buffer_unordered(LOOKUPS_IN_FLIGHT)
         .try_collect()
         .await?;
-    let mut stored = StoredAnswers::default();
-    for (conversation, need, known) in answers {
-        match (need, known) {
-            (Need::FirstWithKey(key), Known::FirstWithKey(found)) => {
-                stored.keys.insert((conversation, key), found);
-            }
-            (Need::CountsAt(up_to), Known::CountsAt(found)) => {
-                stored.counts.insert((conversation, up_to), found);
-            }
-            _ => {}
+    for (conversation, asked, found) in found_keys {
+        for key in asked {
+            stored.keys.insert((conversation, key), None);
         }
+        for (key, id) in found {
+            stored.keys.insert((conversation, key), Some(id));
+        }
+    }
+    let found_counts: Vec<CountsFound> = stream::iter(counts)
+        .map(|(conversation, up_to)| async move {
+            let found = store.counts_at(conversation, up_to).await?;
+            Ok::<_, StoreError>((conversation, up_to, found))
+        })
+        .buffer_unordered(LOOKUPS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    for (conversation, up_to, found) in found_counts {
+        stored.counts.insert((conversation, up_to), found);
     }
     Ok(stored)
 }

@@ -79,11 +79,19 @@ pub async fn run(
         if records.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
         let Some(applied) = apply_with_retry(store.as_ref(), &records, &shutdown).await else {
             break;
         };
+        let applied_in = started.elapsed();
         let lost = !commit_with_retry(subscription.as_mut(), &applied, &shutdown).await;
         announce(signals.as_ref(), &applied).await;
+        tracing::debug!(
+            records = records.len(),
+            apply_ms = applied_in.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "batch done"
+        );
         if lost {
             // The batch is written; the new member gets it again and the fold skips it.
             tracing::warn!("projector subscription lost while committing; joining the group again");

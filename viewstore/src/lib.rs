@@ -119,6 +119,22 @@ pub trait ReadModel: Send + Sync + 'static {
         key: &str,
     ) -> Result<Option<MessageId>, StoreError>;
 
+    /// [`Self::message_with_key`] for several keys of one conversation at once; keys with
+    /// no message are left out. A store may answer them in one request.
+    async fn messages_with_keys(
+        &self,
+        conversation: ConversationId,
+        keys: &[String],
+    ) -> Result<Vec<(String, MessageId)>, StoreError> {
+        let mut found = Vec::new();
+        for key in keys {
+            if let Some(id) = self.message_with_key(conversation, key).await? {
+                found.push((key.clone(), id));
+            }
+        }
+        Ok(found)
+    }
+
     /// Per partition, the last offset whose event is reflected in the projections.
     async fn watermarks(&self, partitions: u32) -> Result<Vec<Option<u64>>, StoreError>;
 }

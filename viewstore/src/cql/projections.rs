@@ -22,6 +22,8 @@ use crate::{ProjectionStore, ReadModel, StoreError};
 const BUCKET_SIZE: u64 = 1000;
 /// Writes of one batch in flight at once.
 const WRITE_CONCURRENCY: usize = 128;
+/// Idempotency keys asked about in one query.
+const KEYS_PER_QUERY: usize = 100;
 
 fn bucket_of(total: u64) -> i32 {
     i32::try_from(total.saturating_sub(1) / BUCKET_SIZE).unwrap_or(i32::MAX)
@@ -243,6 +245,25 @@ impl ReadModel for CqlStore {
             .rows(&self.shared.statements.key_message_get, (big(conversation.get()), key))
             .await?;
         rows.first().map(|(id,)| message_id(*id)).transpose()
+    }
+
+    async fn messages_with_keys(
+        &self,
+        conversation: ConversationId,
+        keys: &[String],
+    ) -> Result<Vec<(String, MessageId)>, StoreError> {
+        let mut found = Vec::new();
+        // One partition, so one request per chunk; chunks keep the IN list modest.
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let names: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let rows: Vec<(String, i64)> = self
+                .rows(&self.shared.statements.key_messages_get, (big(conversation.get()), names))
+                .await?;
+            for (key, id) in rows {
+                found.push((key, message_id(id)?));
+            }
+        }
+        Ok(found)
     }
 
     async fn watermarks(&self, partitions: u32) -> Result<Vec<Option<u64>>, StoreError> {

@@ -30,6 +30,7 @@ pub(crate) struct Statements {
     pub index_at: PreparedStatement,
     pub key_message_put: PreparedStatement,
     pub key_message_get: PreparedStatement,
+    pub key_messages_get: PreparedStatement,
     pub watermark_put: PreparedStatement,
     pub watermarks: PreparedStatement,
     pub leases_all: PreparedStatement,
@@ -143,6 +144,11 @@ impl Statements {
             .await?,
             key_message_get: prepare(format!(
                 "SELECT message_id FROM {ks}.message_keys WHERE conversation_id = ? AND key = ?"
+            ))
+            .await?,
+            key_messages_get: prepare(format!(
+                "SELECT key, message_id FROM {ks}.message_keys
+                 WHERE conversation_id = ? AND key IN ?"
             ))
             .await?,
             watermark_put: prepare(format!(

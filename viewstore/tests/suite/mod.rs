@@ -161,6 +161,9 @@ pub(crate) async fn projection_writes_are_idempotent<S: ProjectionStore>(store: 
     assert_eq!(store.counts_at(conversation, message_id(2)).await.expect("counts"), None);
     assert_eq!(store.message_with_key(conversation, "k").await.expect("key"), Some(message_id(3)));
     assert_eq!(store.message_with_key(conversation, "nope").await.expect("key"), None);
+    let asked = ["nope".to_owned(), "k".to_owned()];
+    let found = store.messages_with_keys(conversation, &asked).await.expect("keys");
+    assert_eq!(found, vec![("k".to_owned(), message_id(3))], "one query, only the keys found");
 }
 
 /// The inbox lists a user's conversations by last activity, newest first, in pages.
