@@ -283,7 +283,6 @@ impl Keeper {
         if self.probed.is_some_and(|at| at.elapsed() < PROBE_EVERY) {
             return;
         }
-        self.probed = Some(Instant::now());
         let mut holders: Vec<(String, String)> = wanted
             .iter()
             .filter(|partition| !self.held.contains_key(partition))
@@ -293,6 +292,10 @@ impl Keeper {
             .collect();
         holders.sort_unstable();
         holders.dedup();
+        if holders.is_empty() {
+            return;
+        }
+        self.probed = Some(Instant::now());
         let prober = &self.prober;
         let probes = holders.into_iter().map(|(node, address)| async move {
             let gone = prober.is_gone(&address, &node).await;

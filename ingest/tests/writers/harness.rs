@@ -269,15 +269,16 @@ impl World {
 
     /// Starts a node that joins the writer group as `name`, assigned `partitions`.
     pub(crate) async fn node(&self, name: &str, partitions: Vec<u32>) -> Node {
-        self.node_with(name, partitions, Duration::from_secs(3)).await
+        self.node_with(name, partitions, Duration::from_secs(3), timing()).await
     }
 
-    /// A node whose sends wait at most `route_wait` for a writer.
+    /// A node whose sends wait at most `route_wait` for a writer, with its own timing.
     pub(crate) async fn node_with(
         &self,
         name: &str,
         partitions: Vec<u32>,
         route_wait: Duration,
+        timing: WriterTiming,
     ) -> Node {
         self.log.assign(name, partitions);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -288,7 +289,7 @@ impl World {
             node: name.into(),
             address: advertised,
             group: Some(name.into()),
-            timing: timing(),
+            timing,
             forward_key: Some(forward_key()),
             route_wait,
         };
@@ -330,6 +331,12 @@ impl Node {
         }
         self.server.abort();
     }
+}
+
+/// A lease long enough that waiting it out is told apart from finding its holder gone,
+/// however busy the machine.
+pub(crate) fn long_lease() -> WriterTiming {
+    WriterTiming { lease: Duration::from_secs(6), margin: Duration::from_millis(300), ..timing() }
 }
 
 /// Appends `conversation.started` for `conversation`, as ingest does before its messages.

@@ -161,8 +161,9 @@ async fn a_partition_moves_to_another_node_and_keys_hold_across_the_move() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_writer_is_replaced_without_waiting_out_its_lease() {
     let world = World::new();
-    let a = world.node("a", vec![0, 1]).await;
-    let b = world.node("b", vec![]).await;
+    let wait = Duration::from_secs(8);
+    let a = world.node_with("a", vec![0, 1], wait, harness::long_lease()).await;
+    let b = world.node_with("b", vec![], wait, harness::long_lease()).await;
     let conversation = conversation_in(0, 6);
     let written = a.writers.write(keyed(conversation, "k", "x")).await.unwrap();
     a.kill();
@@ -170,7 +171,7 @@ async fn a_killed_writer_is_replaced_without_waiting_out_its_lease() {
     let started = tokio::time::Instant::now();
     let retry = b.writers.write(keyed(conversation, "k", "x")).await.unwrap();
     assert_eq!(retry, Written::Earlier(id_of(&written).try_into().unwrap()));
-    assert!(started.elapsed() < harness::timing().lease, "found gone, not waited out");
+    assert!(started.elapsed() < harness::long_lease().lease, "found gone, not waited out");
     assert_eq!(world.log.records_with_key(0, "k").await.len(), 1);
     b.stop().await;
 }
@@ -199,7 +200,8 @@ async fn a_writer_that_cannot_renew_stops_appending_before_its_lease_can_lapse()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_writer_whose_lease_was_taken_stops_writing_until_it_lapses() {
     let world = World::new();
-    let node = world.node_with("a", vec![0, 1], Duration::from_millis(100)).await;
+    let node =
+        world.node_with("a", vec![0, 1], Duration::from_millis(100), harness::long_lease()).await;
     let other = world.node("b", vec![]).await;
     let conversation = conversation_in(0, 8);
     node.writers.write(keyed(conversation, "k", "x")).await.unwrap();
@@ -210,7 +212,7 @@ async fn a_writer_whose_lease_was_taken_stops_writing_until_it_lapses() {
     let taken = world.leases.take_writer_lease(0, "b", &other.address, Some(&held)).await.unwrap();
     let taken = taken.unwrap();
     let mut n = 0;
-    eventually(harness::timing().lease / 2, "the node stops writing partition 0", async || {
+    eventually(harness::long_lease().lease / 2, "the node stops writing partition 0", async || {
         n += 1;
         let send = keyed(conversation, &format!("after-{n}"), "x");
         matches!(node.writers.write(send).await, Err(WriteError::Unavailable(_)))
@@ -227,7 +229,7 @@ async fn a_writer_whose_lease_was_taken_stops_writing_until_it_lapses() {
         world.leases.writer_leases().await.unwrap().into_iter().find(|l| l.partition == 0);
     assert_eq!(standing, Some(taken), "the node renews nothing it no longer holds");
     // Nobody renews b's lease, so it lapses and the node takes the partition back.
-    eventually(SETTLE, "the partition is written again", async || {
+    eventually(3 * harness::long_lease().lease, "the partition is written again", async || {
         node.writers.write(keyed(conversation, "again", "x")).await.is_ok()
     })
     .await;
