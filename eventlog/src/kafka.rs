@@ -424,10 +424,10 @@ impl EventLog for KafkaEventLog {
     }
 
     async fn writer_assignment(&self, group: &str) -> Result<Box<dyn WriterAssignment>, LogError> {
-        let config = self.shared.config.clone();
-        let group = group.to_owned();
+        let consumer = self.shared.config.consumer(group);
+        let topic = self.shared.config.topic.clone();
         tokio::task::spawn_blocking(move || -> Result<Box<dyn WriterAssignment>, LogError> {
-            Ok(Box::new(crate::kafka_writers::join(&config, &group)?))
+            Ok(Box::new(crate::kafka_writers::join(consumer, &topic)?))
         })
         .await
         .map_err(unavailable)?

@@ -12,11 +12,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use tokio::sync::watch;
 
-use crate::kafka::{KafkaConfig, unavailable};
 use crate::{LogError, WriterAssignment};
+
+fn unavailable(error: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
 
 struct WriterContext {
     topic: String,
@@ -50,17 +54,19 @@ impl ConsumerContext for WriterContext {
     }
 }
 
-/// Joins `group` on `config.topic` and keeps the membership alive until dropped.
-pub(crate) fn join(config: &KafkaConfig, group: &str) -> Result<KafkaWriterAssignment, LogError> {
+/// Joins the group `consumer` names on `topic` and keeps the membership alive until dropped.
+pub(crate) fn join(
+    mut consumer: ClientConfig,
+    topic: &str,
+) -> Result<KafkaWriterAssignment, LogError> {
     let (sender, receiver) = watch::channel(Vec::new());
-    let context = WriterContext { topic: config.topic.clone(), assignment: sender };
-    let consumer: BaseConsumer<WriterContext> = config
-        .consumer(group)
+    let context = WriterContext { topic: topic.to_owned(), assignment: sender };
+    let consumer: BaseConsumer<WriterContext> = consumer
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("auto.offset.reset", "latest")
         .create_with_context(context)
         .map_err(unavailable)?;
-    consumer.subscribe(&[&config.topic]).map_err(unavailable)?;
+    consumer.subscribe(&[topic]).map_err(unavailable)?;
     let stop = Arc::new(AtomicBool::new(false));
     let polling = Arc::clone(&stop);
     std::thread::Builder::new()
