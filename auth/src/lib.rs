@@ -9,6 +9,7 @@
 //! It decides identity only; what a caller may do is decided by the services.
 
 mod credentials;
+pub mod metrics;
 mod token;
 
 pub use credentials::{COOKIE_NAME, Credentials, OriginPolicy, find_http_token, find_ws_token};

@@ -53,6 +53,20 @@ pub enum AuthError {
     Config(String),
 }
 
+impl AuthError {
+    /// A short, bounded name for the kind of refusal (a metric label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Expired => "expired",
+            Self::WrongAlgorithm { .. } => "wrong_algorithm",
+            Self::Invalid(_) => "invalid",
+            Self::ForeignOrigin(_) => "foreign_origin",
+            Self::Config(_) => "config",
+        }
+    }
+}
+
 enum Keys {
     Single(DecodingKey),
     /// RS256 keys by `kid`; a token without `kid` is accepted only when there is one key.

@@ -53,6 +53,15 @@ pub(crate) struct LogArgs {
     /// Log filter, in `tracing` syntax (`info`, `chat=debug,fanout=trace`).
     #[arg(long = "log", env = "CHAT_LOG", default_value = "info,scylla=warn,librdkafka=warn")]
     pub filter: String,
+    /// Log lines as text for people, or one JSON object per line for log pipelines.
+    #[arg(long = "log-format", env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Parses `500ms`, `20s`, `5m`, `1h`.

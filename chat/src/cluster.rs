@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use viewstore::cql::{CqlConfig, CqlStore};
 
 use crate::cli::{ClusterArgs, ProjectorArgs, RoleArgs};
+use crate::telemetry::metrics::{Consumer, Metrics, Parts};
 use crate::wiring::{
     Backends, close_after, fanout_config, ingest_router, node_name, spawn_projector, start_fanout,
 };
-use crate::{health, jwt, server};
+use crate::{health, jwt, server, telemetry};
 
 /// How long a keyed send waits for its partition to have a reachable writer (a handover
 /// takes a moment; a takeover after a crash can take a lease period, and then the client
@@ -116,10 +117,14 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     server::cancel_on_signal(shutdown.clone());
     let (ingest, writers, writers_task) =
         backends.start_ingest(&args.limits, writer, &shutdown).await?;
+    let parts = Parts { ingest: true, ..Parts::default() };
+    let metrics = Metrics::new("ingest", parts, Arc::clone(&backends.log), Vec::new());
     let app = ingest_router(&ingest, &verifier)
         .merge(ingest::writer::forward_router(writers, forward))
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
-        .fallback(ingest::not_found);
+        .merge(metrics.router())
+        .fallback(ingest::not_found)
+        .layer(axum::middleware::from_fn(telemetry::http::track));
     announce("ingest", listener.local_addr()?)?;
     // Leases are handed back while this node still answers forwarded sends with "not here".
     let close = close_after(writers_task, &shutdown);
@@ -136,7 +141,7 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     let (ingest, _, writers_task) = backends.start_ingest(&args.limits, writer, &shutdown).await?;
-    let (sockets, hub) = start_fanout(
+    let (sockets, hub, hub_task) = start_fanout(
         &backends,
         &ingest,
         &verifier,
@@ -144,11 +149,16 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
         &shutdown,
     )
     .await?;
+    let parts = Parts { fanout: true, ..Parts::default() };
+    let consumers = vec![Consumer::Fanout(hub)];
+    let metrics = Metrics::new("fanout", parts, Arc::clone(&backends.log), consumers);
     let app = sockets
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
-        .fallback(ingest::not_found);
+        .merge(metrics.router())
+        .fallback(ingest::not_found)
+        .layer(axum::middleware::from_fn(telemetry::http::track));
     announce("fanout", listener.local_addr()?)?;
-    server::serve(listener, app, shutdown, vec![hub, writers_task]).await
+    server::serve(listener, app, shutdown, vec![hub_task, writers_task]).await
 }
 
 pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
@@ -162,8 +172,13 @@ pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
         ..projector::ProjectorConfig::default()
     };
     let task = spawn_projector(&backends, config, shutdown.clone());
+    let parts = Parts { projector: true, ..Parts::default() };
+    let consumers = vec![Consumer::Projector(Arc::clone(&backends.read_model))];
+    let metrics = Metrics::new("projector", parts, Arc::clone(&backends.log), consumers);
     let app = health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model))
-        .fallback(ingest::not_found);
+        .merge(metrics.router())
+        .fallback(ingest::not_found)
+        .layer(axum::middleware::from_fn(telemetry::http::track));
     announce("projector", listener.local_addr()?)?;
     server::serve(listener, app, shutdown, vec![task]).await
 }

@@ -17,10 +17,11 @@ use tokio_util::sync::CancellationToken;
 use viewstore::embedded::EmbeddedStore;
 
 use crate::cli::DevArgs;
+use crate::telemetry::metrics::{Consumer, Metrics, Parts};
 use crate::wiring::{
     Backends, fanout_config, ingest_router, node_name, spawn_projector, start_fanout,
 };
-use crate::{health, jwt, server, web};
+use crate::{health, jwt, server, telemetry, web};
 
 const SIGNAL_BUFFER: usize = 16 * 1024;
 
@@ -59,19 +60,26 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         vec![format!("http://{address}"), format!("http://localhost:{}", address.port())];
     origins.extend(args.allowed_origins.iter().cloned());
     let fanout = fanout_config(&args.limits, origins);
-    let (sockets, hub) = start_fanout(&backends, &ingest, &verifier, fanout, &shutdown).await?;
+    let (sockets, hub, hub_task) =
+        start_fanout(&backends, &ingest, &verifier, fanout, &shutdown).await?;
+    let parts = Parts { ingest: true, fanout: true, projector: true };
+    let consumers =
+        vec![Consumer::Projector(Arc::clone(&backends.read_model)), Consumer::Fanout(hub)];
+    let metrics = Metrics::new("dev", parts, Arc::clone(&backends.log), consumers);
     let mut app = ingest_router(&ingest, &verifier)
         .merge(sockets)
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
+        .merge(metrics.router())
         .merge(web::router());
     if let Some(secret) = &dev_secret {
         app = app.merge(web::dev_token_router(Arc::new(secret.clone())));
     }
-    let app = app.fallback(ingest::not_found);
+    let app =
+        app.fallback(ingest::not_found).layer(axum::middleware::from_fn(telemetry::http::track));
 
     let demo = if args.no_demo { None } else { Some(open_demo(&ingest).await?) };
     print_banner(&args, &address.to_string(), &key_source, demo, dev_secret.as_deref())?;
-    server::serve(listener, app, shutdown, vec![projector, hub, writers]).await
+    server::serve(listener, app, shutdown, vec![projector, hub_task, writers]).await
 }
 
 /// The dev secret, when tokens are verified with it (so `chat dev` can mint demo tokens).

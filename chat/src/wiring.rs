@@ -116,15 +116,16 @@ pub(crate) fn spawn_projector(
     })
 }
 
-/// Starts the hub (tailing the log and the signals) and returns the WebSocket routes and
-/// a task that ends after shutdown, once every connection has drained and the hub stopped.
+/// Starts the hub (tailing the log and the signals) and returns the WebSocket routes, the
+/// hub, and a task that ends after shutdown, once every connection has drained and the hub
+/// stopped.
 pub(crate) async fn start_fanout(
     backends: &Backends,
     ingest: &Arc<Ingest>,
     verifier: &Arc<Verifier>,
     config: FanoutConfig,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(Router, JoinHandle<()>)> {
+) -> anyhow::Result<(Router, Arc<Hub>, JoinHandle<()>)> {
     // The hub keeps delivering while connections drain; it stops after the last one.
     let hub_stop = CancellationToken::new();
     let (hub, hub_task) = Hub::start(
@@ -136,7 +137,7 @@ pub(crate) async fn start_fanout(
     .await
     .map_err(|error| anyhow::anyhow!("starting fanout: {error}"))?;
     let state = FanoutState::new(
-        hub,
+        Arc::clone(&hub),
         Arc::clone(ingest),
         Arc::clone(&backends.signals),
         Arc::clone(verifier),
@@ -148,7 +149,7 @@ pub(crate) async fn start_fanout(
         hub_stop.cancel();
         let _ = hub_task.await;
     });
-    Ok((router, task))
+    Ok((router, hub, task))
 }
 
 /// A name for this process in the writer leases: the role and a random suffix, unique per

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec};
+use ingest::TraceParent;
 use lru::LruCache;
 use parking_lot::Mutex;
 use schemas::http::Message;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::FanoutConfig;
 use crate::delivery::{MessageDelivery, Outbound, render};
+use crate::metrics;
 use crate::presence::{Change, PresenceBook};
 
 /// Presence entries remembered before offline ones are forgotten.
@@ -151,11 +153,31 @@ pub struct Hub {
     /// This node's name in presence announcements.
     node: String,
     signals: Arc<dyn SignalBus>,
+    /// Per partition, the offset after the last record the hub has read: its position in
+    /// the log, for the lag metric.
+    positions: Vec<AtomicU64>,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+/// Queues `item` for each of `subscribers`, keeping those still there (a full queue flags
+/// its connection as too slow and drops it from the list).
+fn send_to_all(subscribers: &mut Vec<Subscriber>, item: &Outbound) {
+    let before = subscribers.len();
+    let mut queued = 0;
+    subscribers.retain(|subscriber| {
+        let sent = send_or_flag(subscriber, item.clone());
+        queued += usize::from(sent);
+        sent
+    });
+    metrics::queued(item, queued);
+    let dropped = before - subscribers.len();
+    if dropped > 0 {
+        metrics::subscriptions_changed(-(dropped as i64));
     }
 }
 
@@ -197,6 +219,7 @@ impl Hub {
             next_connection: AtomicU64::new(1),
             node: uuid::Uuid::new_v4().simple().to_string(),
             signals: Arc::clone(&signals),
+            positions: tail.start_offsets().into_iter().map(AtomicU64::new).collect(),
         });
         let mut signal_stream = signals.subscribe().await?;
         // Two loops, so neither waits on the other and no read is ever abandoned midway.
@@ -213,8 +236,11 @@ impl Hub {
                         Ok(records) => {
                             for record in &records {
                                 hub.on_record(record);
-                                next[record.position.partition as usize] =
-                                    record.position.offset + 1;
+                                let partition = record.position.partition as usize;
+                                next[partition] = record.position.offset + 1;
+                                if let Some(position) = hub.positions.get(partition) {
+                                    position.store(next[partition], Ordering::Relaxed);
+                                }
                             }
                         }
                         Err(LogError::SubscriptionLost(reason)) => {
@@ -287,6 +313,11 @@ impl Hub {
         self.partitions
     }
 
+    /// Per partition, the offset of the next record the hub will read.
+    pub fn positions(&self) -> Vec<u64> {
+        self.positions.iter().map(|position| position.load(Ordering::Relaxed)).collect()
+    }
+
     pub fn next_connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
@@ -303,8 +334,12 @@ impl Hub {
         let mut state = self.state.lock();
         state.idle.pop(&conversation);
         let entry = state.entry(conversation, self.partitions);
+        let before = entry.subscribers.len();
         entry.subscribers.retain(|existing| existing.connection != subscriber.connection);
         entry.subscribers.push(subscriber);
+        if entry.subscribers.len() > before {
+            metrics::subscriptions_changed(1);
+        }
         let Some(since) = since else {
             return ResumePlan { from_store: None, recent: Vec::new(), receipts: Vec::new() };
         };
@@ -331,7 +366,11 @@ impl Hub {
         let Some(entry) = state.entries.get_mut(&conversation) else {
             return;
         };
+        let before = entry.subscribers.len();
         entry.subscribers.retain(|existing| existing.connection != connection);
+        if entry.subscribers.len() < before {
+            metrics::subscriptions_changed(-1);
+        }
         self.park_if_unwatched(&mut state, conversation);
     }
 
@@ -480,8 +519,8 @@ impl Hub {
     }
 
     fn on_record(&self, record: &Record) {
-        let event = match Envelope::decode(&record.value) {
-            Ok((_, Some(event))) => event,
+        let (envelope, event) = match Envelope::decode(&record.value) {
+            Ok((envelope, Some(event))) => (envelope, event),
             Ok((_, None)) => return,
             Err(error) => {
                 tracing::warn!(%error, offset = record.position.offset, "fanout skips undecodable record");
@@ -490,6 +529,12 @@ impl Hub {
         };
         match event {
             ChatEvent::MessageSent(sent) => {
+                let after = Timestamp::now().millis().saturating_sub(sent.sent_at.millis());
+                let trace = envelope.traceparent.as_deref().and_then(TraceParent::parse);
+                metrics::message_arrived(
+                    Duration::from_millis(u64::try_from(after).unwrap_or(0)),
+                    trace.as_ref().map(TraceParent::trace_id),
+                );
                 let message = Message {
                     id: MessageId::from_position(record.position),
                     conversation_id: sent.conversation_id,
@@ -558,7 +603,7 @@ impl Hub {
     /// Queues `item` for the conversation's subscribers, dropping those that are gone.
     fn dispatch(&self, state: &mut State, conversation: ConversationId, item: &Outbound) {
         if let Some(entry) = state.entries.get_mut(&conversation) {
-            entry.subscribers.retain(|subscriber| send_or_flag(subscriber, item.clone()));
+            send_to_all(&mut entry.subscribers, item);
             self.park_if_unwatched(state, conversation);
         }
     }
@@ -575,6 +620,13 @@ impl Hub {
     /// Applies a signal from any node; returns the signals this node must publish in
     /// answer (presence queries are answered with this node's sightings).
     fn on_signal(&self, signal: Signal) -> Vec<Signal> {
+        metrics::signal_received(match &signal {
+            Signal::Typing { .. } => "typing",
+            Signal::Presence { .. } => "presence",
+            Signal::NodeAlive { .. } => "node_alive",
+            Signal::PresenceQuery { .. } => "presence_query",
+            Signal::InboxUpdated { .. } => "inbox",
+        });
         match signal {
             Signal::Typing { conversation_id, user_id, is_typing, .. } => {
                 let key = (conversation_id, user_id.clone());
@@ -623,6 +675,7 @@ impl Hub {
                 let mut state = self.state.lock();
                 if let Some(subscribers) = state.users.get_mut(&user_id) {
                     subscribers.retain(|subscriber| send_or_flag(subscriber, frame.clone()));
+                    metrics::queued(&frame, subscribers.len());
                 }
             }
         }

@@ -12,6 +12,7 @@
 mod config;
 mod delivery;
 mod hub;
+pub mod metrics;
 mod native;
 mod presence;
 mod receipts;
@@ -112,9 +113,12 @@ fn authenticate(
     let origins = &state.services.hub.config().origins;
     let verified = auth::find_ws_token(headers, query.token.as_deref(), origins)
         .and_then(|credentials| state.verifier.verify(credentials.token()));
-    verified.map_err(|error| match error {
-        AuthError::ForeignOrigin(_) => Close::new(close::FORBIDDEN, error.to_string()),
-        other => Close::new(close::UNAUTHENTICATED, other.to_string()),
+    verified.map_err(|error| {
+        auth::metrics::count_refusal(&error);
+        match error {
+            AuthError::ForeignOrigin(_) => Close::new(close::FORBIDDEN, error.to_string()),
+            other => Close::new(close::UNAUTHENTICATED, other.to_string()),
+        }
     })
 }
 
@@ -132,6 +136,7 @@ fn configure(upgrade: WebSocketUpgrade, state: &FanoutState) -> WebSocketUpgrade
 
 /// Accepts the upgrade and closes at once with `reason`, so browsers see why.
 fn refuse(upgrade: WebSocketUpgrade, reason: Close) -> Response {
+    metrics::refused(reason.code);
     upgrade.on_upgrade(move |socket| async move {
         use axum::extract::ws::{CloseFrame, Message};
         let mut socket = socket;
@@ -183,6 +188,7 @@ async fn seed_socket(
     // later message of the conversation reaches it.
     let services = state.services;
     if let Err(refused) = services.ingest.authorize(&caller, conversation).await {
+        refused.log_if_internal();
         return refuse(upgrade, seed::refusal(&refused));
     }
     let mailbox = match Mailbox::admit(&services.hub, &caller.user_id) {

@@ -42,6 +42,7 @@ impl NativeProtocol {
     ) -> Result<(), Close> {
         let fresh = !self.subscriptions.contains_key(&conversation);
         if fresh && self.subscriptions.len() >= session.hub.config().max_subscriptions {
+            ingest::metrics::refused(ingest::metrics::Limit::Subscriptions);
             let detail = format!(
                 "at most {} subscriptions per connection",
                 session.hub.config().max_subscriptions
@@ -52,6 +53,7 @@ impl NativeProtocol {
         let record = match session.ingest.authorize(&caller, conversation).await {
             Ok(record) => record,
             Err(failure) => {
+                failure.log_if_internal();
                 let frame = error(None, failure.code(), failure.public_detail());
                 return session.send_text(frame).await;
             }
@@ -85,6 +87,8 @@ impl NativeProtocol {
 }
 
 impl Protocol for NativeProtocol {
+    const NAME: &'static str = "native";
+
     async fn on_text(&mut self, session: &mut Session, text: &str) -> Result<(), Close> {
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,

@@ -95,6 +95,8 @@ pub(crate) fn draft_from_seed(inbound: SeedInbound) -> MessageDraft {
 }
 
 impl Protocol for SeedProtocol {
+    const NAME: &'static str = "seed";
+
     async fn on_text(&mut self, session: &mut Session, text: &str) -> Result<(), Close> {
         let inbound: SeedInbound = match serde_json::from_str(text) {
             Ok(inbound) => inbound,

@@ -28,6 +28,7 @@ use viewstore::ReadModel;
 
 use crate::delivery::{MessageDelivery, Outbound};
 use crate::hub::{ConnectionTicket, Hub, ResumePlan, Subscriber};
+use crate::metrics::{self, ClosedBy};
 use crate::receipts::{CaughtUp, stored_receipts};
 
 /// Why and how a connection ends.
@@ -57,8 +58,20 @@ pub(crate) enum JobOutcome {
     Read { reference: Option<String>, result: Result<ReadMark, IngestError> },
 }
 
+/// How a connection's loop ended.
+enum Ending {
+    /// The server closes it, with this frame.
+    Close(Close),
+    /// The client sent a close frame with this code.
+    ByClient(u16),
+    /// The connection broke, or the client left without a close frame.
+    Broken,
+}
+
 /// What a protocol does with the connection's events.
 pub(crate) trait Protocol: Send {
+    /// The protocol's name in metrics.
+    const NAME: &'static str;
     /// A text frame from the client.
     fn on_text(
         &mut self,
@@ -192,6 +205,8 @@ impl Session {
     ) -> Result<CaughtUp, Close> {
         let mut last = since.unwrap_or(MessageId::ZERO);
         let mut receipts = Vec::new();
+        let mut missed = 0;
+        let from_store = plan.from_store.is_some();
         if let Some(range) = plan.from_store {
             self.wait_for_store(range.partition, range.through_offset).await?;
             let read_model = Arc::clone(self.read_model());
@@ -210,6 +225,7 @@ impl Session {
                     let delivery = MessageDelivery::new(message.to_http(is_read));
                     self.send_text(render(&delivery)).await?;
                     last = message.id;
+                    missed += 1;
                 }
                 if messages.len() < page {
                     break;
@@ -220,7 +236,11 @@ impl Session {
             if delivery.id() > last {
                 self.send_text(render(&delivery)).await?;
                 last = delivery.id();
+                missed += 1;
             }
+        }
+        if since.is_some() {
+            metrics::resumed(from_store, missed);
         }
         if self.hub.join(conversation, &self.caller.user_id, self.subscriber.connection) {
             self.announce_presence(conversation, PresenceStatus::Online).await;
@@ -326,6 +346,10 @@ fn read_failure(error: axum::Error, max_frame_bytes: usize) -> Option<Close> {
         tungstenite::Error::Capacity(_) => {
             Some(Close::new(close::TOO_BIG, format!("frame over {max_frame_bytes} bytes")))
         }
+        // The peer went away without a close frame: nobody to tell.
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => None,
         tungstenite::Error::Protocol(violation) => {
             Some(Close::new(1002, format!("WebSocket protocol error: {violation}")))
         }
@@ -365,6 +389,7 @@ impl Mailbox {
     /// Admits one more connection of `user`, or says why not.
     pub(crate) fn admit(hub: &Arc<Hub>, user: &UserId) -> Result<Self, Close> {
         let Some(ticket) = hub.admit(user) else {
+            ingest::metrics::refused(ingest::metrics::Limit::ConnectionsPerUser);
             let limit = hub.config().max_connections_per_user;
             return Err(Close::new(
                 close::RATE_LIMITED,
@@ -406,16 +431,27 @@ pub(crate) async fn run<P: Protocol>(
         max_pending_sends: config.max_pending_sends,
         typing: HashSet::new(),
     };
+    metrics::connected(P::NAME);
     let ended = match start(&mut protocol, &mut session).await {
         Ok(()) => {
             serve(&mut protocol, &mut session, &mut stream, &mut queue, &services.shutdown).await
         }
-        Err(close) => Some(close),
+        Err(close) => Ending::Close(close),
     };
-    if let Some(reason) = ended {
-        tracing::debug!(code = reason.code, reason = reason.reason, "closing connection");
-        session.close(reason).await;
-    }
+    // Nothing more is queued once the queue is closed; what is left in it is dropped.
+    queue.close();
+    metrics::dequeued(std::iter::from_fn(|| queue.try_recv().ok()).count());
+    let closed_by = match ended {
+        Ending::Close(reason) => {
+            tracing::debug!(code = reason.code, reason = reason.reason, "closing connection");
+            let code = reason.code;
+            session.close(reason).await;
+            ClosedBy::Server(code)
+        }
+        Ending::ByClient(code) => ClosedBy::Client(code),
+        Ending::Broken => ClosedBy::Network,
+    };
+    metrics::disconnected(P::NAME, closed_by);
     for conversation in protocol.subscriptions() {
         session.unsubscribe(conversation).await;
     }
@@ -431,7 +467,7 @@ async fn serve<P: Protocol>(
     stream: &mut SplitStream<WebSocket>,
     queue: &mut mpsc::Receiver<Outbound>,
     shutdown: &CancellationToken,
-) -> Option<Close> {
+) -> Ending {
     let config = session.hub.config().clone();
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.tick().await;
@@ -453,22 +489,28 @@ async fn serve<P: Protocol>(
         let result = tokio::select! {
             biased;
             () = &mut drain => {
-                return Some(Close::new(close::RESTART, "server restarting; reconnect and resume"));
+                return Ending::Close(Close::new(close::RESTART, "server restarting; reconnect and resume"));
             }
-            () = &mut too_slow => return Some(slow_consumer()),
+            () = &mut too_slow => return Ending::Close(slow_consumer()),
             frame = stream.next() => match frame {
-                None | Some(Ok(Message::Close(_))) => return None,
-                Some(Err(error)) => return read_failure(error, config.max_frame_bytes),
+                None => return Ending::Broken,
+                Some(Ok(Message::Close(frame))) => {
+                    // 1005: the close frame carried no code.
+                    return Ending::ByClient(frame.map_or(1005, |frame| frame.code));
+                }
+                Some(Err(error)) => {
+                    return read_failure(error, config.max_frame_bytes).map_or(Ending::Broken, Ending::Close);
+                }
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
                     if text.len() > config.max_frame_bytes {
-                        return Some(Close::new(close::TOO_BIG,
+                        return Ending::Close(Close::new(close::TOO_BIG,
                             format!("frame over {} bytes", config.max_frame_bytes)));
                     }
                     protocol.on_text(session, text.as_str()).await
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    return Some(Close::new(1003, "binary frames are not supported; send JSON text"));
+                    return Ending::Close(Close::new(1003, "binary frames are not supported; send JSON text"));
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                     last_heard = Instant::now();
@@ -476,14 +518,18 @@ async fn serve<P: Protocol>(
                 }
             },
             item = queue.recv() => {
-                let item = item?;
+                // The session holds a sender itself, so the queue closes only with it.
+                let Some(item) = item else { return Ending::Broken };
                 // Take whatever else is already queued and write it all with one flush:
                 // under load that is one system call for many frames.
                 let mut frames: Vec<Utf8Bytes> = protocol.render(&item).into_iter().collect();
-                while frames.len() < WRITE_BATCH {
+                let mut taken = 1;
+                while taken < WRITE_BATCH {
                     let Ok(item) = queue.try_recv() else { break };
+                    taken += 1;
                     frames.extend(protocol.render(&item));
                 }
+                metrics::dequeued(taken);
                 session.write_all(frames).await
             }
             outcome = session.next_outcome() => match outcome.and_then(|outcome| protocol.on_outcome(*outcome)) {
@@ -492,13 +538,13 @@ async fn serve<P: Protocol>(
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() >= config.idle_timeout {
-                    return Some(Close::new(1001, "idle: no frames or pongs received"));
+                    return Ending::Close(Close::new(1001, "idle: no frames or pongs received"));
                 }
                 session.write(Message::Ping(Default::default())).await
             }
         };
         if let Err(close) = result {
-            return Some(close);
+            return Ending::Close(close);
         }
     }
 }
@@ -520,6 +566,13 @@ async fn run_jobs(
                 result: ingest.mark_read(&caller, conversation, up_to).await,
             },
         };
+        match &outcome {
+            JobOutcome::Sent { result: Err(error), .. }
+            | JobOutcome::Read { result: Err(error), .. } => {
+                error.log_if_internal();
+            }
+            _ => {}
+        }
         if outcomes.send(Box::new(outcome)).await.is_err() {
             return;
         }

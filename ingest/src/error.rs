@@ -68,6 +68,14 @@ impl IngestError {
         }
     }
 
+    /// Logs the cause of an internal failure (once per failed request or frame; every path
+    /// that answers with an [`IngestError`] calls this, the HTTP one in [`IntoResponse`]).
+    pub fn log_if_internal(&self) {
+        if let Self::Unavailable(cause) = self {
+            tracing::error!(cause, "request failed on the backend");
+        }
+    }
+
     pub fn problem(&self) -> Problem {
         let status = self.status();
         Problem {
@@ -122,9 +130,7 @@ pub(crate) fn problem_response(problem: &Problem) -> Response {
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
-        if let Self::Unavailable(cause) = &self {
-            tracing::error!(cause, "request failed on the backend");
-        }
+        self.log_if_internal();
         let mut response = problem_response(&self.problem());
         if let Self::RateLimited(wait) = &self {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

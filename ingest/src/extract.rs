@@ -20,8 +20,12 @@ impl FromRequestParts<IngestState> for Authenticated {
         parts: &mut Parts,
         state: &IngestState,
     ) -> Result<Self, IngestError> {
-        let credentials = auth::find_http_token(&parts.headers)?;
-        Ok(Self(state.verifier.verify(credentials.token())?))
+        let verified = auth::find_http_token(&parts.headers)
+            .and_then(|credentials| state.verifier.verify(credentials.token()));
+        verified.map(Self).map_err(|error| {
+            auth::metrics::count_refusal(&error);
+            error.into()
+        })
     }
 }
 

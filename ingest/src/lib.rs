@@ -7,6 +7,7 @@
 
 mod error;
 mod extract;
+pub mod metrics;
 pub mod openapi;
 mod rate;
 mod routes;

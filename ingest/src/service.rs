@@ -18,6 +18,7 @@ use schemas::{
 use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
 
 use crate::error::IngestError;
+use crate::metrics::Appender;
 use crate::rate::{RateLimiter, SendRate};
 use crate::trace::TraceParent;
 use crate::writer::{KeyedSend, KeyedWriters, WriterTiming, Written};
@@ -207,9 +208,10 @@ impl Ingest {
         if let Some(limiter) = &self.limiter
             && !caller.service
         {
-            limiter
-                .take(&caller.user_id, std::time::Instant::now())
-                .map_err(IngestError::RateLimited)?;
+            limiter.take(&caller.user_id, std::time::Instant::now()).map_err(|wait| {
+                crate::metrics::refused(crate::metrics::Limit::SendRate);
+                IngestError::RateLimited(wait)
+            })?;
         }
         let record = if caller.service {
             if draft.message_type != MessageType::System {
@@ -244,11 +246,13 @@ impl Ingest {
                 match self.writers.write(send).await? {
                     Written::Appended(id) => id,
                     Written::Earlier(original) => {
+                        crate::metrics::message_sent(true);
                         return Ok(self.duplicate_of(conversation, original).await);
                     }
                 }
             }
         };
+        crate::metrics::message_sent(false);
         Ok(SentMessage { id, conversation_id: conversation, sent_at, duplicate: false })
     }
 
@@ -324,10 +328,13 @@ impl Ingest {
 
     pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {
         let NewRecord { key, value, headers } = self.record_of(event);
+        let started = std::time::Instant::now();
         let append = self.log.append(key, value, headers);
-        match tokio::time::timeout(self.config.append_timeout, append).await {
-            Ok(result) => Ok(result?),
+        let result = match tokio::time::timeout(self.config.append_timeout, append).await {
+            Ok(result) => result.map_err(IngestError::from),
             Err(_) => Err(IngestError::Unavailable("append timed out".into())),
-        }
+        };
+        crate::metrics::appended(Appender::Direct, 1, result.is_ok(), started.elapsed());
+        result
     }
 }

@@ -26,7 +26,7 @@ pub struct AppliedBatch {
     pub counts: OutcomeCounts,
 }
 
-/// How many events had which effect; logged and exported as metrics.
+/// How many events had which effect; logged and counted in [`crate::metrics`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct OutcomeCounts {
     pub messages: u64,

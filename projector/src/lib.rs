@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod fold;
+pub mod metrics;
 pub mod runner;
 
 pub use runner::{ProjectorConfig, ProjectorError, run};

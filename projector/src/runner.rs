@@ -84,6 +84,7 @@ pub async fn run(
             break;
         };
         let applied_in = started.elapsed();
+        crate::metrics::batch_applied(records.len(), &applied.counts, applied_in);
         let lost = !commit_with_retry(subscription.as_mut(), &applied, &shutdown).await;
         announce(signals.as_ref(), &applied).await;
         tracing::debug!(

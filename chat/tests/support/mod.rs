@@ -314,6 +314,14 @@ impl Server {
         }
     }
 
+    /// Every process with its role's command name and address (what a scraper targets).
+    pub fn targets(&self) -> Vec<(&'static str, String)> {
+        self.processes
+            .iter()
+            .map(|process| (process.role.command(), process.address.clone()))
+            .collect()
+    }
+
     /// The HTTP API address (of the `index`-th ingest on a cluster).
     pub fn http_address(&self, index: usize) -> String {
         self.addresses(Role::Ingest)[index].clone()

@@ -23,6 +23,7 @@ use viewstore::{ReadModel, StoreError};
 
 use super::window::{Admission, KeyWindow};
 use super::{KeyedSend, WriteError, Written};
+use crate::metrics::{self, Appender};
 
 /// Batches of appends outstanding at once.
 const APPENDS_IN_FLIGHT: usize = 8;
@@ -302,7 +303,10 @@ impl PartitionWriter {
             let log = Arc::clone(&self.parts.log);
             let landed_from = self.known_end;
             self.appends.push_back(Box::pin(async move {
+                let (count, started) = (records.len(), Instant::now());
                 let results = log.append_batch(records).await;
+                let ok = results.iter().all(Result::is_ok);
+                metrics::appended(Appender::Keyed, count, ok, started.elapsed());
                 (batch, landed_from, results)
             }));
         }
