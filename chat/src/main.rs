@@ -27,12 +27,18 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Token(args) => token::run(&args),
-        Command::Dev(args) => with_runtime(&args.log.clone(), dev::run(args)),
-        Command::Ingest(args) => with_runtime(&args.log.clone(), cluster::run_ingest(args)),
-        Command::Fanout(args) => with_runtime(&args.log.clone(), cluster::run_fanout(args)),
-        Command::Projector(args) => with_runtime(&args.log.clone(), cluster::run_projector(args)),
-        Command::Migrate(args) => with_runtime(&args.log.clone(), migrate::run(args)),
-        Command::Replay(args) => with_runtime(&args.log.clone(), replay::run(args)),
+        Command::Dev(args) => with_runtime(&args.log.clone(), "dev", dev::run(args)),
+        Command::Ingest(args) => {
+            with_runtime(&args.log.clone(), "ingest", cluster::run_ingest(args))
+        }
+        Command::Fanout(args) => {
+            with_runtime(&args.log.clone(), "fanout", cluster::run_fanout(args))
+        }
+        Command::Projector(args) => {
+            with_runtime(&args.log.clone(), "projector", cluster::run_projector(args))
+        }
+        Command::Migrate(args) => with_runtime(&args.log.clone(), "migrate", migrate::run(args)),
+        Command::Replay(args) => with_runtime(&args.log.clone(), "replay", replay::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -45,8 +51,11 @@ fn main() -> std::process::ExitCode {
 
 fn with_runtime(
     log: &cli::LogArgs,
+    role: &str,
     work: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    telemetry::init(log);
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(work)
+    let telemetry = telemetry::init(log, role)?;
+    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(work);
+    telemetry.shutdown();
+    result
 }

@@ -348,6 +348,10 @@ impl EventLog for EmbeddedLog {
         self.shared.partitions
     }
 
+    fn destination(&self) -> crate::Destination<'_> {
+        crate::Destination { system: "chat-embedded", name: "chat.events" }
+    }
+
     /// An append fails only when its commit failed, and then nothing of it was written.
     fn delivery_timeout(&self) -> Duration {
         Duration::ZERO

@@ -335,6 +335,10 @@ impl EventLog for KafkaEventLog {
         self.shared.partitions
     }
 
+    fn destination(&self) -> crate::Destination<'_> {
+        crate::Destination { system: "kafka", name: &self.shared.config.topic }
+    }
+
     /// The producer's `delivery.timeout.ms`.
     fn delivery_timeout(&self) -> Duration {
         self.shared.config.append_timeout

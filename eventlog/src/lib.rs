@@ -20,6 +20,7 @@ pub mod kafka_signals;
 #[cfg(feature = "kafka")]
 mod kafka_writers;
 pub mod signals;
+pub mod trace;
 
 use std::time::Duration;
 
@@ -27,6 +28,15 @@ use async_trait::async_trait;
 use schemas::{ConversationId, Position, Timestamp};
 
 pub use signals::{MemorySignalBus, SignalBus, SignalStream};
+
+/// Where appends go, in the words of OpenTelemetry's messaging conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination<'a> {
+    /// `messaging.system`: `kafka`, or `chat-embedded` for the embedded log.
+    pub system: &'static str,
+    /// `messaging.destination.name`: the topic.
+    pub name: &'a str,
+}
 
 /// A record header (W3C `traceparent`, CloudEvents `content-type`...).
 pub type Header = (String, String);
@@ -97,6 +107,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// reports failure no later than this, and a record whose append failed is either
     /// written by then or never (what exactly-once sends are timed against).
     fn delivery_timeout(&self) -> Duration;
+
+    /// What traces call the log: the messaging system and the destination (the topic).
+    fn destination(&self) -> Destination<'_>;
 
     /// Appends a record to the key's partition. Returns once the record is durable (Kafka:
     /// acknowledged by all in-sync replicas; embedded: fsynced).

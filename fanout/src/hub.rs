@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
+use eventlog::trace::{self, TraceParent};
 use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec};
-use ingest::TraceParent;
 use lru::LruCache;
 use parking_lot::Mutex;
 use schemas::http::Message;
@@ -156,6 +156,8 @@ pub struct Hub {
     /// Per partition, the offset after the last record the hub has read: its position in
     /// the log, for the lag metric.
     positions: Vec<AtomicU64>,
+    /// The log's messaging system and topic, for the hub's spans.
+    destination: (&'static str, String),
 }
 
 impl std::fmt::Debug for Hub {
@@ -165,8 +167,8 @@ impl std::fmt::Debug for Hub {
 }
 
 /// Queues `item` for each of `subscribers`, keeping those still there (a full queue flags
-/// its connection as too slow and drops it from the list).
-fn send_to_all(subscribers: &mut Vec<Subscriber>, item: &Outbound) {
+/// its connection as too slow and drops it from the list); returns how many took it.
+fn send_to_all(subscribers: &mut Vec<Subscriber>, item: &Outbound) -> usize {
     let before = subscribers.len();
     let mut queued = 0;
     subscribers.retain(|subscriber| {
@@ -179,6 +181,23 @@ fn send_to_all(subscribers: &mut Vec<Subscriber>, item: &Outbound) {
     if dropped > 0 {
         metrics::subscriptions_changed(-(dropped as i64));
     }
+    queued
+}
+
+/// The span of the hub taking a message in: a child of the span that appended it, with
+/// the number of connections it was queued for (one span, not one per socket).
+fn consumer_span(record: &Record, (system, topic): &(&'static str, String)) -> tracing::Span {
+    tracing::info_span!(
+        "deliver",
+        otel.name = format!("process {topic}"),
+        otel.kind = "consumer",
+        messaging.system = *system,
+        messaging.destination.name = topic.as_str(),
+        messaging.operation.type = "process",
+        messaging.destination.partition.id = record.position.partition,
+        messaging.kafka.offset = record.position.offset,
+        chat.deliveries = tracing::field::Empty,
+    )
 }
 
 fn send_or_flag(subscriber: &Subscriber, item: Outbound) -> bool {
@@ -220,6 +239,7 @@ impl Hub {
             node: uuid::Uuid::new_v4().simple().to_string(),
             signals: Arc::clone(&signals),
             positions: tail.start_offsets().into_iter().map(AtomicU64::new).collect(),
+            destination: (log.destination().system, log.destination().name.to_owned()),
         });
         let mut signal_stream = signals.subscribe().await?;
         // Two loops, so neither waits on the other and no read is ever abandoned midway.
@@ -535,6 +555,11 @@ impl Hub {
                     Duration::from_millis(u64::try_from(after).unwrap_or(0)),
                     trace.as_ref().map(TraceParent::trace_id),
                 );
+                let span = trace.as_ref().filter(|trace| trace.sampled()).map(|trace| {
+                    let span = consumer_span(record, &self.destination);
+                    trace::set_remote_parent(&span, trace);
+                    span
+                });
                 let message = Message {
                     id: MessageId::from_position(record.position),
                     conversation_id: sent.conversation_id,
@@ -547,14 +572,20 @@ impl Hub {
                     sent_at: sent.sent_at,
                     is_read: false,
                 };
-                self.deliver_message(record.position.offset, MessageDelivery::new(message));
+                let _entered = span.as_ref().map(tracing::Span::enter);
+                let delivered =
+                    self.deliver_message(record.position.offset, MessageDelivery::new(message));
+                if let Some(span) = &span {
+                    span.record("chat.deliveries", delivered);
+                }
             }
             ChatEvent::MessagesRead(read) => self.deliver_receipt(record.position, read),
             ChatEvent::ConversationStarted(_) => {}
         }
     }
 
-    fn deliver_message(&self, offset: u64, delivery: Arc<MessageDelivery>) {
+    /// Queues the message for its subscribers; returns how many connections took it.
+    fn deliver_message(&self, offset: u64, delivery: Arc<MessageDelivery>) -> usize {
         let conversation = delivery.conversation();
         let mut state = self.state.lock();
         let entry = state.entry(conversation, self.partitions);
@@ -563,7 +594,7 @@ impl Hub {
             && entry.recent.iter().any(|m| m.message.idempotency_key.as_ref() == Some(key))
         {
             tracing::info!(%conversation, id = %delivery.id(), "fanout drops a duplicate send");
-            return;
+            return 0;
         }
         entry.recent.push_back(Arc::clone(&delivery));
         while entry.recent.len() > self.config.recent_per_conversation {
@@ -572,7 +603,7 @@ impl Hub {
                 entry.known_from = entry.known_from.max(next);
             }
         }
-        self.dispatch(&mut state, conversation, &Outbound::Message(delivery));
+        self.dispatch(&mut state, conversation, &Outbound::Message(delivery))
     }
 
     /// Delivers a receipt and keeps it as its reader's latest, in one critical section with
@@ -600,12 +631,15 @@ impl Hub {
         self.dispatch(&mut self.state.lock(), conversation, item);
     }
 
-    /// Queues `item` for the conversation's subscribers, dropping those that are gone.
-    fn dispatch(&self, state: &mut State, conversation: ConversationId, item: &Outbound) {
-        if let Some(entry) = state.entries.get_mut(&conversation) {
-            send_to_all(&mut entry.subscribers, item);
-            self.park_if_unwatched(state, conversation);
-        }
+    /// Queues `item` for the conversation's subscribers, dropping those that are gone;
+    /// returns how many took it.
+    fn dispatch(&self, state: &mut State, conversation: ConversationId, item: &Outbound) -> usize {
+        let Some(entry) = state.entries.get_mut(&conversation) else {
+            return 0;
+        };
+        let queued = send_to_all(&mut entry.subscribers, item);
+        self.park_if_unwatched(state, conversation);
+        queued
     }
 
     /// A conversation nobody here watches any more joins the idle ones, the least recently

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use viewstore::ReadModel;
 
 use crate::delivery::{MessageDelivery, Outbound};
@@ -549,6 +550,16 @@ async fn serve<P: Protocol>(
     }
 }
 
+fn frame_span(operation: &'static str, conversation: ConversationId) -> tracing::Span {
+    tracing::info_span!(
+        "frame",
+        otel.name = format!("WebSocket {operation}"),
+        otel.kind = "server",
+        chat.operation = operation,
+        chat.conversation.id = conversation.get(),
+    )
+}
+
 async fn run_jobs(
     ingest: Arc<Ingest>,
     caller: Caller,
@@ -556,15 +567,28 @@ async fn run_jobs(
     outcomes: mpsc::Sender<Box<JobOutcome>>,
 ) {
     while let Some(job) = jobs.recv().await {
+        // A frame is a request in its own right: the root of the trace of what it appends.
         let outcome = match *job {
-            Job::Send { reference, conversation, draft } => JobOutcome::Sent {
-                reference,
-                result: ingest.send_message(&caller, conversation, draft).await,
-            },
-            Job::Read { reference, conversation, up_to } => JobOutcome::Read {
-                reference,
-                result: ingest.mark_read(&caller, conversation, up_to).await,
-            },
+            Job::Send { reference, conversation, draft } => {
+                let span = frame_span("send", conversation);
+                let result = ingest
+                    .send_message(&caller, conversation, draft)
+                    .instrument(span.clone())
+                    .await;
+                if let Err(error) = &result {
+                    eventlog::trace::set_error(&span, error);
+                }
+                JobOutcome::Sent { reference, result }
+            }
+            Job::Read { reference, conversation, up_to } => {
+                let span = frame_span("read", conversation);
+                let result =
+                    ingest.mark_read(&caller, conversation, up_to).instrument(span.clone()).await;
+                if let Err(error) = &result {
+                    eventlog::trace::set_error(&span, error);
+                }
+                JobOutcome::Read { reference, result }
+            }
         };
         match &outcome {
             JobOutcome::Sent { result: Err(error), .. }

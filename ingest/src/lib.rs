@@ -19,4 +19,3 @@ pub use error::IngestError;
 pub use rate::SendRate;
 pub use routes::{IngestState, MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};
-pub use trace::TraceParent;

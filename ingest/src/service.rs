@@ -15,12 +15,13 @@ use schemas::{
     Attachment, ChatEvent, ConversationId, ConversationStarted, Envelope, MessageId, MessageSent,
     MessageType, MessagesRead, Participant, Position, Timestamp,
 };
+use tracing::Instrument;
 use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
 
 use crate::error::IngestError;
 use crate::metrics::Appender;
 use crate::rate::{RateLimiter, SendRate};
-use crate::trace::TraceParent;
+use crate::trace;
 use crate::writer::{KeyedSend, KeyedWriters, WriterTiming, Written};
 
 #[derive(Debug, Clone)]
@@ -242,8 +243,18 @@ impl Ingest {
         let id = match draft.idempotency_key {
             None => MessageId::from_position(self.append(&event).await?),
             Some(key) => {
-                let send = KeyedSend { conversation, key, record: self.record_of(&event) };
-                match self.writers.write(send).await? {
+                let span = self.publish_span(&event);
+                let send = KeyedSend { conversation, key, record: self.record_of(&event, &span) };
+                let written = self.writers.write(send).instrument(span.clone()).await;
+                match &written {
+                    Ok(Written::Appended(id) | Written::Earlier(id)) => {
+                        if let Some(position) = id.position() {
+                            span.record("messaging.kafka.offset", position.offset);
+                        }
+                    }
+                    Err(error) => eventlog::trace::set_error(&span, error),
+                }
+                match written? {
                     Written::Appended(id) => id,
                     Written::Earlier(original) => {
                         crate::metrics::message_sent(true);
@@ -316,10 +327,30 @@ impl Ingest {
         Ok(mark(up_to))
     }
 
-    /// The event as a log record: its envelope, with the current trace as its parent.
-    fn record_of(&self, event: &ChatEvent) -> NewRecord {
+    /// The producer span of appending `event` (OpenTelemetry's messaging conventions); the
+    /// record names it as its parent, and every consumer's span is its child.
+    fn publish_span(&self, event: &ChatEvent) -> tracing::Span {
+        let destination = self.log.destination();
+        let conversation = event.conversation_id();
+        tracing::info_span!(
+            "publish",
+            otel.name = format!("send {}", destination.name),
+            otel.kind = "producer",
+            messaging.system = destination.system,
+            messaging.destination.name = destination.name,
+            messaging.operation.type = "send",
+            messaging.destination.partition.id = conversation.partition(self.log.partitions()),
+            messaging.kafka.message.key = conversation.get(),
+            messaging.kafka.offset = tracing::field::Empty,
+            chat.event.type = event.type_name(),
+        )
+    }
+
+    /// The event as a log record: its envelope, naming `span` (the producer span) as the
+    /// parent of whatever consumes it.
+    fn record_of(&self, event: &ChatEvent, span: &tracing::Span) -> NewRecord {
         let mut envelope = Envelope::wrap(event, &self.config.source);
-        let traceparent = TraceParent::current().child_header();
+        let traceparent = trace::record_header(span);
         envelope.traceparent = Some(traceparent.clone());
         let headers: Vec<Header> =
             vec![("content-type".into(), CONTENT_TYPE.into()), ("traceparent".into(), traceparent)];
@@ -327,14 +358,22 @@ impl Ingest {
     }
 
     pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {
-        let NewRecord { key, value, headers } = self.record_of(event);
+        let span = self.publish_span(event);
+        let NewRecord { key, value, headers } = self.record_of(event, &span);
         let started = std::time::Instant::now();
         let append = self.log.append(key, value, headers);
-        let result = match tokio::time::timeout(self.config.append_timeout, append).await {
+        let timed = tokio::time::timeout(self.config.append_timeout, append);
+        let result = match timed.instrument(span.clone()).await {
             Ok(result) => result.map_err(IngestError::from),
             Err(_) => Err(IngestError::Unavailable("append timed out".into())),
         };
         crate::metrics::appended(Appender::Direct, 1, result.is_ok(), started.elapsed());
+        match &result {
+            Ok(position) => {
+                span.record("messaging.kafka.offset", position.offset);
+            }
+            Err(error) => eventlog::trace::set_error(&span, error),
+        }
         result
     }
 }

@@ -12,5 +12,6 @@ pub mod batch;
 pub mod fold;
 pub mod metrics;
 pub mod runner;
+mod trace;
 
 pub use runner::{ProjectorConfig, ProjectorError, run};

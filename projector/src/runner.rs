@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use viewstore::{ProjectionStore, StoreError};
 
 use crate::batch::{AppliedBatch, apply_records};
+use crate::trace::BatchSpans;
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -80,13 +81,16 @@ pub async fn run(
             continue;
         }
         let started = std::time::Instant::now();
-        let Some(applied) = apply_with_retry(store.as_ref(), &records, &shutdown).await else {
+        let spans = BatchSpans::start(&records, log.destination());
+        let Some(applied) = apply_with_retry(store.as_ref(), &records, &spans, &shutdown).await
+        else {
             break;
         };
         let applied_in = started.elapsed();
         crate::metrics::batch_applied(records.len(), &applied.counts, applied_in);
         let lost = !commit_with_retry(subscription.as_mut(), &applied, &shutdown).await;
         announce(signals.as_ref(), &applied).await;
+        drop(spans);
         tracing::debug!(
             records = records.len(),
             apply_ms = applied_in.as_millis() as u64,
@@ -131,13 +135,19 @@ async fn rejoin(
 async fn apply_with_retry(
     store: &dyn ProjectionStore,
     records: &[eventlog::Record],
+    spans: &BatchSpans,
     shutdown: &CancellationToken,
 ) -> Option<AppliedBatch> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt: Result<AppliedBatch, StoreError> = async {
             let applied = apply_records(store, records).await?;
-            store.apply(&applied.projection).await?;
+            let writes = spans.writing(records.len());
+            let written = store.apply(&applied.projection).await;
+            if let Err(error) = &written {
+                BatchSpans::failed(&writes, error);
+            }
+            written?;
             Ok(applied)
         }
         .await;

@@ -1,6 +1,7 @@
-//! HTTP request metrics for every role: count by route, method and status, and duration
-//! with the request's trace as exemplar. The route is the matched path template, never
-//! the path itself, so ids in URLs never become labels.
+//! Every HTTP request's span and metrics, for every role: a server span (a child of the
+//! caller's `traceparent`, when it sent one), the count by route, method and status, and
+//! the duration with the request's trace as exemplar. The route is the matched path
+//! template, never the path itself, so ids in URLs never become labels.
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -9,13 +10,14 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
-use ingest::TraceParent;
+use eventlog::trace::{self, TraceParent};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::{Registry, Unit};
+use tracing::Instrument;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -66,8 +68,9 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Middleware: counts and times the request. A request without a valid `traceparent` gets
-/// a new trace here, so the sample's exemplar and the events it appends share it.
+/// Middleware: traces, counts and times the request. Without OpenTelemetry, a request
+/// without a valid `traceparent` gets a new trace here, so the sample's exemplar and the
+/// events it appends share it.
 pub(crate) async fn track(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -80,18 +83,35 @@ pub(crate) async fn track(mut request: Request, next: Next) -> Response {
         .get("traceparent")
         .and_then(|value| value.to_str().ok())
         .and_then(TraceParent::parse);
-    let trace = match incoming {
-        Some(trace) => trace,
-        None => {
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route.as_str(),
+        url.path = request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    if let Some(parent) = &incoming {
+        trace::set_remote_parent(&span, parent);
+    }
+    let trace = match (trace::of_span(&span), incoming) {
+        (Some(own), _) => own,
+        (None, Some(incoming)) => incoming,
+        (None, None) => {
             let trace = TraceParent::root();
-            if let Ok(value) = HeaderValue::from_str(&trace.child_header()) {
+            if let Ok(value) = HeaderValue::from_str(&trace.header()) {
                 request.headers_mut().insert("traceparent", value);
             }
             trace
         }
     };
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if response.status().is_server_error() {
+        trace::set_error(&span, response.status());
+    }
     let metrics = &*METRICS;
     metrics.requests.get_or_create(&RequestLabels { route: route.clone(), method, status }).inc();
     let exemplar = TraceLabels { trace_id: trace.trace_id().to_owned() };

@@ -1,25 +1,88 @@
-//! Telemetry for the whole process, set up once in `main` and by each role: logs (to
-//! stderr, so stdout carries only what a command prints for people or scripts: the banner,
-//! a token), and the metrics registry with `/metrics` and the HTTP middleware.
+//! Telemetry for the whole process, set up once in `main`: logs (to stderr, so stdout
+//! carries only what a command prints for people or scripts: the banner, a token), traces
+//! (`traces.rs`, exported over OTLP when the standard `OTEL_*` variables ask for it), and the
+//! metrics registry with `/metrics` and the HTTP middleware, which each role builds.
 
 pub(crate) mod http;
+mod log_format;
 pub(crate) mod metrics;
+pub(crate) mod traces;
 
 use std::io::IsTerminal;
 
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::format::JsonFields;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{LogArgs, LogFormat};
+use log_format::WithTraceIds;
 
-pub(crate) fn init(args: &LogArgs) {
+/// What must be flushed when the process ends.
+#[derive(Debug)]
+pub(crate) struct Telemetry {
+    traces: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still queued (bounded: a collector that is gone costs a few
+    /// seconds at most).
+    pub(crate) fn shutdown(self) {
+        if let Some(provider) = self.traces
+            && let Err(error) = provider.shutdown_with_timeout(std::time::Duration::from_secs(5))
+        {
+            eprintln!("chat: traces not flushed: {error}");
+        }
+    }
+}
+
+/// Installs the logs and, when the environment asks for it, the trace exporter of `role`.
+pub(crate) fn init(args: &LogArgs, role: &str) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_new(&args.filter).unwrap_or_else(|error| {
         eprintln!("chat: ignoring log filter {:?}: {error}", args.filter);
         EnvFilter::new("info")
     });
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match args.format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        // One object per line, the current span's fields flattened into it.
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).init(),
-    }
+    let traces = if traces::wanted() { Some(traces::provider(role)?) } else { None };
+    let with_ids = traces.is_some();
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match (args.format, with_ids) {
+        (LogFormat::Text, false) => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        (LogFormat::Text, true) => logs
+            .with_ansi(false)
+            .event_format(WithTraceIds(tracing_subscriber::fmt::format().with_ansi(false)))
+            .boxed(),
+        // One object per line, the event's fields flattened into it.
+        (LogFormat::Json, with_ids) => {
+            let json = tracing_subscriber::fmt::format()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true);
+            let logs = logs.fmt_fields(JsonFields::new());
+            if with_ids {
+                logs.event_format(WithTraceIds(json)).boxed()
+            } else {
+                logs.event_format(json).boxed()
+            }
+        }
+    };
+    // The log filter is for logs: the spans of the chat's own crates are traced whatever
+    // the log level, and no dependency's.
+    let traced = Targets::new().with_targets(
+        ["chat", "auth", "eventlog", "viewstore", "ingest", "projector", "fanout"]
+            .map(|target| (target, LevelFilter::INFO)),
+    );
+    let otel = traces.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(traces::tracer(provider))
+            // Source locations, threads and busy/idle times would double each span's size.
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(traced)
+    });
+    tracing_subscriber::registry().with(logs.with_filter(filter)).with(otel).try_init()?;
+    Ok(Telemetry { traces })
 }

@@ -138,6 +138,10 @@ impl EventLog for ScriptedLog {
         Duration::ZERO
     }
 
+    fn destination(&self) -> eventlog::Destination<'_> {
+        self.inner.destination()
+    }
+
     async fn append(
         &self,
         key: ConversationId,
