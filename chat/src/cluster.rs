@@ -81,18 +81,27 @@ fn forward_key(args: &RoleArgs) -> anyhow::Result<ForwardKey> {
     key.map_err(anyhow::Error::msg)
 }
 
-/// This node's part in writing keyed sends: ingest nodes join the writer group, fanout
-/// nodes only forward.
+/// Refuses, before anything is connected or bound, an ingest node other nodes could not
+/// forward keyed sends to.
+fn check_advertise(args: &RoleArgs) -> anyhow::Result<()> {
+    if args.advertise.is_none() && args.listen.ip().is_unspecified() {
+        bail!(
+            "--listen {} names no address other nodes can reach; set --advertise \
+             (CHAT_ADVERTISE) to this node's host:port",
+            args.listen
+        );
+    }
+    Ok(())
+}
+
+/// This node's part in writing keyed sends: ingest nodes join the writer group (and are
+/// reached at their advertised address), fanout nodes only forward.
 fn writer_config(args: &RoleArgs, role: &str, bound: SocketAddr) -> anyhow::Result<WriterConfig> {
-    let address = match &args.advertise {
-        Some(address) => address.clone(),
-        None if !bound.ip().is_unspecified() => bound.to_string(),
-        None => bail!(
-            "--listen {bound} names no address other nodes can reach; set --advertise \
-             (CHAT_ADVERTISE) to this node's host:port"
-        ),
-    };
     let member = role == "ingest";
+    if member {
+        check_advertise(args)?;
+    }
+    let address = args.advertise.clone().unwrap_or_else(|| bound.to_string());
     let group =
         args.writer_group.clone().unwrap_or_else(|| format!("{}.writers", args.cluster.topic));
     Ok(WriterConfig {
@@ -110,6 +119,7 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let verifier = Arc::new(verifier);
     let forward = forward_key(&args)?;
     args.write.timing().check(args.write.append_timeout)?;
+    check_advertise(&args)?;
     let backends = connect(&args.cluster, "ingest", None, Some(args.write.append_timeout)).await?;
     let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
     let writer = writer_config(&args, "ingest", listener.local_addr()?)?;
