@@ -31,6 +31,32 @@ pub(crate) enum Command {
     Replay(ReplayArgs),
     /// Mint a token (HS256) for development and tests.
     Token(TokenArgs),
+    /// Operate on configuration: `chat config check <role> [flags]`.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigAction {
+    /// Validate a role's flags, environment and key files without starting it, and print
+    /// the effective configuration (secrets redacted). Exits non-zero when invalid.
+    #[command(subcommand)]
+    Check(CheckedRole),
+}
+
+/// The role whose configuration to check, with the flags it would start with.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CheckedRole {
+    Dev(DevArgs),
+    Ingest(RoleArgs),
+    Fanout(RoleArgs),
+    Projector(ProjectorArgs),
+    Migrate(MigrateArgs),
 }
 
 /// How tokens are verified. Exactly one of the three.
@@ -210,7 +236,7 @@ pub(crate) struct ProjectorArgs {
     pub instance: Option<String>,
     /// Most records folded per store write. A batch takes only what has arrived, so a large
     /// bound costs no latency; under a backlog it amortises the round trips to the store.
-    #[arg(long, env = "CHAT_PROJECTOR_BATCH", default_value_t = 5000,
+    #[arg(long, env = "CHAT_PROJECTOR_BATCH", default_value_t = projector::runner::DEFAULT_BATCH as u32,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
     #[command(flatten)]

@@ -114,12 +114,22 @@ fn writer_config(args: &RoleArgs, role: &str, bound: SocketAddr) -> anyhow::Resu
     })
 }
 
+/// What `role` checks before connecting anywhere (also `chat config check`).
+pub(crate) fn check_role(args: &RoleArgs, role: &str) -> anyhow::Result<()> {
+    jwt::verifier(&args.jwt, None)?;
+    forward_key(args)?;
+    args.write.timing().check(args.write.append_timeout)?;
+    if role == "ingest" {
+        check_advertise(args)?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
+    check_role(&args, "ingest")?;
     let (verifier, _) = jwt::verifier(&args.jwt, None)?;
     let verifier = Arc::new(verifier);
     let forward = forward_key(&args)?;
-    args.write.timing().check(args.write.append_timeout)?;
-    check_advertise(&args)?;
     let backends = connect(&args.cluster, "ingest", None, Some(args.write.append_timeout)).await?;
     let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
     let writer = writer_config(&args, "ingest", listener.local_addr()?)?;
@@ -131,7 +141,7 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new("ingest", parts, Arc::clone(&backends.log), Vec::new());
     let app = ingest_router(&ingest, &verifier)
         .merge(ingest::writer::forward_router(writers, forward))
-        .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
+        .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model), None))
         .merge(metrics.router())
         .fallback(ingest::not_found)
         .layer(axum::middleware::from_fn(telemetry::http::track));
@@ -142,9 +152,9 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
+    check_role(&args, "fanout")?;
     let (verifier, _) = jwt::verifier(&args.jwt, None)?;
     let verifier = Arc::new(verifier);
-    args.write.timing().check(args.write.append_timeout)?;
     let backends = connect(&args.cluster, "fanout", None, Some(args.write.append_timeout)).await?;
     let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
     let writer = writer_config(&args, "fanout", listener.local_addr()?)?;
@@ -163,7 +173,7 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let consumers = vec![Consumer::Fanout(hub)];
     let metrics = Metrics::new("fanout", parts, Arc::clone(&backends.log), consumers);
     let app = sockets
-        .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
+        .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model), None))
         .merge(metrics.router())
         .fallback(ingest::not_found)
         .layer(axum::middleware::from_fn(telemetry::http::track));
@@ -181,11 +191,14 @@ pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
         batch_size: args.batch as usize,
         ..projector::ProjectorConfig::default()
     };
+    let joined = Arc::clone(&config.joined);
     let task = spawn_projector(&backends, config, shutdown.clone());
     let parts = Parts { projector: true, ..Parts::default() };
     let consumers = vec![Consumer::Projector(Arc::clone(&backends.read_model))];
     let metrics = Metrics::new("projector", parts, Arc::clone(&backends.log), consumers);
-    let app = health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model))
+    let probes =
+        health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model), Some(joined));
+    let app = probes
         .merge(metrics.router())
         .fallback(ingest::not_found)
         .layer(axum::middleware::from_fn(telemetry::http::track));

@@ -54,8 +54,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         route_wait: Duration::from_secs(5),
     };
     let (ingest, _, writers) = backends.start_ingest(&args.limits, writer, &shutdown).await?;
-    let projector =
-        spawn_projector(&backends, projector::ProjectorConfig::default(), shutdown.clone());
+    let projector_config = projector::ProjectorConfig::default();
+    let joined = Arc::clone(&projector_config.joined);
+    let projector = spawn_projector(&backends, projector_config, shutdown.clone());
     let mut origins =
         vec![format!("http://{address}"), format!("http://localhost:{}", address.port())];
     origins.extend(args.allowed_origins.iter().cloned());
@@ -68,7 +69,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new("dev", parts, Arc::clone(&backends.log), consumers);
     let mut app = ingest_router(&ingest, &verifier)
         .merge(sockets)
-        .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model)))
+        .merge(health::router(
+            Arc::clone(&backends.log),
+            Arc::clone(&backends.read_model),
+            Some(joined),
+        ))
         .merge(metrics.router())
         .merge(web::router());
     if let Some(secret) = &dev_secret {

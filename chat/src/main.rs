@@ -8,6 +8,7 @@
 
 mod cli;
 mod cluster;
+mod config_check;
 mod dev;
 mod health;
 mod jwt;
@@ -19,13 +20,25 @@ mod token;
 mod web;
 mod wiring;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigAction};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let result = match cli.command {
+        Command::Config(config) => {
+            let ConfigAction::Check(role) = &config.action;
+            let role_matches = matches
+                .subcommand_matches("config")
+                .and_then(|config| config.subcommand_matches("check"))
+                .and_then(|check| check.subcommand().map(|(_, role)| role.clone()));
+            config_check::run(role, &role_matches.unwrap_or_default())
+        }
         Command::Token(args) => token::run(&args),
         Command::Dev(args) => with_runtime(&args.log.clone(), "dev", dev::run(args)),
         Command::Ingest(args) => {

@@ -6,6 +6,7 @@
 //! idempotent. On shutdown the loop finishes the batch it holds, commits, and returns.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use eventlog::{EventLog, LogError, SignalBus, SubscribeSpec, Subscription};
@@ -16,6 +17,10 @@ use viewstore::{ProjectionStore, StoreError};
 use crate::batch::{AppliedBatch, apply_records};
 use crate::trace::BatchSpans;
 
+/// Most records folded per store write, unless configured (`chat projector --batch`). A
+/// batch takes only what has arrived, so a large bound costs no latency.
+pub const DEFAULT_BATCH: usize = 5000;
+
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
     /// The consumer group; every projector of one deployment shares it.
@@ -24,14 +29,17 @@ pub struct ProjectorConfig {
     pub batch_size: usize,
     /// How long to wait for records before checking for shutdown.
     pub poll_wait: Duration,
+    /// True while the projector is a member of its group (what readiness reports).
+    pub joined: Arc<AtomicBool>,
 }
 
 impl Default for ProjectorConfig {
     fn default() -> Self {
         Self {
             group: "chat-projector".into(),
-            batch_size: 500,
+            batch_size: DEFAULT_BATCH,
             poll_wait: Duration::from_millis(500),
+            joined: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -54,6 +62,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ProjectorError> {
     let mut subscription = log.subscribe(SubscribeSpec::Group(config.group.clone())).await?;
+    config.joined.store(true, Ordering::Release);
     tracing::info!(group = config.group, "projector started");
     while !shutdown.is_cancelled() {
         let records = tokio::select! {
@@ -64,11 +73,13 @@ pub async fn run(
             Ok(records) => records,
             Err(LogError::SubscriptionLost(reason)) => {
                 tracing::warn!(reason, "projector subscription lost; joining the group again");
+                config.joined.store(false, Ordering::Release);
                 drop(subscription);
                 match rejoin(log.as_ref(), &config.group, &shutdown).await {
                     Some(rejoined) => subscription = rejoined,
                     None => break,
                 }
+                config.joined.store(true, Ordering::Release);
                 continue;
             }
             Err(error) => {
@@ -100,13 +111,16 @@ pub async fn run(
         if lost {
             // The batch is written; the new member gets it again and the fold skips it.
             tracing::warn!("projector subscription lost while committing; joining the group again");
+            config.joined.store(false, Ordering::Release);
             drop(subscription);
             match rejoin(log.as_ref(), &config.group, &shutdown).await {
                 Some(rejoined) => subscription = rejoined,
                 None => break,
             }
+            config.joined.store(true, Ordering::Release);
         }
     }
+    config.joined.store(false, Ordering::Release);
     tracing::info!("projector stopped");
     Ok(())
 }

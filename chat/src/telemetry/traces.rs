@@ -102,6 +102,15 @@ fn protocol() -> anyhow::Result<Protocol> {
     }
 }
 
+/// Checks the `OTEL_*` variables this process reads, without exporting anything.
+pub(crate) fn check() -> anyhow::Result<()> {
+    protocol()?;
+    variable_or("OTEL_BSP_MAX_QUEUE_SIZE", 0_usize)?;
+    variable_or("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 0_usize)?;
+    variable_or("OTEL_BSP_SCHEDULE_DELAY", 0_u64)?;
+    Ok(())
+}
+
 /// The tracer provider the environment describes, for `role`. Its spans are exported from a
 /// thread of its own; shut it down to flush them.
 pub(crate) fn provider(role: &str) -> anyhow::Result<SdkTracerProvider> {

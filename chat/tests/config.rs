@@ -1,0 +1,90 @@
+//! `chat config check`: a role's configuration validated without starting it, printed with
+//! its sources and with secrets redacted.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+    command.args(["config", "check"]).args(args).env_clear();
+    command.envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+const SECRET: &str = "a-secret-that-is-long-enough-for-hs256-0123";
+
+#[test]
+fn a_valid_configuration_is_printed_with_sources_and_secrets_redacted() {
+    let out = check(
+        &["ingest", "--cql-nodes", "scylla:9042", "--advertise", "10.0.0.7:8080"],
+        &[
+            ("CHAT_KAFKA_BROKERS", "kafka:9092"),
+            ("CHAT_JWT_SECRET", SECRET),
+            ("CHAT_SEND_RATE", "25"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("chat ingest: the configuration is valid"), "{stdout}");
+    let line = |flag: &str| {
+        stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(flag))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line("--kafka-brokers ").contains("kafka:9092")
+            && line("--kafka-brokers ").ends_with("(environment)")
+    );
+    assert!(line("--cql-nodes ").ends_with("(flag)"), "{}", line("--cql-nodes "));
+    assert!(line("--send-rate ").contains("25"));
+    assert!(
+        line("--writer-lease ").contains("20s") && line("--writer-lease ").ends_with("(default)")
+    );
+    assert!(line("--jwt-secret ").contains("<redacted>"));
+    assert!(!stdout.contains(SECRET), "the secret is never printed");
+}
+
+#[test]
+fn an_invalid_configuration_fails_with_the_reason() {
+    let short = check(
+        &["fanout", "--kafka-brokers", "k:9092", "--cql-nodes", "s:9042"],
+        &[("CHAT_JWT_SECRET", "short")],
+    );
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 32 bytes"));
+
+    let timing = check(
+        &["ingest", "--kafka-brokers", "k:9092", "--cql-nodes", "s:9042", "--advertise", "h:1"],
+        &[("CHAT_JWT_SECRET", SECRET), ("CHAT_WRITER_LEASE", "5s")],
+    );
+    assert!(!timing.status.success());
+    assert!(String::from_utf8_lossy(&timing.stderr).contains("lease 5s"), "{timing:?}");
+
+    let unreachable = check(
+        &[
+            "ingest",
+            "--kafka-brokers",
+            "k:9092",
+            "--cql-nodes",
+            "s:9042",
+            "--listen",
+            "0.0.0.0:8080",
+        ],
+        &[("CHAT_JWT_SECRET", SECRET)],
+    );
+    assert!(!unreachable.status.success());
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("--advertise"));
+
+    let protocol = check(
+        &["projector", "--kafka-brokers", "k:9092", "--cql-nodes", "s:9042"],
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")],
+    );
+    assert!(!protocol.status.success());
+    assert!(String::from_utf8_lossy(&protocol.stderr).contains("OTEL_EXPORTER_OTLP_PROTOCOL"));
+
+    let missing = check(&["projector", "--cql-nodes", "s:9042"], &[]);
+    assert!(!missing.status.success(), "the brokers are required");
+}
