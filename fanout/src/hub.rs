@@ -187,7 +187,7 @@ fn send_to_all(subscribers: &mut Vec<Subscriber>, item: &Outbound) -> usize {
 /// The span of the hub taking a message in: a child of the span that appended it, with
 /// the number of connections it was queued for (one span, not one per socket).
 fn consumer_span(record: &Record, (system, topic): &(&'static str, String)) -> tracing::Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         "deliver",
         otel.name = format!("process {topic}"),
         otel.kind = "consumer",

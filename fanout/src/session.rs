@@ -551,7 +551,7 @@ async fn serve<P: Protocol>(
 }
 
 fn frame_span(operation: &'static str, conversation: ConversationId) -> tracing::Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         "frame",
         otel.name = format!("WebSocket {operation}"),
         otel.kind = "server",

@@ -332,7 +332,7 @@ impl Ingest {
     fn publish_span(&self, event: &ChatEvent) -> tracing::Span {
         let destination = self.log.destination();
         let conversation = event.conversation_id();
-        tracing::info_span!(
+        tracing::debug_span!(
             "publish",
             otel.name = format!("send {}", destination.name),
             otel.kind = "producer",

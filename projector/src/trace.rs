@@ -25,7 +25,7 @@ impl BatchSpans {
             })
             .take(TRACED_PER_BATCH)
             .map(|(record, parent)| {
-                let span = tracing::info_span!(
+                let span = tracing::debug_span!(
                     "project",
                     otel.name = format!("process {}", destination.name),
                     otel.kind = "consumer",
@@ -49,7 +49,7 @@ impl BatchSpans {
         self.records
             .iter()
             .map(|parent| {
-                tracing::info_span!(
+                tracing::debug_span!(
                     parent: parent,
                     "write projections",
                     otel.kind = "client",

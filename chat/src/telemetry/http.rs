@@ -83,7 +83,7 @@ pub(crate) async fn track(mut request: Request, next: Next) -> Response {
         .get("traceparent")
         .and_then(|value| value.to_str().ok())
         .and_then(TraceParent::parse);
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "request",
         otel.name = format!("{method} {route}"),
         otel.kind = "server",

@@ -40,49 +40,53 @@ impl Telemetry {
 }
 
 /// Installs the logs and, when the environment asks for it, the trace exporter of `role`.
+///
+/// The chat's spans are at debug level: without traces, the log filter (`info` by default)
+/// disables them at their call sites, so a send pays nothing for them (recording their
+/// fields for the logs cost a send-heavy `chat dev` half its held rate). With traces, the
+/// log filter applies to the logs only and the chat's own spans are always traced.
 pub(crate) fn init(args: &LogArgs, role: &str) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_new(&args.filter).unwrap_or_else(|error| {
         eprintln!("chat: ignoring log filter {:?}: {error}", args.filter);
         EnvFilter::new("info")
     });
     let traces = if traces::wanted() { Some(traces::provider(role)?) } else { None };
-    let with_ids = traces.is_some();
+    let Some(provider) = &traces else {
+        let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        match args.format {
+            LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).try_init(),
+            // One object per line, the event's fields flattened into it.
+            LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).try_init(),
+        }
+        .map_err(|error| anyhow::anyhow!("installing the logs: {error}"))?;
+        return Ok(Telemetry { traces });
+    };
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match (args.format, with_ids) {
-        (LogFormat::Text, false) => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
-        (LogFormat::Text, true) => logs
+    let logs: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match args.format {
+        LogFormat::Text => logs
             .with_ansi(false)
             .event_format(WithTraceIds(tracing_subscriber::fmt::format().with_ansi(false)))
             .boxed(),
-        // One object per line, the event's fields flattened into it.
-        (LogFormat::Json, with_ids) => {
+        LogFormat::Json => {
             let json = tracing_subscriber::fmt::format()
                 .json()
                 .flatten_event(true)
-                .with_current_span(true);
-            let logs = logs.fmt_fields(JsonFields::new());
-            if with_ids {
-                logs.event_format(WithTraceIds(json)).boxed()
-            } else {
-                logs.event_format(json).boxed()
-            }
+                .with_current_span(false)
+                .with_span_list(false);
+            logs.fmt_fields(JsonFields::new()).event_format(WithTraceIds(json)).boxed()
         }
     };
-    // The log filter is for logs: the spans of the chat's own crates are traced whatever
-    // the log level, and no dependency's.
     let traced = Targets::new().with_targets(
         ["chat", "auth", "eventlog", "viewstore", "ingest", "projector", "fanout"]
-            .map(|target| (target, LevelFilter::INFO)),
+            .map(|target| (target, LevelFilter::DEBUG)),
     );
-    let otel = traces.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(traces::tracer(provider))
-            // Source locations, threads and busy/idle times would double each span's size.
-            .with_location(false)
-            .with_threads(false)
-            .with_tracked_inactivity(false)
-            .with_filter(traced)
-    });
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(traces::tracer(provider))
+        // Source locations, threads and busy/idle times would double each span's size.
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_filter(traced);
     tracing_subscriber::registry().with(logs.with_filter(filter)).with(otel).try_init()?;
     Ok(Telemetry { traces })
 }
