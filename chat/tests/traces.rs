@@ -19,6 +19,7 @@ use support::{Server, Shape, seed_client, token};
 struct Collector {
     child: Child,
     endpoint: String,
+    grpc_endpoint: String,
     spans_file: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -57,11 +58,19 @@ impl Collector {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", grpc)).is_err()
+        {
             assert!(Instant::now() < deadline, "the collector did not listen within 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, endpoint: format!("http://127.0.0.1:{http}"), spans_file, _dir: dir }
+        Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{http}"),
+            grpc_endpoint: format!("http://127.0.0.1:{grpc}"),
+            spans_file,
+            _dir: dir,
+        }
     }
 
     fn stop(&mut self) {
@@ -318,4 +327,30 @@ async fn sends_carry_on_when_the_collector_goes_away() {
         assert!(Instant::now() < deadline, "failed exports are counted");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_reach_the_collector_over_grpc_too() {
+    let collector = Collector::start();
+    let server = Server::start_shaped(
+        Shape::default()
+            .with("OTEL_EXPORTER_OTLP_ENDPOINT", collector.grpc_endpoint.clone())
+            .with("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            .with("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    );
+    let conversation = server.open_conversation("job-grpc", "mia", "ned").await;
+    let trace_id = "5b8efff798038103d269b633813fc60c";
+    let sent = server
+        .http
+        .post(server.url(&format!("/v1/conversations/{conversation}/messages")))
+        .bearer_auth(token("mia"))
+        .header("traceparent", format!("00-{trace_id}-eee19b7ec3c1b174-01"))
+        .json(&json!({"text": "over gRPC"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 201);
+    collector.until("the request's span, exported over gRPC", |spans| {
+        spans.iter().find(|span| span.trace == trace_id && span.kind == SERVER).cloned()
+    });
 }
