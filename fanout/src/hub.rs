@@ -62,6 +62,8 @@ pub struct Subscriber {
     pub queue: mpsc::Sender<Outbound>,
     /// Cancelled by the hub when the queue is full: the connection must close (4008).
     pub too_slow: CancellationToken,
+    /// The connection's protocol, for the metrics.
+    pub protocol: &'static str,
 }
 
 /// Messages the store must supply before the in-memory ones: ids in `(after, before)`,
@@ -169,18 +171,16 @@ impl std::fmt::Debug for Hub {
 /// Queues `item` for each of `subscribers`, keeping those still there (a full queue flags
 /// its connection as too slow and drops it from the list); returns how many took it.
 fn send_to_all(subscribers: &mut Vec<Subscriber>, item: &Outbound) -> usize {
-    let before = subscribers.len();
     let mut queued = 0;
     subscribers.retain(|subscriber| {
         let sent = send_or_flag(subscriber, item.clone());
         queued += usize::from(sent);
+        if !sent {
+            metrics::subscriptions_changed(subscriber.protocol, -1);
+        }
         sent
     });
     metrics::queued(item, queued);
-    let dropped = before - subscribers.len();
-    if dropped > 0 {
-        metrics::subscriptions_changed(-(dropped as i64));
-    }
     queued
 }
 
@@ -354,11 +354,11 @@ impl Hub {
         let mut state = self.state.lock();
         state.idle.pop(&conversation);
         let entry = state.entry(conversation, self.partitions);
-        let before = entry.subscribers.len();
+        let (before, protocol) = (entry.subscribers.len(), subscriber.protocol);
         entry.subscribers.retain(|existing| existing.connection != subscriber.connection);
         entry.subscribers.push(subscriber);
         if entry.subscribers.len() > before {
-            metrics::subscriptions_changed(1);
+            metrics::subscriptions_changed(protocol, 1);
         }
         let Some(since) = since else {
             return ResumePlan { from_store: None, recent: Vec::new(), receipts: Vec::new() };
@@ -386,11 +386,13 @@ impl Hub {
         let Some(entry) = state.entries.get_mut(&conversation) else {
             return;
         };
-        let before = entry.subscribers.len();
-        entry.subscribers.retain(|existing| existing.connection != connection);
-        if entry.subscribers.len() < before {
-            metrics::subscriptions_changed(-1);
-        }
+        entry.subscribers.retain(|existing| {
+            let leaving = existing.connection == connection;
+            if leaving {
+                metrics::subscriptions_changed(existing.protocol, -1);
+            }
+            !leaving
+        });
         self.park_if_unwatched(&mut state, conversation);
     }
 

@@ -39,7 +39,7 @@ pub use hub::{ConnectionTicket, Hub};
 
 use crate::native::NativeProtocol;
 use crate::seed::SeedProtocol;
-use crate::session::{Close, Mailbox, Services};
+use crate::session::{Close, Mailbox, Protocol, Services};
 
 #[derive(Clone)]
 pub struct FanoutState {
@@ -191,7 +191,7 @@ async fn seed_socket(
         refused.log_if_internal();
         return refuse(upgrade, seed::refusal(&refused));
     }
-    let mailbox = match Mailbox::admit(&services.hub, &caller.user_id) {
+    let mailbox = match Mailbox::admit(&services.hub, &caller.user_id, SeedProtocol::NAME) {
         Ok(mailbox) => mailbox,
         Err(reason) => return refuse(upgrade, reason),
     };
@@ -217,7 +217,7 @@ async fn native_socket(
     // Inbox updates are registered before upgrading, so none is missed after `ready`.
     let services = state.services;
     let protocol = NativeProtocol::new(caller.user_id.clone());
-    let mailbox = match Mailbox::admit(&services.hub, &caller.user_id) {
+    let mailbox = match Mailbox::admit(&services.hub, &caller.user_id, NativeProtocol::NAME) {
         Ok(mailbox) => mailbox,
         Err(reason) => return refuse(upgrade, reason),
     };

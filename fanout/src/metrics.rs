@@ -57,7 +57,7 @@ pub(crate) enum ClosedBy {
 
 struct Metrics {
     connections: Family<ProtocolLabels, Gauge>,
-    subscriptions: Gauge,
+    subscriptions: Family<ProtocolLabels, Gauge>,
     queued: Family<KindLabels, Counter>,
     /// The children of `queued`, taken once: the hot path skips the family's map.
     queued_by_kind: [Counter; 3],
@@ -75,9 +75,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ["message", "native", "about"].map(|kind| queued.get_or_create_owned(&KindLabels { kind }));
     // The common series start at zero, so that rates and alerts see them from the first
     // scrape (a slow-consumer storm is a rise of the 4008s).
-    let connections: Family<ProtocolLabels, Gauge> = Family::default();
+    let (connections, subscriptions): (Family<ProtocolLabels, Gauge>, Family<_, _>) =
+        (Family::default(), Family::default());
     for protocol in ["native", "seed"] {
         connections.get_or_create_owned(&ProtocolLabels { protocol });
+        subscriptions.get_or_create_owned(&ProtocolLabels { protocol });
     }
     let disconnects: Family<DisconnectLabels, Counter> = Family::default();
     for (code, closed_by) in [
@@ -98,7 +100,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
     Metrics {
         connections,
-        subscriptions: Gauge::default(),
+        subscriptions,
         queued,
         queued_by_kind,
         waiting: Gauge::default(),
@@ -162,8 +164,8 @@ fn code_label(code: u16) -> &'static str {
 }
 
 /// Subscriptions to conversations held by this node's connections went up or down.
-pub(crate) fn subscriptions_changed(by: i64) {
-    METRICS.subscriptions.inc_by(by);
+pub(crate) fn subscriptions_changed(protocol: &'static str, by: i64) {
+    METRICS.subscriptions.get_or_create(&ProtocolLabels { protocol }).inc_by(by);
 }
 
 /// The hub put `item` in `count` connections' queues.
@@ -210,7 +212,7 @@ pub fn register(registry: &mut Registry) {
     );
     registry.register(
         "chat_fanout_subscriptions",
-        "Conversation subscriptions held by open connections",
+        "Conversation subscriptions held by open connections, by protocol",
         metrics.subscriptions.clone(),
     );
     registry.register(

@@ -388,7 +388,11 @@ pub(crate) struct Mailbox {
 
 impl Mailbox {
     /// Admits one more connection of `user`, or says why not.
-    pub(crate) fn admit(hub: &Arc<Hub>, user: &UserId) -> Result<Self, Close> {
+    pub(crate) fn admit(
+        hub: &Arc<Hub>,
+        user: &UserId,
+        protocol: &'static str,
+    ) -> Result<Self, Close> {
         let Some(ticket) = hub.admit(user) else {
             ingest::metrics::refused(ingest::metrics::Limit::ConnectionsPerUser);
             let limit = hub.config().max_connections_per_user;
@@ -402,6 +406,7 @@ impl Mailbox {
             connection: hub.next_connection_id(),
             queue: queue_tx,
             too_slow: CancellationToken::new(),
+            protocol,
         };
         Ok(Self { subscriber, queue, _ticket: ticket })
     }
