@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::FanoutConfig;
 use crate::delivery::{MessageDelivery, Outbound, render};
-use crate::metrics;
 use crate::presence::{Change, PresenceBook};
+use crate::{loops, metrics};
 
 /// Presence entries remembered before offline ones are forgotten.
 const PRESENCE_MEMORY: usize = 100_000;
@@ -219,7 +219,7 @@ impl Hub {
         config: FanoutConfig,
         shutdown: CancellationToken,
     ) -> Result<(Arc<Hub>, JoinHandle<()>), LogError> {
-        let mut tail = log.subscribe(SubscribeSpec::Tail).await?;
+        let tail = log.subscribe(SubscribeSpec::Tail).await?;
         let idle = NonZeroUsize::new(config.idle_conversations.max(1)).unwrap_or(NonZeroUsize::MIN);
         let presence_ttl = config.presence_ttl;
         let hub = Arc::new(Hub {
@@ -241,88 +241,22 @@ impl Hub {
             positions: tail.start_offsets().into_iter().map(AtomicU64::new).collect(),
             destination: (log.destination().system, log.destination().name.to_owned()),
         });
-        let mut signal_stream = signals.subscribe().await?;
-        // Two loops, so neither waits on the other and no read is ever abandoned midway.
-        let log_loop = tokio::spawn({
-            let (hub, shutdown) = (Arc::clone(&hub), shutdown.clone());
-            async move {
-                let mut next = tail.start_offsets();
-                while !shutdown.is_cancelled() {
-                    let batch = tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        batch = tail.next_batch(1000, Duration::from_millis(500)) => batch,
-                    };
-                    match batch {
-                        Ok(records) => {
-                            for record in &records {
-                                hub.on_record(record);
-                                let partition = record.position.partition as usize;
-                                next[partition] = record.position.offset + 1;
-                                if let Some(position) = hub.positions.get(partition) {
-                                    position.store(next[partition], Ordering::Relaxed);
-                                }
-                            }
-                        }
-                        Err(LogError::SubscriptionLost(reason)) => {
-                            // Carry on exactly where the lost tail stopped: no gap.
-                            tracing::warn!(reason, "fanout lost its tail of the log; resuming");
-                            match log.subscribe(SubscribeSpec::TailFrom(next.clone())).await {
-                                Ok(resumed) => tail = resumed,
-                                Err(error) => {
-                                    tracing::warn!(%error, "cannot resume the tail; retrying");
-                                    tokio::time::sleep(Duration::from_millis(500)).await;
-                                }
-                            }
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "fanout failed to read the log; retrying");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                    }
-                }
-            }
-        });
-        let signal_loop = tokio::spawn({
-            let (hub, shutdown) = (Arc::clone(&hub), shutdown.clone());
-            async move {
-                loop {
-                    let signal = tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        signal = signal_stream.next() => signal,
-                    };
-                    let Some(signal) = signal else { break };
-                    for reply in hub.on_signal(signal) {
-                        hub.signals.publish(reply).await;
-                    }
-                }
-            }
-        });
-        let liveness_loop = tokio::spawn({
-            let hub = Arc::clone(&hub);
-            async move {
-                let mut alive = tokio::time::interval(presence_ttl / 3);
-                let mut sweep = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        _ = alive.tick() => {
-                            let signal = Signal::NodeAlive { node: hub.node.clone(), at: Timestamp::now() };
-                            hub.signals.publish(signal).await;
-                        }
-                        _ = sweep.tick() => {
-                            hub.expire_presence();
-                            hub.expire_typing();
-                        }
-                    }
-                }
-            }
-        });
-        let task = tokio::spawn(async move {
-            let _ = log_loop.await;
-            let _ = signal_loop.await;
-            let _ = liveness_loop.await;
-        });
+        let signal_stream = signals.subscribe().await?;
+        let task = loops::spawn(&hub, log, tail, signal_stream, &shutdown);
         Ok((hub, task))
+    }
+
+    /// Takes in a record of the log's tail and moves this node's position past it.
+    pub(crate) fn take(&self, record: &Record) {
+        self.on_record(record);
+        if let Some(position) = self.positions.get(record.position.partition as usize) {
+            position.store(record.position.offset + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes `signal` to every node.
+    pub(crate) async fn publish(&self, signal: Signal) {
+        self.signals.publish(signal).await;
     }
 
     pub fn config(&self) -> &FanoutConfig {
@@ -484,7 +418,7 @@ impl Hub {
         self.deliver_to_conversation(change.conversation, &item);
     }
 
-    fn expire_presence(&self) {
+    pub(crate) fn expire_presence(&self) {
         let changes = {
             let mut state = self.state.lock();
             let changes = state.presence.expire(Instant::now(), Timestamp::now());
@@ -506,7 +440,7 @@ impl Hub {
     }
 
     /// Withdraws indicators not repeated within `typing_ttl`.
-    fn expire_typing(&self) {
+    pub(crate) fn expire_typing(&self) {
         let now = Instant::now();
         let lapsed: Vec<_> = {
             let mut state = self.state.lock();
@@ -655,7 +589,7 @@ impl Hub {
 
     /// Applies a signal from any node; returns the signals this node must publish in
     /// answer (presence queries are answered with this node's sightings).
-    fn on_signal(&self, signal: Signal) -> Vec<Signal> {
+    pub(crate) fn on_signal(&self, signal: Signal) -> Vec<Signal> {
         metrics::signal_received(match &signal {
             Signal::Typing { .. } => "typing",
             Signal::Presence { .. } => "presence",

@@ -12,11 +12,13 @@
 mod config;
 mod delivery;
 mod hub;
+mod loops;
 pub mod metrics;
 mod native;
 mod presence;
 mod receipts;
 mod seed;
+mod send_task;
 mod session;
 
 use std::sync::Arc;

@@ -9,7 +9,8 @@ use schemas::native::{ClientFrame, ErrorCode, ServerFrame};
 use schemas::{ConversationId, MessageId, UserId};
 
 use crate::delivery::{Outbound, render};
-use crate::session::{Close, Job, JobOutcome, Protocol, Session};
+use crate::send_task::{Submission, Submitted};
+use crate::session::{Close, Protocol, Session};
 
 #[derive(Debug)]
 pub(crate) struct NativeProtocol {
@@ -80,8 +81,12 @@ impl NativeProtocol {
         Ok(())
     }
 
-    fn queue(session: &mut Session, job: Job, reference: Option<String>) -> Option<Utf8Bytes> {
-        (!session.submit(job))
+    fn queue(
+        session: &mut Session,
+        submission: Submission,
+        reference: Option<String>,
+    ) -> Option<Utf8Bytes> {
+        (!session.submit(submission))
             .then(|| error(reference, ErrorCode::RateLimited, "too many sends waiting; slow down"))
     }
 }
@@ -117,7 +122,7 @@ impl Protocol for NativeProtocol {
                 idempotency_key,
             } => {
                 let draft = MessageDraft { text, message_type, attachment, idempotency_key };
-                let job = Job::Send {
+                let job = Submission::Send {
                     reference: reference.clone(),
                     conversation: conversation_id,
                     draft,
@@ -125,7 +130,7 @@ impl Protocol for NativeProtocol {
                 Self::queue(session, job, reference)
             }
             ClientFrame::Read { reference, conversation_id, up_to } => {
-                let job = Job::Read {
+                let job = Submission::Read {
                     reference: reference.clone(),
                     conversation: conversation_id,
                     up_to,
@@ -166,22 +171,22 @@ impl Protocol for NativeProtocol {
         }
     }
 
-    fn on_outcome(&mut self, outcome: JobOutcome) -> Option<Utf8Bytes> {
+    fn on_outcome(&mut self, outcome: Submitted) -> Option<Utf8Bytes> {
         let frame = match outcome {
-            JobOutcome::Sent { reference, result: Ok(sent) } => ServerFrame::Ack {
+            Submitted::Sent { reference, result: Ok(sent) } => ServerFrame::Ack {
                 reference,
                 message_id: Some(sent.id),
                 up_to: None,
                 duplicate: sent.duplicate,
             },
-            JobOutcome::Read { reference, result: Ok(mark) } => ServerFrame::Ack {
+            Submitted::Read { reference, result: Ok(mark) } => ServerFrame::Ack {
                 reference,
                 message_id: None,
                 up_to: Some(mark.up_to),
                 duplicate: false,
             },
-            JobOutcome::Sent { reference, result: Err(failure) }
-            | JobOutcome::Read { reference, result: Err(failure) } => ServerFrame::Error {
+            Submitted::Sent { reference, result: Err(failure) }
+            | Submitted::Read { reference, result: Err(failure) } => ServerFrame::Error {
                 reference,
                 code: failure.code(),
                 detail: failure.public_detail(),

@@ -10,7 +10,8 @@ use schemas::{Attachment, ConversationId, MessageId, MessageType};
 
 use crate::delivery::{Outbound, render};
 use crate::hub::ResumePlan;
-use crate::session::{Close, Job, JobOutcome, Protocol, Session};
+use crate::send_task::{Submission, Submitted};
+use crate::session::{Close, Protocol, Session};
 
 #[derive(Debug)]
 pub(crate) struct SeedProtocol {
@@ -106,7 +107,7 @@ impl Protocol for SeedProtocol {
                 return session.send_text(error_frame(ErrorCode::InvalidJson, detail)).await;
             }
         };
-        let job = Job::Send {
+        let job = Submission::Send {
             reference: None,
             conversation: self.conversation,
             draft: draft_from_seed(inbound),
@@ -129,13 +130,13 @@ impl Protocol for SeedProtocol {
         Some(delivery.seed_frame())
     }
 
-    fn on_outcome(&mut self, outcome: JobOutcome) -> Option<Utf8Bytes> {
+    fn on_outcome(&mut self, outcome: Submitted) -> Option<Utf8Bytes> {
         match outcome {
-            JobOutcome::Sent { result: Err(error), .. }
-            | JobOutcome::Read { result: Err(error), .. } => {
+            Submitted::Sent { result: Err(error), .. }
+            | Submitted::Read { result: Err(error), .. } => {
                 Some(error_frame(error.code(), error.public_detail()))
             }
-            JobOutcome::Sent { result: Ok(_), .. } | JobOutcome::Read { result: Ok(_), .. } => None,
+            Submitted::Sent { result: Ok(_), .. } | Submitted::Read { result: Ok(_), .. } => None,
         }
     }
 

@@ -3,8 +3,8 @@
 //! The loop owns the socket. It reads client frames (handing them to the protocol), drains
 //! the connection's bounded queue (filled by the hub), writes the answers of the send task,
 //! pings, and closes with a documented code when the client is too slow, idle, or the
-//! server is draining. Sends and reads are appended by a separate task, one at a time, so a
-//! client's own messages keep their order and a slow append never stalls delivery.
+//! server is draining. Sends and reads are appended by the connection's send task
+//! (`send_task.rs`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,8 +15,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use eventlog::SignalBus;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use ingest::{Ingest, IngestError, MessageDraft};
-use schemas::http::{ReadMark, SentMessage};
+use ingest::Ingest;
 use schemas::native::{PresenceStatus, close};
 use schemas::signals::Signal;
 use schemas::{ConversationId, MessageId, Timestamp, UserId};
@@ -24,13 +23,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 use viewstore::ReadModel;
 
 use crate::delivery::{MessageDelivery, Outbound};
 use crate::hub::{ConnectionTicket, Hub, ResumePlan, Subscriber};
 use crate::metrics::{self, ClosedBy};
 use crate::receipts::{CaughtUp, stored_receipts};
+use crate::send_task::{SendTask, Submission, Submitted};
 
 /// Why and how a connection ends.
 #[derive(Debug, Clone)]
@@ -43,20 +42,6 @@ impl Close {
     pub(crate) fn new(code: u16, reason: impl Into<String>) -> Self {
         Self { code, reason: reason.into() }
     }
-}
-
-/// Work for the send task.
-#[derive(Debug)]
-pub(crate) enum Job {
-    Send { reference: Option<String>, conversation: ConversationId, draft: MessageDraft },
-    Read { reference: Option<String>, conversation: ConversationId, up_to: MessageId },
-}
-
-/// What the send task reports back.
-#[derive(Debug)]
-pub(crate) enum JobOutcome {
-    Sent { reference: Option<String>, result: Result<SentMessage, IngestError> },
-    Read { reference: Option<String>, result: Result<ReadMark, IngestError> },
 }
 
 /// How a connection's loop ended.
@@ -82,7 +67,7 @@ pub(crate) trait Protocol: Send {
     /// Renders a queued item; `None` skips it.
     fn render(&mut self, item: &Outbound) -> Option<Utf8Bytes>;
     /// Renders the outcome of a send or read.
-    fn on_outcome(&mut self, outcome: JobOutcome) -> Option<Utf8Bytes>;
+    fn on_outcome(&mut self, outcome: Submitted) -> Option<Utf8Bytes>;
     /// Conversations this connection is subscribed to, for cleanup.
     fn subscriptions(&self) -> Vec<ConversationId>;
 }
@@ -96,18 +81,11 @@ pub(crate) struct Session {
     pub subscriber: Subscriber,
     sink: SplitSink<WebSocket, Message>,
     /// The send task, started with the first send (most connections never send).
-    worker: Option<Worker>,
+    send_task: Option<SendTask>,
     max_pending_sends: usize,
     /// Conversations this connection last said it is typing in, to withdraw on leaving;
     /// lapsed indicators are withdrawn by every hub on its own.
     typing: HashSet<ConversationId>,
-}
-
-/// The task that appends a connection's sends and reads, one at a time.
-struct Worker {
-    jobs: mpsc::Sender<Box<Job>>,
-    outcomes: mpsc::Receiver<Box<JobOutcome>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Session {
@@ -160,25 +138,18 @@ impl Session {
     }
 
     /// Queues a send or read for the send task; false when too many are waiting.
-    pub(crate) fn submit(&mut self, job: Job) -> bool {
-        let worker = self.worker.get_or_insert_with(|| {
-            let (jobs, job_queue) = mpsc::channel(self.max_pending_sends.max(1));
-            let (outcomes_tx, outcomes) = mpsc::channel(self.max_pending_sends.max(1));
-            let task = tokio::spawn(run_jobs(
-                Arc::clone(&self.ingest),
-                self.caller.clone(),
-                job_queue,
-                outcomes_tx,
-            ));
-            Worker { jobs, outcomes, task }
-        });
-        worker.jobs.try_send(Box::new(job)).is_ok()
+    pub(crate) fn submit(&mut self, submission: Submission) -> bool {
+        let (ingest, caller, pending) = (&self.ingest, &self.caller, self.max_pending_sends);
+        let task = self
+            .send_task
+            .get_or_insert_with(|| SendTask::start(Arc::clone(ingest), caller.clone(), pending));
+        task.submit(submission)
     }
 
     /// The next finished send or read; never resolves before the first send.
-    async fn next_outcome(&mut self) -> Option<Box<JobOutcome>> {
-        match &mut self.worker {
-            Some(worker) => worker.outcomes.recv().await,
+    async fn next_outcome(&mut self) -> Option<Box<Submitted>> {
+        match &mut self.send_task {
+            Some(task) => task.next().await,
             None => std::future::pending().await,
         }
     }
@@ -433,7 +404,7 @@ pub(crate) async fn run<P: Protocol>(
         caller,
         subscriber,
         sink,
-        worker: None,
+        send_task: None,
         max_pending_sends: config.max_pending_sends,
         typing: HashSet::new(),
     };
@@ -462,8 +433,8 @@ pub(crate) async fn run<P: Protocol>(
         session.unsubscribe(conversation).await;
     }
     session.hub.unregister_user(&session.caller.user_id, session.subscriber.connection);
-    if let Some(worker) = session.worker.take() {
-        worker.task.abort();
+    if let Some(task) = session.send_task.take() {
+        task.abort();
     }
 }
 
@@ -551,59 +522,6 @@ async fn serve<P: Protocol>(
         };
         if let Err(close) = result {
             return Ending::Close(close);
-        }
-    }
-}
-
-fn frame_span(operation: &'static str, conversation: ConversationId) -> tracing::Span {
-    tracing::debug_span!(
-        "frame",
-        otel.name = format!("WebSocket {operation}"),
-        otel.kind = "server",
-        chat.operation = operation,
-        chat.conversation.id = conversation.get(),
-    )
-}
-
-async fn run_jobs(
-    ingest: Arc<Ingest>,
-    caller: Caller,
-    mut jobs: mpsc::Receiver<Box<Job>>,
-    outcomes: mpsc::Sender<Box<JobOutcome>>,
-) {
-    while let Some(job) = jobs.recv().await {
-        // A frame is a request in its own right: the root of the trace of what it appends.
-        let outcome = match *job {
-            Job::Send { reference, conversation, draft } => {
-                let span = frame_span("send", conversation);
-                let result = ingest
-                    .send_message(&caller, conversation, draft)
-                    .instrument(span.clone())
-                    .await;
-                if let Err(error) = &result {
-                    eventlog::trace::set_error(&span, error);
-                }
-                JobOutcome::Sent { reference, result }
-            }
-            Job::Read { reference, conversation, up_to } => {
-                let span = frame_span("read", conversation);
-                let result =
-                    ingest.mark_read(&caller, conversation, up_to).instrument(span.clone()).await;
-                if let Err(error) = &result {
-                    eventlog::trace::set_error(&span, error);
-                }
-                JobOutcome::Read { reference, result }
-            }
-        };
-        match &outcome {
-            JobOutcome::Sent { result: Err(error), .. }
-            | JobOutcome::Read { result: Err(error), .. } => {
-                error.log_if_internal();
-            }
-            _ => {}
-        }
-        if outcomes.send(Box::new(outcome)).await.is_err() {
-            return;
         }
     }
 }

@@ -246,14 +246,11 @@ impl Ingest {
                 let span = self.publish_span(&event);
                 let send = KeyedSend { conversation, key, record: self.record_of(&event, &span) };
                 let written = self.writers.write(send).instrument(span.clone()).await;
-                match &written {
-                    Ok(Written::Appended(id) | Written::Earlier(id)) => {
-                        if let Some(position) = id.position() {
-                            span.record("messaging.kafka.offset", position.offset);
-                        }
-                    }
-                    Err(error) => eventlog::trace::set_error(&span, error),
-                }
+                let offset =
+                    written.as_ref().map(|(Written::Appended(id) | Written::Earlier(id))| {
+                        id.position().map(|position| position.offset)
+                    });
+                published(&span, offset);
                 match written? {
                     Written::Appended(id) => id,
                     Written::Earlier(original) => {
@@ -368,12 +365,18 @@ impl Ingest {
             Err(_) => Err(IngestError::Unavailable("append timed out".into())),
         };
         crate::metrics::appended(Appender::Direct, 1, result.is_ok(), started.elapsed());
-        match &result {
-            Ok(position) => {
-                span.record("messaging.kafka.offset", position.offset);
-            }
-            Err(error) => eventlog::trace::set_error(&span, error),
-        }
+        published(&span, result.as_ref().map(|position| Some(position.offset)));
         result
+    }
+}
+
+/// Ends the producer span of an append: the offset it landed at, or the failure.
+fn published(span: &tracing::Span, outcome: Result<Option<u64>, impl std::fmt::Display>) {
+    match outcome {
+        Ok(Some(offset)) => {
+            span.record("messaging.kafka.offset", offset);
+        }
+        Ok(None) => {}
+        Err(error) => eventlog::trace::set_error(span, error),
     }
 }
