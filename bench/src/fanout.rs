@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
+use crate::schedule::open_loop;
 use crate::stats::quantile;
 use crate::target::{Target, now_nanos};
 
@@ -70,31 +70,14 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Value> {
 
     let total = (f64::from(plan.rate) * plan.duration.as_secs_f64()) as usize;
     let filler = "x".repeat(plan.payload);
-    let start = Instant::now();
-    let start_epoch = now_nanos();
-    let acks: Arc<Mutex<(Vec<u64>, usize)>> = Arc::new(Mutex::new((Vec::new(), 0)));
-    let mut publishers = Vec::with_capacity(total);
-    for n in 0..total {
-        let offset = Duration::from_secs_f64(n as f64 / f64::from(plan.rate));
-        let (target, filler, acks) = (target.clone(), filler.clone(), Arc::clone(&acks));
+    let outcomes = open_loop(plan.rate, total, |n, stamp| {
+        let (target, filler) = (target.clone(), filler.clone());
         let index = n % ids.len();
         let id = ids[index];
-        publishers.push(tokio::spawn(async move {
-            tokio::time::sleep_until((start + offset).into()).await;
-            let stamp = start_epoch + offset.as_nanos();
-            let sent = target.publish(id, index, stamp, &filler).await;
-            let micros = (now_nanos().saturating_sub(stamp) / 1000) as u64;
-            let mut acks = acks.lock().await;
-            match sent {
-                Ok(()) => acks.0.push(micros),
-                Err(_) => acks.1 += 1,
-            }
-        }));
-    }
-    for publisher in publishers {
-        let _ = publisher.await;
-    }
-    let published = start.elapsed();
+        async move { target.publish(id, index, stamp, &filler).await }
+    })
+    .await;
+    let published = outcomes.took;
     let expected = total * plan.subscribers;
     let deadline = Instant::now() + DRAIN;
     while counted.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
@@ -108,7 +91,7 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Value> {
         delivered.extend(reader.await.unwrap_or_default());
     }
     delivered.sort_unstable();
-    let (mut ack, errors) = std::mem::take(&mut *acks.lock().await);
+    let (mut ack, errors) = (outcomes.answered, outcomes.failed);
     ack.sort_unstable();
     let ms = |micros: u64| micros as f64 / 1000.0;
     Ok(json!({

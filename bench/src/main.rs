@@ -9,6 +9,7 @@ mod cql_rows;
 mod fanout;
 mod lag;
 mod report;
+mod schedule;
 mod seed_sends;
 mod sends;
 mod stats;

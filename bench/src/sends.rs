@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
+use crate::schedule::open_loop;
 use crate::stats::quantile;
 use crate::target::{Target, now_nanos};
 
@@ -63,33 +63,15 @@ pub(crate) async fn run(target: &Target, plan: &SendPlan) -> anyhow::Result<Valu
     let total = (f64::from(plan.rate) * plan.duration.as_secs_f64()) as usize;
     let filler = "x".repeat(plan.payload);
     let run = now_nanos();
-    let start = Instant::now();
-    let start_epoch = now_nanos();
-    let outcomes: Arc<Mutex<(Vec<u64>, usize)>> = Arc::new(Mutex::new((Vec::new(), 0)));
-    let mut senders = Vec::with_capacity(total);
-    for n in 0..total {
-        let offset = Duration::from_secs_f64(n as f64 / f64::from(plan.rate));
-        let (target, filler, outcomes) = (target.clone(), filler.clone(), Arc::clone(&outcomes));
+    let outcomes = open_loop(plan.rate, total, |n, stamp| {
+        let (target, filler) = (target.clone(), filler.clone());
         let index = n % ids.len();
         let id = ids[index];
         let key = plan.keyed.then(|| format!("{run}-{n}"));
-        senders.push(tokio::spawn(async move {
-            tokio::time::sleep_until((start + offset).into()).await;
-            let stamp = start_epoch + offset.as_nanos();
-            let sent = target.publish_keyed(id, index, stamp, &filler, key.as_deref()).await;
-            let micros = (now_nanos().saturating_sub(stamp) / 1000) as u64;
-            let mut outcomes = outcomes.lock().await;
-            match sent {
-                Ok(()) => outcomes.0.push(micros),
-                Err(_) => outcomes.1 += 1,
-            }
-        }));
-    }
-    for sender in senders {
-        let _ = sender.await;
-    }
-    let finished = start.elapsed();
-    let (mut acks, errors) = std::mem::take(&mut *outcomes.lock().await);
+        async move { target.publish_keyed(id, index, stamp, &filler, key.as_deref()).await }
+    })
+    .await;
+    let (finished, mut acks, errors) = (outcomes.took, outcomes.answered, outcomes.failed);
     let deadline = Instant::now() + DRAIN;
     while plan.deliveries
         && delivered.load(Ordering::Relaxed) < acks.len()
