@@ -11,10 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -22,6 +20,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
 use schemas::{ConversationId, Position, Timestamp};
 
+use crate::kafka_subscription::KafkaSubscription;
+use crate::kafka_topics::topic_partitions;
+pub use crate::kafka_topics::{TopicSpec, broker_count, ensure_topic};
 use crate::{
     EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription, WriterAssignment,
 };
@@ -90,117 +91,6 @@ pub(crate) fn private_group(config: &KafkaConfig, purpose: &str) -> String {
 
 pub(crate) fn unavailable(error: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(error.to_string())
-}
-
-/// How a topic is created by `chat migrate`.
-#[derive(Debug, Clone, Copy)]
-pub struct TopicSpec {
-    pub partitions: u32,
-    pub replication_factor: u32,
-    /// `retention.ms`; `None` keeps records forever (the log is the source of truth).
-    pub retention: Option<Duration>,
-}
-
-impl TopicSpec {
-    /// In-sync replicas an `acks=all` write needs: a majority of the replicas, but never all
-    /// of them, so one broker can be lost (or restarted) without stopping writes.
-    pub fn min_insync_replicas(&self) -> u32 {
-        let majority = self.replication_factor / 2 + 1;
-        majority.min(self.replication_factor.saturating_sub(1)).max(1)
-    }
-}
-
-/// How many brokers the cluster has.
-pub async fn broker_count(config: &KafkaConfig) -> Result<usize, LogError> {
-    let config = config.clone();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.client().create().map_err(unavailable)?;
-        let metadata =
-            consumer.fetch_metadata(None, config.request_timeout).map_err(unavailable)?;
-        Ok(metadata.brokers().len())
-    })
-    .await
-    .map_err(unavailable)?
-}
-
-/// Creates `config.topic` if it does not exist; an existing topic must have
-/// `spec.partitions` partitions. Returns whether it was created. A replication factor larger
-/// than the cluster is refused before anything is created.
-pub async fn ensure_topic(config: &KafkaConfig, spec: TopicSpec) -> Result<bool, LogError> {
-    let brokers = broker_count(config).await?;
-    if spec.replication_factor as usize > brokers {
-        return Err(LogError::Config(format!(
-            "replication factor {} needs at least {} brokers, but the cluster at {} has {brokers} \
-             (a single-broker development cluster takes --replication-factor 1)",
-            spec.replication_factor, spec.replication_factor, config.brokers
-        )));
-    }
-    let admin: AdminClient<DefaultClientContext> = config.client().create().map_err(unavailable)?;
-    let retention = spec.retention.map_or_else(|| "-1".to_owned(), |r| r.as_millis().to_string());
-    let min_insync = spec.min_insync_replicas().to_string();
-    let topic = NewTopic::new(
-        &config.topic,
-        spec.partitions as i32,
-        TopicReplication::Fixed(spec.replication_factor as i32),
-    )
-    .set("retention.ms", &retention)
-    .set("min.insync.replicas", &min_insync)
-    .set("cleanup.policy", "delete");
-    let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
-    let results = admin.create_topics([&topic], &options).await.map_err(unavailable)?;
-    let created = match results.into_iter().next() {
-        Some(Ok(_)) => true,
-        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => false,
-        Some(Err((name, code))) => {
-            return Err(LogError::Config(format!("cannot create topic {name}: {code}")));
-        }
-        None => false,
-    };
-    let existing = topic_partitions(config).await?;
-    if existing != spec.partitions {
-        return Err(LogError::Config(format!(
-            "topic {} has {existing} partitions, not {}; the partition count of a log cannot change",
-            config.topic, spec.partitions
-        )));
-    }
-    Ok(created)
-}
-
-/// The topic's partition count. A topic that was just created may take a moment to show
-/// its partitions (leaders are being elected), so an incomplete answer is asked again until
-/// `request_timeout`.
-pub(crate) async fn topic_partitions(config: &KafkaConfig) -> Result<u32, LogError> {
-    let config = config.clone();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.client().create().map_err(unavailable)?;
-        let deadline = std::time::Instant::now() + config.request_timeout;
-        loop {
-            let metadata = consumer
-                .fetch_metadata(Some(&config.topic), config.request_timeout)
-                .map_err(unavailable)?;
-            let ready = metadata
-                .topics()
-                .iter()
-                .find(|topic| topic.name() == config.topic)
-                .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
-                .filter(|topic| {
-                    topic.partitions().iter().all(|p| p.error().is_none() && p.leader() >= 0)
-                })
-                .map(|topic| topic.partitions().len() as u32);
-            if let Some(partitions) = ready {
-                return Ok(partitions);
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(LogError::Config(format!(
-                    "topic {} does not exist or has no leaders; run `chat migrate`",
-                    config.topic
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    })
-    .await
-    .map_err(unavailable)?
 }
 
 struct Shared {
@@ -299,7 +189,7 @@ fn owned_headers(headers: &[Header]) -> OwnedHeaders {
 
 /// A consumed message as a [`Record`]; `None` for messages that are not ours (no
 /// conversation key), which readers skip.
-fn record_from(message: &BorrowedMessage<'_>) -> Option<Record> {
+pub(crate) fn record_from(message: &BorrowedMessage<'_>) -> Option<Record> {
     let key = std::str::from_utf8(message.key()?).ok()?.parse::<ConversationId>().ok()?;
     let headers = message
         .headers()
@@ -453,13 +343,7 @@ impl EventLog for KafkaEventLog {
                     }
                     let consumer: StreamConsumer = client.create().map_err(unavailable)?;
                     consumer.subscribe(&[&config.topic]).map_err(unavailable)?;
-                    Ok(Box::new(KafkaSubscription {
-                        consumer: Arc::new(consumer),
-                        topic: config.topic.clone(),
-                        group: true,
-                        start: Vec::new(),
-                        pending: Vec::new(),
-                    }))
+                    Ok(Box::new(KafkaSubscription::group(consumer, &config.topic)))
                 }
                 SubscribeSpec::Tail => tail(&shared, watermarks(&shared)?),
                 SubscribeSpec::TailFrom(start) if start.len() == shared.partitions as usize => {
@@ -487,13 +371,7 @@ fn tail(shared: &Shared, start: Vec<u64>) -> Result<Box<dyn Subscription>, LogEr
             .map_err(unavailable)?;
     }
     consumer.assign(&assignment).map_err(unavailable)?;
-    Ok(Box::new(KafkaSubscription {
-        consumer: Arc::new(consumer),
-        topic: config.topic.clone(),
-        group: false,
-        start,
-        pending: Vec::new(),
-    }))
+    Ok(Box::new(KafkaSubscription::tail(consumer, &config.topic, start)))
 }
 
 /// Reads `[from, from + max)` of one partition with a short-lived assigned consumer.
@@ -533,102 +411,6 @@ fn read_range(
         }
     }
     Ok(records)
-}
-
-struct KafkaSubscription {
-    consumer: Arc<StreamConsumer>,
-    topic: String,
-    group: bool,
-    start: Vec<u64>,
-    /// Records taken from the consumer but not yet returned. Kept here, not in the future,
-    /// so that dropping a `next_batch` future (a `select!` that picked another branch)
-    /// loses nothing: the next call returns them.
-    pending: Vec<Record>,
-}
-
-/// Commit failures that mean "the partition moved to another member": the new owner will
-/// process the records again, which the idempotent projections absorb.
-fn lost_ownership(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::RebalanceInProgress
-                | RDKafkaErrorCode::IllegalGeneration
-                | RDKafkaErrorCode::UnknownMemberId
-                | RDKafkaErrorCode::AssignmentLost
-                | RDKafkaErrorCode::State
-        )
-    )
-}
-
-#[async_trait]
-impl Subscription for KafkaSubscription {
-    async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError> {
-        let max = max.max(1);
-        let deadline = tokio::time::Instant::now() + wait;
-        while self.pending.len() < max {
-            // After the first record, only take what is already there.
-            let until = if self.pending.is_empty() {
-                deadline
-            } else {
-                tokio::time::Instant::now() + Duration::from_millis(2)
-            };
-            match tokio::time::timeout_at(until, self.consumer.recv()).await {
-                Err(_elapsed) => break,
-                Ok(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                    if self.pending.is_empty() {
-                        return Err(LogError::SubscriptionLost(code.to_string()));
-                    }
-                    break;
-                }
-                Ok(Err(error)) => {
-                    if self.pending.is_empty() {
-                        return Err(unavailable(error));
-                    }
-                    break;
-                }
-                Ok(Ok(message)) => self.pending.extend(record_from(&message)),
-            }
-        }
-        let rest = self.pending.split_off(self.pending.len().min(max));
-        Ok(std::mem::replace(&mut self.pending, rest))
-    }
-
-    async fn commit(&mut self, through: &[Position]) -> Result<(), LogError> {
-        if !self.group || through.is_empty() {
-            return Ok(());
-        }
-        let mut offsets = TopicPartitionList::new();
-        for position in through {
-            offsets
-                .add_partition_offset(
-                    &self.topic,
-                    position.partition as i32,
-                    Offset::Offset(position.offset as i64 + 1),
-                )
-                .map_err(unavailable)?;
-        }
-        let consumer = Arc::clone(&self.consumer);
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
-                .await
-                .map_err(unavailable)?;
-        match committed {
-            Ok(()) => Ok(()),
-            Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
-                Err(LogError::SubscriptionLost(error.to_string()))
-            }
-            Err(error) if lost_ownership(&error) => {
-                tracing::info!(%error, "offsets not committed: partitions were reassigned");
-                Ok(())
-            }
-            Err(error) => Err(unavailable(error)),
-        }
-    }
-
-    fn start_offsets(&self) -> Vec<u64> {
-        self.start.clone()
-    }
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ impl SignalBus for KafkaSignalBus {
     }
 
     async fn subscribe(&self) -> Result<Box<dyn SignalStream>, LogError> {
-        let partitions = crate::kafka::topic_partitions(&self.config).await?;
+        let partitions = crate::kafka_topics::topic_partitions(&self.config).await?;
         let config = self.config.clone();
         let consumer = tokio::task::spawn_blocking(move || -> Result<StreamConsumer, LogError> {
             let consumer: StreamConsumer = config

@@ -18,6 +18,10 @@ pub mod kafka;
 #[cfg(feature = "kafka")]
 pub mod kafka_signals;
 #[cfg(feature = "kafka")]
+mod kafka_subscription;
+#[cfg(feature = "kafka")]
+mod kafka_topics;
+#[cfg(feature = "kafka")]
 mod kafka_writers;
 pub mod signals;
 pub mod trace;
