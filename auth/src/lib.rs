@@ -13,4 +13,6 @@ pub mod metrics;
 mod token;
 
 pub use credentials::{COOKIE_NAME, Credentials, OriginPolicy, find_http_token, find_ws_token};
-pub use token::{AuthError, Caller, Claims, SERVICE_ROLE, Verifier, mint_hs256};
+pub use token::{
+    AuthError, CLOCK_LEEWAY_SECONDS, Caller, Claims, SERVICE_ROLE, Verifier, mint_hs256,
+};

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// The `role` claim that marks the jobs system.
 pub const SERVICE_ROLE: &str = "service";
 
+/// How far the clocks of the token's issuer and of this node may disagree: `exp` is honoured
+/// this long after it passed, `nbf` and `iat` this long before they arrive.
+pub const CLOCK_LEEWAY_SECONDS: u64 = 30;
+
 /// HS256 secrets shorter than this are refused: they can be brute-forced offline.
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -43,6 +47,8 @@ pub enum AuthError {
     Missing,
     #[error("token expired")]
     Expired,
+    #[error("token not valid yet (nbf or iat in the future)")]
+    NotYetValid,
     #[error("token is not signed with {expected}")]
     WrongAlgorithm { expected: &'static str },
     #[error("token is invalid: {0}")]
@@ -59,6 +65,7 @@ impl AuthError {
         match self {
             Self::Missing => "missing",
             Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
             Self::WrongAlgorithm { .. } => "wrong_algorithm",
             Self::Invalid(_) => "invalid",
             Self::ForeignOrigin(_) => "foreign_origin",
@@ -123,7 +130,8 @@ impl Verifier {
 
     fn new(algorithm: Algorithm, keys: Keys) -> Self {
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 30;
+        validation.leeway = CLOCK_LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self { algorithm, keys, validation }
     }
@@ -144,8 +152,14 @@ impl Verifier {
         let data =
             decode::<Claims>(token, key, &self.validation).map_err(|error| match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid(error.to_string()),
             })?;
+        // A token issued in the future comes from a broken clock or a forger's; the library
+        // checks `nbf` but not `iat`.
+        if data.claims.iat.is_some_and(|iat| iat > now_seconds() + CLOCK_LEEWAY_SECONDS) {
+            return Err(AuthError::NotYetValid);
+        }
         caller_from(data.claims)
     }
 
@@ -189,7 +203,7 @@ pub fn mint_hs256(
     service: bool,
     ttl_seconds: u64,
 ) -> Result<String, AuthError> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = now_seconds();
     let claims = Claims {
         sub: sub.to_owned(),
         name: name.map(str::to_owned),
@@ -200,4 +214,8 @@ pub fn mint_hs256(
     let key = EncodingKey::from_secret(secret).map_err(|e| AuthError::Config(e.to_string()))?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
         .map_err(|e| AuthError::Config(e.to_string()))
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

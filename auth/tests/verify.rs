@@ -103,3 +103,28 @@ fn bad_claims_and_weak_secrets_are_refused() {
     let no_sub = encode(&Header::default(), &json!({"exp": now() + 60}), &key).unwrap();
     assert!(verifier.verify(&no_sub).is_err());
 }
+
+#[test]
+fn tokens_not_valid_yet_are_refused_beyond_the_leeway() {
+    let verifier = Verifier::hs256(SECRET).unwrap();
+    let key = EncodingKey::from_secret(SECRET).unwrap();
+    let sign = |claims: serde_json::Value| encode(&Header::default(), &claims, &key).unwrap();
+    let leeway = auth::CLOCK_LEEWAY_SECONDS;
+    let later = sign(json!({"sub": "alice", "exp": now() + 7200, "nbf": now() + 3600}));
+    assert_eq!(verifier.verify(&later), Err(AuthError::NotYetValid));
+    let issued_later = sign(json!({"sub": "alice", "exp": now() + 7200, "iat": now() + 3600}));
+    assert_eq!(verifier.verify(&issued_later), Err(AuthError::NotYetValid));
+    // A clock a little ahead of ours is tolerated, up to the leeway.
+    let skewed = sign(json!({
+        "sub": "alice", "exp": now() + 60, "nbf": now() + leeway / 2, "iat": now() + leeway / 2
+    }));
+    assert_eq!(verifier.verify(&skewed).unwrap().user_id.as_str(), "alice");
+    let past =
+        sign(json!({"sub": "alice", "exp": now() + 60, "nbf": now() - 10, "iat": now() - 10}));
+    assert!(verifier.verify(&past).is_ok());
+    // The claims have to be numbers.
+    let text_nbf = sign(json!({"sub": "alice", "exp": now() + 60, "nbf": "soon"}));
+    assert!(matches!(verifier.verify(&text_nbf), Err(AuthError::Invalid(_))));
+    let text_iat = sign(json!({"sub": "alice", "exp": now() + 60, "iat": "now"}));
+    assert!(matches!(verifier.verify(&text_iat), Err(AuthError::Invalid(_))));
+}

@@ -299,6 +299,11 @@ pub(crate) struct DevArgs {
     /// Do not create the demo conversation on first start.
     #[arg(long, env = "CHAT_NO_DEMO")]
     pub no_demo: bool,
+    /// Serve `/dev/token` (user tokens only, never the service role) even when tokens are
+    /// signed with `CHAT_JWT_SECRET`; by default it is served only with the generated dev
+    /// secret, whose tokens no other deployment accepts.
+    #[arg(long, env = "CHAT_SERVE_DEV_TOKENS")]
+    pub serve_dev_tokens: bool,
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]

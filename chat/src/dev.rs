@@ -18,6 +18,7 @@ use viewstore::embedded::EmbeddedStore;
 
 use crate::cli::DevArgs;
 use crate::telemetry::metrics::{Consumer, Metrics, Parts};
+use crate::web::DevTokens;
 use crate::wiring::{
     Backends, fanout_config, ingest_router, node_name, spawn_projector, start_fanout,
 };
@@ -31,7 +32,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let (verifier, key_source) = jwt::verifier(&args.jwt, Some(&data_dir))?;
     let verifier = Arc::new(verifier);
-    let dev_secret = dev_secret_in_use(&args)?;
+    let dev_tokens = dev_tokens(&args)?;
     let log =
         EmbeddedLog::open(&data_dir.join("log.db"), args.partitions).context("opening the log")?;
     let store = EmbeddedStore::open(&data_dir.join("store.db")).context("opening the store")?;
@@ -76,26 +77,31 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         ))
         .merge(metrics.router())
         .merge(web::router());
-    if let Some(secret) = &dev_secret {
-        app = app.merge(web::dev_token_router(Arc::new(secret.clone())));
+    if let Some(tokens) = &dev_tokens {
+        app = app.merge(web::dev_token_router(tokens.clone()));
     }
     let app =
         app.fallback(ingest::not_found).layer(axum::middleware::from_fn(telemetry::http::track));
 
     let demo = if args.no_demo { None } else { Some(open_demo(&ingest).await?) };
-    print_banner(&args, &address.to_string(), &key_source, demo, dev_secret.as_deref())?;
+    print_banner(&args, &address.to_string(), &key_source, demo, dev_tokens.as_ref())?;
     server::serve(listener, app, shutdown, vec![projector, hub_task, writers]).await
 }
 
-/// The dev secret, when tokens are verified with it (so `chat dev` can mint demo tokens).
-fn dev_secret_in_use(args: &DevArgs) -> anyhow::Result<Option<String>> {
+/// What `/dev/token` and the banner may mint. With the generated dev secret, anything (its
+/// tokens are good on this data directory only); with an operator's secret, nothing unless
+/// `--serve-dev-tokens`, and then never the service role; with RS256 keys, nothing.
+fn dev_tokens(args: &DevArgs) -> anyhow::Result<Option<DevTokens>> {
     let jwt = &args.jwt;
     if jwt.jwt_public_key_file.is_some() || jwt.jwt_jwks_file.is_some() {
         return Ok(None);
     }
     match &jwt.jwt_secret {
-        Some(secret) => Ok(Some(secret.clone())),
-        None => jwt::dev_secret(&args.data_dir).map(Some),
+        None => Ok(Some(DevTokens { secret: jwt::dev_secret(&args.data_dir)?, service: true })),
+        Some(secret) if args.serve_dev_tokens => {
+            Ok(Some(DevTokens { secret: secret.clone(), service: false }))
+        }
+        Some(_) => Ok(None),
     }
 }
 
@@ -120,7 +126,7 @@ fn print_banner(
     address: &str,
     key_source: &str,
     demo: Option<u64>,
-    dev_secret: Option<&str>,
+    dev_tokens: Option<&DevTokens>,
 ) -> anyhow::Result<()> {
     let data = args.data_dir.display();
     let mut out = std::io::stdout().lock();
@@ -131,7 +137,21 @@ fn print_banner(
     writeln!(out, "  web app   http://{address}/")?;
     writeln!(out, "  HTTP API  http://{address}/v1/openapi.json")?;
     writeln!(out, "  tokens    chat token --sub alice --name Alice --data-dir {data}")?;
-    if let (Some(conversation), Some(secret)) = (demo, dev_secret) {
+    match dev_tokens {
+        Some(DevTokens { service: true, .. }) => writeln!(
+            out,
+            "  /dev/token mints tokens for anyone, the service role included (generated dev secret)"
+        )?,
+        Some(DevTokens { service: false, .. }) => writeln!(
+            out,
+            "  /dev/token mints user tokens signed with CHAT_JWT_SECRET (--serve-dev-tokens); never the service role"
+        )?,
+        None => writeln!(
+            out,
+            "  /dev/token off: tokens are not signed with the generated dev secret (see --serve-dev-tokens)"
+        )?,
+    }
+    if let (Some(conversation), Some(DevTokens { secret, .. })) = (demo, dev_tokens) {
         writeln!(
             out,
             "  demo      conversation {conversation} (job \"demo\"): alice (client) and bob (worker)"

@@ -7,6 +7,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use schemas::native::ErrorCode;
+use schemas::object::JsonObject;
 use serde::Deserialize;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
@@ -36,31 +38,42 @@ struct DevTokenRequest {
     service: bool,
 }
 
-/// `POST /dev/token`: lets the web app sign in as anyone. Mounted by `chat dev` only, and
-/// only when it verifies with its own dev secret: a development convenience, never a
-/// production route.
-pub(crate) fn dev_token_router(secret: Arc<String>) -> Router {
-    Router::new().route("/dev/token", post(dev_token)).with_state(secret)
+/// What `/dev/token` may mint, and with which secret.
+#[derive(Debug, Clone)]
+pub(crate) struct DevTokens {
+    pub secret: String,
+    /// Whether the service role (which opens conversations) may be minted: only with the
+    /// generated dev secret, whose tokens no other deployment accepts.
+    pub service: bool,
+}
+
+/// `POST /dev/token`: lets the web app sign in as anyone. Mounted by `chat dev` only: with
+/// its generated dev secret, or, with `--serve-dev-tokens`, user tokens under an operator's
+/// secret. A development convenience, never a production route.
+pub(crate) fn dev_token_router(tokens: DevTokens) -> Router {
+    Router::new().route("/dev/token", post(dev_token)).with_state(Arc::new(tokens))
 }
 
 async fn dev_token(
-    State(secret): State<Arc<String>>,
-    Json(request): Json<DevTokenRequest>,
+    State(tokens): State<Arc<DevTokens>>,
+    Json(JsonObject(request)): Json<JsonObject<DevTokenRequest>>,
 ) -> Response {
     if schemas::UserId::new(request.sub.as_str()).is_err() {
-        let problem = serde_json::json!({
-            "type": "urn:chat:problem:invalid_input", "title": "Unprocessable Entity",
-            "status": 422, "detail": "sub: letters, digits, '.', '_', ':', '@' or '-', 1 to 128"
-        });
-        return (
+        return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            problem.to_string(),
-        )
-            .into_response();
+            ErrorCode::InvalidInput,
+            "sub: letters, digits, '.', '_', ':', '@' or '-', 1 to 128",
+        );
+    }
+    if request.service && !tokens.service {
+        return problem(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "the service role is minted only with chat dev's generated secret; use `chat token --service`",
+        );
     }
     match auth::mint_hs256(
-        secret.as_bytes(),
+        tokens.secret.as_bytes(),
         &request.sub,
         request.name.as_deref(),
         request.service,
@@ -69,4 +82,14 @@ async fn dev_token(
         Ok(token) => Json(serde_json::json!({ "token": token })).into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
+}
+
+fn problem(status: StatusCode, code: ErrorCode, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": format!("urn:chat:problem:{}", code.as_str()),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
 }

@@ -95,7 +95,7 @@ impl Protocol for NativeProtocol {
     const NAME: &'static str = "native";
 
     async fn on_text(&mut self, session: &mut Session, text: &str) -> Result<(), Close> {
-        let frame: ClientFrame = match serde_json::from_str(text) {
+        let frame: ClientFrame = match schemas::object::from_str(text) {
             Ok(frame) => frame,
             Err(failure) => {
                 return session

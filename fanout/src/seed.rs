@@ -99,7 +99,7 @@ impl Protocol for SeedProtocol {
     const NAME: &'static str = "seed";
 
     async fn on_text(&mut self, session: &mut Session, text: &str) -> Result<(), Close> {
-        let inbound: SeedInbound = match serde_json::from_str(text) {
+        let inbound: SeedInbound = match schemas::object::from_str(text) {
             Ok(inbound) => inbound,
             Err(error) => {
                 let detail =

@@ -35,12 +35,20 @@ use crate::send_task::{SendTask, Submission, Submitted};
 #[derive(Debug, Clone)]
 pub(crate) struct Close {
     pub code: u16,
+    /// At most [`close::MAX_REASON_BYTES`]: a longer close frame is a protocol error that
+    /// browsers report as 1006, losing the code.
     pub reason: String,
 }
 
 impl Close {
     pub(crate) fn new(code: u16, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
+        let mut reason = reason.into();
+        let fitted = close::fit_reason(&reason).len();
+        if fitted < reason.len() {
+            tracing::debug!(code, reason, "close reason cut to fit the close frame");
+            reason.truncate(fitted);
+        }
+        Self { code, reason }
     }
 }
 
@@ -523,5 +531,19 @@ async fn serve<P: Protocol>(
         if let Err(close) = result {
             return Ending::Close(close);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_never_outgrow_a_control_frame() {
+        let long = Close::new(close::FORBIDDEN, "ü".repeat(100));
+        assert_eq!(long.code, close::FORBIDDEN);
+        assert!(long.reason.len() <= close::MAX_REASON_BYTES);
+        assert_eq!(long.reason, "ü".repeat(61));
+        assert_eq!(Close::new(1001, "idle").reason, "idle");
     }
 }

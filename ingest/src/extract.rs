@@ -5,6 +5,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use schemas::object::JsonObject;
 use serde::de::DeserializeOwned;
 
 use crate::error::IngestError;
@@ -29,15 +30,16 @@ impl FromRequestParts<IngestState> for Authenticated {
     }
 }
 
-/// A JSON body; malformed JSON, wrong types and unknown members are `invalid_json`.
+/// A JSON body; malformed JSON, wrong types, unknown members and anything but an object
+/// (serde would take an array for a struct) are `invalid_json`.
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = IngestError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, IngestError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
+        match Json::<JsonObject<T>>::from_request(request, state).await {
+            Ok(Json(JsonObject(value))) => Ok(Self(value)),
             Err(rejection) => Err(json_problem(&rejection)),
         }
     }

@@ -39,7 +39,7 @@ pub struct SendMessageRequest {
     pub text: String,
     #[serde(rename = "type", default)]
     pub message_type: MessageType,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::object::optional_object")]
     pub attachment: Option<Attachment>,
     /// Client-generated; a retry with the same key is the same message.
     #[serde(default)]

@@ -15,6 +15,7 @@ pub mod http;
 pub mod ids;
 pub mod limits;
 pub mod native;
+pub mod object;
 pub mod seed;
 pub mod signals;
 pub mod timestamp;

@@ -36,7 +36,7 @@ pub enum ClientFrame {
         text: String,
         #[serde(default)]
         message_type: MessageType,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "crate::object::optional_object")]
         attachment: Option<Attachment>,
         #[serde(default)]
         idempotency_key: Option<String>,
@@ -192,11 +192,40 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// Too many subscriptions, connections or sends.
     pub const RATE_LIMITED: u16 = 4429;
+
+    /// A close frame's payload is at most 125 bytes (RFC 6455, 5.5): 2 for the code, the
+    /// rest for the reason. Browsers fail a connection whose close frame is longer (1006),
+    /// losing the code.
+    pub const MAX_REASON_BYTES: usize = 123;
+
+    /// `reason` cut to [`MAX_REASON_BYTES`] on a character boundary.
+    pub fn fit_reason(reason: &str) -> &str {
+        if reason.len() <= MAX_REASON_BYTES {
+            return reason;
+        }
+        let mut end = MAX_REASON_BYTES;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        &reason[..end]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame_on_a_character_boundary() {
+        assert_eq!(close::fit_reason("short"), "short");
+        let ascii = "x".repeat(200);
+        assert_eq!(close::fit_reason(&ascii).len(), close::MAX_REASON_BYTES);
+        // 41 three-byte characters are 123 bytes; 42 would split the last one.
+        let wide = "中".repeat(60);
+        assert_eq!(close::fit_reason(&wide), "中".repeat(41));
+        let mixed = format!("{}é", "x".repeat(122));
+        assert_eq!(close::fit_reason(&mixed), "x".repeat(122));
+    }
 
     #[test]
     fn client_frames_parse_and_reject_typos() {
