@@ -143,6 +143,39 @@ pub(crate) struct LimitsArgs {
     pub drain: Duration,
 }
 
+/// How the HTTP listener treats slow and idle clients (slowloris and its kin).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HttpArgs {
+    /// A connection's first request head, and every request body, must arrive within this
+    /// long; the connection is closed otherwise.
+    #[arg(long, env = "CHAT_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub read_timeout: Duration,
+    /// An idle keep-alive connection (or a later request head) gets this long. Keep it above
+    /// the load balancer's idle timeout, so the balancer never reuses a closing connection.
+    #[arg(long, env = "CHAT_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = duration)]
+    pub keep_alive_timeout: Duration,
+    /// The largest request head (request line and headers) in bytes; larger gets 431.
+    #[arg(long, env = "CHAT_MAX_HEADER_BYTES", default_value_t = 32 * 1024,
+          value_parser = clap::value_parser!(u32).range(8192..=1024 * 1024))]
+    pub max_header_bytes: u32,
+    /// Connections that have not sent a whole first request yet; beyond this many the
+    /// oldest of them is closed.
+    #[arg(long, env = "CHAT_MAX_UNFINISHED_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unfinished_connections: u32,
+}
+
+impl HttpArgs {
+    pub(crate) fn limits(&self) -> crate::server::HttpLimits {
+        crate::server::HttpLimits {
+            read_timeout: self.read_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
+            max_header_bytes: self.max_header_bytes as usize,
+            max_unfinished: self.max_unfinished_connections as usize,
+        }
+    }
+}
+
 /// How keyed sends are written (exactly once per idempotency key).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct WriteArgs {
@@ -215,6 +248,8 @@ pub(crate) struct RoleArgs {
     #[command(flatten)]
     pub limits: LimitsArgs,
     #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -239,6 +274,8 @@ pub(crate) struct ProjectorArgs {
     #[arg(long, env = "CHAT_PROJECTOR_BATCH", default_value_t = projector::runner::DEFAULT_BATCH as u32,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
+    #[command(flatten)]
+    pub http: HttpArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -308,6 +345,8 @@ pub(crate) struct DevArgs {
     pub write: WriteArgs,
     #[command(flatten)]
     pub limits: LimitsArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
     #[command(flatten)]

@@ -148,7 +148,7 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     announce("ingest", listener.local_addr()?)?;
     // Leases are handed back while this node still answers forwarded sends with "not here".
     let close = close_after(writers_task, &shutdown);
-    server::serve(listener, app, close, Vec::new()).await
+    server::serve(listener, app, &args.http.limits(), close, Vec::new()).await
 }
 
 pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
@@ -178,7 +178,7 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
         .fallback(ingest::not_found)
         .layer(axum::middleware::from_fn(telemetry::http::track));
     announce("fanout", listener.local_addr()?)?;
-    server::serve(listener, app, shutdown, vec![hub_task, writers_task]).await
+    server::serve(listener, app, &args.http.limits(), shutdown, vec![hub_task, writers_task]).await
 }
 
 pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
@@ -203,5 +203,5 @@ pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
         .fallback(ingest::not_found)
         .layer(axum::middleware::from_fn(telemetry::http::track));
     announce("projector", listener.local_addr()?)?;
-    server::serve(listener, app, shutdown, vec![task]).await
+    server::serve(listener, app, &args.http.limits(), shutdown, vec![task]).await
 }

@@ -85,7 +85,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let demo = if args.no_demo { None } else { Some(open_demo(&ingest).await?) };
     print_banner(&args, &address.to_string(), &key_source, demo, dev_tokens.as_ref())?;
-    server::serve(listener, app, shutdown, vec![projector, hub_task, writers]).await
+    server::serve(listener, app, &args.http.limits(), shutdown, vec![projector, hub_task, writers])
+        .await
 }
 
 /// What `/dev/token` and the banner may mint. With the generated dev secret, anything (its

@@ -1,0 +1,184 @@
+//! Serving a router until a shutdown signal, then draining within a deadline; and the
+//! listener's defences against clients that never finish a request.
+
+mod deadline_body;
+mod unfinished;
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::serve::{Listener, ListenerExt, TapIo};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use self::deadline_body::DeadlineBody;
+pub(crate) use self::unfinished::Dropped;
+use self::unfinished::Unfinished;
+
+/// How every listener treats slow and idle clients (from [`crate::cli::HttpArgs`]).
+#[derive(Debug, Clone)]
+pub(crate) struct HttpLimits {
+    /// A connection's first request head, and every request body, must arrive this fast.
+    pub read_timeout: Duration,
+    /// Idle keep-alive connections, and later request heads, get this long.
+    pub keep_alive_timeout: Duration,
+    /// The largest request head (request line and headers) taken; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Connections waiting for their first request head; beyond, the oldest is closed.
+    pub max_unfinished: usize,
+}
+
+/// How long background tasks get to finish after a shutdown signal.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Listens on `address`. With `send_buffer`, every accepted socket gets that kernel send
+/// buffer (inherited from the listener): the bound on kernel memory per connection, and
+/// what makes a client that stops reading show up as slow within a few frames.
+pub(crate) fn bind(address: SocketAddr, send_buffer: Option<u32>) -> anyhow::Result<TcpListener> {
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        if let Some(bytes) = send_buffer {
+            socket.set_send_buffer_size(bytes)?;
+        }
+        socket.bind(address)?;
+        socket.listen(4096)
+    };
+    listen().with_context(|| format!("cannot listen on {address}"))
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+pub(crate) fn cancel_on_signal(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {},
+            () = terminate => {},
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+}
+
+/// Sets TCP_NODELAY on every accepted socket. Responses and frames are written whole, so
+/// Nagle's algorithm would only hold back the last segment of one until the peer's delayed
+/// ACK (up to 40 ms on Linux).
+fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+    fn set_nodelay(socket: &mut TcpStream) {
+        if let Err(error) = socket.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted socket");
+        }
+    }
+    listener.tap_io(set_nodelay)
+}
+
+/// Serves `app` until `shutdown`, then waits (at most [`DRAIN_DEADLINE`]) for open requests
+/// and for `tasks`.
+///
+/// HTTP/1.1 only: browsers reach the chat through a load balancer or proxy, WebSockets
+/// upgrade from HTTP/1.1, and cleartext HTTP/2 (which no browser speaks) would be one more
+/// protocol to defend.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: &HttpLimits,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let mut listener = without_nagle(listener);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.keep_alive_timeout)
+        .max_header_size(limits.max_header_bytes);
+    let unfinished = Unfinished::new(limits.max_unfinished);
+    let connections = TaskTracker::new();
+    loop {
+        let (socket, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let ticket = unfinished.admit();
+        let finisher = ticket.finisher();
+        let router = app.clone();
+        let read_timeout = limits.read_timeout;
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            finisher.finish();
+            let request = if request.body().is_end_stream() {
+                request.map(Body::new)
+            } else {
+                request.map(|body| Body::new(DeadlineBody::new(body, read_timeout)))
+            };
+            router.clone().oneshot(request)
+        });
+        let connection = http.serve_connection(TokioIo::new(socket), service).with_upgrades();
+        let closing = shutdown.clone();
+        connections.spawn(async move {
+            let mut connection = pin!(connection);
+            let mut abandoned = pin!(ticket.abandoned(read_timeout));
+            let mut shutting_down = false;
+            loop {
+                tokio::select! {
+                    served = connection.as_mut() => {
+                        if let Err(error) = served {
+                            tracing::debug!(%error, "HTTP connection ended with an error");
+                        }
+                        break;
+                    }
+                    dropped = &mut abandoned => {
+                        crate::telemetry::http::count_dropped_connection(dropped);
+                        tracing::debug!(reason = dropped.as_str(), "closed a connection that sent no request");
+                        break;
+                    }
+                    // Finish the request in progress, then close; idle connections close now.
+                    () = closing.cancelled(), if !shutting_down => {
+                        shutting_down = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    shutdown.cancel();
+    connections.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, connections.wait()).await.is_err() {
+        tracing::warn!("HTTP requests still open at the drain deadline were cut");
+    }
+    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+        for task in tasks {
+            let _ = task.await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("background tasks did not finish within the drain deadline");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

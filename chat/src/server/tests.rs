@@ -1,0 +1,189 @@
+//! The listener on a real socket: Nagle off, and clients that never finish a request.
+
+use std::time::Instant;
+
+use axum::routing::{get, post};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+#[tokio::test]
+async fn accepted_sockets_have_nagle_off() -> anyhow::Result<()> {
+    let listener = bind("127.0.0.1:0".parse()?, None)?;
+    let address = listener.local_addr()?;
+    let mut listener = without_nagle(listener);
+    let _client = TcpStream::connect(address).await?;
+    let (accepted, _) = listener.accept().await;
+    assert!(accepted.nodelay()?, "TCP_NODELAY must be set on accepted sockets");
+    Ok(())
+}
+
+fn limits() -> HttpLimits {
+    HttpLimits {
+        read_timeout: Duration::from_millis(400),
+        keep_alive_timeout: Duration::from_millis(800),
+        max_header_bytes: 8 * 1024,
+        max_unfinished: 16,
+    }
+}
+
+struct Served {
+    address: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+async fn serve_test_app(limits: HttpLimits) -> anyhow::Result<Served> {
+    let listener = bind("127.0.0.1:0".parse()?, None)?;
+    let address = listener.local_addr()?;
+    let app = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/echo", post(|body: String| async move { body }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow"
+            }),
+        );
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move { serve(listener, app, &limits, token, Vec::new()).await });
+    Ok(Served { address, shutdown, task })
+}
+
+/// Reads until the server closes the socket (or `within` passes); true when it closed.
+async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
+    let mut buffer = [0_u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn get_ok(address: SocketAddr) -> anyhow::Result<String> {
+    let mut socket = TcpStream::connect(address).await?;
+    socket.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await?;
+    Ok(answer)
+}
+
+#[tokio::test]
+async fn connections_that_never_finish_a_request_head_are_closed() -> anyhow::Result<()> {
+    let served = serve_test_app(limits()).await?;
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(served.address).await?;
+    let mut unfinished = TcpStream::connect(served.address).await?;
+    // A WebSocket upgrade missing its last header line.
+    unfinished
+        .write_all(b"GET /ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n")
+        .await?;
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await, "a silent socket stays open");
+    assert!(
+        closed_within(&mut unfinished, Duration::from_secs(3)).await,
+        "an unfinished head stays open"
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(350), "closed before the read timeout: {waited:?}");
+    assert!(get_ok(served.address).await?.ends_with("ok"));
+    served.shutdown.cancel();
+    served.task.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_oldest_unfinished_connection_makes_way_for_a_prompt_client() -> anyhow::Result<()> {
+    let served =
+        serve_test_app(HttpLimits { read_timeout: Duration::from_secs(30), ..limits() }).await?;
+    let mut hoarded = Vec::new();
+    for _ in 0..16 {
+        hoarded.push(TcpStream::connect(served.address).await?);
+    }
+    // Each new connection evicts the oldest waiting one, so a prompt client is served even
+    // while a flood keeps every slot full.
+    for _ in 0..4 {
+        assert!(get_ok(served.address).await?.ends_with("ok"));
+    }
+    assert!(
+        closed_within(&mut hoarded[0], Duration::from_secs(2)).await,
+        "the oldest was not evicted"
+    );
+    assert!(
+        !closed_within(&mut hoarded[15], Duration::from_millis(200)).await,
+        "the newest was evicted"
+    );
+    served.shutdown.cancel();
+    served.task.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() -> anyhow::Result<()> {
+    let served = serve_test_app(limits()).await?;
+    let mut socket = TcpStream::connect(served.address).await?;
+    socket.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n\r\n").await?;
+    let mut buffer = [0_u8; 1024];
+    let read = socket.read(&mut buffer).await?;
+    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    // Past its first request, the keep-alive timeout (longer than the read timeout) applies.
+    assert!(
+        !closed_within(&mut socket, Duration::from_millis(500)).await,
+        "closed at the read timeout"
+    );
+    assert!(
+        closed_within(&mut socket, Duration::from_secs(3)).await,
+        "an idle connection stays open"
+    );
+    served.shutdown.cancel();
+    served.task.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn oversized_heads_and_trickled_bodies_are_refused() -> anyhow::Result<()> {
+    let served = serve_test_app(limits()).await?;
+    let mut huge = TcpStream::connect(served.address).await?;
+    let filler = "a".repeat(16 * 1024);
+    huge.write_all(format!("GET /ok HTTP/1.1\r\nhost: x\r\nx-filler: {filler}\r\n\r\n").as_bytes())
+        .await?;
+    let mut answer = String::new();
+    let _ = huge.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
+
+    let mut trickle = TcpStream::connect(served.address).await?;
+    trickle.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nab").await?;
+    let started = Instant::now();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if trickle.write_all(b"c").await.is_err() {
+            break;
+        }
+    }
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), trickle.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "a trickled body was not refused: {answer:.80}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    served.shutdown.cancel();
+    served.task.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_request_in_progress_finish() -> anyhow::Result<()> {
+    let served = serve_test_app(limits()).await?;
+    let mut socket = TcpStream::connect(served.address).await?;
+    socket.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n").await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    served.shutdown.cancel();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await?;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("slow"), "{answer}");
+    served.task.await??;
+    assert!(TcpStream::connect(served.address).await.is_err(), "still accepting after shutdown");
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! What an attacker tried from outside, each refused: connections that never finish a
+//! request (slowloris), close frames longer than a control frame may be, JSON arrays where
+//! objects are specified, tokens not valid yet, and `/dev/token` under an operator's secret.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use support::{Client, SECRET, Seen, Server, Shape, native_client, on_cluster, seed_client, token};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until the server closes the socket; false if it is still open after `within`.
+async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
+    let mut buffer = [0_u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// The sum of a counter's samples with `label` on the process at `address`.
+async fn counter(server: &Server, address: &str, name: &str, label: &str) -> f64 {
+    let page = server.http.get(format!("http://{address}/metrics")).send().await.unwrap();
+    let text = page.text().await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with(name) && line.contains(label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_that_never_finish_a_request_are_closed() {
+    let server = Server::start_shaped(Shape::default().with("CHAT_READ_TIMEOUT", "1s"));
+    let http = server.http_address(0);
+    let ws = server.ws_url("").trim_start_matches("ws://").to_owned();
+    let mut sockets = Vec::new();
+    for n in 0..50 {
+        let address = if n % 2 == 0 { &http } else { &ws };
+        let mut socket = TcpStream::connect(address).await.unwrap();
+        match n % 3 {
+            // Nothing at all.
+            0 => {}
+            // A WebSocket upgrade missing its last header line.
+            1 => socket
+                .write_all(
+                    b"GET /v1/ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n",
+                )
+                .await
+                .unwrap(),
+            // A large header that never ends.
+            _ => socket
+                .write_all(format!("GET / HTTP/1.1\r\nx-pad: {}", "p".repeat(20_000)).as_bytes())
+                .await
+                .unwrap(),
+        }
+        sockets.push(socket);
+    }
+    // Prompt clients are served meanwhile.
+    let conversation = server.open_conversation("job-slow", "ana", "ben").await;
+    let started = Instant::now();
+    for (n, socket) in sockets.iter_mut().enumerate() {
+        let within = Duration::from_secs(10).saturating_sub(started.elapsed());
+        assert!(closed_within(socket, within).await, "socket {n} was still open after 10 s");
+    }
+    let mut ben = seed_client(&server, "ben", conversation, None).await;
+    server.send("ana", conversation, "still served").await;
+    match ben.next(Duration::from_secs(10)).await {
+        Seen::Frame(frame) => assert_eq!(frame["message"]["message_text"], "still served"),
+        Seen::Closed(code, reason) => panic!("closed {code}: {reason}"),
+    }
+    let name = "chat_http_connections_dropped_total";
+    let mut dropped = counter(&server, &http, name, "read_timeout").await;
+    if ws != http {
+        dropped += counter(&server, &ws, name, "read_timeout").await;
+    }
+    assert!(dropped >= 50.0, "{dropped} connections counted as dropped, 50 were");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_close_frame_fits_its_reason_so_the_code_arrives() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-close", "ana", "ben").await;
+    // `alg: none`: the JWT library's message made a 198-byte close payload.
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"ana","exp":4102444800}"#);
+    let unsigned = format!("{header}.{claims}.");
+    let mut forged = Client::connect(&server.ws_url(&format!("/v1/ws?token={unsigned}"))).await;
+    let (code, reason) = forged.closed().await;
+    assert_eq!(code, 4401, "{reason}");
+    assert!(reason.len() <= 123);
+
+    // A non-participant with a 128-character user id.
+    let outsider = "o".repeat(128);
+    let path = format!("/ws/chat/{conversation}/?token={}", token(&outsider));
+    let (code, _) = Client::connect(&server.ws_url(&path)).await.closed().await;
+    assert_eq!(code, 4403);
+
+    // A cookie from a long foreign origin.
+    let origin = format!("https://{}.example", "evil".repeat(50));
+    let cookie = format!("chat_token={}", token("ana"));
+    let mut hijack = Client::connect_with(
+        &server.ws_url("/v1/ws"),
+        &[("origin", origin.as_str()), ("cookie", cookie.as_str())],
+    )
+    .await;
+    let (code, reason) = hijack.closed().await;
+    assert_eq!(code, 4403, "{reason}");
+    assert!(reason.len() <= 123);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_arrays_are_refused_where_objects_are_specified() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-arrays", "ana", "ben").await;
+    let messages = format!("/v1/conversations/{conversation}/messages");
+    let kept = server.send("ana", conversation, "before").await;
+    let attempts = [
+        (messages.clone(), json!(["text"])),
+        (messages.clone(), json!(["t", "TEXT", null, "key"])),
+        (messages.clone(), json!({"text": "x", "type": "FILE", "attachment": ["u", "n", "m"]})),
+        (format!("/v1/conversations/{conversation}/read"), json!([kept])),
+    ];
+    for (path, body) in attempts {
+        let (status, problem) = server.post("ana", &path, body.clone()).await;
+        assert_eq!(status, 400, "{body} on {path}: {problem}");
+        assert_eq!(problem["type"], "urn:chat:problem:invalid_json", "{problem}");
+    }
+    let opened = server
+        .http
+        .put(server.url("/v1/jobs/job-array-open/conversation"))
+        .bearer_auth(support::service_token())
+        .json(&json!(["carla", "dan"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 400);
+
+    let mut ana = native_client(&server, "ana").await;
+    ana.send_json(json!(["send", "r1", conversation, "over the native socket"])).await;
+    let refused = ana.frame_of("error").await;
+    assert_eq!(refused["code"], "invalid_json", "{refused}");
+    let mut seed = seed_client(&server, "ana", conversation, None).await;
+    seed.send_json(json!(["over the seed socket", "TEXT"])).await;
+    let refused = seed.frame_of("error").await;
+    assert_eq!(refused["code"], "invalid_json", "{refused}");
+
+    // Nothing was created: once a proper message sent after them is in history, history
+    // holds the two proper messages and nothing between them.
+    server.send("ana", conversation, "after").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let history = loop {
+        let history = server.history("ben", conversation).await;
+        if history.iter().any(|message| message["text"] == "after") {
+            break history;
+        }
+        assert!(Instant::now() < deadline, "history never showed the last message");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let texts: Vec<&Value> = history.iter().map(|message| &message["text"]).collect();
+    assert_eq!(texts, [&json!("before"), &json!("after")], "{history:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_not_valid_yet_are_refused() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-nbf", "ana", "ben").await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = json!({"sub": "ana", "exp": now + 7200, "nbf": now + 3600});
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    let later = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    let answer =
+        server.http.get(server.url("/v1/conversations")).bearer_auth(&later).send().await.unwrap();
+    assert_eq!(answer.status(), 401);
+    let path = format!("/ws/chat/{conversation}/?token={later}");
+    let (code, reason) = Client::connect(&server.ws_url(&path)).await.closed().await;
+    assert_eq!(code, 4401, "{reason}");
+}
+
+/// `chat dev` on a fresh data directory, with the test's secret or without one.
+struct Dev {
+    child: Child,
+    address: String,
+    _data: tempfile::TempDir,
+}
+
+impl Dev {
+    fn start(server: &Server, operator_secret: bool, env: &[(&str, &str)]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut command = server.command("dev");
+        if !operator_secret {
+            command.env_remove("CHAT_JWT_SECRET");
+        }
+        command.envs(env.iter().copied()).args(["--listen", "127.0.0.1:0", "--no-demo"]);
+        let mut child =
+            command.arg("--data-dir").arg(data.path()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let address = first.split("http://").nth(1).unwrap().split_whitespace().next().unwrap();
+        // The banner says what `/dev/token` does.
+        let said =
+            lines.by_ref().take(8).map(Result::unwrap).find(|line| line.contains("/dev/token"));
+        assert!(said.is_some(), "the banner does not mention /dev/token");
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, address: address.to_owned(), _data: data }
+    }
+
+    async fn mint(&self, body: Value) -> (u16, Value) {
+        let answer = reqwest::Client::new()
+            .post(format!("http://{}/dev/token", self.address))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_tokens_are_minted_only_with_the_generated_secret() {
+    if on_cluster() {
+        return; // `/dev/token` exists in `chat dev` only, which the embedded run covers.
+    }
+    let server = Server::start();
+    let generated = Dev::start(&server, false, &[]);
+    let (status, body) = generated.mint(json!({"sub": "jobs", "service": true})).await;
+    assert_eq!(status, 200, "{body}");
+
+    // With an operator's secret the route is not there at all...
+    let operated = Dev::start(&server, true, &[]);
+    let (status, _) = operated.mint(json!({"sub": "x", "service": true})).await;
+    assert_eq!(status, 404);
+    // ...and with --serve-dev-tokens it mints users, never the service role.
+    let opted = Dev::start(&server, true, &[("CHAT_SERVE_DEV_TOKENS", "true")]);
+    let (status, problem) = opted.mint(json!({"sub": "x", "service": true})).await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, body) = opted.mint(json!({"sub": "x"})).await;
+    assert_eq!(status, 200, "{body}");
+    let minted = body["token"].as_str().unwrap();
+    let caller = auth::Verifier::hs256(SECRET.as_bytes()).unwrap().verify(minted).unwrap();
+    assert!(!caller.service);
+    let (status, _) = opted.mint(json!(["x", true])).await;
+    assert_eq!(status, 422, "an array is not a token request");
+}
