@@ -113,7 +113,35 @@ pub fn set_error(span: &tracing::Span, description: impl std::fmt::Display) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn a_parsed_header_renders_to_itself(
+            trace_id in "[0-9a-f]{32}",
+            span_id in "[0-9a-f]{16}",
+            flags in "[0-9a-f]{2}",
+        ) {
+            let header = format!("00-{trace_id}-{span_id}-{flags}");
+            let zero = trace_id.bytes().all(|b| b == b'0') || span_id.bytes().all(|b| b == b'0');
+            let parsed = TraceParent::parse(&header);
+            prop_assert_eq!(parsed.is_none(), zero);
+            if let Some(parent) = parsed {
+                prop_assert_eq!(parent.header(), header);
+                let child = TraceParent::parse(&parent.child_header()).unwrap();
+                prop_assert_eq!(child.trace_id(), parent.trace_id());
+            }
+        }
+
+        #[test]
+        fn anything_else_is_refused_without_panic(text in any::<String>()) {
+            if let Some(parent) = TraceParent::parse(&text) {
+                prop_assert_eq!(TraceParent::parse(&parent.header()), Some(parent));
+            }
+        }
+    }
 
     #[test]
     fn parses_valid_headers_and_refuses_the_rest() {
