@@ -105,7 +105,7 @@ async fn every_close_frame_fits_its_reason_so_the_code_arrives() {
     let outsider = "o".repeat(128);
     let path = format!("/ws/chat/{conversation}/?token={}", token(&outsider));
     let (code, _) = Client::connect(&server.ws_url(&path)).await.closed().await;
-    assert_eq!(code, 4403);
+    assert_eq!(code, 4404);
 
     // A cookie from a long foreign origin.
     let origin = format!("https://{}.example", "evil".repeat(50));

@@ -269,7 +269,7 @@ async fn bad_input_gets_a_clear_problem_and_changes_nothing() {
     // Who may do what.
     assert_eq!(
         problem(send(token("mallory"), json!({"text": "hi"}).to_string()).await.unwrap()).await.0,
-        403
+        404
     );
     let unknown = server.url("/v1/conversations/999999/messages");
     let response = server
@@ -291,8 +291,11 @@ async fn bad_input_gets_a_clear_problem_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(problem(response).await.0, 422);
-    let (status, _) = server.get("carla", &format!("/v1/conversations/{other}/messages")).await;
-    assert_eq!(status, 403);
+    // Someone else's conversation answers exactly as one that does not exist.
+    let (status, refusal) =
+        server.get("carla", &format!("/v1/conversations/{other}/messages")).await;
+    assert_eq!(status, 404);
+    assert_eq!(refusal["detail"], format!("no conversation {other}"));
 
     // Tokens: missing, garbage, forged, expired, alg none.
     let response =

@@ -173,15 +173,16 @@ async fn bad_frames_are_answered_with_errors_on_an_open_connection() {
     assert_eq!(carla.frame_of("error").await["code"], "invalid_json");
     carla.send_json(json!({"type": "subscribe", "conversation_id": "seven"})).await;
     assert_eq!(carla.frame_of("error").await["code"], "invalid_json");
+    // Someone else's conversation answers as one that does not exist.
     carla.send_json(json!({"type": "subscribe", "conversation_id": other})).await;
-    assert_eq!(carla.frame_of("error").await["code"], "forbidden");
+    assert_eq!(carla.frame_of("error").await["code"], "not_found");
     carla.send_json(json!({"type": "subscribe", "conversation_id": 4_242_424})).await;
     assert_eq!(carla.frame_of("error").await["code"], "not_found");
     carla
         .send_json(json!({"type": "send", "ref": "x", "conversation_id": other, "text": "sneaky"}))
         .await;
     let refused = carla.frame_of("error").await;
-    assert_eq!((refused["ref"].as_str(), refused["code"].as_str()), (Some("x"), Some("forbidden")));
+    assert_eq!((refused["ref"].as_str(), refused["code"].as_str()), (Some("x"), Some("not_found")));
     carla
         .send_json(
             json!({"type": "send", "ref": "y", "conversation_id": conversation, "text": " "}),

@@ -48,8 +48,11 @@ fn query(name: &str, description: &str, schema: &Value) -> Value {
 pub fn document() -> Value {
     let mut b = Builder { definitions: Map::new() };
     let unauthenticated = b.problem("missing, expired or invalid token");
-    let forbidden = b.problem("not a participant (or not the service role)");
-    let not_found = b.problem("no such conversation");
+    let forbidden = b.problem("only the service role may do this");
+    let not_found = b.problem(
+        "no such conversation, or one the caller is not a participant of (the same answer, so \
+         that a conversation's existence is not revealed)",
+    );
     let invalid = b.problem("malformed JSON, wrong types or unknown members");
     let unprocessable = b.problem("well-formed but not acceptable (limits, blank text...)");
     let too_large = b.problem("body over 64 KiB");

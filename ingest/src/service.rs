@@ -144,31 +144,26 @@ impl Ingest {
         Ok((record, created))
     }
 
-    /// The conversation, if `caller` may read and write in it.
+    /// The conversation, if `caller` may read and write in it. To anyone else it does not
+    /// exist: the answer is the one for a missing conversation, word for word, so that
+    /// probing ids reveals neither which conversations exist nor who is in them.
     pub async fn authorize(
         &self,
         caller: &Caller,
         conversation: ConversationId,
     ) -> Result<ConversationRecord, IngestError> {
-        let record = self.conversation(conversation).await?;
-        if !record.is_participant(&caller.user_id) {
-            return Err(IngestError::Forbidden(format!(
-                "{} is not a participant of conversation {conversation}",
-                caller.user_id
-            )));
+        match self.conversation(conversation).await {
+            Ok(record) if record.is_participant(&caller.user_id) => Ok(record),
+            Ok(_) | Err(IngestError::NotFound(_)) => Err(missing(conversation)),
+            Err(other) => Err(other),
         }
-        Ok(record)
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<ConversationRecord, IngestError> {
         if let Some(record) = self.started.lock().get(&id) {
             return Ok(record.clone());
         }
-        let record = self
-            .directory
-            .conversation(id)
-            .await?
-            .ok_or_else(|| IngestError::NotFound(format!("no conversation {id}")))?;
+        let record = self.directory.conversation(id).await?.ok_or_else(|| missing(id))?;
         self.ensure_started(record).await
     }
 
@@ -379,4 +374,8 @@ fn published(span: &tracing::Span, outcome: Result<Option<u64>, impl std::fmt::D
         Ok(None) => {}
         Err(error) => eventlog::trace::set_error(span, error),
     }
+}
+
+fn missing(conversation: ConversationId) -> IngestError {
+    IngestError::NotFound(format!("no conversation {conversation}"))
 }

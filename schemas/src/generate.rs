@@ -156,7 +156,9 @@ pub fn asyncapi() -> Document {
     let close_codes = format!(
         "Close codes: {} reconnect and resume (restart/drain); {} frame too big; {} internal \
          error; {} resume not servable yet, retry; {} malformed handshake parameters; {} \
-         unauthenticated; {} forbidden; {} no such conversation; {} slow consumer, reconnect and \
+         unauthenticated; {} forbidden (a cookie from a foreign origin); {} no such conversation \
+         (also for a conversation the caller is not a participant of, so that its existence is \
+         not revealed); {} slow consumer, reconnect and \
          resume; {} rate limited; 1001 idle (no pong); 1003 binary frame.",
         close::RESTART,
         close::TOO_BIG,
