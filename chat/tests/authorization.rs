@@ -194,7 +194,7 @@ async fn outsiders_learn_nothing_about_a_conversation_not_even_that_it_exists() 
     let server = Server::start();
     let world = build_world(&server, &mut dice).await;
     let mut tried = 0;
-    for (&conversation, _) in &world.conversations {
+    for &conversation in world.conversations.keys() {
         for user in world.outsiders(conversation) {
             let forbidden = world.forbidden_for(user);
             for _ in 0..2 {
