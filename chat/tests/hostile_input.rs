@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use support::{Client, SECRET, Seen, Server, Shape, native_client, on_cluster, seed_client, token};
+use support::{
+    Client, Role, SECRET, Seen, Server, Shape, native_client, on_cluster, seed_client, token,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -86,6 +88,56 @@ async fn connections_that_never_finish_a_request_are_closed() {
         dropped += counter(&server, &ws, name, "read_timeout").await;
     }
     assert!(dropped >= 50.0, "{dropped} connections counted as dropped, 50 were");
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_unfinished_handshakes_is_bounded_and_others_are_served() {
+    const FLOOD: usize = 900;
+    const LIMIT: usize = 200;
+    let server = Server::start_shaped(
+        Shape::default()
+            .with("CHAT_MAX_UNFINISHED_CONNECTIONS", LIMIT.to_string())
+            .with("CHAT_READ_TIMEOUT", "60s"),
+    );
+    let ws = server.ws_url("").trim_start_matches("ws://").to_owned();
+    let pid = server.pids(Role::Fanout)[0];
+    let conversation = server.open_conversation("job-flood", "ana", "ben").await;
+    let before = resident_kib(pid);
+    let head = format!(
+        "GET /v1/ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nx-pad: {}\r\n",
+        "p".repeat(2048)
+    );
+    let mut flood = Vec::with_capacity(FLOOD);
+    for _ in 0..FLOOD {
+        let mut socket = TcpStream::connect(&ws).await.unwrap();
+        socket.write_all(head.as_bytes()).await.unwrap();
+        flood.push(socket);
+    }
+    // A prompt client gets through the flood, on the WebSocket and over HTTP.
+    let mut ben = seed_client(&server, "ben", conversation, None).await;
+    server.send("ana", conversation, "through the flood").await;
+    match ben.next(Duration::from_secs(10)).await {
+        Seen::Frame(frame) => assert_eq!(frame["message"]["message_text"], "through the flood"),
+        Seen::Closed(code, reason) => panic!("closed {code}: {reason}"),
+    }
+    // The oldest gave way: at most LIMIT of the flood are still open.
+    let mut closed = 0;
+    for socket in &mut flood {
+        if closed_within(socket, Duration::from_millis(20)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= FLOOD - LIMIT, "only {closed} of {FLOOD} unfinished connections were closed");
+    let grown = resident_kib(pid).saturating_sub(before);
+    assert!(grown < 64 * 1024, "the flood grew the server by {grown} KiB");
+    let evicted = counter(&server, &ws, "chat_http_connections_dropped_total", "unfinished_limit");
+    assert!(evicted.await >= (FLOOD - LIMIT) as f64);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -260,4 +312,40 @@ async fn dev_tokens_are_minted_only_with_the_generated_secret() {
     assert!(!caller.service);
     let (status, _) = opted.mint(json!(["x", true])).await;
     assert_eq!(status, 422, "an array is not a token request");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deeply_nested_and_giant_json_get_clear_refusals() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-nested", "ana", "ben").await;
+    let nested = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let deep_object = format!("{{\"text\":{}1{}}}", "[".repeat(5_000), "]".repeat(5_000));
+    let path = server.url(&format!("/v1/conversations/{conversation}/messages"));
+    for body in [nested, deep_object.clone()] {
+        let answer = server
+            .http
+            .post(&path)
+            .bearer_auth(token("ana"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400);
+        let problem: Value = answer.json().await.unwrap();
+        assert_eq!(problem["type"], "urn:chat:problem:invalid_json", "{problem}");
+    }
+    let giant = json!({"text": "g".repeat(200_000)});
+    let answer =
+        server.http.post(&path).bearer_auth(token("ana")).json(&giant).send().await.unwrap();
+    assert_eq!(answer.status(), 413);
+
+    let mut ana = native_client(&server, "ana").await;
+    ana.send_text(deep_object).await;
+    assert_eq!(ana.frame_of("error").await["code"], "invalid_json");
+    // Still served after the refusal; then a frame over the limit closes with 1009.
+    ana.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    assert_eq!(ana.frame_of("subscribed").await["conversation_id"], conversation);
+    ana.send_text("x".repeat(40_000)).await;
+    assert_eq!(ana.closed().await.0, 1009);
 }
