@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod fold;
 pub mod metrics;
+mod restore;
 pub mod runner;
 mod trace;
 

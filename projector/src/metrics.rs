@@ -21,6 +21,7 @@ struct Metrics {
     events: Family<OutcomeLabels, Counter>,
     batch_records: Histogram,
     apply: Histogram,
+    restored: Counter,
 }
 
 const OUTCOMES: [&str; 7] =
@@ -39,7 +40,13 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     batch_records: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
     // 1 ms to ~16 s.
     apply: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+    restored: Counter::default(),
 });
+
+/// Records applied again because the store had lost writes it acknowledged.
+pub(crate) fn restored(records: usize) {
+    METRICS.restored.inc_by(records as u64);
+}
 
 /// A batch of `records` folded and written to the store in `took` (retries included).
 pub(crate) fn batch_applied(records: usize, counts: &OutcomeCounts, took: Duration) {
@@ -80,5 +87,10 @@ pub fn register(registry: &mut Registry) {
         "Time to fold a batch and write it to the store, retries included",
         Unit::Seconds,
         metrics.apply.clone(),
+    );
+    registry.register(
+        "chat_projector_restored_records",
+        "Records applied again because the store lost writes it had acknowledged",
+        metrics.restored.clone(),
     );
 }

@@ -5,6 +5,7 @@
 //! is delivered again, the fold skips what the views already reflect, and the writes are
 //! idempotent. On shutdown the loop finishes the batch it holds, commits, and returns.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use viewstore::{ProjectionStore, StoreError};
 
 use crate::batch::{AppliedBatch, apply_records};
+use crate::restore::restore_lost_writes;
 use crate::trace::BatchSpans;
 
 /// Most records folded per store write, unless configured (`chat projector --batch`). A
@@ -63,6 +65,8 @@ pub async fn run(
 ) -> Result<(), ProjectorError> {
     let mut subscription = log.subscribe(SubscribeSpec::Group(config.group.clone())).await?;
     config.joined.store(true, Ordering::Release);
+    // The last offset this projector committed per partition: what the store must hold.
+    let mut committed: BTreeMap<u32, u64> = BTreeMap::new();
     tracing::info!(group = config.group, "projector started");
     while !shutdown.is_cancelled() {
         let records = tokio::select! {
@@ -93,13 +97,18 @@ pub async fn run(
         }
         let started = std::time::Instant::now();
         let spans = BatchSpans::start(&records, log.destination());
-        let Some(applied) = apply_with_retry(store.as_ref(), &records, &spans, &shutdown).await
-        else {
+        let writing = Writing { log: log.as_ref(), store: store.as_ref(), committed: &committed };
+        let Some(applied) = apply_with_retry(&writing, &records, &spans, &shutdown).await else {
             break;
         };
         let applied_in = started.elapsed();
         crate::metrics::batch_applied(records.len(), &applied.counts, applied_in);
         let lost = !commit_with_retry(subscription.as_mut(), &applied, &shutdown).await;
+        if !lost {
+            for position in &applied.commit {
+                committed.insert(position.partition, position.offset);
+            }
+        }
         announce(signals.as_ref(), &applied).await;
         drop(spans);
         tracing::debug!(
@@ -146,15 +155,32 @@ async fn rejoin(
     }
 }
 
+/// Where a batch is written, and what the store must already hold.
+struct Writing<'a> {
+    log: &'a dyn EventLog,
+    store: &'a dyn ProjectionStore,
+    committed: &'a BTreeMap<u32, u64>,
+}
+
 async fn apply_with_retry(
-    store: &dyn ProjectionStore,
+    writing: &Writing<'_>,
     records: &[eventlog::Record],
     spans: &BatchSpans,
     shutdown: &CancellationToken,
 ) -> Option<AppliedBatch> {
+    let store = writing.store;
     let mut backoff = Duration::from_millis(100);
+    let mut failed = false;
     loop {
         let attempt: Result<AppliedBatch, StoreError> = async {
+            // After a failure the store may have lost what it acknowledged last; that goes
+            // back first, so the fold meets every event in log order.
+            if failed {
+                let restored = restore_lost_writes(writing.log, store, writing.committed).await?;
+                if restored > 0 {
+                    tracing::warn!(restored, "re-applied records the store had lost");
+                }
+            }
             let applied = apply_records(store, records).await?;
             let writes = spans.writing(records.len());
             let written = store.apply(&applied.projection).await;
@@ -172,6 +198,7 @@ async fn apply_with_retry(
                 return Some(applied);
             }
             Err(error) => {
+                failed = true;
                 tracing::warn!(%error, "failed to apply a batch; retrying");
                 // Keep retrying through a shutdown request too: abandoning here is safe
                 // (nothing was committed), but only after a last attempt has failed.

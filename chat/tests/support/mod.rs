@@ -505,6 +505,15 @@ impl Client {
         Self { socket }
     }
 
+    /// A client, or `None` when the handshake fails or takes over 5 s (a node is down).
+    pub async fn try_connect(url: &str) -> Option<Self> {
+        let request = url.into_client_request().ok()?;
+        let connecting = tokio_tungstenite::connect_async(request);
+        let (socket, _) =
+            tokio::time::timeout(Duration::from_secs(5), connecting).await.ok()?.ok()?;
+        Some(Self { socket })
+    }
+
     /// A client whose socket receive buffer is tiny, so that not reading backs up at once.
     pub async fn connect_stalled(url: &str) -> Self {
         let address = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
