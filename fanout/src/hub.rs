@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::FanoutConfig;
 use crate::delivery::{MessageDelivery, Outbound, render};
-use crate::presence::{Change, PresenceBook};
+use crate::presence::{Announcement, Change, PresenceBook};
 use crate::{loops, metrics};
 
 /// Presence entries remembered before offline ones are forgotten.
@@ -138,6 +138,9 @@ struct State {
     users: HashMap<UserId, Vec<Subscriber>>,
     /// Connections of this node per (conversation, user), for online/offline edges.
     local_presence: HashMap<(ConversationId, UserId), Vec<u64>>,
+    /// This node's last presence announcement number, advanced under the lock together
+    /// with `local_presence`, so numbers follow the order of the changes they announce.
+    presence_seq: u64,
     /// Open connections per user on this node.
     connections: HashMap<UserId, usize>,
     presence: PresenceBook,
@@ -229,6 +232,7 @@ impl Hub {
                 floors: tail.start_offsets(),
                 users: HashMap::new(),
                 local_presence: HashMap::new(),
+                presence_seq: 0,
                 connections: HashMap::new(),
                 presence: PresenceBook::new(presence_ttl),
                 typing: HashMap::new(),
@@ -357,32 +361,43 @@ impl Hub {
         }
     }
 
-    /// Notes that `connection` shows `user` in `conversation`; true when it is the first
-    /// connection of this node to do so (the user just came online here).
-    pub fn join(&self, conversation: ConversationId, user: &UserId, connection: u64) -> bool {
+    /// Notes that `connection` shows `user` in `conversation`; when it is the first
+    /// connection of this node to do so (the user just came online here), the number to
+    /// announce it with.
+    pub fn join(
+        &self,
+        conversation: ConversationId,
+        user: &UserId,
+        connection: u64,
+    ) -> Option<u64> {
         let mut state = self.state.lock();
         let connections = state.local_presence.entry((conversation, user.clone())).or_default();
         if connections.contains(&connection) {
-            return false;
+            return None;
         }
         connections.push(connection);
-        connections.len() == 1
+        let first = connections.len() == 1;
+        first.then(|| next_presence_seq(&mut state))
     }
 
-    /// Undoes [`Hub::join`]; true when it was the user's last connection here.
-    pub fn leave(&self, conversation: ConversationId, user: &UserId, connection: u64) -> bool {
+    /// Undoes [`Hub::join`]; when it was the user's last connection here, the number to
+    /// announce that with.
+    pub fn leave(
+        &self,
+        conversation: ConversationId,
+        user: &UserId,
+        connection: u64,
+    ) -> Option<u64> {
         let mut state = self.state.lock();
         let key = (conversation, user.clone());
-        let Some(connections) = state.local_presence.get_mut(&key) else {
-            return false;
-        };
+        let connections = state.local_presence.get_mut(&key)?;
         let before = connections.len();
         connections.retain(|existing| *existing != connection);
         let left = connections.len() < before;
         if connections.is_empty() {
             state.local_presence.remove(&key);
         }
-        left && !state.local_presence.contains_key(&key)
+        (left && !state.local_presence.contains_key(&key)).then(|| next_presence_seq(&mut state))
     }
 
     /// This node's name in presence announcements.
@@ -610,12 +625,10 @@ impl Hub {
                 }
                 self.deliver_typing(conversation_id, user_id, is_typing);
             }
-            Signal::Presence { conversation_id, user_id, status, at, node } => {
+            Signal::Presence { conversation_id, user_id, status, at, node, seq } => {
                 let change = self.state.lock().presence.observe(
                     (conversation_id, user_id),
-                    &node,
-                    status,
-                    at,
+                    Announcement { node: &node, seq, status, at },
                     Instant::now(),
                 );
                 if let Some(change) = change {
@@ -626,17 +639,22 @@ impl Hub {
                 self.state.lock().presence.node_alive(&node, Instant::now());
             }
             Signal::PresenceQuery { conversation_id, .. } => {
-                let state = self.state.lock();
-                return state
+                let mut state = self.state.lock();
+                let here: Vec<UserId> = state
                     .local_presence
                     .keys()
                     .filter(|(conversation, _)| *conversation == conversation_id)
-                    .map(|(_, user)| Signal::Presence {
+                    .map(|(_, user)| user.clone())
+                    .collect();
+                return here
+                    .into_iter()
+                    .map(|user_id| Signal::Presence {
                         conversation_id,
-                        user_id: user.clone(),
+                        user_id,
                         status: PresenceStatus::Online,
                         at: Timestamp::now(),
                         node: self.node.clone(),
+                        seq: next_presence_seq(&mut state),
                     })
                     .collect();
             }
@@ -651,4 +669,9 @@ impl Hub {
         }
         Vec::new()
     }
+}
+
+fn next_presence_seq(state: &mut State) -> u64 {
+    state.presence_seq += 1;
+    state.presence_seq
 }

@@ -24,6 +24,19 @@ pub(crate) struct PresenceBook {
     nodes: HashMap<String, Instant>,
     /// The last effective status of each pair and since when, for snapshots.
     last: HashMap<Pair, (PresenceStatus, Timestamp)>,
+    /// The newest announcement applied per pair and node: an older one arriving later (the
+    /// bus does not keep order across its partitions) must not undo it.
+    applied: HashMap<(Pair, String), u64>,
+}
+
+/// One node's word on one pair.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Announcement<'a> {
+    pub node: &'a str,
+    /// The node's announcement number; 0 when it does not count them.
+    pub seq: u64,
+    pub status: PresenceStatus,
+    pub at: Timestamp,
 }
 
 /// A change of a pair's effective status, to push to subscribers.
@@ -37,7 +50,13 @@ pub(crate) struct Change {
 
 impl PresenceBook {
     pub(crate) fn new(ttl: Duration) -> Self {
-        Self { ttl, sightings: HashMap::new(), nodes: HashMap::new(), last: HashMap::new() }
+        Self {
+            ttl,
+            sightings: HashMap::new(),
+            nodes: HashMap::new(),
+            last: HashMap::new(),
+            applied: HashMap::new(),
+        }
     }
 
     pub(crate) fn node_alive(&mut self, node: &str, now: Instant) {
@@ -56,16 +75,23 @@ impl PresenceBook {
         if online { PresenceStatus::Online } else { PresenceStatus::Offline }
     }
 
-    /// Applies a node's announcement; returns the change, if the effective status moved.
+    /// Applies a node's announcement, unless one newer from the same node was applied
+    /// already; returns the change, if the effective status moved.
     pub(crate) fn observe(
         &mut self,
         pair: Pair,
-        node: &str,
-        status: PresenceStatus,
-        at: Timestamp,
+        announcement: Announcement<'_>,
         now: Instant,
     ) -> Option<Change> {
+        let Announcement { node, seq, status, at } = announcement;
         self.node_alive(node, now);
+        if seq > 0 {
+            let newest = self.applied.entry((pair.clone(), node.to_owned())).or_insert(0);
+            if seq <= *newest {
+                return None;
+            }
+            *newest = seq;
+        }
         let before = self.effective(&pair, now);
         match status {
             PresenceStatus::Online => {
@@ -124,6 +150,7 @@ impl PresenceBook {
             }
             changes.extend(self.settle(pair, before, at, now));
         }
+        self.applied.retain(|(_, node), _| !dead.contains(node));
         for node in dead {
             self.nodes.remove(&node);
         }
@@ -152,16 +179,66 @@ mod tests {
         (ConversationId::new(1).unwrap(), UserId::new(user).unwrap())
     }
 
+    fn said(node: &str, seq: u64, status: PresenceStatus) -> Announcement<'_> {
+        Announcement { node, seq, status, at: Timestamp::from_millis(1) }
+    }
+
+    #[test]
+    fn an_older_announcement_arriving_late_changes_nothing() {
+        let mut book = PresenceBook::new(Duration::from_secs(30));
+        let now = Instant::now();
+        // Node a answered a query (online, 7), then its user left (offline, 8); the bus
+        // delivered the two in the other order.
+        let gone = book.observe(pair("wei"), said("a", 8, PresenceStatus::Offline), now);
+        assert_eq!(gone.map(|change| change.status), Some(PresenceStatus::Offline));
+        assert_eq!(book.observe(pair("wei"), said("a", 7, PresenceStatus::Online), now), None);
+        assert_eq!(book.snapshot(&pair("wei")).map(|(s, _)| s), Some(PresenceStatus::Offline));
+        // Numbers are per node: another node's lower number still counts.
+        let back = book.observe(pair("wei"), said("b", 2, PresenceStatus::Online), now);
+        assert_eq!(back.map(|change| change.status), Some(PresenceStatus::Online));
+        // Nodes that do not count (0) are always applied.
+        assert_eq!(
+            book.observe(pair("wei"), said("b", 0, PresenceStatus::Offline), now).map(|c| c.status),
+            Some(PresenceStatus::Offline)
+        );
+    }
+
     #[test]
     fn a_user_stays_online_while_any_node_holds_them() {
         let mut book = PresenceBook::new(Duration::from_secs(30));
         let now = Instant::now();
         let at = Timestamp::from_millis(1);
-        let online = book.observe(pair("wei"), "a", PresenceStatus::Online, at, now).unwrap();
+        let online = book
+            .observe(
+                pair("wei"),
+                Announcement { node: "a", seq: 0, status: PresenceStatus::Online, at },
+                now,
+            )
+            .unwrap();
         assert_eq!(online.status, PresenceStatus::Online);
-        assert_eq!(book.observe(pair("wei"), "b", PresenceStatus::Online, at, now), None);
-        assert_eq!(book.observe(pair("wei"), "a", PresenceStatus::Offline, at, now), None);
-        let offline = book.observe(pair("wei"), "b", PresenceStatus::Offline, at, now).unwrap();
+        assert_eq!(
+            book.observe(
+                pair("wei"),
+                Announcement { node: "b", seq: 0, status: PresenceStatus::Online, at },
+                now
+            ),
+            None
+        );
+        assert_eq!(
+            book.observe(
+                pair("wei"),
+                Announcement { node: "a", seq: 0, status: PresenceStatus::Offline, at },
+                now
+            ),
+            None
+        );
+        let offline = book
+            .observe(
+                pair("wei"),
+                Announcement { node: "b", seq: 0, status: PresenceStatus::Offline, at },
+                now,
+            )
+            .unwrap();
         assert_eq!(offline.status, PresenceStatus::Offline);
         assert_eq!(book.snapshot(&pair("wei")).map(|(s, _)| s), Some(PresenceStatus::Offline));
     }
@@ -171,8 +248,16 @@ mod tests {
         let mut book = PresenceBook::new(Duration::from_secs(30));
         let start = Instant::now();
         let at = Timestamp::from_millis(1);
-        book.observe(pair("wei"), "a", PresenceStatus::Online, at, start);
-        book.observe(pair("zoe"), "b", PresenceStatus::Online, at, start);
+        book.observe(
+            pair("wei"),
+            Announcement { node: "a", seq: 0, status: PresenceStatus::Online, at },
+            start,
+        );
+        book.observe(
+            pair("zoe"),
+            Announcement { node: "b", seq: 0, status: PresenceStatus::Online, at },
+            start,
+        );
         book.node_alive("b", start + Duration::from_secs(20));
         assert!(book.expire(start + Duration::from_secs(10), at).is_empty());
         let gone = book.expire(start + Duration::from_secs(31), at);

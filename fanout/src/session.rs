@@ -222,8 +222,10 @@ impl Session {
         if since.is_some() {
             metrics::resumed(from_store, missed);
         }
-        if self.hub.join(conversation, &self.caller.user_id, self.subscriber.connection) {
-            self.announce_presence(conversation, PresenceStatus::Online).await;
+        if let Some(seq) =
+            self.hub.join(conversation, &self.caller.user_id, self.subscriber.connection)
+        {
+            self.announce_presence(conversation, PresenceStatus::Online, seq).await;
         }
         // Nodes that started after the others announced their users learn them now.
         let query = Signal::PresenceQuery {
@@ -269,18 +271,24 @@ impl Session {
         if self.typing.contains(&conversation) {
             self.set_typing(conversation, false).await;
         }
-        if self.hub.leave(conversation, &self.caller.user_id, connection) {
-            self.announce_presence(conversation, PresenceStatus::Offline).await;
+        if let Some(seq) = self.hub.leave(conversation, &self.caller.user_id, connection) {
+            self.announce_presence(conversation, PresenceStatus::Offline, seq).await;
         }
     }
 
-    async fn announce_presence(&self, conversation: ConversationId, status: PresenceStatus) {
+    async fn announce_presence(
+        &self,
+        conversation: ConversationId,
+        status: PresenceStatus,
+        seq: u64,
+    ) {
         let signal = Signal::Presence {
             conversation_id: conversation,
             user_id: self.caller.user_id.clone(),
             status,
             at: Timestamp::now(),
             node: self.hub.node().to_owned(),
+            seq,
         };
         self.signals.publish(signal).await;
     }

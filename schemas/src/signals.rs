@@ -28,6 +28,12 @@ pub enum Signal {
         at: Timestamp,
         #[serde(default)]
         node: String,
+        /// The announcing node's count of its presence announcements: a later one of the same
+        /// node has a higher `seq`. Signals may arrive out of order (the bus has several
+        /// partitions), so receivers ignore an announcement older than one they applied.
+        /// 0 from nodes that do not count, which receivers always apply.
+        #[serde(default)]
+        seq: u64,
     },
     /// A fanout node is alive; its presence sightings expire when it stops saying so.
     NodeAlive {
