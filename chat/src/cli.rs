@@ -96,11 +96,17 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 20s"))?;
+    let seconds = |per_unit: u64| {
+        value
+            .checked_mul(per_unit)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is too long"))
+    };
     match unit {
         "ms" => Ok(Duration::from_millis(value)),
-        "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        "h" => Ok(Duration::from_secs(value * 3600)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
         _ => Err(format!("{text:?} needs a unit: ms, s, m or h")),
     }
 }
@@ -373,4 +379,40 @@ pub(crate) struct TokenArgs {
     /// The data directory of the `chat dev` whose secret to use.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_overflow_is_refused() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration(" 20s "), Ok(Duration::from_secs(20)));
+        assert_eq!(duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(duration("9999999999999999999h").is_err(), "would overflow");
+        assert!(duration("20").is_err());
+        assert!(duration("-1s").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_duration_or_a_refusal(text in any::<String>()) {
+            let _ = duration(&text);
+        }
+
+        #[test]
+        fn a_rendered_duration_parses_back(value in any::<u64>(), unit in 0_usize..4) {
+            let (suffix, per_unit) = [("ms", 0), ("s", 1), ("m", 60), ("h", 3600)][unit];
+            let parsed = duration(&format!("{value}{suffix}"));
+            let expected = if per_unit == 0 {
+                Some(Duration::from_millis(value))
+            } else {
+                value.checked_mul(per_unit).map(Duration::from_secs)
+            };
+            prop_assert_eq!(parsed.ok(), expected);
+        }
+    }
 }

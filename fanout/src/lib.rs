@@ -230,3 +230,31 @@ async fn native_socket(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_handshake_query_parses_without_panic(raw in any::<Option<String>>()) {
+            let _ = parse_query(raw.as_deref());
+        }
+
+        #[test]
+        fn token_and_since_are_found_among_other_parameters(
+            token in "[A-Za-z0-9._-]{1,64}",
+            since in "[0-9]{1,16}",
+            noise in proptest::collection::vec("x[a-z]{0,7}=[a-z0-9]{0,8}", 0..4),
+        ) {
+            let mut pairs = noise;
+            pairs.insert(0, format!("token={token}"));
+            pairs.push(format!("since={since}"));
+            let query = parse_query(Some(&pairs.join("&")));
+            prop_assert_eq!(query.token, Some(token));
+            prop_assert_eq!(query.since, Some(since));
+        }
+    }
+}
