@@ -7,7 +7,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use schemas::native::ErrorCode;
+use ingest::IngestError;
+use schemas::limits::Invalid;
 use schemas::object::JsonObject;
 use serde::Deserialize;
 
@@ -58,19 +59,15 @@ async fn dev_token(
     State(tokens): State<Arc<DevTokens>>,
     Json(JsonObject(request)): Json<JsonObject<DevTokenRequest>>,
 ) -> Response {
-    if schemas::UserId::new(request.sub.as_str()).is_err() {
-        return problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidInput,
-            "sub: letters, digits, '.', '_', ':', '@' or '-', 1 to 128",
-        );
+    if let Err(error) = schemas::UserId::new(request.sub.as_str()) {
+        return IngestError::from(Invalid::new("sub", error.to_string())).into_response();
     }
     if request.service && !tokens.service {
-        return problem(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "the service role is minted only with chat dev's generated secret; use `chat token --service`",
-        );
+        return IngestError::Forbidden(
+            "the service role is minted only with chat dev's generated secret; use `chat token --service`"
+                .into(),
+        )
+        .into_response();
     }
     match auth::mint_hs256(
         tokens.secret.as_bytes(),
@@ -82,14 +79,4 @@ async fn dev_token(
         Ok(token) => Json(serde_json::json!({ "token": token })).into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
-}
-
-fn problem(status: StatusCode, code: ErrorCode, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("urn:chat:problem:{}", code.as_str()),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
 }
