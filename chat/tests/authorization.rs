@@ -12,24 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Client, Seen, Server, native_client, token};
+use support::{Client, Dice, Seen, Server, native_client, token};
 
 /// A small deterministic generator (xorshift64*): the test needs variety, not quality.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 const USERS: [&str; 6] = ["ana", "ben", "cai", "dora", "eli", "fay"];
 /// An id no conversation of the test has.
 const MISSING: u64 = 9_000_000_001;
@@ -189,8 +174,8 @@ async fn everything_until_closed(client: &mut Client) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn outsiders_learn_nothing_about_a_conversation_not_even_that_it_exists() {
-    let seed = std::env::var("CHAT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
-    let mut dice = Dice(seed);
+    let mut dice = Dice::seeded(0x5eed);
+    let seed = dice.0;
     let server = Server::start();
     let world = build_world(&server, &mut dice).await;
     let mut tried = 0;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod storm;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +19,29 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const SECRET: &str = "system-test-secret-that-is-at-least-32-bytes";
 /// An origin every test server allows for cookie-authenticated sockets.
 pub const ORIGIN: &str = "http://chat.test";
+
+/// A small seeded generator (xorshift*), so a failing random test can be run again with
+/// the seed it printed (`CHAT_TEST_SEED`).
+pub struct Dice(pub u64);
+
+impl Dice {
+    /// The seed from `CHAT_TEST_SEED`, or `default`.
+    pub fn seeded(default: u64) -> Self {
+        let seed = std::env::var("CHAT_TEST_SEED").ok().and_then(|s| s.parse().ok());
+        Self(seed.unwrap_or(default).max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
 
 /// The roles of a clustered deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,19 +113,33 @@ pub struct Shape {
     pub ingests: usize,
     pub fanouts: usize,
     pub replication_factor: u32,
-    /// Extra `CHAT_*` variables (limits, timeouts) for every process.
+    /// Extra `CHAT_*` variables (limits, timeouts, the cluster's addresses) for every
+    /// process.
     pub env: Vec<(&'static str, String)>,
+    /// Variables for the processes of one role only, applied after `env`.
+    pub role_env: Vec<(Role, &'static str, String)>,
 }
 
 impl Default for Shape {
     fn default() -> Self {
-        Self { ingests: 1, fanouts: 1, replication_factor: 1, env: Vec::new() }
+        Self {
+            ingests: 1,
+            fanouts: 1,
+            replication_factor: 1,
+            env: Vec::new(),
+            role_env: Vec::new(),
+        }
     }
 }
 
 impl Shape {
     pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.env.push((name, value.into()));
+        self
+    }
+
+    pub fn with_on(mut self, role: Role, name: &'static str, value: impl Into<String>) -> Self {
+        self.role_env.push((role, name, value.into()));
         self
     }
 }
@@ -110,6 +149,7 @@ impl Shape {
 pub struct Server {
     processes: Vec<Process>,
     env: Vec<(&'static str, String)>,
+    role_env: Vec<(Role, &'static str, String)>,
     pub data_dir: tempfile::TempDir,
     pub cluster: Option<ClusterNames>,
     pub http: reqwest::Client,
@@ -127,6 +167,7 @@ impl Server {
         let mut server = Self {
             processes: Vec::new(),
             env: shape.env,
+            role_env: shape.role_env,
             data_dir,
             cluster: None,
             http: reqwest::Client::new(),
@@ -170,7 +211,6 @@ impl Server {
             // Tests send in storms from one user; the rate limit has its own test.
             .env("CHAT_SEND_RATE", "0")
             .stderr(Stdio::inherit());
-        command.envs(self.env.iter().map(|(name, value)| (*name, value.as_str())));
         if let Some(names) = &self.cluster {
             command
                 .env("CHAT_KAFKA_BROKERS", &names.brokers)
@@ -181,6 +221,7 @@ impl Server {
                 .env("CHAT_PROJECTOR_GROUP", &names.group)
                 .env("CHAT_PROJECTOR_INSTANCE", format!("{}-0", names.group));
         }
+        command.envs(self.env.iter().map(|(name, value)| (*name, value.as_str())));
         command
     }
 
@@ -188,6 +229,8 @@ impl Server {
     fn launch(&mut self, role: Role, listen: &str) {
         let mut command = self.command(role.command());
         command.args(["--listen", listen]).stdout(Stdio::piped());
+        let own = self.role_env.iter().filter(|(only, ..)| *only == role);
+        command.envs(own.map(|(_, name, value)| (*name, value.as_str())));
         if role == Role::Dev {
             command
                 .args(["--no-demo", "--partitions", "4", "--data-dir"])
@@ -270,6 +313,11 @@ impl Server {
         }
     }
 
+    /// How many processes of one role were started (running or stopped).
+    pub fn count(&self, role: Role) -> usize {
+        self.processes.iter().filter(|p| p.role == role || p.role == Role::Dev).count()
+    }
+
     /// The process ids of one role (for signals and memory readings).
     pub fn pids(&self, role: Role) -> Vec<u32> {
         let wanted = |process: &&Process| process.role == role || process.role == Role::Dev;
@@ -278,6 +326,35 @@ impl Server {
             .filter(wanted)
             .filter_map(|p| p.child.as_ref().map(Child::id))
             .collect()
+    }
+
+    /// Resident memory (KiB) of every running process: (role, pid, VmRSS).
+    pub fn resident_memory(&self) -> Vec<(Role, u32, u64)> {
+        let running = self.processes.iter().filter_map(|p| Some((p.role, p.child.as_ref()?.id())));
+        running
+            .filter_map(|(role, pid)| {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+                let rss = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?;
+                Some((role, pid, rss.trim().trim_end_matches("kB").trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Prints every process's memory against `before` and fails when one that was running
+    /// then has grown by more than `growth_kib` (restarted processes have no earlier reading).
+    #[expect(clippy::print_stdout, reason = "the readings are part of the test's report")]
+    pub fn assert_memory_bounded(&self, before: &[(Role, u32, u64)], growth_kib: u64) {
+        for (role, pid, rss) in self.resident_memory() {
+            let start = before.iter().find(|(_, earlier, _)| *earlier == pid).map(|r| r.2);
+            let from = start.map_or_else(|| "restarted".to_owned(), |kib| format!("{kib} KiB"));
+            println!("memory: {role:?} pid {pid}: {from} -> {rss} KiB");
+            if let Some(start) = start {
+                assert!(
+                    rss <= start + growth_kib,
+                    "{role:?} (pid {pid}) grew from {start} to {rss} KiB"
+                );
+            }
+        }
     }
 
     /// Sends SIGTERM to the processes of one role and waits (at most `within`) for them to
