@@ -16,9 +16,11 @@ pub struct OriginPolicy {
 }
 
 impl OriginPolicy {
+    /// `allowed` as the command line's parser leaves them (`settings::origin`); empty
+    /// entries are skipped, so an empty `Origin` header never matches.
     pub fn new(allowed: impl IntoIterator<Item = String>) -> Self {
         let allowed = allowed.into_iter().map(|origin| origin.trim_end_matches('/').to_owned());
-        Self { allowed: allowed.collect() }
+        Self { allowed: allowed.filter(|origin| !origin.is_empty()).collect() }
     }
 
     pub fn allows(&self, origin: &str) -> bool {

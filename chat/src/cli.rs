@@ -90,32 +90,11 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// Parses `500ms`, `20s`, `5m`, `1h`.
-pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 20s"))?;
-    let seconds = |per_unit: u64| {
-        value
-            .checked_mul(per_unit)
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("{text:?} is too long"))
-    };
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" => seconds(1),
-        "m" => seconds(60),
-        "h" => seconds(3600),
-        _ => Err(format!("{text:?} needs a unit: ms, s, m or h")),
-    }
-}
-
 /// Limits and timings of the HTTP and WebSocket front (defaults suit production).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LimitsArgs {
     /// Sends per second one user may sustain on one node (0: no limit).
-    #[arg(long, env = "CHAT_SEND_RATE", default_value_t = 10.0)]
+    #[arg(long, env = "CHAT_SEND_RATE", default_value_t = 10.0, value_parser = settings::rate)]
     pub send_rate: f64,
     /// Sends one user may make at once before the rate applies.
     #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 30)]
@@ -130,22 +109,22 @@ pub(crate) struct LimitsArgs {
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1024)]
     pub ws_queue: usize,
     /// How often idle connections are pinged.
-    #[arg(long, env = "CHAT_WS_PING", default_value = "20s", value_parser = duration)]
+    #[arg(long, env = "CHAT_WS_PING", default_value = "20s", value_parser = settings::duration)]
     pub ws_ping: Duration,
     /// A connection that sent nothing, not even a pong, for this long is closed (1001).
-    #[arg(long, env = "CHAT_WS_IDLE", default_value = "60s", value_parser = duration)]
+    #[arg(long, env = "CHAT_WS_IDLE", default_value = "60s", value_parser = settings::duration)]
     pub ws_idle: Duration,
     /// A frame the client does not take within this long closes it as too slow (4008).
-    #[arg(long, env = "CHAT_WS_WRITE_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "CHAT_WS_WRITE_TIMEOUT", default_value = "10s", value_parser = settings::duration)]
     pub ws_write_timeout: Duration,
     /// Kernel send buffer per connection, in bytes (default: the kernel's autotuning).
     #[arg(long, env = "CHAT_SOCKET_SEND_BUFFER")]
     pub socket_send_buffer: Option<u32>,
     /// A fanout node silent this long is presumed gone and its users offline elsewhere.
-    #[arg(long, env = "CHAT_PRESENCE_TTL", default_value = "30s", value_parser = duration)]
+    #[arg(long, env = "CHAT_PRESENCE_TTL", default_value = "30s", value_parser = settings::duration)]
     pub presence_ttl: Duration,
     /// On SIGTERM, connections close (1012) spread over this long.
-    #[arg(long, env = "CHAT_DRAIN", default_value = "5s", value_parser = duration)]
+    #[arg(long, env = "CHAT_DRAIN", default_value = "5s", value_parser = settings::duration_or_zero)]
     pub drain: Duration,
 }
 
@@ -154,11 +133,11 @@ pub(crate) struct LimitsArgs {
 pub(crate) struct HttpArgs {
     /// A connection's first request head, and every request body, must arrive within this
     /// long; the connection is closed otherwise.
-    #[arg(long, env = "CHAT_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "CHAT_READ_TIMEOUT", default_value = "10s", value_parser = settings::duration)]
     pub read_timeout: Duration,
     /// An idle keep-alive connection (or a later request head) gets this long. Keep it above
     /// the load balancer's idle timeout, so the balancer never reuses a closing connection.
-    #[arg(long, env = "CHAT_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = duration)]
+    #[arg(long, env = "CHAT_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = settings::duration)]
     pub keep_alive_timeout: Duration,
     /// The largest request head (request line and headers) in bytes; larger gets 431.
     #[arg(long, env = "CHAT_MAX_HEADER_BYTES", default_value_t = 32 * 1024,
@@ -187,12 +166,12 @@ impl HttpArgs {
 pub(crate) struct WriteArgs {
     /// An append not acknowledged by then fails; the log gives up on the record at the same
     /// moment, so a failed append is never written later.
-    #[arg(long, env = "CHAT_APPEND_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "CHAT_APPEND_TIMEOUT", default_value = "10s", value_parser = settings::duration)]
     pub append_timeout: Duration,
     /// How long a node's lease on a partition's keyed sends lasts without renewal: after a
     /// node dies, its partitions take this long to get a new writer. At least 1.65 times
     /// the append timeout.
-    #[arg(long, env = "CHAT_WRITER_LEASE", default_value = "20s", value_parser = duration)]
+    #[arg(long, env = "CHAT_WRITER_LEASE", default_value = "20s", value_parser = settings::duration)]
     pub writer_lease: Duration,
 }
 
@@ -249,7 +228,7 @@ pub(crate) struct RoleArgs {
     #[command(flatten)]
     pub write: WriteArgs,
     /// Origins allowed to open cookie-authenticated WebSockets (comma-separated).
-    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = settings::origin)]
     pub allowed_origins: Vec<String>,
     #[command(flatten)]
     pub limits: LimitsArgs,
@@ -337,7 +316,7 @@ pub(crate) struct DevArgs {
     pub partitions: u32,
     /// Origins allowed to open cookie-authenticated WebSockets (comma-separated). The
     /// server's own origin is always allowed.
-    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = settings::origin)]
     pub allowed_origins: Vec<String>,
     /// Do not create the demo conversation on first start.
     #[arg(long, env = "CHAT_NO_DEMO")]
@@ -379,40 +358,4 @@ pub(crate) struct TokenArgs {
     /// The data directory of the `chat dev` whose secret to use.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    #[test]
-    fn durations_parse_and_overflow_is_refused() {
-        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(duration(" 20s "), Ok(Duration::from_secs(20)));
-        assert_eq!(duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(duration("9999999999999999999h").is_err(), "would overflow");
-        assert!(duration("20").is_err());
-        assert!(duration("-1s").is_err());
-    }
-
-    proptest! {
-        #[test]
-        fn any_text_is_a_duration_or_a_refusal(text in any::<String>()) {
-            let _ = duration(&text);
-        }
-
-        #[test]
-        fn a_rendered_duration_parses_back(value in any::<u64>(), unit in 0_usize..4) {
-            let (suffix, per_unit) = [("ms", 0), ("s", 1), ("m", 60), ("h", 3600)][unit];
-            let parsed = duration(&format!("{value}{suffix}"));
-            let expected = if per_unit == 0 {
-                Some(Duration::from_millis(value))
-            } else {
-                value.checked_mul(per_unit).map(Duration::from_secs)
-            };
-            prop_assert_eq!(parsed.ok(), expected);
-        }
-    }
 }

@@ -88,3 +88,35 @@ fn an_invalid_configuration_fails_with_the_reason() {
     let missing = check(&["projector", "--cql-nodes", "s:9042"], &[]);
     assert!(!missing.status.success(), "the brokers are required");
 }
+
+#[test]
+fn values_a_role_cannot_run_with_are_refused_by_name() {
+    // Each of these was accepted once: a zero ping panicked every connection's timer, a
+    // zero presence TTL the fanout's liveness loop, `NaN` switched the send limit off and a
+    // tiny rate panicked the first refused send; an origin with a path never matched.
+    let refused = [
+        ("CHAT_WS_PING", "0s", "must be more than zero"),
+        ("CHAT_PRESENCE_TTL", "0ms", "must be more than zero"),
+        ("CHAT_SEND_RATE", "NaN", "must be 0 (no limit) or from"),
+        ("CHAT_SEND_RATE", "-3", "must be 0 (no limit) or from"),
+        ("CHAT_SEND_RATE", "1e-300", "must be 0 (no limit) or from"),
+        ("CHAT_ALLOWED_ORIGINS", "https://chat.example.com/app", "is not an origin"),
+        ("CHAT_ALLOWED_ORIGINS", "https://a.example.com,*", "is not an origin"),
+    ];
+    for (name, value, reason) in refused {
+        let output = check(&["dev"], &[(name, value)]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}={value} was accepted");
+        let culprit = value.rsplit(',').next().unwrap_or(value);
+        assert!(stderr.contains(reason) && stderr.contains(culprit), "{name}={value}: {stderr}");
+    }
+    for (name, value) in [
+        ("CHAT_DRAIN", "0s"),
+        ("CHAT_SEND_RATE", "0"),
+        ("CHAT_ALLOWED_ORIGINS", ""),
+        ("CHAT_ALLOWED_ORIGINS", "https://Chat.Example.com/, http://localhost:5173"),
+    ] {
+        let output = check(&["dev"], &[(name, value)]);
+        assert!(output.status.success(), "{name}={value:?} was refused: {output:?}");
+    }
+}

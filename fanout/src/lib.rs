@@ -31,6 +31,7 @@ use axum::response::Response;
 use axum::routing::get;
 use eventlog::SignalBus;
 use ingest::Ingest;
+use schemas::handshake::HandshakeQuery;
 use schemas::native::close;
 use schemas::{ConversationId, MessageId};
 use tokio_util::sync::CancellationToken;
@@ -86,27 +87,6 @@ pub fn router(state: FanoutState) -> Router {
         .with_state(state)
 }
 
-/// Query parameters of a handshake, parsed by hand so that a bad one is a close reason
-/// rather than a plain-text 400 a browser cannot see.
-#[derive(Debug, Default)]
-struct HandshakeQuery {
-    token: Option<String>,
-    since: Option<String>,
-}
-
-fn parse_query(raw: Option<&str>) -> HandshakeQuery {
-    let mut query = HandshakeQuery::default();
-    for pair in raw.unwrap_or_default().split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match name {
-            "token" => query.token = Some(value.to_owned()),
-            "since" => query.since = Some(value.to_owned()),
-            _ => {}
-        }
-    }
-    query
-}
-
 fn authenticate(
     state: &FanoutState,
     headers: &HeaderMap,
@@ -156,7 +136,7 @@ fn handshake(
     upgrade: WebSocketUpgrade,
 ) -> Result<(WebSocketUpgrade, Caller, HandshakeQuery), Box<Response>> {
     let upgrade = configure(upgrade, state);
-    let query = parse_query(raw_query);
+    let query = HandshakeQuery::parse(raw_query);
     match authenticate(state, headers, &query) {
         Ok(caller) => Ok((upgrade, caller, query)),
         Err(reason) => Err(Box::new(refuse(upgrade, reason))),
@@ -229,32 +209,4 @@ async fn native_socket(
             protocol.start(session).await
         })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    proptest! {
-        #[test]
-        fn any_handshake_query_parses_without_panic(raw in any::<Option<String>>()) {
-            let _ = parse_query(raw.as_deref());
-        }
-
-        #[test]
-        fn token_and_since_are_found_among_other_parameters(
-            token in "[A-Za-z0-9._-]{1,64}",
-            since in "[0-9]{1,16}",
-            noise in proptest::collection::vec("x[a-z]{0,7}=[a-z0-9]{0,8}", 0..4),
-        ) {
-            let mut pairs = noise;
-            pairs.insert(0, format!("token={token}"));
-            pairs.push(format!("since={since}"));
-            let query = parse_query(Some(&pairs.join("&")));
-            prop_assert_eq!(query.token, Some(token));
-            prop_assert_eq!(query.since, Some(since));
-        }
-    }
 }

@@ -52,7 +52,9 @@ impl RateLimiter {
             return Ok(());
         }
         let missing = 1.0 - bucket.tokens;
-        Err(Duration::from_secs_f64(missing / self.rate.per_second.max(f64::MIN_POSITIVE)))
+        // A configured rate is at least settings::MIN_RATE; saturate rather than panic anyway.
+        let wait = missing / self.rate.per_second.max(f64::MIN_POSITIVE);
+        Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX))
     }
 }
 

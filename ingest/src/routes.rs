@@ -8,12 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use schemas::http::{
-    InboxPage, MarkReadRequest, Me, MessagePage, OpenConversationRequest, SendMessageRequest,
+    HistoryQuery, InboxCursor, InboxPage, InboxQuery, MarkReadRequest, Me, MessagePage,
+    OpenConversationRequest, SendMessageRequest,
 };
 use schemas::limits::Invalid;
 use schemas::{ConversationId, MessageId};
-use serde::Deserialize;
-use viewstore::InboxCursor;
 
 use crate::error::{IngestError, problem_response};
 use crate::extract::{Authenticated, JsonBody, QueryParams};
@@ -98,13 +97,6 @@ async fn mark_read(
     Ok(Json(mark).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HistoryQuery {
-    before: Option<MessageId>,
-    limit: Option<usize>,
-}
-
 fn page_size(limit: Option<usize>, default: usize) -> Result<usize, IngestError> {
     match limit {
         None => Ok(default),
@@ -143,13 +135,6 @@ async fn history(
     Ok(Json(page).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InboxQuery {
-    cursor: Option<String>,
-    limit: Option<usize>,
-}
-
 async fn inbox(
     State(state): State<IngestState>,
     Authenticated(caller): Authenticated,
@@ -168,7 +153,7 @@ async fn inbox(
     views.truncate(limit);
     let page = InboxPage {
         next_cursor: if more {
-            views.last().map(|view| InboxCursor::after(view).encode())
+            views.last().map(|view| view.inbox_cursor().encode())
         } else {
             None
         },

@@ -151,3 +151,44 @@ pub struct Me {
     pub name: String,
     pub service: bool,
 }
+
+/// Query parameters of `GET /v1/conversations/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Only messages older than this id.
+    pub before: Option<MessageId>,
+    pub limit: Option<usize>,
+}
+
+/// Query parameters of `GET /v1/inbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    /// An [`InboxCursor`] as a previous page's `next_cursor` gave it.
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Where an inbox page ends: the last item's activity time and conversation. Its text
+/// form (`next_cursor`) is opaque to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxCursor {
+    pub last_activity_at: Timestamp,
+    pub conversation_id: ConversationId,
+}
+
+impl InboxCursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.last_activity_at.millis(), self.conversation_id)
+    }
+
+    /// `None` for any text [`Self::encode`] did not produce.
+    pub fn decode(text: &str) -> Option<Self> {
+        let (millis, conversation) = text.split_once('.')?;
+        Some(Self {
+            last_activity_at: Timestamp::from_millis(millis.parse().ok()?),
+            conversation_id: conversation.parse().ok()?,
+        })
+    }
+}

@@ -11,6 +11,7 @@
 pub mod envelope;
 pub mod events;
 pub mod generate;
+pub mod handshake;
 pub mod http;
 pub mod ids;
 pub mod limits;

@@ -158,6 +158,14 @@ impl ConversationView {
         self.totals.from_others_of(role) - mark.from_others_of(role)
     }
 
+    /// The cursor of an inbox page that ends with this conversation.
+    pub fn inbox_cursor(&self) -> InboxCursor {
+        InboxCursor {
+            last_activity_at: self.last_activity_at(),
+            conversation_id: self.conversation_id,
+        }
+    }
+
     pub fn last_activity_at(&self) -> Timestamp {
         self.last_message.as_ref().map_or(self.started_at, |last| last.sent_at)
     }
@@ -239,27 +247,4 @@ pub struct ProjectionBatch {
     pub watermarks: Vec<Position>,
 }
 
-/// Where an inbox page ends: the last item's activity time and conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InboxCursor {
-    pub last_activity_at: Timestamp,
-    pub conversation_id: ConversationId,
-}
-
-impl InboxCursor {
-    pub fn after(view: &ConversationView) -> Self {
-        Self { last_activity_at: view.last_activity_at(), conversation_id: view.conversation_id }
-    }
-
-    pub fn encode(&self) -> String {
-        format!("{}.{}", self.last_activity_at.millis(), self.conversation_id)
-    }
-
-    pub fn decode(text: &str) -> Option<Self> {
-        let (millis, conversation) = text.split_once('.')?;
-        Some(Self {
-            last_activity_at: Timestamp::from_millis(millis.parse().ok()?),
-            conversation_id: conversation.parse().ok()?,
-        })
-    }
-}
+pub use schemas::http::InboxCursor;

@@ -4,8 +4,8 @@
 use schemas::{ConversationId, MessageId, MessageType, Participant, Position, Timestamp, UserId};
 
 use viewstore::{
-    ConversationDirectory, ConversationView, InboxCursor, LastMessage, MessageCounts,
-    ProjectionBatch, ProjectionStore, ReadState, StoredMessage, WriterLease, WriterLeases,
+    ConversationDirectory, ConversationView, LastMessage, MessageCounts, ProjectionBatch,
+    ProjectionStore, ReadState, StoredMessage, WriterLease, WriterLeases,
 };
 
 fn person(id: &str) -> Participant {
@@ -188,9 +188,13 @@ pub(crate) async fn inbox_pages_by_recent_activity<S: ProjectionStore>(store: &S
         page.iter().map(|v| v.conversation_id.get()).collect::<Vec<_>>()
     };
     assert_eq!(ids(&first), vec![5, 4]);
-    let second = store.inbox(&me, first.last().map(InboxCursor::after), 2).await.expect("inbox");
+    let second =
+        store.inbox(&me, first.last().map(ConversationView::inbox_cursor), 2).await.expect("inbox");
     assert_eq!(ids(&second), vec![3, 2]);
-    let third = store.inbox(&me, second.last().map(InboxCursor::after), 2).await.expect("inbox");
+    let third = store
+        .inbox(&me, second.last().map(ConversationView::inbox_cursor), 2)
+        .await
+        .expect("inbox");
     assert_eq!(ids(&third), vec![1]);
     let worker = UserId::new("w3").expect("valid id");
     assert_eq!(ids(&store.inbox(&worker, None, 10).await.expect("inbox")), vec![3]);
