@@ -105,6 +105,10 @@ pub(crate) struct LimitsArgs {
     /// Conversations one native connection may subscribe to.
     #[arg(long, env = "CHAT_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_subscriptions: usize,
+    /// Subscribes and unsubscribes per second one native connection may make (0: no
+    /// limit); bursts up to twice `--max-subscriptions` plus ten.
+    #[arg(long, env = "CHAT_SUBSCRIPTION_CHANGES", default_value_t = 20.0, value_parser = settings::rate)]
+    pub subscription_changes: f64,
     /// Frames queued per connection before it counts as too slow (4008).
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1024)]
     pub ws_queue: usize,

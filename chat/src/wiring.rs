@@ -8,7 +8,7 @@ use axum::Router;
 use eventlog::{EventLog, SignalBus};
 use fanout::{FanoutConfig, FanoutState, Hub};
 use ingest::writer::{KeyedWriters, WriterConfig};
-use ingest::{Ingest, IngestConfig, IngestState, SendRate};
+use ingest::{Ingest, IngestConfig, IngestState, Rate};
 
 use crate::cli::LimitsArgs;
 use tokio::task::JoinHandle;
@@ -53,7 +53,7 @@ impl Backends {
     ) -> anyhow::Result<(Arc<Ingest>, Arc<KeyedWriters>, JoinHandle<()>)> {
         writer.timing.check(self.log.delivery_timeout())?;
         let send_rate = (limits.send_rate > 0.0)
-            .then_some(SendRate { per_second: limits.send_rate, burst: limits.send_burst });
+            .then_some(Rate { per_second: limits.send_rate, burst: limits.send_burst });
         let config = IngestConfig {
             send_rate,
             append_timeout: writer.timing.append_timeout,
@@ -86,6 +86,8 @@ pub(crate) fn fanout_config(limits: &LimitsArgs, origins: Vec<String>) -> Fanout
         queue_per_connection: limits.ws_queue.max(1),
         max_connections_per_user: limits.max_connections_per_user,
         max_subscriptions: limits.max_subscriptions.max(1),
+        subscription_changes: (limits.subscription_changes > 0.0)
+            .then_some(limits.subscription_changes),
         ping_interval: limits.ws_ping,
         idle_timeout: limits.ws_idle,
         write_timeout: limits.ws_write_timeout,

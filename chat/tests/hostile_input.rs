@@ -345,3 +345,58 @@ async fn deeply_nested_and_giant_json_get_clear_refusals() {
     ana.send_text("x".repeat(40_000)).await;
     assert_eq!(ana.closed().await.0, 1009);
 }
+
+/// Every subscribe authorizes and sends signals to every fanout node, so a connection
+/// that churns subscriptions at wire speed would make the whole tier busy. Past its burst
+/// it gets `rate_limited` answers, and stays usable.
+#[tokio::test(flavor = "multi_thread")]
+async fn subscription_churn_is_refused_past_its_burst_and_the_connection_keeps_serving() {
+    const CHANGES: usize = 1_000;
+    let server = Server::start_shaped(
+        Shape::default()
+            .with("CHAT_MAX_SUBSCRIPTIONS", "10")
+            .with("CHAT_SUBSCRIPTION_CHANGES", "20"),
+    );
+    let conversation = server.open_conversation("job-churn", "ana", "ben").await;
+    let mut ana = native_client(&server, "ana").await;
+    let started = Instant::now();
+    for n in 0..CHANGES {
+        let kind = if n % 2 == 0 { "subscribe" } else { "unsubscribe" };
+        ana.send_json(json!({"type": kind, "conversation_id": conversation})).await;
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    while accepted + refused < CHANGES {
+        match ana.next(Duration::from_secs(10)).await {
+            Seen::Frame(frame) => match frame["type"].as_str() {
+                Some("subscribed" | "unsubscribed") => accepted += 1,
+                Some("error") => {
+                    assert_eq!(frame["code"], "rate_limited", "{frame}");
+                    refused += 1;
+                }
+                _ => {}
+            },
+            Seen::Closed(code, reason) => panic!("closed {code} {reason} after {accepted}"),
+        }
+    }
+    // A burst of twice the subscription limit plus ten, then 20 a second.
+    let allowed = 30 + (started.elapsed().as_secs_f64() * 20.0).ceil() as usize + 1;
+    assert!(accepted <= allowed, "{accepted} changes accepted, at most {allowed} expected");
+    assert!(accepted >= 30, "the burst is served: {accepted}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ana.send_json(json!({"type": "unsubscribe", "conversation_id": conversation})).await;
+    ana.frame_of("unsubscribed").await;
+    ana.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    ana.frame_of("subscribed").await;
+    let id = server.send("ben", conversation, "after the churn").await;
+    let message = ana.frame_of("message").await;
+    assert_eq!(message["message"]["id"], id);
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.lines().any(|line| line
+            .starts_with("chat_limit_refusals_total{limit=\"subscription_changes\"}")
+            && !line.ends_with(" 0")),
+        "the refusals are counted"
+    );
+}

@@ -18,6 +18,11 @@ pub struct FanoutConfig {
     pub max_frame_bytes: usize,
     /// Conversations one native connection may subscribe to.
     pub max_subscriptions: usize,
+    /// Subscribes and unsubscribes one native connection may make per second; each costs
+    /// an authorization and signals to every fanout node, so churn is bounded. `None`: no
+    /// limit. Its burst is twice `max_subscriptions` plus ten, so a client that reconnects
+    /// can subscribe again to everything at once and still change a few.
+    pub subscription_changes: Option<f64>,
     /// WebSocket connections one user may hold on one fanout node.
     pub max_connections_per_user: usize,
     /// Sends one connection may have waiting for the log.
@@ -51,6 +56,7 @@ impl Default for FanoutConfig {
             queue_per_connection: 1024,
             max_frame_bytes: 16 * 1024,
             max_subscriptions: 100,
+            subscription_changes: Some(20.0),
             max_connections_per_user: 20,
             max_pending_sends: 32,
             ping_interval: Duration::from_secs(20),
@@ -63,5 +69,14 @@ impl Default for FanoutConfig {
             resume_page: 500,
             origins: OriginPolicy::default(),
         }
+    }
+}
+
+impl FanoutConfig {
+    /// The limit on one connection's subscription changes, if any.
+    pub fn subscription_change_rate(&self) -> Option<ingest::Rate> {
+        let burst = self.max_subscriptions.saturating_mul(2).saturating_add(10);
+        let burst = u32::try_from(burst).unwrap_or(u32::MAX);
+        self.subscription_changes.map(|per_second| ingest::Rate { per_second, burst })
     }
 }

@@ -198,7 +198,8 @@ async fn native_socket(
     };
     // Inbox updates are registered before upgrading, so none is missed after `ready`.
     let services = state.services;
-    let protocol = NativeProtocol::new(caller.user_id.clone());
+    let change_rate = services.hub.config().subscription_change_rate();
+    let protocol = NativeProtocol::new(caller.user_id.clone(), change_rate);
     let mailbox = match Mailbox::admit(&services.hub, &caller.user_id, NativeProtocol::NAME) {
         Ok(mailbox) => mailbox,
         Err(reason) => return refuse(upgrade, reason),

@@ -2,9 +2,10 @@
 //! connection, acknowledged sends, read receipts, typing and presence.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
-use ingest::MessageDraft;
+use ingest::{MessageDraft, Rate, TokenBucket};
 use schemas::native::{ClientFrame, ErrorCode, ServerFrame};
 use schemas::{ConversationId, MessageId, UserId};
 
@@ -17,6 +18,8 @@ pub(crate) struct NativeProtocol {
     user: UserId,
     /// Subscribed conversations and the last message delivered in each.
     subscriptions: HashMap<ConversationId, MessageId>,
+    /// Subscribes and unsubscribes allowed (see `FanoutConfig::subscription_changes`).
+    changes: Option<(Rate, TokenBucket)>,
 }
 
 fn error(reference: Option<String>, code: ErrorCode, detail: impl Into<String>) -> Utf8Bytes {
@@ -24,8 +27,22 @@ fn error(reference: Option<String>, code: ErrorCode, detail: impl Into<String>) 
 }
 
 impl NativeProtocol {
-    pub(crate) fn new(user: UserId) -> Self {
-        Self { user, subscriptions: HashMap::new() }
+    pub(crate) fn new(user: UserId, change_rate: Option<Rate>) -> Self {
+        let changes = change_rate.map(|rate| (rate, TokenBucket::full(rate, Instant::now())));
+        Self { user, subscriptions: HashMap::new(), changes }
+    }
+
+    /// Takes one subscription change; the refusal frame when the connection has none left.
+    fn take_change(&mut self) -> Result<(), Utf8Bytes> {
+        let Some((rate, bucket)) = &mut self.changes else { return Ok(()) };
+        bucket.take(*rate, Instant::now()).map_err(|wait| {
+            ingest::metrics::refused(ingest::metrics::Limit::SubscriptionChanges);
+            let detail = format!(
+                "too many subscribes and unsubscribes; retry in {} ms",
+                wait.as_millis().max(1)
+            );
+            error(None, ErrorCode::RateLimited, detail)
+        })
     }
 
     /// Greets the client (its inbox updates were registered before the upgrade).
@@ -104,10 +121,14 @@ impl Protocol for NativeProtocol {
             }
         };
         let refusal = match frame {
-            ClientFrame::Subscribe { conversation_id, since } => {
-                return self.subscribe(session, conversation_id, since).await;
-            }
+            ClientFrame::Subscribe { conversation_id, since } => match self.take_change() {
+                Ok(()) => return self.subscribe(session, conversation_id, since).await,
+                Err(refusal) => Some(refusal),
+            },
             ClientFrame::Unsubscribe { conversation_id } => {
+                if let Err(refusal) = self.take_change() {
+                    return session.send_text(refusal).await;
+                }
                 if self.subscriptions.remove(&conversation_id).is_some() {
                     session.unsubscribe(conversation_id).await;
                 }

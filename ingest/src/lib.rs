@@ -16,6 +16,6 @@ mod trace;
 pub mod writer;
 
 pub use error::IngestError;
-pub use rate::SendRate;
+pub use rate::{Rate, TokenBucket};
 pub use routes::{IngestState, MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};

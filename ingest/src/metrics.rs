@@ -54,6 +54,7 @@ pub enum Limit {
     SendRate,
     ConnectionsPerUser,
     Subscriptions,
+    SubscriptionChanges,
 }
 
 impl Limit {
@@ -62,6 +63,7 @@ impl Limit {
             Self::SendRate => "send_rate",
             Self::ConnectionsPerUser => "connections_per_user",
             Self::Subscriptions => "subscriptions",
+            Self::SubscriptionChanges => "subscription_changes",
         }
     }
 }

@@ -20,7 +20,7 @@ use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
 
 use crate::error::IngestError;
 use crate::metrics::Appender;
-use crate::rate::{RateLimiter, SendRate};
+use crate::rate::{Rate, RateLimiter};
 use crate::trace;
 use crate::writer::{KeyedSend, KeyedWriters, WriterTiming, Written};
 
@@ -32,7 +32,7 @@ pub struct IngestConfig {
     /// writers' [`WriterTiming::append_timeout`], so one value rules both paths).
     pub append_timeout: Duration,
     /// Per-user send rate (the service role is exempt); `None` for no limit.
-    pub send_rate: Option<SendRate>,
+    pub send_rate: Option<Rate>,
 }
 
 impl Default for IngestConfig {
@@ -40,7 +40,7 @@ impl Default for IngestConfig {
         Self {
             source: "/chat/ingest".into(),
             append_timeout: WriterTiming::default().append_timeout,
-            send_rate: Some(SendRate { per_second: 10.0, burst: 30 }),
+            send_rate: Some(Rate { per_second: 10.0, burst: 30 }),
         }
     }
 }
