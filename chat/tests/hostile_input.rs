@@ -400,3 +400,40 @@ async fn subscription_churn_is_refused_past_its_burst_and_the_connection_keeps_s
         "the refusals are counted"
     );
 }
+
+/// A flood of finished handshakes from many users at once (every token valid, so no
+/// per-user limit applies): all are admitted, each costs bounded memory, and a
+/// conversation's participants keep chatting in the middle of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_connections_from_many_users_costs_bounded_memory_and_others_chat_on() {
+    const USERS: usize = 1_500;
+    let server = Server::start();
+    let pid = server.pids(Role::Fanout)[0];
+    let conversation = server.open_conversation("job-many", "ana", "ben").await;
+    let mut ana = native_client(&server, "ana").await;
+    ana.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    ana.frame_of("subscribed").await;
+    let before = resident_kib(pid);
+    let url = server.ws_url("/v1/ws?token=");
+    let mut opening = Vec::new();
+    for n in 0..USERS {
+        let url = format!("{url}{}", token(&format!("flood-{n}")));
+        opening.push(tokio::spawn(async move { Client::try_connect(&url).await }));
+    }
+    // While the flood arrives, the participants chat.
+    let sent = server.send("ben", conversation, "through the flood").await;
+    let message = ana.frame_of("message").await;
+    assert_eq!(message["message"]["id"], sent);
+    let mut flood = Vec::new();
+    for task in opening {
+        flood.push(task.await.unwrap());
+    }
+    let admitted = flood.iter().filter(|client| client.is_some()).count();
+    assert_eq!(admitted, USERS, "every valid connection is admitted");
+    let after = resident_kib(pid);
+    let per_connection = after.saturating_sub(before) / USERS as u64;
+    println!("{USERS} users: rss {before} -> {after} KiB, {per_connection} KiB each");
+    assert!(per_connection <= 64, "{per_connection} KiB per connection");
+    let sent = server.send("ben", conversation, "after the flood").await;
+    assert_eq!(ana.frame_of("message").await["message"]["id"], sent);
+}
