@@ -85,7 +85,7 @@ pub(crate) fn draft_from_seed(inbound: SeedInbound) -> MessageDraft {
             MessageType::Image => "image/*",
             _ => "application/octet-stream",
         };
-        Attachment { url, name, mime_type: mime_type.into(), size: None }
+        Attachment { url, name, mime_type: mime_type.into(), ..Attachment::default() }
     });
     MessageDraft {
         text: inbound.message,

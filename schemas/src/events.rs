@@ -51,17 +51,30 @@ impl MessageType {
 }
 
 /// A file that lives in object storage; the chat carries its description, not its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Attachment {
-    /// http(s) URL of the stored file.
+    /// Where the file is: an http(s) URL, or for a file uploaded to this server its path
+    /// here (`/v1/conversations/{id}/attachments/{upload_id}`, participants only).
     pub url: String,
     /// File name shown to people.
     pub name: String,
-    /// MIME type, e.g. `image/png`.
+    /// MIME type, e.g. `image/png`; for an upload, sniffed from its bytes.
     pub mime_type: String,
-    /// Size in bytes, when the uploader knew it.
+    /// Size in bytes, when the uploader knew it (always, for an upload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The id an upload to this server answered with. When set, the server describes the
+    /// file from what it stored (every other field here is replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// Pixel dimensions of an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// A small rendition of an image (at most 320 pixels on its longer side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
 }
 
 /// `chat.conversation.started.v1`: the job's conversation exists, between these two people.

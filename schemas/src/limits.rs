@@ -19,6 +19,14 @@ pub const MAX_URL_BYTES: usize = 2048;
 pub const MAX_MIME_BYTES: usize = 255;
 /// Attachments the chat will describe (the file itself lives in object storage).
 pub const MAX_ATTACHMENT_BYTES: u64 = 100 * 1024 * 1024;
+/// Longest side of an image an attachment may describe, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 100_000;
+
+/// An upload id: what the server mints (32 lowercase hex digits), nothing else, so it is
+/// safe in an object path.
+pub fn valid_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
 /// Characters of the last message kept in a conversation summary.
 pub const SUMMARY_PREVIEW_CHARS: usize = 120;
 
@@ -106,15 +114,20 @@ pub fn message(
 
 fn attachment(message_type: MessageType, attachment: &Attachment) -> Result<(), Invalid> {
     let url = attachment.url.as_str();
-    if url.len() > MAX_URL_BYTES {
-        return Err(Invalid::new(
-            "attachment.url",
-            format!("must be at most {MAX_URL_BYTES} bytes"),
-        ));
-    }
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Invalid::new("attachment.url", "must be an http or https URL"));
+    // An upload's description comes from the server, which points at itself.
+    let uploaded = attachment.upload_id.is_some() && url.starts_with("/v1/conversations/");
+    for (field, url) in [
+        ("attachment.url", Some(url)),
+        ("attachment.thumbnail_url", attachment.thumbnail_url.as_deref()),
+    ] {
+        let Some(url) = url else { continue };
+        if url.len() > MAX_URL_BYTES {
+            return Err(Invalid::new(field, format!("must be at most {MAX_URL_BYTES} bytes")));
+        }
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://") || uploaded;
+        if !scheme_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Invalid::new(field, "must be an http or https URL"));
+        }
     }
     display_name("attachment.name", &attachment.name)?;
     let mime = attachment.mime_type.as_str();
@@ -126,6 +139,18 @@ fn attachment(message_type: MessageType, attachment: &Attachment) -> Result<(), 
     }
     if message_type == MessageType::Image && !mime.starts_with("image/") {
         return Err(Invalid::new("attachment.mime_type", "an IMAGE needs an image/* type"));
+    }
+    for (field, pixels) in
+        [("attachment.width", attachment.width), ("attachment.height", attachment.height)]
+    {
+        if pixels.is_some_and(|pixels| pixels == 0 || pixels > MAX_IMAGE_SIDE) {
+            return Err(Invalid::new(field, format!("must be 1 to {MAX_IMAGE_SIDE} pixels")));
+        }
+    }
+    if let Some(id) = &attachment.upload_id
+        && !valid_upload_id(id)
+    {
+        return Err(Invalid::new("attachment.upload_id", "not an id an upload answered with"));
     }
     if attachment.size.is_some_and(|size| size > MAX_ATTACHMENT_BYTES) {
         return Err(Invalid::new(
@@ -151,7 +176,13 @@ mod tests {
     use super::*;
 
     fn image(url: &str, mime: &str) -> Attachment {
-        Attachment { url: url.into(), name: "a.png".into(), mime_type: mime.into(), size: Some(10) }
+        Attachment {
+            url: url.into(),
+            name: "a.png".into(),
+            mime_type: mime.into(),
+            size: Some(10),
+            ..Attachment::default()
+        }
     }
 
     #[test]

@@ -38,7 +38,13 @@ fn message_type() -> impl Strategy<Value = MessageType> {
 fn attachment() -> impl Strategy<Value = Option<Attachment>> {
     proptest::option::of((any::<String>(), any::<String>(), any::<String>(), any::<Option<u64>>()))
         .prop_map(|parts| {
-            parts.map(|(url, name, mime_type, size)| Attachment { url, name, mime_type, size })
+            parts.map(|(url, name, mime_type, size)| Attachment {
+                url,
+                name,
+                mime_type,
+                size,
+                ..Attachment::default()
+            })
         })
 }
 
