@@ -192,6 +192,37 @@ impl WriteArgs {
     }
 }
 
+/// Where attachments are kept, and how large they may be.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FileArgs {
+    /// Object storage for attachments: `file:///directory` or `s3://bucket[/prefix]` (S3
+    /// configured by the standard `AWS_*` variables). `chat dev` keeps them under
+    /// `<data-dir>/objects` by default; the roles refuse uploads without it.
+    #[arg(long, env = "CHAT_OBJECT_STORE", value_parser = settings::object_store)]
+    pub object_store: Option<String>,
+    /// Largest attachment taken, in bytes (413 beyond).
+    #[arg(long, env = "CHAT_MAX_ATTACHMENT_BYTES", default_value_t = ingest::DEFAULT_MAX_UPLOAD_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=schemas::limits::MAX_ATTACHMENT_BYTES))]
+    pub max_attachment_bytes: u64,
+}
+
+impl FileArgs {
+    /// The store at `object_store`, or at `fallback` when none is configured.
+    pub(crate) fn open(
+        &self,
+        fallback: Option<String>,
+    ) -> anyhow::Result<Option<attachments::Attachments>> {
+        let Some(location) = self.object_store.clone().or(fallback) else { return Ok(None) };
+        let store = attachments::Attachments::open(&location)
+            .map_err(|error| anyhow::anyhow!("opening the object store: {error}"))?;
+        Ok(Some(store))
+    }
+
+    pub(crate) fn max_upload_bytes(&self) -> usize {
+        usize::try_from(self.max_attachment_bytes).unwrap_or(usize::MAX)
+    }
+}
+
 /// Where the cluster is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ClusterArgs {
@@ -231,6 +262,8 @@ pub(crate) struct RoleArgs {
     pub writer_group: Option<String>,
     #[command(flatten)]
     pub write: WriteArgs,
+    #[command(flatten)]
+    pub files: FileArgs,
     /// Origins allowed to open cookie-authenticated WebSockets (comma-separated).
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = settings::origin)]
     pub allowed_origins: Vec<String>,
@@ -332,6 +365,8 @@ pub(crate) struct DevArgs {
     pub serve_dev_tokens: bool,
     #[command(flatten)]
     pub write: WriteArgs,
+    #[command(flatten)]
+    pub files: FileArgs,
     #[command(flatten)]
     pub limits: LimitsArgs,
     #[command(flatten)]

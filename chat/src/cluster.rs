@@ -135,11 +135,12 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let writer = writer_config(&args, "ingest", listener.local_addr()?)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
+    let attachments = args.files.open(None)?;
     let (ingest, writers, writers_task) =
-        backends.start_ingest(&args.limits, writer, &shutdown).await?;
+        backends.start_ingest(&args.limits, writer, attachments, &shutdown).await?;
     let parts = Parts { ingest: true, ..Parts::default() };
     let metrics = Metrics::new("ingest", parts, Arc::clone(&backends.log), Vec::new());
-    let app = ingest_router(&ingest, &verifier)
+    let app = ingest_router(&ingest, &verifier, args.files.max_upload_bytes())
         .merge(ingest::writer::forward_router(writers, forward))
         .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model), None))
         .merge(metrics.router())
@@ -160,7 +161,10 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let writer = writer_config(&args, "fanout", listener.local_addr()?)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    let (ingest, _, writers_task) = backends.start_ingest(&args.limits, writer, &shutdown).await?;
+    // Native sends may carry uploads, which the fanout's ingest describes from the store.
+    let attachments = args.files.open(None)?;
+    let (ingest, _, writers_task) =
+        backends.start_ingest(&args.limits, writer, attachments, &shutdown).await?;
     let (sockets, hub, hub_task) = start_fanout(
         &backends,
         &ingest,

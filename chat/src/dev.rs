@@ -54,7 +54,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         forward_key: None,
         route_wait: Duration::from_secs(5),
     };
-    let (ingest, _, writers) = backends.start_ingest(&args.limits, writer, &shutdown).await?;
+    let objects = std::path::absolute(data_dir.join("objects"))
+        .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    let attachments = args.files.open(Some(format!("file://{}", objects.display())))?;
+    let (ingest, _, writers) =
+        backends.start_ingest(&args.limits, writer, attachments, &shutdown).await?;
     let projector_config = projector::ProjectorConfig::default();
     let joined = Arc::clone(&projector_config.joined);
     let projector = spawn_projector(&backends, projector_config, shutdown.clone());
@@ -68,7 +72,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let consumers =
         vec![Consumer::Projector(Arc::clone(&backends.read_model)), Consumer::Fanout(hub)];
     let metrics = Metrics::new("dev", parts, Arc::clone(&backends.log), consumers);
-    let mut app = ingest_router(&ingest, &verifier)
+    let mut app = ingest_router(&ingest, &verifier, args.files.max_upload_bytes())
         .merge(sockets)
         .merge(health::router(
             Arc::clone(&backends.log),

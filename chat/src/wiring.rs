@@ -49,6 +49,7 @@ impl Backends {
         &self,
         limits: &LimitsArgs,
         writer: WriterConfig,
+        attachments: Option<attachments::Attachments>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<(Arc<Ingest>, Arc<KeyedWriters>, JoinHandle<()>)> {
         writer.timing.check(self.log.delivery_timeout())?;
@@ -68,13 +69,17 @@ impl Backends {
         )
         .await
         .map_err(|error| anyhow::anyhow!("joining the writers of keyed sends: {error}"))?;
-        let ingest = Arc::new(Ingest::new(
+        let mut ingest = Ingest::new(
             Arc::clone(&self.log),
             Arc::clone(&self.directory),
             Arc::clone(&self.read_model),
             Arc::clone(&writers),
             config,
-        ));
+        );
+        if let Some(attachments) = attachments {
+            ingest = ingest.with_attachments(attachments);
+        }
+        let ingest = Arc::new(ingest);
         Ok((ingest, writers, task))
     }
 }
@@ -97,8 +102,16 @@ pub(crate) fn fanout_config(limits: &LimitsArgs, origins: Vec<String>) -> Fanout
     }
 }
 
-pub(crate) fn ingest_router(ingest: &Arc<Ingest>, verifier: &Arc<Verifier>) -> Router {
-    ingest::router(IngestState { ingest: Arc::clone(ingest), verifier: Arc::clone(verifier) })
+pub(crate) fn ingest_router(
+    ingest: &Arc<Ingest>,
+    verifier: &Arc<Verifier>,
+    max_upload_bytes: usize,
+) -> Router {
+    ingest::router(IngestState {
+        ingest: Arc::clone(ingest),
+        verifier: Arc::clone(verifier),
+        max_upload_bytes,
+    })
 }
 
 pub(crate) fn spawn_projector(

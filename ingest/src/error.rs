@@ -22,6 +22,9 @@ pub enum IngestError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// An upload whose bytes are of a type that cannot be sent.
+    #[error("{0}")]
+    UnsupportedType(String),
     /// Over the per-user send rate; retry after the given time.
     #[error("too many sends; retry in {} ms", .0.as_millis())]
     RateLimited(std::time::Duration),
@@ -40,6 +43,7 @@ impl IngestError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::UnsupportedType(_) => ErrorCode::UnsupportedType,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::Unavailable,
         }
@@ -54,6 +58,7 @@ impl IngestError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

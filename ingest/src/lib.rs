@@ -3,7 +3,8 @@
 //! [`Ingest`] validates a request, checks who may make it, and appends the event, answering
 //! only once the log holds it durably. It is the only code that appends chat events; the
 //! HTTP API ([`router`]) and the WebSocket endpoints (in `fanout`) both call it. The HTTP
-//! API also serves the read side (inbox, history) from the projections.
+//! API also serves the read side (inbox, history) from the projections, and takes and
+//! serves attachments (`uploads`, kept by the `attachments` crate).
 
 mod error;
 mod extract;
@@ -13,9 +14,11 @@ mod rate;
 mod routes;
 mod service;
 mod trace;
+mod uploads;
 pub mod writer;
 
 pub use error::IngestError;
 pub use rate::{Rate, TokenBucket};
 pub use routes::{IngestState, MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};
+pub use uploads::DEFAULT_MAX_UPLOAD_BYTES;

@@ -78,6 +78,8 @@ struct Metrics {
     appends: Family<AppenderLabels, Histogram, fn() -> Histogram>,
     messages: Family<MessageLabels, Counter>,
     refusals: Family<LimitLabels, Counter>,
+    uploads: Counter,
+    uploaded_bytes: Counter,
 }
 
 /// Every known label value starts at zero, so that rates and alerts see a series from the
@@ -88,6 +90,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         appends: Family::new_with_constructor(append_buckets),
         messages: Family::default(),
         refusals: Family::default(),
+        uploads: Counter::default(),
+        uploaded_bytes: Counter::default(),
     };
     for appender in [Appender::Keyed, Appender::Direct] {
         metrics.appends.get_or_create_owned(&AppenderLabels { appender: appender.label() });
@@ -100,7 +104,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     for outcome in ["new", "duplicate"] {
         metrics.messages.get_or_create_owned(&MessageLabels { outcome });
     }
-    for limit in [Limit::SendRate, Limit::ConnectionsPerUser, Limit::Subscriptions] {
+    for limit in [
+        Limit::SendRate,
+        Limit::ConnectionsPerUser,
+        Limit::Subscriptions,
+        Limit::SubscriptionChanges,
+    ] {
         metrics.refusals.get_or_create_owned(&LimitLabels { limit: limit.label() });
     }
     metrics
@@ -119,6 +128,12 @@ pub(crate) fn appended(appender: Appender, records: usize, ok: bool, took: Durat
 pub(crate) fn message_sent(duplicate: bool) {
     let outcome = if duplicate { "duplicate" } else { "new" };
     METRICS.messages.get_or_create(&MessageLabels { outcome }).inc();
+}
+
+/// An attachment of `bytes` bytes kept.
+pub(crate) fn uploaded(bytes: u64) {
+    METRICS.uploads.inc();
+    METRICS.uploaded_bytes.inc_by(bytes);
 }
 
 /// A request or frame refused by `limit`.
@@ -144,6 +159,17 @@ pub fn register(registry: &mut Registry) {
         "chat_messages_sent",
         "Message sends answered, new or the original of a retried idempotency key",
         metrics.messages.clone(),
+    );
+    registry.register(
+        "chat_attachments_uploaded",
+        "Attachments kept in object storage",
+        metrics.uploads.clone(),
+    );
+    registry.register_with_unit(
+        "chat_attachments_uploaded",
+        "Bytes of attachments kept in object storage",
+        Unit::Bytes,
+        metrics.uploaded_bytes.clone(),
     );
     registry.register(
         "chat_limit_refusals",

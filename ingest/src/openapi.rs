@@ -5,6 +5,7 @@
 use schemars::JsonSchema;
 use serde_json::{Map, Value, json};
 
+use schemas::Attachment;
 use schemas::generate::schema_for_openapi;
 use schemas::http::{
     Conversation, Health, InboxPage, MarkReadRequest, Me, MessagePage, OpenConversationRequest,
@@ -86,6 +87,21 @@ pub fn document() -> Value {
     let health = b.ok::<Health>("alive");
     let ready = b.ok::<Health>("log and store reachable");
     let not_ready = b.problem("log or store unreachable");
+    let uploaded = b.ok::<Attachment>(
+        "kept; put this object in a message's attachment (the server describes it from what \
+         it stored)",
+    );
+    let unsupported = b.problem(
+        "the bytes are of a type that cannot be sent (images PNG/JPEG/GIF/WebP, PDF, ZIP and \
+         plain text can)",
+    );
+    let upload_too_large = b.problem("over the attachment limit (CHAT_MAX_ATTACHMENT_BYTES)");
+    let file = json!({ "description": "the file, with its sniffed Content-Type, \
+        X-Content-Type-Options: nosniff, a sandboxing Content-Security-Policy, and \
+        Content-Disposition inline for images, attachment otherwise",
+        "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
+    let upload_id = json!({ "name": "upload_id", "in": "path", "required": true,
+        "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } });
     let bearer = json!([{ "bearer": [] }]);
 
     json!({
@@ -161,6 +177,32 @@ pub fn document() -> Value {
                 "parameters": [path_id("conversation id")],
                 "requestBody": read_body,
                 "responses": with_errors(json!({ "200": read }))
+            }},
+            "/v1/conversations/{id}/attachments": { "post": {
+                "operationId": "uploadAttachment",
+                "summary": "Upload a file (the raw request body), participants only",
+                "security": bearer,
+                "parameters": [path_id("conversation id"),
+                    query("name", "the file name people see (cut to its last path segment)",
+                          &json!({ "type": "string", "maxLength": 256 }))],
+                "requestBody": { "required": true, "content": { "application/octet-stream":
+                    { "schema": { "type": "string", "format": "binary" } } } },
+                "responses": with_errors(json!({ "201": uploaded, "413": upload_too_large,
+                    "415": unsupported }))
+            }},
+            "/v1/conversations/{id}/attachments/{upload_id}": { "get": {
+                "operationId": "downloadAttachment",
+                "summary": "A file of the conversation, participants only",
+                "security": bearer,
+                "parameters": [path_id("conversation id"), upload_id],
+                "responses": with_errors(json!({ "200": file }))
+            }},
+            "/v1/conversations/{id}/attachments/{upload_id}/thumbnail": { "get": {
+                "operationId": "downloadThumbnail",
+                "summary": "An image's thumbnail (at most 320 pixels on its longer side)",
+                "security": bearer,
+                "parameters": [path_id("conversation id"), upload_id],
+                "responses": with_errors(json!({ "200": file }))
             }},
             "/v1/me": { "get": {
                 "operationId": "me", "summary": "Who the token says the caller is",

@@ -17,6 +17,7 @@ use schemas::{ConversationId, MessageId};
 use crate::error::{IngestError, problem_response};
 use crate::extract::{Authenticated, JsonBody, QueryParams};
 use crate::service::{Ingest, MessageDraft};
+use crate::uploads;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -27,6 +28,8 @@ const MAX_PAGE: usize = 200;
 pub struct IngestState {
     pub ingest: Arc<Ingest>,
     pub verifier: Arc<auth::Verifier>,
+    /// Largest attachment taken (413 beyond).
+    pub max_upload_bytes: usize,
 }
 
 /// The HTTP API, ready to serve or to merge with the WebSocket routes.
@@ -37,6 +40,12 @@ pub fn router(state: IngestState) -> Router {
         .route("/v1/conversations/{id}", get(conversation))
         .route("/v1/conversations/{id}/messages", post(send_message).get(history))
         .route("/v1/conversations/{id}/read", post(mark_read))
+        .route(
+            "/v1/conversations/{id}/attachments",
+            post(uploads::upload).layer(axum::middleware::map_response(uploads::close_if_refused)),
+        )
+        .route("/v1/conversations/{id}/attachments/{upload_id}", get(uploads::download))
+        .route("/v1/conversations/{id}/attachments/{upload_id}/thumbnail", get(uploads::thumbnail))
         .route("/v1/me", get(me))
         .route("/v1/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed)

@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use attachments::Attachments;
 use auth::Caller;
 use eventlog::{EventLog, Header, NewRecord};
 use lru::LruCache;
@@ -66,6 +67,7 @@ pub struct Ingest {
     pub(crate) config: IngestConfig,
     started: Mutex<LruCache<ConversationId, ConversationRecord>>,
     limiter: Option<RateLimiter>,
+    attachments: Option<Attachments>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -92,7 +94,21 @@ impl Ingest {
             config,
             started: Mutex::new(LruCache::new(capacity)),
             limiter,
+            attachments: None,
         }
+    }
+
+    /// Keeps uploads in `attachments` (without, uploads are refused as unavailable).
+    pub fn with_attachments(mut self, attachments: Attachments) -> Self {
+        self.attachments = Some(attachments);
+        self
+    }
+
+    /// Where uploads are kept, if anywhere.
+    pub fn attachments(&self) -> Result<&Attachments, IngestError> {
+        self.attachments.as_ref().ok_or_else(|| {
+            IngestError::Unavailable("no object store is configured (CHAT_OBJECT_STORE)".into())
+        })
     }
 
     pub fn read_model(&self) -> &Arc<dyn ReadModel> {
@@ -224,13 +240,18 @@ impl Ingest {
             }
             self.authorize(caller, conversation).await?
         };
+        let attachment = match draft.attachment {
+            Some(attachment) => Some(self.resolve(record.conversation_id, attachment).await?),
+            None => None,
+        };
+        limits::message(draft.message_type, &draft.text, attachment.as_ref())?;
         let sent_at = Timestamp::now();
         let event = ChatEvent::MessageSent(MessageSent {
             conversation_id: record.conversation_id,
             sender: Participant { id: caller.user_id.clone(), name: caller.name.clone() },
             message_type: draft.message_type,
             text: draft.text,
-            attachment: draft.attachment,
+            attachment,
             idempotency_key: draft.idempotency_key.clone(),
             sent_at,
         });
@@ -257,6 +278,26 @@ impl Ingest {
         };
         crate::metrics::message_sent(false);
         Ok(SentMessage { id, conversation_id: conversation, sent_at, duplicate: false })
+    }
+
+    /// An attachment as the message will carry it: an upload is described from what was
+    /// stored for this conversation (what the client said about it is replaced), a link
+    /// elsewhere is kept as sent.
+    async fn resolve(
+        &self,
+        conversation: ConversationId,
+        attachment: Attachment,
+    ) -> Result<Attachment, IngestError> {
+        let Some(upload_id) = &attachment.upload_id else { return Ok(attachment) };
+        let stored = self.attachments()?.describe(conversation, upload_id).await;
+        match stored.map_err(|error| IngestError::Unavailable(error.to_string()))? {
+            Some(stored) => Ok(stored),
+            None => Err(Invalid::new(
+                "attachment.upload_id",
+                "no upload to this conversation has this id",
+            )
+            .into()),
+        }
     }
 
     async fn duplicate_of(&self, conversation: ConversationId, original: MessageId) -> SentMessage {

@@ -192,3 +192,11 @@ impl InboxCursor {
         })
     }
 }
+
+/// Query parameters of `POST /v1/conversations/{id}/attachments`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// The file's name as people should see it (a path is cut to its last segment).
+    pub name: Option<String>,
+}

@@ -146,6 +146,8 @@ pub enum ErrorCode {
     Conflict,
     /// A frame or body over its size limit.
     TooLarge,
+    /// An upload of a type that cannot be sent (decided from its bytes).
+    UnsupportedType,
     /// Too many requests or subscriptions.
     RateLimited,
     /// The backend could not take the request right now; retrying is safe.
@@ -158,6 +160,7 @@ impl ErrorCode {
         match self {
             Self::InvalidJson => "invalid_json",
             Self::InvalidInput => "invalid_input",
+            Self::UnsupportedType => "unsupported_type",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",

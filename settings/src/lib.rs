@@ -92,6 +92,31 @@ pub fn origin(text: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{authority}"))
 }
 
+/// Parses where attachments are kept: `file:///absolute/directory` or
+/// `s3://bucket[/prefix]` (a bucket name as S3 allows: 3 to 63 lowercase letters, digits,
+/// dots and hyphens).
+pub fn object_store(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if let Some(directory) = text.strip_prefix("file://") {
+        if !directory.starts_with('/') {
+            return Err(format!("{text:?}: a file:// location needs an absolute directory"));
+        }
+        return Ok(text.to_owned());
+    }
+    let Some(rest) = text.strip_prefix("s3://") else {
+        return Err(format!("{text:?}: expected file:///directory or s3://bucket[/prefix]"));
+    };
+    let bucket = rest.split('/').next().unwrap_or_default();
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !bucket_ok {
+        return Err(format!("{text:?}: {bucket:?} is not an S3 bucket name"));
+    }
+    Ok(text.to_owned())
+}
+
 /// `host:port` into its host and port; a bracketed IPv6 host keeps its colons.
 fn split_port(authority: &str) -> (&str, Option<&str>) {
     let host_end = if authority.starts_with('[') {
@@ -168,11 +193,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn object_stores_are_local_directories_or_s3_buckets() {
+        assert!(object_store("file:///var/lib/chat/objects").is_ok());
+        assert!(object_store("s3://chat-attachments").is_ok());
+        assert!(object_store("s3://chat-attachments/prod/eu").is_ok());
+        for refused in ["file://relative/dir", "s3://", "s3://Upper", "s3://ab", "gs://bucket", ""]
+        {
+            assert!(object_store(refused).is_err(), "{refused} was accepted");
+        }
+    }
+
     proptest! {
         #[test]
         fn any_text_is_a_value_or_a_refusal(text in any::<String>()) {
             let _ = duration(&text);
             let _ = rate(&text);
+            let _ = object_store(&text);
             if let Ok(parsed) = origin(&text)
                 && !parsed.is_empty()
             {

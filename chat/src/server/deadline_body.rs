@@ -1,8 +1,12 @@
-//! A request body that must arrive whole by a deadline.
+//! A request body that must keep arriving: within the read timeout, plus time in
+//! proportion to what has arrived at [`MIN_BODY_RATE`].
 //!
 //! The body limit bounds how much a client may send, not how slowly: a body trickled a byte
 //! every few seconds would hold its request (and the handler's task) for days. hyper times
 //! only the head; this wrapper fails the body once the deadline passes, however it trickles.
+//! Each chunk moves the deadline on by the time it would take at the minimum rate, so a
+//! large upload over a slow phone connection finishes while a trickle still cannot hold a
+//! request for long (a 10 MiB upload gets at most the read timeout plus 640 s).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,6 +18,9 @@ use hyper::body::Incoming;
 use tokio::time::Sleep;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The slowest a body may arrive once its first read timeout is used up, in bytes a second.
+pub(crate) const MIN_BODY_RATE: u64 = 16 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct DeadlineBody {
@@ -37,6 +44,14 @@ impl Body for DeadlineBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if let Some(Ok(data)) =
+                frame.as_ref().map(|result| result.as_ref().map(Frame::data_ref))
+                && let Some(data) = data
+            {
+                let earned = Duration::from_secs_f64(data.len() as f64 / MIN_BODY_RATE as f64);
+                let later = this.deadline.deadline() + earned;
+                this.deadline.as_mut().reset(later);
+            }
             return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
         }
         if this.deadline.as_mut().poll(cx).is_ready() {

@@ -174,6 +174,27 @@ async fn oversized_heads_and_trickled_bodies_are_refused() -> anyhow::Result<()>
 }
 
 #[tokio::test]
+async fn a_large_body_that_keeps_arriving_gets_the_time_it_needs() -> anyhow::Result<()> {
+    // 64 KiB in four chunks 350 ms apart: 1.05 s, past the 400 ms read timeout, but each
+    // chunk earns a second at the minimum rate of 16 KiB/s.
+    let served = serve_test_app(limits()).await?;
+    let mut upload = TcpStream::connect(served.address).await?;
+    let chunk = "u".repeat(16 * 1024);
+    upload.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 65536\r\n\r\n").await?;
+    for _ in 0..4 {
+        upload.write_all(chunk.as_bytes()).await?;
+        tokio::time::sleep(Duration::from_millis(350)).await;
+    }
+    let mut head = vec![0; 64];
+    let read = tokio::time::timeout(Duration::from_secs(3), upload.read(&mut head)).await??;
+    let head = String::from_utf8_lossy(&head[..read]);
+    assert!(head.starts_with("HTTP/1.1 200"), "a steady upload was cut off: {head}");
+    served.shutdown.cancel();
+    served.task.await??;
+    Ok(())
+}
+
+#[tokio::test]
 async fn shutdown_lets_the_request_in_progress_finish() -> anyhow::Result<()> {
     let served = serve_test_app(limits()).await?;
     let mut socket = TcpStream::connect(served.address).await?;

@@ -118,6 +118,9 @@ pub struct Shape {
     pub env: Vec<(&'static str, String)>,
     /// Variables for the processes of one role only, applied after `env`.
     pub role_env: Vec<(Role, &'static str, String)>,
+    /// On the cluster, keep attachments in an S3-compatible server of this test's own
+    /// (s3s-fs); `chat dev` keeps them under its data directory anyway.
+    pub object_store: bool,
 }
 
 impl Default for Shape {
@@ -128,6 +131,7 @@ impl Default for Shape {
             replication_factor: 1,
             env: Vec::new(),
             role_env: Vec::new(),
+            object_store: false,
         }
     }
 }
@@ -150,6 +154,8 @@ pub struct Server {
     processes: Vec<Process>,
     env: Vec<(&'static str, String)>,
     role_env: Vec<(Role, &'static str, String)>,
+    /// The S3-compatible server of `Shape::object_store`.
+    s3: Option<Child>,
     pub data_dir: tempfile::TempDir,
     pub cluster: Option<ClusterNames>,
     pub http: reqwest::Client,
@@ -168,6 +174,7 @@ impl Server {
             processes: Vec::new(),
             env: shape.env,
             role_env: shape.role_env,
+            s3: None,
             data_dir,
             cluster: None,
             http: reqwest::Client::new(),
@@ -177,6 +184,9 @@ impl Server {
             return server;
         }
         let names = cluster_names();
+        if shape.object_store {
+            server.start_s3(&names.keyspace);
+        }
         server.cluster = Some(names);
         let migrated = server
             .command("migrate")
@@ -198,6 +208,39 @@ impl Server {
             server.launch(Role::Fanout, "127.0.0.1:0");
         }
         server
+    }
+
+    /// Starts s3s-fs on a free port over a directory of this test, with one bucket, and
+    /// points every process at it (the standard `AWS_*` variables, as in production).
+    fn start_s3(&mut self, prefix: &str) {
+        let binary = std::env::var("CHAT_S3S_FS").unwrap_or_else(|_| {
+            let build = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/s3/build");
+            let built = Command::new(build).stderr(Stdio::inherit()).output().unwrap();
+            assert!(built.status.success(), "infra/s3/build failed");
+            String::from_utf8(built.stdout).unwrap().trim().to_owned()
+        });
+        let root = self.data_dir.path().join("s3");
+        std::fs::create_dir_all(root.join("chat")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (key, secret) = ("chat-test", "chat-test-secret-key");
+        let child = Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", key, "--secret-key", secret])
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        self.s3 = Some(child);
+        wait_until_open(&format!("127.0.0.1:{port}"));
+        self.env.extend([
+            ("CHAT_OBJECT_STORE", format!("s3://chat/{prefix}")),
+            ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", key.into()),
+            ("AWS_SECRET_ACCESS_KEY", secret.into()),
+        ]);
     }
 
     /// The binary with this server's configuration in its environment.
@@ -522,9 +565,21 @@ fn wait_until_free(address: &str) {
     }
 }
 
+fn wait_until_open(address: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {address}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        if let Some(mut s3) = self.s3.take() {
+            let _ = s3.kill();
+            let _ = s3.wait();
+        }
         // Each test's keyspace holds a dozen tables; dropping it keeps the database small
         // however many tests run.
         if let Some(names) = self.cluster.take() {
