@@ -275,13 +275,9 @@ function messageNode(message) {
   const bubble = el("div", "bubble");
   bubble.title = message.sender_name;
   bubble.append(el("div", "message-text", message.text));
-  const link = message.attachment;
-  if (link && /^https?:\/\//i.test(link.url)) {
-    const a = el("a", "attachment", "📎 " + link.name);
-    a.href = link.url;
-    a.target = "_blank";
-    a.rel = "noopener noreferrer";
-    bubble.append(a);
+  if (message.attachment) {
+    const node = attachmentNode(message.attachment);
+    if (node) bubble.append(node);
   }
   const meta = el("div", "meta", timeOf(message.sent_at));
   if (mine) {
@@ -291,6 +287,121 @@ function messageNode(message) {
   bubble.append(meta);
   li.append(bubble);
   return li;
+}
+
+// ---------- attachments ----------
+
+const blobs = new Map(); // path of an upload here -> object URL of its bytes
+
+// Uploads are served to participants only, so they are fetched with the token and shown
+// from object URLs; links elsewhere open in a new tab without a referrer.
+function fetchUpload(path) {
+  if (!blobs.has(path)) {
+    blobs.set(path, fetch(path, { headers: { authorization: "Bearer " + state.token } })
+      .then((response) => {
+        if (!response.ok) throw new Error("download failed (" + response.status + ")");
+        return response.blob();
+      })
+      .then((blob) => URL.createObjectURL(blob))
+      .catch((error) => { blobs.delete(path); throw error; }));
+  }
+  return blobs.get(path);
+}
+
+function sizeText(bytes) {
+  if (bytes == null) return "";
+  if (bytes < 1024) return bytes + " B";
+  if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(0) + " KB";
+  return (bytes / 1024 / 1024).toFixed(1) + " MB";
+}
+
+function attachmentNode(link) {
+  if (/^https?:\/\//i.test(link.url)) {
+    const a = el("a", "attachment file-link", link.name);
+    a.href = link.url;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    return a;
+  }
+  if (!link.upload_id || !link.url.startsWith("/v1/conversations/")) return null;
+  const open = () => fetchUpload(link.url).then((url) => {
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = link.name;
+    a.click();
+  }).catch((error) => notice(error.message));
+  if (link.thumbnail_url) {
+    const button = el("button", "attachment");
+    button.type = "button";
+    button.title = "Download " + link.name;
+    const img = el("img", "attachment-image");
+    img.alt = link.name;
+    if (link.width && link.height) {
+      const scale = Math.min(1, 320 / Math.max(link.width, link.height));
+      img.width = Math.round(link.width * scale);
+      img.height = Math.round(link.height * scale);
+    }
+    fetchUpload(link.thumbnail_url).then((url) => { img.src = url; }).catch(() => { img.alt = link.name + " (unavailable)"; });
+    button.append(img);
+    button.addEventListener("click", open);
+    return button;
+  }
+  const button = el("button", "attachment file-link", link.name + " · " + sizeText(link.size));
+  button.type = "button";
+  button.addEventListener("click", open);
+  return button;
+}
+
+// Uploads `file` with visible progress, then sends it as a message (with an idempotency
+// key, like any send).
+function uploadFile(file) {
+  const open = state.open;
+  if (!open) return;
+  const ref = nextRef();
+  const pending = { ref, key: crypto.randomUUID(), text: "", node: null, attachment: null, upload: true };
+  const li = el("li", "message mine pending");
+  li.dataset.pendingRef = ref;
+  const bubble = el("div", "bubble");
+  const meta = el("div", "meta", "Uploading…");
+  const progress = el("progress");
+  progress.max = 100;
+  progress.value = 0;
+  progress.setAttribute("aria-label", "Uploading " + file.name);
+  bubble.append(el("div", "message-text file-link", file.name), progress, meta);
+  li.append(bubble);
+  pending.node = li;
+  open.pending.set(ref, pending);
+  $("messages").append(li);
+  scrollToEnd();
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/v1/conversations/" + open.id + "/attachments?name=" + encodeURIComponent(file.name));
+  xhr.setRequestHeader("authorization", "Bearer " + state.token);
+  xhr.upload.addEventListener("progress", (event) => {
+    if (!event.lengthComputable) return;
+    progress.value = Math.round((100 * event.loaded) / event.total);
+    meta.textContent = "Uploading " + progress.value + "%";
+  });
+  const failed = (why) => {
+    open.pending.delete(ref);
+    li.classList.remove("pending");
+    li.classList.add("failed");
+    progress.remove();
+    meta.textContent = "Not sent: " + why;
+  };
+  xhr.addEventListener("load", () => {
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+    if (xhr.status !== 201 || !body) {
+      failed((body && body.detail) || "upload failed (" + xhr.status + ")");
+      return;
+    }
+    progress.remove();
+    meta.textContent = "Sending…";
+    pending.attachment = body;
+    if (state.open === open) transmit(open.id, pending);
+  });
+  xhr.addEventListener("error", () => failed("the upload did not reach the server"));
+  xhr.send(file);
 }
 
 function applyReadReceipt(upTo) {
@@ -349,10 +460,16 @@ function sendMessage(text) {
 }
 
 function transmit(conversationId, pending) {
-  wsSend({
+  if (pending.upload && !pending.attachment) return; // sent once its upload is done
+  const frame = {
     type: "send", ref: pending.ref, conversation_id: conversationId,
     text: pending.text, idempotency_key: pending.key,
-  });
+  };
+  if (pending.attachment) {
+    frame.attachment = pending.attachment;
+    frame.message_type = pending.attachment.mime_type.startsWith("image/") ? "IMAGE" : "FILE";
+  }
+  wsSend(frame);
 }
 
 function onAck(frame) {
@@ -366,7 +483,9 @@ function onAck(frame) {
     // The message frame has not arrived yet; show it as confirmed meanwhile.
     addMessage({
       id: frame.message_id, conversation_id: open.id, sender_id: state.me.user_id,
-      sender_name: state.me.name, message_type: "TEXT", text: pending.text,
+      sender_name: state.me.name, text: pending.text,
+      message_type: pending.attachment ? (pending.attachment.mime_type.startsWith("image/") ? "IMAGE" : "FILE") : "TEXT",
+      attachment: pending.attachment || undefined,
       sent_at: new Date().toISOString(), is_read: false, idempotency_key: pending.key,
     }, true);
   }
@@ -559,6 +678,28 @@ $("composer").addEventListener("submit", (event) => {
   input.value = "";
 });
 $("message-input").addEventListener("input", onInput);
+$("attach-button").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", () => {
+  for (const file of $("file-input").files) uploadFile(file);
+  $("file-input").value = "";
+});
+$("message-input").addEventListener("paste", (event) => {
+  const files = [...(event.clipboardData ? event.clipboardData.files : [])];
+  if (!files.length) return;
+  event.preventDefault();
+  files.forEach(uploadFile);
+});
+$("conversation").addEventListener("dragover", (event) => {
+  if (!event.dataTransfer || ![...event.dataTransfer.types].includes("Files")) return;
+  event.preventDefault();
+  $("conversation").classList.add("dropping");
+});
+$("conversation").addEventListener("dragleave", () => $("conversation").classList.remove("dropping"));
+$("conversation").addEventListener("drop", (event) => {
+  event.preventDefault();
+  $("conversation").classList.remove("dropping");
+  [...event.dataTransfer.files].forEach(uploadFile);
+});
 $("load-older").addEventListener("click", () => loadOlder().catch((e) => notice(e.message)));
 $("new-conversation-form").addEventListener("submit", (event) => {
   event.preventDefault();

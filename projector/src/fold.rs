@@ -15,7 +15,7 @@
 //! - An event at or below the view's applied offset was applied already and changes nothing.
 //!   This is what makes redelivery harmless.
 
-use schemas::limits::preview;
+use schemas::limits::message_preview;
 use schemas::{ChatEvent, MessageId, MessageSent, MessagesRead, Position};
 use viewstore::{
     ConversationView, LastMessage, MessageCounts, ReadState, Receipt, Role, StoredMessage,
@@ -143,7 +143,7 @@ fn apply_message(
     view.totals = counts;
     view.last_message = Some(LastMessage {
         id,
-        preview: preview(&sent.text),
+        preview: message_preview(&sent.text, sent.attachment.as_ref()),
         sent_at: sent.sent_at,
         sender_id: sent.sender.id.clone(),
     });

@@ -161,8 +161,17 @@ fn attachment(message_type: MessageType, attachment: &Attachment) -> Result<(), 
     Ok(())
 }
 
-/// The summary's preview of a message: the first [`SUMMARY_PREVIEW_CHARS`] characters, cut
-/// at a character boundary, with an ellipsis when something was cut.
+/// The summary's preview of a message: its text, or for a file sent without text the
+/// file's name after a paperclip.
+pub fn message_preview(text: &str, attachment: Option<&Attachment>) -> String {
+    match attachment {
+        Some(attachment) if text.trim().is_empty() => preview(&format!("📎 {}", attachment.name)),
+        _ => preview(text),
+    }
+}
+
+/// The first [`SUMMARY_PREVIEW_CHARS`] characters of `text`, cut at a character boundary,
+/// with an ellipsis when something was cut.
 pub fn preview(text: &str) -> String {
     let mut chars = text.char_indices();
     match chars.nth(SUMMARY_PREVIEW_CHARS) {
@@ -214,6 +223,9 @@ mod tests {
     #[test]
     fn previews_cut_long_text_at_a_character_boundary() {
         assert_eq!(preview("short"), "short");
+        let file = image("https://files.example/a.png", "image/png");
+        assert_eq!(message_preview("", Some(&file)), "📎 a.png");
+        assert_eq!(message_preview("look", Some(&file)), "look");
         let long = "ü".repeat(SUMMARY_PREVIEW_CHARS + 5);
         let cut = preview(&long);
         assert_eq!(cut.chars().count(), SUMMARY_PREVIEW_CHARS + 1);

@@ -16,6 +16,8 @@ if (!/^https?:\/\//.test(base)) {
   process.exit(2);
 }
 const WAIT = 10_000; // every wait for a result polls up to this long
+// A 48 x 32 red PNG.
+const PNG = "iVBORw0KGgoAAAANSUhEUgAAADAAAAAgCAIAAADbtmxLAAAANklEQVR4nO3OQQ0AAAgEIOPYP4WxbOH5YCMANd2vVHwgJCQklB4ICQkJpQdCQkJC6YGQkNCxBU6gkFv0QFejAAAAAElFTkSuQmCC";
 const started = Date.now();
 
 function step(text) {
@@ -222,6 +224,32 @@ async function main() {
     await historyIsExact(bob, "bob live after the reload", expected);
     await item(bob, demoId).locator(".unread-badge").waitFor({ state: "detached", timeout: WAIT });
     await message(alice, "See you Monday").locator(".status.seen").waitFor({ timeout: WAIT });
+
+    step("alice attaches an image: bob sees its thumbnail; a text file downloads with its bytes");
+    await alice.setInputFiles("#file-input", { name: "plan.png", mimeType: "image/png", buffer: Buffer.from(PNG, "base64") });
+    const picture = bob.locator("#messages .message[data-message-id] img.attachment-image");
+    await until("bob sees alice's image", () => picture.evaluate((img) => img.complete && img.naturalWidth === 48));
+    await alice.setInputFiles("#file-input", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("bring the ladder\n") });
+    const file = bob.locator("#messages .message[data-message-id] button.attachment", { hasText: "notes.txt" });
+    await file.waitFor({ timeout: WAIT });
+    const [download] = await Promise.all([bob.waitForEvent("download"), file.click()]);
+    const downloaded = readFileSync(await download.path(), "utf8");
+    if (downloaded !== "bring the ladder\n") fail(`the download held ${JSON.stringify(downloaded)}`);
+    if (download.suggestedFilename() !== "notes.txt") fail(`downloaded as ${download.suggestedFilename()}`);
+
+    step("an outsider asking for the image is refused; a file of a forbidden type is refused in the page");
+    const outsider = await alice.evaluate(async (conversation) => {
+      const mine = { authorization: "Bearer " + sessionStorage.getItem("chat.token") };
+      const page = await (await fetch(`/v1/conversations/${conversation}/messages`, { headers: mine })).json();
+      const url = page.messages.find((m) => m.attachment && m.attachment.thumbnail_url).attachment.url;
+      const minted = await fetch("/dev/token", { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ sub: "mallory" }) });
+      const { token } = await minted.json();
+      return (await fetch(url, { headers: { authorization: "Bearer " + token } })).status;
+    }, demoId);
+    if (outsider !== 404) fail(`an outsider got ${outsider} for the image`);
+    await alice.setInputFiles("#file-input", { name: "page.png", mimeType: "image/png", buffer: Buffer.from("<html><script>alert(1)</script>") });
+    await alice.locator("#messages .message.failed", { hasText: "cannot be sent" }).waitFor({ timeout: WAIT });
 
     if (errors.length) fail(`errors in the page: ${errors.join("; ")}`);
     if (process.env.CHAT_SCREENSHOT) {
