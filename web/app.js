@@ -187,7 +187,10 @@ async function openConversation(id) {
     typingSentAt: 0, typingIdle: null, typingHide: null,
   };
   state.open = open;
-  history.replaceState(null, "", "#c" + id);
+  // From the inbox, a new history entry, so that a phone's back button returns to it.
+  if (/^#c\d+$/.test(location.hash)) history.replaceState({ conversation: id }, "", "#c" + id);
+  else history.pushState({ conversation: id, fromInbox: true }, "", "#c" + id);
+  $("chat-view").dataset.pane = "conversation";
   $("no-conversation").hidden = true;
   $("conversation").hidden = false;
   $("messages").replaceChildren();
@@ -417,9 +420,20 @@ function applyReadReceipt(upTo) {
   }
 }
 
+// On a phone the open conversation may sit behind the inbox; nothing is read there.
+function conversationVisible() {
+  return $("chat-view").dataset.pane === "conversation" || !window.matchMedia("(max-width: 720px)").matches;
+}
+
+function showInbox() {
+  $("chat-view").dataset.pane = "inbox";
+  if (history.state && history.state.fromInbox) history.back();
+  else history.replaceState(null, "", location.pathname);
+}
+
 function markRead() {
   const open = state.open;
-  if (!open || !open.loaded || document.hidden) return;
+  if (!open || !open.loaded || document.hidden || !conversationVisible()) return;
   const item = state.inbox.get(open.id);
   let upTo = 0;
   for (const message of open.messages.values()) {
@@ -679,6 +693,15 @@ $("composer").addEventListener("submit", (event) => {
 });
 $("message-input").addEventListener("input", onInput);
 $("attach-button").addEventListener("click", () => $("file-input").click());
+$("back").addEventListener("click", showInbox);
+window.addEventListener("popstate", () => {
+  const linked = /^#c(\d+)$/.exec(location.hash);
+  if (!linked) { $("chat-view").dataset.pane = "inbox"; return; }
+  $("chat-view").dataset.pane = "conversation";
+  openConversation(Number(linked[1]));
+  markRead();
+});
+window.matchMedia("(max-width: 720px)").addEventListener("change", markRead);
 $("file-input").addEventListener("change", () => {
   for (const file of $("file-input").files) uploadFile(file);
   $("file-input").value = "";

@@ -3,7 +3,8 @@
 //   node browser.test.mjs http://127.0.0.1:PORT
 //
 // Environment: CHROMIUM (default /usr/bin/chromium); CHAT_SCREENSHOT=path.png saves a
-// screenshot of bob's page at the end; CHAT_WEB_DIR=dir serves index.html, app.js and
+// screenshot of bob's page at the end; CHAT_SCREENSHOT_DIR=dir keeps the phone's screens
+// (phone-conversation.png, phone-inbox.png); CHAT_WEB_DIR=dir serves index.html, app.js and
 // app.css from that directory instead of the server (to iterate without rebuilding).
 
 import { readFileSync } from "node:fs";
@@ -71,13 +72,13 @@ async function signIn(page, user, name, quick) {
     await page.fill("#login-name", name);
     await page.click("#login-button");
   }
-  await page.locator("#me-name", { hasText: name }).waitFor({ timeout: WAIT });
+  await page.locator("#me-name", { hasText: name }).waitFor({ state: "attached", timeout: WAIT });
   await page.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
 }
 
 async function openConversation(page, id) {
   await item(page, id).click();
-  await page.locator(`#conversation-list .active[data-conversation-id="${id}"]`).waitFor({ timeout: WAIT });
+  await page.locator(`#conversation-list .active[data-conversation-id="${id}"]`).waitFor({ state: "attached", timeout: WAIT });
   await until("the conversation to be loaded", () => page.evaluate(() => !document.getElementById("conversation").hidden));
 }
 
@@ -88,8 +89,8 @@ async function send(page, text) {
   await until(`"${text}" to be acknowledged`, async () => (await page.locator("#messages .message.pending").count()) === 0);
 }
 
-async function newPage(browser, errors, who) {
-  const context = await browser.newContext({ viewport: { width: 1180, height: 720 } });
+async function newPage(browser, errors, who, viewport = { width: 1180, height: 720 }) {
+  const context = await browser.newContext({ viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500 });
   const page = await context.newPage();
   page.on("pageerror", (error) => errors.push(`${who}: ${error.message}`));
   const webDir = process.env.CHAT_WEB_DIR;
@@ -250,6 +251,28 @@ async function main() {
     if (outsider !== 404) fail(`an outsider got ${outsider} for the image`);
     await alice.setInputFiles("#file-input", { name: "page.png", mimeType: "image/png", buffer: Buffer.from("<html><script>alert(1)</script>") });
     await alice.locator("#messages .message.failed", { hasText: "cannot be sent" }).waitFor({ timeout: WAIT });
+
+    step("bob on a phone (390 x 844): the inbox fills the screen, a conversation takes its place with room to write, and back returns");
+    const phone = await newPage(browser, errors, "bob's phone", { width: 390, height: 844 });
+    await signIn(phone, "bob", "Bob", true);
+    const width = (selector) => phone.locator(selector).evaluate((node) => node.getBoundingClientRect().width);
+    if ((await width(".inbox-pane")) < 380) fail("the inbox does not fill the phone's width");
+    await openConversation(phone, demoId);
+    if (await phone.locator(".inbox-pane").isVisible()) fail("the inbox still shows beside the conversation");
+    if ((await width("#message-input")) < 200) fail(`the composer is ${await width("#message-input")} px wide`);
+    const fontSize = await phone.locator("#message-input").evaluate((node) => parseFloat(getComputedStyle(node).fontSize));
+    if (fontSize < 16) fail(`the input's font is ${fontSize}px: iOS would zoom`);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 0) fail(`the page is ${overflow} px wider than the phone`);
+    await send(phone, "Sent from my phone");
+    await message(alice, "Sent from my phone").waitFor({ timeout: WAIT });
+    if (process.env.CHAT_SCREENSHOT_DIR) await phone.screenshot({ path: join(process.env.CHAT_SCREENSHOT_DIR, "phone-conversation.png") });
+    await phone.click("#back");
+    await phone.locator(".inbox-pane").waitFor({ timeout: WAIT });
+    if (await phone.locator(".conversation-pane").isVisible()) fail("the conversation still shows after back");
+    if (process.env.CHAT_SCREENSHOT_DIR) await phone.screenshot({ path: join(process.env.CHAT_SCREENSHOT_DIR, "phone-inbox.png") });
+    await phone.goForward();
+    await phone.locator("#message-input").waitFor({ timeout: WAIT });
 
     if (errors.length) fail(`errors in the page: ${errors.join("; ")}`);
     if (process.env.CHAT_SCREENSHOT) {
