@@ -7,6 +7,10 @@ const TOKEN_KEY = "chat.token";
 const TYPING_REPEAT_MS = 3000; // resend "typing" while the user keeps typing
 const TYPING_IDLE_MS = 4000; // send "stopped typing" after this long without input
 const TYPING_SHOW_MS = 6000; // hide the other side's indicator without a refresh
+const MAX_TEXT_BYTES = 4096; // the server's limit on a message's text, in UTF-8 bytes
+// A ping this often while connected, and a connection that answers nothing for `stallMs`
+// after one is stalled (tests shorten both through chatDebug).
+const heartbeat = { everyMs: 15000, stallMs: 8000 };
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -17,6 +21,9 @@ const state = {
   retries: 0,
   reconnectTimer: null,
   holdReconnect: false, // debugging aid: keep the socket closed until released
+  heartbeat: null,
+  lastHeard: 0, // when the socket last carried a frame
+  stalled: null, // debugging aid: a socket that carries nothing either way
   open: null, // the open conversation, see openConversation()
   refs: 0,
 };
@@ -142,7 +149,14 @@ function upsertInbox(item) {
   if (!known || item.version >= known.version) state.inbox.set(item.conversation_id, item);
 }
 
+function renderTitle() {
+  let unread = 0;
+  for (const item of state.inbox.values()) unread += item.unread_count || 0;
+  document.title = (unread ? "(" + unread + ") " : "") + "chat";
+}
+
 function renderInbox() {
+  renderTitle();
   const list = $("conversation-list");
   const items = [...state.inbox.values()].sort((a, b) =>
     (b.last_activity_at || "").localeCompare(a.last_activity_at || "") ||
@@ -164,7 +178,9 @@ function inboxEntry(item) {
   if (item.last_message_text != null && item.last_message_sender_id === state.me.user_id) {
     preview = "You: " + preview;
   }
-  bottom.append(el("span", "preview", preview));
+  const previewNode = el("span", "preview", preview);
+  previewNode.dir = "auto";
+  bottom.append(previewNode);
   if (item.unread_count > 0) {
     bottom.append(el("span", "unread-badge", String(item.unread_count)));
     li.classList.add("unread");
@@ -277,7 +293,7 @@ function messageNode(message) {
   li.dataset.sender = message.sender_id;
   const bubble = el("div", "bubble");
   bubble.title = message.sender_name;
-  bubble.append(el("div", "message-text", message.text));
+  bubble.append(textWithLinks(message.text));
   if (message.attachment) {
     const node = attachmentNode(message.attachment);
     if (node) bubble.append(node);
@@ -290,6 +306,25 @@ function messageNode(message) {
   bubble.append(meta);
   li.append(bubble);
   return li;
+}
+
+// Text as text nodes, with http(s) links made clickable (never markup from the text).
+function textWithLinks(text) {
+  const node = el("div", "message-text");
+  node.dir = "auto";
+  const pattern = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/gi;
+  let last = 0;
+  for (const match of text.matchAll(pattern)) {
+    node.append(document.createTextNode(text.slice(last, match.index)));
+    const a = el("a", null, match[0]);
+    a.href = match[0];
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    node.append(a);
+    last = match.index + match[0].length;
+  }
+  node.append(document.createTextNode(text.slice(last)));
+  return node;
 }
 
 // ---------- attachments ----------
@@ -519,7 +554,21 @@ function onError(frame) {
 
 // ---------- typing and presence ----------
 
+// The counter appears near the limit; over it, sending is refused here as the server would.
+function updateByteCount() {
+  const input = $("message-input");
+  const bytes = new TextEncoder().encode(input.value).length;
+  const counter = $("byte-count");
+  counter.hidden = bytes < MAX_TEXT_BYTES - 500;
+  counter.textContent = bytes + " / " + MAX_TEXT_BYTES;
+  counter.classList.toggle("over", bytes > MAX_TEXT_BYTES);
+  $("send-button").disabled = bytes > MAX_TEXT_BYTES;
+  input.style.height = "auto";
+  input.style.height = Math.min(input.scrollHeight + 2, 160) + "px";
+}
+
 function onInput() {
+  updateByteCount();
   const open = state.open;
   if (!open || !open.subscribed) return;
   const now = Date.now();
@@ -569,6 +618,7 @@ function setConnection(text, kind) {
 
 function wsSend(frame) {
   if (!state.ws || !state.wsReady) return false;
+  if (state.ws === state.stalled) return true; // lost on the way, as on a stalled network
   state.ws.send(JSON.stringify(frame));
   return true;
 }
@@ -580,9 +630,14 @@ function connect() {
   const ws = new WebSocket(scheme + "//" + location.host + "/v1/ws?token=" + encodeURIComponent(state.token));
   state.ws = ws;
   setConnection(state.retries ? "reconnecting…" : "connecting…", "connecting");
-  ws.onmessage = (event) => { if (state.ws === ws) onFrame(JSON.parse(event.data)); };
+  ws.onmessage = (event) => {
+    if (state.ws !== ws || state.stalled === ws) return;
+    state.lastHeard = Date.now();
+    onFrame(JSON.parse(event.data));
+  };
   ws.onclose = (event) => {
     if (state.ws !== ws) return;
+    clearInterval(state.heartbeat);
     state.ws = null;
     state.wsReady = false;
     if (state.open) { state.open.subscribed = false; setPresence("offline"); hideTyping(); }
@@ -594,11 +649,37 @@ function connect() {
   };
 }
 
+// Browsers cannot see WebSocket pings, and a stalled network (a dead Wi-Fi, a phone
+// between cells) can leave a socket open that carries nothing for minutes. A ping every
+// heartbeat.everyMs must be answered (by a pong or anything else) within stallMs; else the
+// socket is given up and the usual reconnect and resume take over.
+function startHeartbeat() {
+  clearInterval(state.heartbeat);
+  state.heartbeat = setInterval(() => {
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const sent = Date.now();
+    wsSend({ type: "ping" });
+    setTimeout(() => {
+      if (state.ws === ws && state.lastHeard < sent) dropStalled(ws);
+    }, heartbeat.stallMs);
+  }, heartbeat.everyMs);
+}
+
+function dropStalled(ws) {
+  clearInterval(state.heartbeat);
+  setConnection("offline", "offline");
+  // onclose may come only when the network answers; reconnect now instead.
+  ws.onclose({ code: 1006 });
+  ws.close();
+}
+
 function onFrame(frame) {
   const open = state.open;
   const here = open && frame.conversation_id === open.id;
   switch (frame.type) {
     case "ready":
+      startHeartbeat();
       state.wsReady = true;
       state.retries = 0;
       setConnection("online", "online");
@@ -688,9 +769,20 @@ $("conversation-list").addEventListener("keydown", (event) => {
 $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = $("message-input");
+  if (new TextEncoder().encode(input.value).length > MAX_TEXT_BYTES) return;
   sendMessage(input.value);
   input.value = "";
+  updateByteCount();
 });
+$("message-input").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    $("composer").requestSubmit();
+  }
+});
+// The browser knows before the socket does when the network goes.
+window.addEventListener("offline", () => { if (state.ws) dropStalled(state.ws); });
+window.addEventListener("online", () => { if (!state.ws && !state.holdReconnect) connect(); });
 $("message-input").addEventListener("input", onInput);
 $("attach-button").addEventListener("click", () => $("file-input").click());
 $("back").addEventListener("click", showInbox);
@@ -739,6 +831,13 @@ window.chatDebug = {
   releaseSocket() {
     state.holdReconnect = false;
     if (!state.ws) connect();
+  },
+  // The open socket stops carrying frames either way without closing, as when a network
+  // stalls; the heartbeat (every `everyMs`, answered within `stallMs`) must notice.
+  stallSocket(everyMs = 1000, stallMs = 1000) {
+    Object.assign(heartbeat, { everyMs, stallMs });
+    state.stalled = state.ws;
+    startHeartbeat();
   },
 };
 

@@ -11,6 +11,16 @@ use serde_json::json;
 use support::{Server, native_client};
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_ping_is_answered_with_a_pong_carrying_its_ref() {
+    let server = Server::start();
+    let mut ana = native_client(&server, "ana").await;
+    ana.send_json(json!({"type": "ping", "ref": "hb-1"})).await;
+    assert_eq!(ana.frame_of("pong").await, json!({"type": "pong", "ref": "hb-1"}));
+    ana.send_json(json!({"type": "ping"})).await;
+    assert_eq!(ana.frame_of("pong").await, json!({"type": "pong"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn one_connection_carries_many_conversations_with_acks() {
     let server = Server::start();
     let first = server.open_conversation("job-n1", "carla", "wei").await;

@@ -158,6 +158,7 @@ impl Protocol for NativeProtocol {
                 };
                 Self::queue(session, job, reference)
             }
+            ClientFrame::Ping { reference } => Some(render(&ServerFrame::Pong { reference })),
             ClientFrame::Typing { conversation_id, is_typing } => {
                 if self.subscriptions.contains_key(&conversation_id) {
                     session.set_typing(conversation_id, is_typing).await;

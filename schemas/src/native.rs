@@ -53,6 +53,12 @@ pub enum ClientFrame {
         conversation_id: ConversationId,
         is_typing: bool,
     },
+    /// A heartbeat: answered at once with `pong`, so a client notices a network that has
+    /// stalled without closing (browsers cannot see WebSocket pings).
+    Ping {
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -118,6 +124,11 @@ pub enum ServerFrame {
         up_to: Option<MessageId>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         duplicate: bool,
+    },
+    /// The answer to a `ping`.
+    Pong {
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
     },
     /// A request failed; nothing it asked for happened.
     Error {

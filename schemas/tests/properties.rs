@@ -83,6 +83,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (conversation(), any::<bool>()).prop_map(|(conversation_id, is_typing)| {
             ClientFrame::Typing { conversation_id, is_typing }
         }),
+        any::<Option<String>>().prop_map(|reference| ClientFrame::Ping { reference }),
     ]
 }
 

@@ -226,6 +226,55 @@ async function main() {
     await item(bob, demoId).locator(".unread-badge").waitFor({ state: "detached", timeout: WAIT });
     await message(alice, "See you Monday").locator(".status.seen").waitFor({ timeout: WAIT });
 
+    step("Shift+Enter writes a second line, Enter sends; links are clickable; right-to-left text runs right to left");
+    await alice.locator("#message-input").pressSequentially("line one");
+    await alice.keyboard.press("Shift+Enter");
+    await alice.locator("#message-input").pressSequentially("line two");
+    await alice.keyboard.press("Enter");
+    expected.push("line one\nline two");
+    await send(alice, "plan: https://example.com/plan?v=2.");
+    expected.push("plan: https://example.com/plan?v=2.");
+    await send(alice, "שלום, נתראה ביום שני");
+    expected.push("שלום, נתראה ביום שני");
+    await historyIsExact(bob, "bob with multi-line, link and RTL messages", expected);
+    const href = await message(bob, "plan:").locator("a").getAttribute("href");
+    if (href !== "https://example.com/plan?v=2") fail(`the link points at ${href}`);
+    const direction = await message(bob, "שלום").locator(".message-text").evaluate((node) => getComputedStyle(node).direction);
+    if (direction !== "rtl") fail(`Hebrew text runs ${direction}`);
+
+    step("the composer counts bytes as the server does: 4,096 ASCII characters go, 4,097 or 1,400 × 中 do not");
+    await alice.fill("#message-input", "x".repeat(4097));
+    await alice.locator("#byte-count", { hasText: "4097 / 4096" }).waitFor({ timeout: WAIT });
+    if (!(await alice.locator("#send-button").isDisabled())) fail("4,097 bytes could be sent");
+    await alice.fill("#message-input", "中".repeat(1400));
+    if (!(await alice.locator("#send-button").isDisabled())) fail("4,200 bytes of 中 could be sent");
+    await send(alice, "y".repeat(4096));
+    expected.push("y".repeat(4096));
+    await historyIsExact(bob, "bob with a message of 4,096 bytes", expected);
+
+    step("bob's network stalls without closing: the heartbeat notices, reconnects, and nothing is lost or doubled");
+    await bob.evaluate(() => window.chatDebug.stallSocket(700, 700));
+    await send(alice, "Sent during the stall");
+    expected.push("Sent during the stall");
+    await bob.fill("#message-input", "Written during the stall");
+    await bob.click("#send-button");
+    expected.push("Written during the stall");
+    await bob.locator('#connection[data-state="offline"]').waitFor({ timeout: WAIT });
+    await bob.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
+    await historyIsExact(bob, "bob after the stall", expected);
+    await historyIsExact(alice, "alice after bob's stall", expected);
+
+    step("an unread message elsewhere shows in bob's tab title");
+    const other = await alice.evaluate(async (job) => {
+      const token = sessionStorage.getItem("chat.token");
+      const page = await (await fetch("/v1/conversations?limit=200", { headers: { authorization: "Bearer " + token } })).json();
+      return page.items.find((item) => item.job_id === job).conversation_id;
+    }, job);
+    await openConversation(alice, other);
+    await send(alice, "Another thing about the new job");
+    await until("bob's title counts the unread message", async () => (await bob.title()) === "(1) chat");
+    await openConversation(alice, demoId);
+
     step("alice attaches an image: bob sees its thumbnail; a text file downloads with its bytes");
     await alice.setInputFiles("#file-input", { name: "plan.png", mimeType: "image/png", buffer: Buffer.from(PNG, "base64") });
     const picture = bob.locator("#messages .message[data-message-id] img.attachment-image");
