@@ -168,12 +168,16 @@ function renderInbox() {
 function inboxEntry(item) {
   const li = el("li", "conversation-item");
   li.dataset.conversationId = String(item.conversation_id);
-  li.tabIndex = 0;
-  if (state.open && state.open.id === item.conversation_id) li.classList.add("active");
+  const button = el("button", "conversation-button");
+  button.type = "button";
+  if (state.open && state.open.id === item.conversation_id) {
+    li.classList.add("active");
+    button.setAttribute("aria-current", "true");
+  }
   const other = otherOf(item);
-  const top = el("div", "row");
+  const top = el("span", "row");
   top.append(el("span", "name", other.name), el("span", "time", timeOf(item.last_activity_at)));
-  const bottom = el("div", "row");
+  const bottom = el("span", "row");
   let preview = item.last_message_text == null ? "No messages yet" : item.last_message_text;
   if (item.last_message_text != null && item.last_message_sender_id === state.me.user_id) {
     preview = "You: " + preview;
@@ -182,10 +186,13 @@ function inboxEntry(item) {
   previewNode.dir = "auto";
   bottom.append(previewNode);
   if (item.unread_count > 0) {
-    bottom.append(el("span", "unread-badge", String(item.unread_count)));
+    const badge = el("span", "unread-badge", String(item.unread_count));
+    badge.setAttribute("aria-label", item.unread_count + " unread");
+    bottom.append(badge);
     li.classList.add("unread");
   }
-  li.append(top, el("div", "job", "job " + item.job_id), bottom);
+  button.append(top, el("span", "job", "job " + item.job_id), bottom);
+  li.append(button);
   return li;
 }
 
@@ -761,10 +768,6 @@ $("sign-out").addEventListener("click", signOut);
 $("conversation-list").addEventListener("click", (event) => {
   const item = event.target.closest("[data-conversation-id]");
   if (item) openConversation(Number(item.dataset.conversationId));
-});
-$("conversation-list").addEventListener("keydown", (event) => {
-  const item = event.target.closest("[data-conversation-id]");
-  if (item && event.key === "Enter") openConversation(Number(item.dataset.conversationId));
 });
 $("composer").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -8,6 +8,7 @@
 // app.css from that directory instead of the server (to iterate without rebuilding).
 
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -17,6 +18,19 @@ if (!/^https?:\/\//.test(base)) {
   process.exit(2);
 }
 const WAIT = 10_000; // every wait for a result polls up to this long
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+// axe-core on the page as it is: every serious or critical violation fails the test.
+async function accessible(page, where) {
+  await page.addScriptTag({ path: AXE });
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  if (found.length) fail(`accessibility violations ${where}:\n  ${found.join("\n  ")}`);
+}
 // A 48 x 32 red PNG.
 const PNG = "iVBORw0KGgoAAAANSUhEUgAAADAAAAAgCAIAAADbtmxLAAAANklEQVR4nO3OQQ0AAAgEIOPYP4WxbOH5YCMANd2vVHwgJCQklB4ICQkJpQdCQkJC6YGQkNCxBU6gkFv0QFejAAAAAElFTkSuQmCC";
 const started = Date.now();
@@ -322,6 +336,19 @@ async function main() {
     if (process.env.CHAT_SCREENSHOT_DIR) await phone.screenshot({ path: join(process.env.CHAT_SCREENSHOT_DIR, "phone-inbox.png") });
     await phone.goForward();
     await phone.locator("#message-input").waitFor({ timeout: WAIT });
+
+    step("axe-core finds no serious or critical violation: sign-in, desktop conversation, phone inbox and conversation");
+    const visitor = await newPage(browser, errors, "visitor");
+    await visitor.goto(base + "/");
+    await visitor.locator("#login-user").waitFor({ timeout: WAIT });
+    await accessible(visitor, "on the sign-in page");
+    await accessible(alice, "in alice's open conversation");
+    await phone.click("#back");
+    await phone.locator(".inbox-pane").waitFor({ timeout: WAIT });
+    await accessible(phone, "in the phone's inbox");
+    await phone.goForward();
+    await phone.locator("#message-input").waitFor({ timeout: WAIT });
+    await accessible(phone, "in the phone's conversation");
 
     if (errors.length) fail(`errors in the page: ${errors.join("; ")}`);
     if (process.env.CHAT_SCREENSHOT) {
