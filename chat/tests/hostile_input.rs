@@ -407,7 +407,12 @@ async fn subscription_churn_is_refused_past_its_burst_and_the_connection_keeps_s
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_connections_from_many_users_costs_bounded_memory_and_others_chat_on() {
     const USERS: usize = 1_500;
-    let server = Server::start();
+    // All at once, more handshakes may be unfinished than the default cap of 1,024 (whose
+    // evictions have their own test): room for all of them, so that only the per-user
+    // limits could refuse one.
+    let server = Server::start_shaped(
+        Shape::default().with("CHAT_MAX_UNFINISHED_CONNECTIONS", (2 * USERS).to_string()),
+    );
     let pid = server.pids(Role::Fanout)[0];
     let conversation = server.open_conversation("job-many", "ana", "ben").await;
     let mut ana = native_client(&server, "ana").await;
