@@ -20,11 +20,12 @@ const state = {
   wsReady: false,
   retries: 0,
   reconnectTimer: null,
-  holdReconnect: false, // debugging aid: keep the socket closed until released
+  holdReconnect: sessionStorage.getItem("chat.debug.hold") === "1", // debugging aid: stay offline
   heartbeat: null,
   lastHeard: 0, // when the socket last carried a frame
   stalled: null, // debugging aid: a socket that carries nothing either way
   open: null, // the open conversation, see openConversation()
+  outbox: new Map(), // ref -> a send not yet acknowledged, see the outbox below
   refs: 0,
 };
 
@@ -125,6 +126,7 @@ async function start() {
   $("chat-view").hidden = false;
   $("account").hidden = false;
   $("me-name").textContent = state.me.name + " (" + state.me.user_id + ")";
+  loadOutbox();
   $("new-client").value = state.me.user_id;
   await loadInbox();
   connect();
@@ -205,7 +207,6 @@ async function openConversation(id) {
   const open = {
     id, item, loaded: false, subscribed: false,
     messages: new Map(), // id -> message
-    pending: new Map(), // ref -> {key, text, node}
     lastPosition: 0, readSent: 0, otherRead: 0, nextBefore: null,
     typingSentAt: 0, typingIdle: null, typingHide: null,
   };
@@ -233,6 +234,10 @@ async function openConversation(id) {
   }
   if (state.open !== open) return;
   open.loaded = true;
+  for (const entry of state.outbox.values()) {
+    entry.node = null;
+    showPending(entry);
+  }
   $("load-older").hidden = open.nextBefore == null;
   scrollToEnd();
   subscribeOpen();
@@ -265,11 +270,8 @@ function subscribeOpen() {
 function addMessage(message, live) {
   const open = state.open;
   if (!open || message.conversation_id !== open.id) return;
-  for (const [ref, pending] of open.pending) {
-    if (message.idempotency_key && pending.key === message.idempotency_key) {
-      pending.node.remove();
-      open.pending.delete(ref);
-    }
+  for (const entry of [...state.outbox.values()]) {
+    if (message.idempotency_key && entry.key === message.idempotency_key) settle(entry.ref);
   }
   const known = open.messages.get(message.id);
   open.messages.set(message.id, Object.assign({}, known, message));
@@ -397,27 +399,25 @@ function attachmentNode(link) {
   return button;
 }
 
-// Uploads `file` with visible progress, then sends it as a message (with an idempotency
-// key, like any send).
+// Uploads `file` with visible progress, then sends it as a message through the outbox.
+// The bytes live in this page only: an upload cut short by a reload is lost (and said so
+// while it runs); once uploaded, the send is kept like any other.
 function uploadFile(file) {
   const open = state.open;
   if (!open) return;
-  const ref = nextRef();
-  const pending = { ref, key: crypto.randomUUID(), text: "", node: null, attachment: null, upload: true };
-  const li = el("li", "message mine pending");
-  li.dataset.pendingRef = ref;
-  const bubble = el("div", "bubble");
-  const meta = el("div", "meta", "Uploading…");
+  const entry = {
+    ref: nextRef(), key: crypto.randomUUID(), conversation_id: open.id, text: "",
+    attachment: null, uploading: file.name,
+  };
+  state.outbox.set(entry.ref, entry);
+  showPending(entry);
   const progress = el("progress");
   progress.max = 100;
   progress.value = 0;
   progress.setAttribute("aria-label", "Uploading " + file.name);
-  bubble.append(el("div", "message-text file-link", file.name), progress, meta);
-  li.append(bubble);
-  pending.node = li;
-  open.pending.set(ref, pending);
-  $("messages").append(li);
-  scrollToEnd();
+  entry.node.querySelector(".meta").before(progress);
+  const meta = entry.node.querySelector(".meta");
+  meta.textContent = "Uploading…";
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/v1/conversations/" + open.id + "/attachments?name=" + encodeURIComponent(file.name));
   xhr.setRequestHeader("authorization", "Bearer " + state.token);
@@ -426,8 +426,9 @@ function uploadFile(file) {
     progress.value = Math.round((100 * event.loaded) / event.total);
     meta.textContent = "Uploading " + progress.value + "%";
   });
+  const li = entry.node;
   const failed = (why) => {
-    open.pending.delete(ref);
+    state.outbox.delete(entry.ref);
     li.classList.remove("pending");
     li.classList.add("failed");
     progress.remove();
@@ -442,8 +443,10 @@ function uploadFile(file) {
     }
     progress.remove();
     meta.textContent = "Sending…";
-    pending.attachment = body;
-    if (state.open === open) transmit(open.id, pending);
+    entry.attachment = body;
+    delete entry.uploading;
+    saveOutbox();
+    transmit(entry);
   });
   xhr.addEventListener("error", () => failed("the upload did not reach the server"));
   xhr.send(file);
@@ -500,60 +503,130 @@ function scrollToEnd() {
 function sendMessage(text) {
   const open = state.open;
   if (!open || !text.trim()) return;
-  const ref = nextRef();
-  const pending = { ref, key: crypto.randomUUID(), text, node: null };
-  const li = el("li", "message mine pending");
-  li.dataset.pendingRef = ref;
-  const bubble = el("div", "bubble");
-  bubble.append(el("div", "message-text", text), el("div", "meta", "Sending…"));
-  li.append(bubble);
-  pending.node = li;
-  open.pending.set(ref, pending);
-  $("messages").append(li);
-  scrollToEnd();
-  transmit(open.id, pending);
+  const entry = { ref: nextRef(), key: crypto.randomUUID(), conversation_id: open.id, text, attachment: null };
+  state.outbox.set(entry.ref, entry);
+  saveOutbox();
+  showPending(entry);
+  transmit(entry);
   stopTyping();
 }
 
-function transmit(conversationId, pending) {
-  if (pending.upload && !pending.attachment) return; // sent once its upload is done
+// ---------- the outbox ----------
+// Every send waits here, with its idempotency key, until the server acknowledges it, and
+// is kept in localStorage so that a reload or a closed tab loses nothing: on every
+// connection each is sent again, and the key makes a repeat the same message.
+
+function outboxKey() {
+  return "chat.outbox." + state.me.user_id;
+}
+
+function saveOutbox() {
+  const kept = [...state.outbox.values()]
+    .filter((entry) => !entry.uploading)
+    .map(({ key, conversation_id, text, attachment, failed }) => ({ key, conversation_id, text, attachment, failed }));
+  try {
+    localStorage.setItem(outboxKey(), JSON.stringify(kept));
+  } catch (_) {
+    notice("This browser keeps no storage: unsent messages are lost if the page closes.");
+  }
+}
+
+function loadOutbox() {
+  let saved = [];
+  try { saved = JSON.parse(localStorage.getItem(outboxKey()) || "[]"); } catch (_) { /* none */ }
+  for (const entry of Array.isArray(saved) ? saved : []) {
+    if (!entry || typeof entry.key !== "string" || typeof entry.conversation_id !== "number") continue;
+    const ref = nextRef();
+    state.outbox.set(ref, Object.assign({ text: "", attachment: null }, entry, { ref }));
+  }
+}
+
+// Removes a send from the outbox (acknowledged, arrived, or discarded).
+function settle(ref) {
+  const entry = state.outbox.get(ref);
+  if (!entry) return null;
+  state.outbox.delete(ref);
+  saveOutbox();
+  if (entry.node) entry.node.remove();
+  return entry;
+}
+
+function messageTypeOf(entry) {
+  if (!entry.attachment) return "TEXT";
+  return entry.attachment.mime_type.startsWith("image/") ? "IMAGE" : "FILE";
+}
+
+// The pending (or failed) bubble of `entry`, if its conversation is open.
+function showPending(entry) {
+  const open = state.open;
+  if (!open || open.id !== entry.conversation_id) return;
+  const li = el("li", "message mine " + (entry.failed ? "failed" : "pending"));
+  li.dataset.pendingRef = entry.ref;
+  const bubble = el("div", "bubble");
+  const name = entry.uploading || (entry.attachment && entry.attachment.name);
+  if (entry.text) bubble.append(el("div", "message-text", entry.text));
+  if (name) bubble.append(el("div", "message-text file-link", name));
+  bubble.append(el("div", "meta", entry.failed ? "Not sent: " + entry.failed : "Sending…"));
+  if (entry.failed) {
+    const retry = el("button", "link", "Retry");
+    retry.type = "button";
+    retry.addEventListener("click", () => {
+      entry.failed = null;
+      saveOutbox();
+      entry.node.remove();
+      showPending(entry);
+      transmit(entry);
+    });
+    const discard = el("button", "link", "Delete");
+    discard.type = "button";
+    discard.addEventListener("click", () => settle(entry.ref));
+    bubble.append(retry, discard);
+  }
+  li.append(bubble);
+  if (entry.node) entry.node.replaceWith(li); else $("messages").append(li);
+  entry.node = li;
+  scrollToEnd();
+}
+
+function flushOutbox() {
+  for (const entry of state.outbox.values()) transmit(entry);
+}
+
+function transmit(entry) {
+  if (entry.uploading || entry.failed) return; // sent once its upload is done, or retried
   const frame = {
-    type: "send", ref: pending.ref, conversation_id: conversationId,
-    text: pending.text, idempotency_key: pending.key,
+    type: "send", ref: entry.ref, conversation_id: entry.conversation_id,
+    text: entry.text, idempotency_key: entry.key,
   };
-  if (pending.attachment) {
-    frame.attachment = pending.attachment;
-    frame.message_type = pending.attachment.mime_type.startsWith("image/") ? "IMAGE" : "FILE";
+  if (entry.attachment) {
+    frame.attachment = entry.attachment;
+    frame.message_type = messageTypeOf(entry);
   }
   wsSend(frame);
 }
 
 function onAck(frame) {
+  if (frame.message_id == null) return;
+  const entry = settle(frame.ref);
   const open = state.open;
-  if (!open || frame.message_id == null) return;
-  const pending = open.pending.get(frame.ref);
-  if (!pending) return;
-  open.pending.delete(frame.ref);
-  pending.node.remove();
+  if (!entry || !open || open.id !== entry.conversation_id) return;
   if (!open.messages.has(frame.message_id)) {
     // The message frame has not arrived yet; show it as confirmed meanwhile.
     addMessage({
       id: frame.message_id, conversation_id: open.id, sender_id: state.me.user_id,
-      sender_name: state.me.name, text: pending.text,
-      message_type: pending.attachment ? (pending.attachment.mime_type.startsWith("image/") ? "IMAGE" : "FILE") : "TEXT",
-      attachment: pending.attachment || undefined,
-      sent_at: new Date().toISOString(), is_read: false, idempotency_key: pending.key,
+      sender_name: state.me.name, text: entry.text, message_type: messageTypeOf(entry),
+      attachment: entry.attachment || undefined,
+      sent_at: new Date().toISOString(), is_read: false, idempotency_key: entry.key,
     }, true);
   }
 }
 
 function onError(frame) {
-  const open = state.open;
-  const pending = open && frame.ref ? open.pending.get(frame.ref) : null;
-  if (pending) {
-    pending.node.classList.add("failed");
-    pending.node.querySelector(".meta").textContent = "Not sent: " + frame.detail;
-    open.pending.delete(frame.ref);
+  const entry = frame.ref ? state.outbox.get(frame.ref) : null;
+  if (entry) {
+    entry.failed = frame.detail;
+    saveOutbox();
+    showPending(entry);
     return;
   }
   notice(frame.code + ": " + frame.detail);
@@ -691,12 +764,12 @@ function onFrame(frame) {
       state.retries = 0;
       setConnection("online", "online");
       loadInbox(); // catch up on inbox changes missed while disconnected
+      flushOutbox(); // the same keys: a send that already landed is not doubled
       subscribeOpen();
       break;
     case "subscribed":
       if (!here) { wsSend({ type: "unsubscribe", conversation_id: frame.conversation_id }); break; }
       open.subscribed = true;
-      for (const pending of open.pending.values()) transmit(open.id, pending); // same key: no duplicate
       markRead();
       break;
     case "unsubscribed":
@@ -829,10 +902,12 @@ document.addEventListener("visibilitychange", markRead);
 window.chatDebug = {
   closeSocket(hold = false) {
     state.holdReconnect = hold;
+    if (hold) sessionStorage.setItem("chat.debug.hold", "1");
     if (state.ws) state.ws.close();
   },
   releaseSocket() {
     state.holdReconnect = false;
+    sessionStorage.removeItem("chat.debug.hold");
     if (!state.ws) connect();
   },
   // The open socket stops carrying frames either way without closing, as when a network

@@ -218,6 +218,11 @@ async function main() {
     await bob.locator("#messages .message.pending", { hasText: "Written while offline" }).waitFor({ timeout: WAIT });
     expected.push("Written while offline");
 
+    step("bob reloads while still offline: the unsent message is still there, from the outbox");
+    await bob.reload();
+    await bob.locator("#messages .message.pending", { hasText: "Written while offline" }).waitFor({ timeout: WAIT });
+    if ((await bob.locator("#connection").getAttribute("data-state")) === "online") fail("bob came online while held");
+
     step("bob reconnects: the missed messages arrive once, in order, and his pending one is sent once");
     await bob.evaluate(() => window.chatDebug.releaseSocket());
     await bob.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
