@@ -13,6 +13,8 @@ mod dev;
 mod health;
 mod jwt;
 mod migrate;
+#[cfg(test)]
+mod readme_flags;
 mod replay;
 mod server;
 mod telemetry;
