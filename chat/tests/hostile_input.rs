@@ -442,3 +442,36 @@ async fn a_flood_of_connections_from_many_users_costs_bounded_memory_and_others_
     let sent = server.send("ben", conversation, "after the flood").await;
     assert_eq!(ana.frame_of("message").await["message"]["id"], sent);
 }
+
+/// The web app's assets: gzip when asked, 304 for a version the browser holds, and a
+/// policy under which the page runs only its own script (so text that slipped into the DOM
+/// as markup still could not run).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_app_is_compressed_revalidated_and_confined_by_its_policy() {
+    use std::io::Read;
+    let server = Server::start();
+    let dev = Dev::start(&server, false, &[]);
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/app.js", dev.address);
+    let plain = http.get(&url).send().await.unwrap();
+    let etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let policy = plain.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        policy.contains("script-src 'self'") && policy.contains("object-src 'none'"),
+        "{policy}"
+    );
+    let plain = plain.text().await.unwrap();
+    let zipped = http.get(&url).header("accept-encoding", "gzip, br").send().await.unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let zipped = zipped.bytes().await.unwrap();
+    assert!(zipped.len() * 2 < plain.len(), "{} of {} bytes", zipped.len(), plain.len());
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&zipped[..]).read_to_string(&mut unzipped).unwrap();
+    assert_eq!(unzipped, plain);
+    let held = http.get(&url).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(held.status(), 304);
+    assert!(held.bytes().await.unwrap().is_empty());
+    let page = http.get(format!("http://{}/", dev.address)).send().await.unwrap();
+    assert_ne!(page.headers()["etag"].to_str().unwrap(), etag, "each asset has its own tag");
+    assert!(page.headers().contains_key("content-security-policy"));
+}
