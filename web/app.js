@@ -207,7 +207,11 @@ async function openConversation(id) {
   const open = {
     id, item, loaded: false, subscribed: false,
     messages: new Map(), // id -> message
-    lastPosition: 0, readSent: 0, otherRead: 0, nextBefore: null,
+    lastPosition: 0, readSent: 0, otherRead: 0, nextBefore: null, atEnd: true,
+    loadingOlder: false,
+    // What was read when the conversation was opened: the divider goes above the first
+    // message after it (null when nothing was unread).
+    readAtOpen: item && item.unread_count > 0 ? item.last_read_id : null,
     typingSentAt: 0, typingIdle: null, typingHide: null,
   };
   state.open = open;
@@ -247,10 +251,16 @@ async function openConversation(id) {
 
 async function loadOlder() {
   const open = state.open;
-  if (!open || open.nextBefore == null) return;
+  if (!open || open.nextBefore == null || open.loadingOlder) return;
+  open.loadingOlder = true;
   const scroller = $("message-scroll");
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-  const page = await api("/v1/conversations/" + open.id + "/messages?limit=50&before=" + open.nextBefore);
+  let page;
+  try {
+    page = await api("/v1/conversations/" + open.id + "/messages?limit=50&before=" + open.nextBefore);
+  } finally {
+    open.loadingOlder = false;
+  }
   if (state.open !== open) return;
   open.nextBefore = page.next_before;
   page.messages.forEach((message) => addMessage(message, false));
@@ -283,15 +293,58 @@ function addMessage(message, live) {
   } else {
     let before = null;
     for (const child of list.children) {
-      if (!child.dataset.messageId || Number(child.dataset.messageId) > message.id) { before = child; break; }
+      // Before any later message, or before the unsent ones at the end (separators are
+      // placed again afterwards).
+      const unsent = child.dataset.pendingRef !== undefined;
+      if (unsent || Number(child.dataset.messageId) > message.id) { before = child; break; }
     }
     list.insertBefore(node, before);
   }
   open.lastPosition = Math.max(open.lastPosition, message.id);
+  decorate();
   if (live) {
-    scrollToEnd();
-    if (message.sender_id !== state.me.user_id) { hideTyping(); markRead(); }
+    const mine = message.sender_id === state.me.user_id;
+    // Someone reading older messages is not pulled away from them.
+    if (mine || open.atEnd) scrollToEnd(); else $("new-messages").hidden = false;
+    if (!mine) { hideTyping(); markRead(); }
   }
+}
+
+// Day separators, the sender's name at the start of each run of their messages, and the
+// divider above the first message that was unread when the conversation was opened.
+function decorate() {
+  const open = state.open;
+  const list = $("messages");
+  for (const node of list.querySelectorAll(".day, .unread-divider")) node.remove();
+  let previous = null;
+  let divided = open.readAtOpen == null;
+  for (const node of [...list.querySelectorAll(".message[data-message-id]")]) {
+    const message = open.messages.get(Number(node.dataset.messageId));
+    if (!message) continue;
+    const day = new Date(message.sent_at).toDateString();
+    if (!previous || new Date(previous.sent_at).toDateString() !== day) {
+      const separator = el("li", "day", dayLabel(message.sent_at));
+      node.before(separator);
+    }
+    if (!divided && message.id > open.readAtOpen && message.sender_id !== state.me.user_id) {
+      node.before(el("li", "unread-divider", "New messages"));
+      divided = true;
+    }
+    const after = node.previousElementSibling;
+    const separated = after && (after.classList.contains("day") || after.classList.contains("unread-divider"));
+    const first = !previous || previous.sender_id !== message.sender_id || separated;
+    node.classList.toggle("first-of-run", first);
+    previous = message;
+  }
+}
+
+function dayLabel(stamp) {
+  const date = new Date(stamp);
+  const today = new Date();
+  const yesterday = new Date(today.getTime() - 86_400_000);
+  if (date.toDateString() === today.toDateString()) return "Today";
+  if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return date.toLocaleDateString([], { weekday: "long", month: "long", day: "numeric", year: "numeric" });
 }
 
 function messageNode(message) {
@@ -302,6 +355,7 @@ function messageNode(message) {
   li.dataset.sender = message.sender_id;
   const bubble = el("div", "bubble");
   bubble.title = message.sender_name;
+  if (kind === "theirs") bubble.append(el("div", "sender", message.sender_name));
   bubble.append(textWithLinks(message.text));
   if (message.attachment) {
     const node = attachmentNode(message.attachment);
@@ -496,6 +550,18 @@ function markRead() {
 function scrollToEnd() {
   const scroller = $("message-scroll");
   scroller.scrollTop = scroller.scrollHeight;
+  $("new-messages").hidden = true;
+  if (state.open) state.open.atEnd = true;
+}
+
+// Near the end counts as at the end; near the top loads older messages by itself.
+function onScroll() {
+  const open = state.open;
+  if (!open) return;
+  const scroller = $("message-scroll");
+  open.atEnd = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  if (open.atEnd) $("new-messages").hidden = true;
+  if (scroller.scrollTop < 120 && open.loaded) loadOlder().catch((error) => notice(error.message));
 }
 
 // ---------- sending ----------
@@ -862,6 +928,8 @@ window.addEventListener("online", () => { if (!state.ws && !state.holdReconnect)
 $("message-input").addEventListener("input", onInput);
 $("attach-button").addEventListener("click", () => $("file-input").click());
 $("back").addEventListener("click", showInbox);
+$("message-scroll").addEventListener("scroll", onScroll, { passive: true });
+$("new-messages").addEventListener("click", scrollToEnd);
 window.addEventListener("popstate", () => {
   const linked = /^#c(\d+)$/.exec(location.hash);
   if (!linked) { $("chat-view").dataset.pane = "inbox"; return; }
