@@ -391,7 +391,9 @@ async fn subscription_churn_is_refused_past_its_burst_and_the_connection_keeps_s
     let id = server.send("ben", conversation, "after the churn").await;
     let message = ana.frame_of("message").await;
     assert_eq!(message["message"]["id"], id);
-    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap();
+    // Counted where the socket is served (the fanout node, on the cluster).
+    let fanout = server.ws_url("/metrics").replacen("ws://", "http://", 1);
+    let metrics = server.http.get(fanout).send().await.unwrap();
     let text = metrics.text().await.unwrap();
     assert!(
         text.lines().any(|line| line
