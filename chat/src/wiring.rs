@@ -154,6 +154,7 @@ pub(crate) async fn start_fanout(
     let state = FanoutState::new(
         Arc::clone(&hub),
         Arc::clone(ingest),
+        Arc::clone(&backends.read_model),
         Arc::clone(&backends.signals),
         Arc::clone(verifier),
         shutdown.clone(),

@@ -36,6 +36,7 @@ use schemas::native::close;
 use schemas::{ConversationId, MessageId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use viewstore::ReadModel;
 
 pub use config::FanoutConfig;
 pub use hub::{ConnectionTicket, Hub};
@@ -62,12 +63,14 @@ impl FanoutState {
     pub fn new(
         hub: Arc<Hub>,
         ingest: Arc<Ingest>,
+        read_model: Arc<dyn ReadModel>,
         signals: Arc<dyn SignalBus>,
         verifier: Arc<Verifier>,
         shutdown: CancellationToken,
     ) -> Self {
         let connections = TaskTracker::new();
-        Self { services: Services { hub, ingest, signals, shutdown, connections }, verifier }
+        let services = Services { hub, ingest, read_model, signals, shutdown, connections };
+        Self { services, verifier }
     }
 
     /// Resolves once shutdown was requested and every connection has closed.

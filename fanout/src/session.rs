@@ -84,6 +84,7 @@ pub(crate) trait Protocol: Send {
 pub(crate) struct Session {
     pub hub: Arc<Hub>,
     pub ingest: Arc<Ingest>,
+    read_model: Arc<dyn ReadModel>,
     pub signals: Arc<dyn SignalBus>,
     pub caller: Caller,
     pub subscriber: Subscriber,
@@ -98,7 +99,7 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn read_model(&self) -> &Arc<dyn ReadModel> {
-        self.ingest.read_model()
+        &self.read_model
     }
 
     pub(crate) async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), Close> {
@@ -357,7 +358,10 @@ fn unavailable() -> Close {
 #[derive(Clone)]
 pub(crate) struct Services {
     pub hub: Arc<Hub>,
+    /// Sends, and authorization (which conversation has whom).
     pub ingest: Arc<Ingest>,
+    /// Resume from the store: history, receipts, watermarks.
+    pub read_model: Arc<dyn ReadModel>,
     pub signals: Arc<dyn SignalBus>,
     pub shutdown: CancellationToken,
     /// Counts live connections, so shutdown can wait for them to drain.
@@ -416,6 +420,7 @@ pub(crate) async fn run<P: Protocol>(
     let mut session = Session {
         hub: services.hub,
         ingest: services.ingest,
+        read_model: services.read_model,
         signals: services.signals,
         caller,
         subscriber,
