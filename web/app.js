@@ -13,7 +13,7 @@ const MAX_TEXT_BYTES = 4096; // the server's limit on a message's text, in UTF-8
 const heartbeat = { everyMs: 15000, stallMs: 8000 };
 
 const state = {
-  token: sessionStorage.getItem(TOKEN_KEY),
+  token: localStorage.getItem(TOKEN_KEY), // shared by the tabs of this browser
   me: null, // {user_id, name}
   inbox: new Map(), // conversation_id -> inbox item (highest version)
   ws: null,
@@ -94,7 +94,7 @@ async function signIn(sub, name) {
   $("login-error").textContent = "";
   try {
     state.token = await mintToken(sub, name, false);
-    sessionStorage.setItem(TOKEN_KEY, state.token);
+    localStorage.setItem(TOKEN_KEY, state.token);
     await start();
   } catch (error) {
     $("login-error").textContent = "Sign in failed: " + error.message;
@@ -102,7 +102,7 @@ async function signIn(sub, name) {
 }
 
 function signOut() {
-  sessionStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(TOKEN_KEY);
   location.href = location.pathname; // a full load, without the open conversation's hash
 }
 
@@ -117,7 +117,7 @@ async function start() {
   try {
     state.me = await api("/v1/me");
   } catch (error) {
-    if (error.status === 401) { sessionStorage.removeItem(TOKEN_KEY); showLogin(); return; }
+    if (error.status === 401) { localStorage.removeItem(TOKEN_KEY); showLogin(); return; }
     notice("Cannot reach the server: " + error.message);
     setTimeout(start, 2000);
     return;
@@ -928,6 +928,11 @@ window.addEventListener("online", () => { if (!state.ws && !state.holdReconnect)
 $("message-input").addEventListener("input", onInput);
 $("attach-button").addEventListener("click", () => $("file-input").click());
 $("back").addEventListener("click", showInbox);
+// One session per browser: signing in or out in another tab does the same here.
+window.addEventListener("storage", (event) => {
+  if (event.key !== TOKEN_KEY || event.newValue === state.token) return;
+  location.href = location.pathname;
+});
 $("message-scroll").addEventListener("scroll", onScroll, { passive: true });
 $("new-messages").addEventListener("click", scrollToEnd);
 window.addEventListener("popstate", () => {

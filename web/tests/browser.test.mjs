@@ -293,7 +293,7 @@ async function main() {
 
     step("an unread message elsewhere shows in bob's tab title");
     const other = await alice.evaluate(async (job) => {
-      const token = sessionStorage.getItem("chat.token");
+      const token = localStorage.getItem("chat.token");
       const page = await (await fetch("/v1/conversations?limit=200", { headers: { authorization: "Bearer " + token } })).json();
       return page.items.find((item) => item.job_id === job).conversation_id;
     }, job);
@@ -304,7 +304,7 @@ async function main() {
 
     step("a long conversation: an unread divider, older messages load on scrolling up, a new message does not pull a reader down");
     const backlog = await alice.evaluate(async ({ conversation, count }) => {
-      const headers = { authorization: "Bearer " + sessionStorage.getItem("chat.token"), "content-type": "application/json" };
+      const headers = { authorization: "Bearer " + localStorage.getItem("chat.token"), "content-type": "application/json" };
       for (let n = 1; n <= count; n++) {
         const body = JSON.stringify({ text: "Backlog " + n, idempotency_key: "backlog-" + n });
         for (;;) {
@@ -332,7 +332,7 @@ async function main() {
     await scroller.evaluate((node) => { node.scrollTop = 200; node.dispatchEvent(new Event("scroll")); });
     const reading = await scroller.evaluate((node) => node.scrollTop);
     await alice.evaluate(async (conversation) => {
-      const headers = { authorization: "Bearer " + sessionStorage.getItem("chat.token"), "content-type": "application/json" };
+      const headers = { authorization: "Bearer " + localStorage.getItem("chat.token"), "content-type": "application/json" };
       await fetch(`/v1/conversations/${conversation}/messages`, { method: "POST", headers, body: JSON.stringify({ text: "Are you reading?" }) });
     }, other);
     await message(bob, "Are you reading?").waitFor({ state: "attached", timeout: WAIT });
@@ -358,7 +358,7 @@ async function main() {
 
     step("an outsider asking for the image is refused; a file of a forbidden type is refused in the page");
     const outsider = await alice.evaluate(async (conversation) => {
-      const mine = { authorization: "Bearer " + sessionStorage.getItem("chat.token") };
+      const mine = { authorization: "Bearer " + localStorage.getItem("chat.token") };
       const page = await (await fetch(`/v1/conversations/${conversation}/messages`, { headers: mine })).json();
       const url = page.messages.find((m) => m.attachment && m.attachment.thumbnail_url).attachment.url;
       const minted = await fetch("/dev/token", { method: "POST", headers: { "content-type": "application/json" },
@@ -412,6 +412,16 @@ async function main() {
       await alice.screenshot({ path: process.env.CHAT_SCREENSHOT });
       step(`screenshot of alice's page saved to ${process.env.CHAT_SCREENSHOT}`);
     }
+
+    step("a second tab shares alice's session; signing out in one signs out both");
+    const tab = await alice.context().newPage();
+    await tab.goto(base + "/");
+    await tab.locator("#me-name", { hasText: "Alice" }).waitFor({ state: "attached", timeout: WAIT });
+    await tab.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
+    await tab.click("#sign-out");
+    await tab.locator("#login-user").waitFor({ timeout: WAIT });
+    await alice.locator("#login-user").waitFor({ timeout: WAIT });
+    if (errors.length) fail(`errors in the page: ${errors.join("; ")}`);
   } finally {
     await browser.close();
   }
