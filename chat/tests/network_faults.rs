@@ -36,12 +36,7 @@ struct Toxiproxy {
 
 impl Toxiproxy {
     fn start() -> Self {
-        let binary = std::env::var("CHAT_TOXIPROXY").unwrap_or_else(|_| {
-            let build = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/toxiproxy/build");
-            let built = Command::new(build).stderr(Stdio::inherit()).output().unwrap();
-            assert!(built.status.success(), "infra/toxiproxy/build failed");
-            String::from_utf8(built.stdout).unwrap().trim().to_owned()
-        });
+        let binary = support::tool("CHAT_TOXIPROXY", "toxiproxy/build");
         let port = free_port();
         let child = Command::new(binary)
             .args(["-host", "127.0.0.1", "-port", &port.to_string()])

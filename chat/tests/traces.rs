@@ -31,15 +31,7 @@ fn free_port() -> u16 {
 impl Collector {
     /// The collector `CHAT_OTELCOL` names (scripts/test builds it first), or one built now.
     fn start() -> Self {
-        let program = std::env::var("CHAT_OTELCOL").unwrap_or_else(|_| {
-            let built =
-                Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/otelcol/build"))
-                    .stderr(Stdio::inherit())
-                    .output()
-                    .unwrap();
-            assert!(built.status.success(), "infra/otelcol/build failed");
-            String::from_utf8(built.stdout).unwrap().trim().to_owned()
-        });
+        let program = support::tool("CHAT_OTELCOL", "otelcol/build");
         let dir = tempfile::tempdir().unwrap();
         let spans_file = dir.path().join("spans.jsonl");
         let (http, grpc) = (free_port(), free_port());

@@ -54,7 +54,7 @@ pub fn router(state: IngestState) -> Router {
         .with_state(state)
 }
 
-fn parse_conversation(text: &str) -> Result<ConversationId, IngestError> {
+pub(crate) fn parse_conversation(text: &str) -> Result<ConversationId, IngestError> {
     text.parse()
         .map_err(|error| IngestError::Invalid(Invalid::new("conversation_id", format!("{error}"))))
 }

@@ -241,10 +241,15 @@ impl Ingest {
             self.authorize(caller, conversation).await?
         };
         let attachment = match draft.attachment {
-            Some(attachment) => Some(self.resolve(record.conversation_id, attachment).await?),
-            None => None,
+            Some(attachment) if attachment.upload_id.is_some() => {
+                let stored = self.resolve(record.conversation_id, attachment).await?;
+                // The stored description replaced the one checked above: check it too
+                // (an IMAGE message must carry an image).
+                limits::message(draft.message_type, &draft.text, Some(&stored))?;
+                Some(stored)
+            }
+            other => other,
         };
-        limits::message(draft.message_type, &draft.text, attachment.as_ref())?;
         let sent_at = Timestamp::now();
         let event = ChatEvent::MessageSent(MessageSent {
             conversation_id: record.conversation_id,

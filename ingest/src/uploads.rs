@@ -12,13 +12,13 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use schemas::Attachment;
 use schemas::http::UploadQuery;
-use schemas::limits::{self, Invalid};
-use schemas::{Attachment, ConversationId};
+use schemas::limits;
 
 use crate::error::IngestError;
 use crate::extract::{Authenticated, QueryParams};
-use crate::routes::IngestState;
+use crate::routes::{IngestState, parse_conversation};
 
 /// Largest upload when the deployment does not say (`CHAT_MAX_ATTACHMENT_BYTES`).
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -31,7 +31,7 @@ pub(crate) async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngestError> {
-    let conversation = parse(&id)?;
+    let conversation = parse_conversation(&id)?;
     let name = file_name(query.name.as_deref())?;
     let limit = state.max_upload_bytes;
     let declared = headers
@@ -43,8 +43,9 @@ pub(crate) async fn upload(
     state.ingest.authorize(&caller, conversation).await?;
     let store = state.ingest.attachments()?;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
-        // The only failures here are the limit and a body that stopped arriving in time.
-        if format!("{error:?}").contains("LengthLimit") {
+        // The limit, or a body that stopped arriving in time.
+        let error = error.into_inner();
+        if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             too_large(limit)
         } else {
             IngestError::InvalidJson(format!("the upload did not arrive whole: {error}"))
@@ -82,7 +83,7 @@ async fn serve(
     upload_id: &str,
     rendition: Rendition,
 ) -> Result<Response, IngestError> {
-    let conversation = parse(id)?;
+    let conversation = parse_conversation(id)?;
     state.ingest.authorize(caller, conversation).await?;
     let found = state.ingest.attachments()?.read(conversation, upload_id, rendition).await;
     let Some(file) = found.map_err(|error| IngestError::Unavailable(error.to_string()))? else {
@@ -122,11 +123,6 @@ pub(crate) async fn close_if_refused(mut response: Response) -> Response {
     response
 }
 
-fn parse(id: &str) -> Result<ConversationId, IngestError> {
-    id.parse()
-        .map_err(|error| IngestError::Invalid(Invalid::new("conversation_id", format!("{error}"))))
-}
-
 fn too_large(limit: usize) -> IngestError {
     IngestError::TooLarge(format!("uploads are at most {limit} bytes"))
 }
@@ -162,6 +158,15 @@ fn value(text: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_told_apart_from_one_cut_short() {
+        // A body of unknown length (chunked), so the Content-Length check cannot catch it.
+        let chunks =
+            futures_util::stream::iter((0..2).map(|_| Ok::<_, std::io::Error>(vec![0_u8; 600])));
+        let error = axum::body::to_bytes(Body::from_stream(chunks), 1000).await.unwrap_err();
+        assert!(error.into_inner().downcast_ref::<http_body_util::LengthLimitError>().is_some());
+    }
 
     #[test]
     fn names_lose_their_path_and_headers_cannot_be_broken() {

@@ -213,12 +213,7 @@ impl Server {
     /// Starts s3s-fs on a free port over a directory of this test, with one bucket, and
     /// points every process at it (the standard `AWS_*` variables, as in production).
     fn start_s3(&mut self, prefix: &str) {
-        let binary = std::env::var("CHAT_S3S_FS").unwrap_or_else(|_| {
-            let build = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/s3/build");
-            let built = Command::new(build).stderr(Stdio::inherit()).output().unwrap();
-            assert!(built.status.success(), "infra/s3/build failed");
-            String::from_utf8(built.stdout).unwrap().trim().to_owned()
-        });
+        let binary = tool("CHAT_S3S_FS", "s3/build");
         let root = self.data_dir.path().join("s3");
         std::fs::create_dir_all(root.join("chat")).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -563,6 +558,17 @@ fn wait_until_free(address: &str) {
     while std::net::TcpListener::bind(address).is_err() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The path of a tool the tests run: from `variable` (set by scripts/test), or built (and
+/// cached) by `infra/<build>`, which prints it.
+pub fn tool(variable: &str, build: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        let script = format!("{}/../infra/{build}", env!("CARGO_MANIFEST_DIR"));
+        let built = Command::new(&script).stderr(Stdio::inherit()).output().unwrap();
+        assert!(built.status.success(), "{script} failed");
+        String::from_utf8(built.stdout).unwrap().trim().to_owned()
+    })
 }
 
 fn wait_until_open(address: &str) {
