@@ -20,10 +20,9 @@ use sha2::{Digest, Sha256};
 /// The static web app: compressed once at start-up, revalidated by ETag, and under a
 /// content security policy that lets the page run only its own script.
 pub(crate) fn router() -> Router {
-    Router::new()
-        .route("/", get(|headers: HeaderMap| async move { ASSETS.index.serve(&headers) }))
-        .route("/app.js", get(|headers: HeaderMap| async move { ASSETS.script.serve(&headers) }))
-        .route("/app.css", get(|headers: HeaderMap| async move { ASSETS.style.serve(&headers) }))
+    ASSETS.iter().fold(Router::new(), |router, (path, asset)| {
+        router.route(path, get(move |headers: HeaderMap| async move { asset.serve(&headers) }))
+    })
 }
 
 /// Only the page's own script, styles and connections; images also from the object URLs
@@ -32,16 +31,21 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
     img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
     frame-ancestors 'none'; form-action 'self'";
 
-struct Assets {
-    index: Asset,
-    script: Asset,
-    style: Asset,
-}
+const SCRIPT: &str = "text/javascript; charset=utf-8";
 
-static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
-    index: Asset::new("text/html; charset=utf-8", include_str!("../../web/index.html")),
-    script: Asset::new("text/javascript; charset=utf-8", include_str!("../../web/app.js")),
-    style: Asset::new("text/css; charset=utf-8", include_str!("../../web/app.css")),
+/// Each asset by its path. The scripts share one scope and load in the order index.html
+/// lists them.
+static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
+    vec![
+        ("/", Asset::new("text/html; charset=utf-8", include_str!("../../web/index.html"))),
+        ("/app.css", Asset::new("text/css; charset=utf-8", include_str!("../../web/app.css"))),
+        ("/app.js", Asset::new(SCRIPT, include_str!("../../web/app.js"))),
+        ("/conversation.js", Asset::new(SCRIPT, include_str!("../../web/conversation.js"))),
+        ("/attachments.js", Asset::new(SCRIPT, include_str!("../../web/attachments.js"))),
+        ("/outbox.js", Asset::new(SCRIPT, include_str!("../../web/outbox.js"))),
+        ("/socket.js", Asset::new(SCRIPT, include_str!("../../web/socket.js"))),
+        ("/main.js", Asset::new(SCRIPT, include_str!("../../web/main.js"))),
+    ]
 });
 
 struct Asset {

@@ -4,8 +4,8 @@
 //
 // Environment: CHROMIUM (default /usr/bin/chromium); CHAT_SCREENSHOT=path.png saves a
 // screenshot of bob's page at the end; CHAT_SCREENSHOT_DIR=dir keeps the phone's screens
-// (phone-conversation.png, phone-inbox.png); CHAT_WEB_DIR=dir serves index.html, app.js and
-// app.css from that directory instead of the server (to iterate without rebuilding).
+// (phone-conversation.png, phone-inbox.png); CHAT_WEB_DIR=dir serves index.html and the
+// scripts and stylesheet from that directory instead of the server (to iterate without rebuilding).
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -117,11 +117,11 @@ async function newPage(browser, errors, who, viewport = { width: 1180, height: 7
   });
   const webDir = process.env.CHAT_WEB_DIR;
   if (webDir) {
-    const types = { "/": "text/html", "/app.js": "text/javascript", "/app.css": "text/css" };
-    await page.route((url) => url.pathname in types, (route) => {
+    const type = (path) => (path === "/" ? "text/html" : path.endsWith(".css") ? "text/css" : "text/javascript");
+    await page.route((url) => url.pathname === "/" || /^\/\w+\.(js|css)$/.test(url.pathname), (route) => {
       const path = new URL(route.request().url()).pathname;
       const file = path === "/" ? "index.html" : path.slice(1);
-      route.fulfill({ contentType: types[path], body: readFileSync(join(webDir, file)) });
+      route.fulfill({ contentType: type(path), body: readFileSync(join(webDir, file)) });
     });
   }
   return page;

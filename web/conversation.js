@@ -1,0 +1,252 @@
+// The open conversation: its messages in order, read receipts, scrolling, and the
+// typing and presence of the other side. Part of the web app (see app.js).
+"use strict";
+
+// ---------- the open conversation ----------
+
+async function openConversation(id) {
+  if (state.open && state.open.id === id) return;
+  if (state.open && state.open.subscribed) wsSend({ type: "unsubscribe", conversation_id: state.open.id });
+  const item = state.inbox.get(id);
+  const open = {
+    id, item, loaded: false, subscribed: false,
+    messages: new Map(), // id -> message
+    lastPosition: 0, readSent: 0, otherRead: 0, nextBefore: null, atEnd: true,
+    loadingOlder: false,
+    // What was read when the conversation was opened: the divider goes above the first
+    // message after it (null when nothing was unread).
+    readAtOpen: item && item.unread_count > 0 ? item.last_read_id : null,
+    typingSentAt: 0, typingIdle: null, typingHide: null,
+  };
+  state.open = open;
+  // From the inbox, a new history entry, so that a phone's back button returns to it.
+  if (/^#c\d+$/.test(location.hash)) history.replaceState({ conversation: id }, "", "#c" + id);
+  else history.pushState({ conversation: id, fromInbox: true }, "", "#c" + id);
+  $("chat-view").dataset.pane = "conversation";
+  $("no-conversation").hidden = true;
+  $("conversation").hidden = false;
+  $("messages").replaceChildren();
+  $("typing").hidden = true;
+  setPresence("offline");
+  const other = item ? otherOf(item) : { name: "Conversation " + id };
+  $("conversation-title").textContent = other.name;
+  $("conversation-job").textContent = item ? "job " + item.job_id : "";
+  renderInbox();
+  try {
+    const page = await api("/v1/conversations/" + id + "/messages?limit=50");
+    if (state.open !== open) return;
+    open.nextBefore = page.next_before;
+    page.messages.forEach((message) => addMessage(message, false));
+  } catch (error) {
+    notice("Could not load messages: " + error.message);
+  }
+  if (state.open !== open) return;
+  open.loaded = true;
+  for (const entry of state.outbox.values()) {
+    entry.node = null;
+    showPending(entry);
+  }
+  $("load-older").hidden = open.nextBefore == null;
+  scrollToEnd();
+  subscribeOpen();
+  markRead();
+  $("message-input").focus();
+}
+
+async function loadOlder() {
+  const open = state.open;
+  if (!open || open.nextBefore == null || open.loadingOlder) return;
+  open.loadingOlder = true;
+  const scroller = $("message-scroll");
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  let page;
+  try {
+    page = await api("/v1/conversations/" + open.id + "/messages?limit=50&before=" + open.nextBefore);
+  } finally {
+    open.loadingOlder = false;
+  }
+  if (state.open !== open) return;
+  open.nextBefore = page.next_before;
+  page.messages.forEach((message) => addMessage(message, false));
+  $("load-older").hidden = open.nextBefore == null;
+  scroller.scrollTop = scroller.scrollHeight - fromBottom;
+}
+
+function subscribeOpen() {
+  const open = state.open;
+  if (!open || !open.loaded || !state.wsReady) return;
+  const frame = { type: "subscribe", conversation_id: open.id };
+  if (open.lastPosition > 0) frame.since = open.lastPosition;
+  wsSend(frame);
+}
+
+// Adds (or updates) a confirmed message, keeping the list ordered by id with no duplicates.
+function addMessage(message, live) {
+  const open = state.open;
+  if (!open || message.conversation_id !== open.id) return;
+  for (const entry of [...state.outbox.values()]) {
+    if (message.idempotency_key && entry.key === message.idempotency_key) settle(entry.ref);
+  }
+  const known = open.messages.get(message.id);
+  open.messages.set(message.id, Object.assign({}, known, message));
+  const node = messageNode(open.messages.get(message.id));
+  const list = $("messages");
+  const existing = list.querySelector('.message[data-message-id="' + message.id + '"]');
+  if (existing) {
+    existing.replaceWith(node);
+  } else {
+    let before = null;
+    for (const child of list.children) {
+      // Before any later message, or before the unsent ones at the end (separators are
+      // placed again afterwards).
+      const unsent = child.dataset.pendingRef !== undefined;
+      if (unsent || Number(child.dataset.messageId) > message.id) { before = child; break; }
+    }
+    list.insertBefore(node, before);
+  }
+  open.lastPosition = Math.max(open.lastPosition, message.id);
+  decorate();
+  if (live) {
+    const mine = message.sender_id === state.me.user_id;
+    // Someone reading older messages is not pulled away from them.
+    if (mine || open.atEnd) scrollToEnd(); else $("new-messages").hidden = false;
+    if (!mine) { hideTyping(); markRead(); }
+  }
+}
+
+// Day separators, the sender's name at the start of each run of their messages, and the
+// divider above the first message that was unread when the conversation was opened.
+function decorate() {
+  const open = state.open;
+  const list = $("messages");
+  for (const node of list.querySelectorAll(".day, .unread-divider")) node.remove();
+  let previous = null;
+  let divided = open.readAtOpen == null;
+  for (const node of [...list.querySelectorAll(".message[data-message-id]")]) {
+    const message = open.messages.get(Number(node.dataset.messageId));
+    if (!message) continue;
+    const day = new Date(message.sent_at).toDateString();
+    if (!previous || new Date(previous.sent_at).toDateString() !== day) {
+      const separator = el("li", "day", dayLabel(message.sent_at));
+      node.before(separator);
+    }
+    if (!divided && message.id > open.readAtOpen && message.sender_id !== state.me.user_id) {
+      node.before(el("li", "unread-divider", "New messages"));
+      divided = true;
+    }
+    const after = node.previousElementSibling;
+    const separated = after && (after.classList.contains("day") || after.classList.contains("unread-divider"));
+    const first = !previous || previous.sender_id !== message.sender_id || separated;
+    node.classList.toggle("first-of-run", first);
+    previous = message;
+  }
+}
+
+function dayLabel(stamp) {
+  const date = new Date(stamp);
+  const today = new Date();
+  const yesterday = new Date(today.getTime() - 86_400_000);
+  if (date.toDateString() === today.toDateString()) return "Today";
+  if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return date.toLocaleDateString([], { weekday: "long", month: "long", day: "numeric", year: "numeric" });
+}
+
+function messageNode(message) {
+  const mine = message.sender_id === state.me.user_id;
+  const kind = message.message_type === "SYSTEM" ? "system" : mine ? "mine" : "theirs";
+  const li = el("li", "message " + kind);
+  li.dataset.messageId = String(message.id);
+  li.dataset.sender = message.sender_id;
+  const bubble = el("div", "bubble");
+  bubble.title = message.sender_name;
+  if (kind === "theirs") bubble.append(el("div", "sender", message.sender_name));
+  bubble.append(textWithLinks(message.text));
+  if (message.attachment) {
+    const node = attachmentNode(message.attachment);
+    if (node) bubble.append(node);
+  }
+  const meta = el("div", "meta", timeOf(message.sent_at));
+  if (mine) {
+    const seen = message.is_read || message.id <= (state.open ? state.open.otherRead : 0);
+    meta.append(el("span", "status" + (seen ? " seen" : ""), seen ? "Seen" : "Sent"));
+  }
+  bubble.append(meta);
+  li.append(bubble);
+  return li;
+}
+
+// Text as text nodes, with http(s) links made clickable (never markup from the text).
+function textWithLinks(text) {
+  const node = el("div", "message-text");
+  node.dir = "auto";
+  const pattern = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/gi;
+  let last = 0;
+  for (const match of text.matchAll(pattern)) {
+    node.append(document.createTextNode(text.slice(last, match.index)));
+    const a = el("a", null, match[0]);
+    a.href = match[0];
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    node.append(a);
+    last = match.index + match[0].length;
+  }
+  node.append(document.createTextNode(text.slice(last)));
+  return node;
+}
+
+// ---------- typing and presence ----------
+
+// The counter appears near the limit; over it, sending is refused here as the server would.
+function updateByteCount() {
+  const input = $("message-input");
+  const bytes = new TextEncoder().encode(input.value).length;
+  const counter = $("byte-count");
+  counter.hidden = bytes < MAX_TEXT_BYTES - 500;
+  counter.textContent = bytes + " / " + MAX_TEXT_BYTES;
+  counter.classList.toggle("over", bytes > MAX_TEXT_BYTES);
+  $("send-button").disabled = bytes > MAX_TEXT_BYTES;
+  input.style.height = "auto";
+  input.style.height = Math.min(input.scrollHeight + 2, 160) + "px";
+}
+
+function onInput() {
+  updateByteCount();
+  const open = state.open;
+  if (!open || !open.subscribed) return;
+  const now = Date.now();
+  if (now - open.typingSentAt > TYPING_REPEAT_MS) {
+    open.typingSentAt = now;
+    wsSend({ type: "typing", conversation_id: open.id, is_typing: true });
+  }
+  clearTimeout(open.typingIdle);
+  open.typingIdle = setTimeout(stopTyping, TYPING_IDLE_MS);
+}
+
+function stopTyping() {
+  const open = state.open;
+  if (!open || !open.typingSentAt) return;
+  clearTimeout(open.typingIdle);
+  open.typingSentAt = 0;
+  wsSend({ type: "typing", conversation_id: open.id, is_typing: false });
+}
+
+function onTyping(frame) {
+  const open = state.open;
+  if (!frame.is_typing) { hideTyping(); return; }
+  const item = state.inbox.get(open.id);
+  const who = item ? [item.client, item.worker].find((p) => p.id === frame.user_id) : null;
+  $("typing").textContent = (who ? who.name : frame.user_id) + " is typing…";
+  $("typing").hidden = false;
+  clearTimeout(open.typingHide);
+  open.typingHide = setTimeout(hideTyping, TYPING_SHOW_MS);
+}
+
+function hideTyping() {
+  $("typing").hidden = true;
+  if (state.open) clearTimeout(state.open.typingHide);
+}
+
+function setPresence(status) {
+  $("presence").dataset.status = status;
+  $("presence").textContent = status;
+}
