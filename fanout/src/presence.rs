@@ -207,38 +207,12 @@ mod tests {
     fn a_user_stays_online_while_any_node_holds_them() {
         let mut book = PresenceBook::new(Duration::from_secs(30));
         let now = Instant::now();
-        let at = Timestamp::from_millis(1);
-        let online = book
-            .observe(
-                pair("wei"),
-                Announcement { node: "a", seq: 0, status: PresenceStatus::Online, at },
-                now,
-            )
-            .unwrap();
+        let online = book.observe(pair("wei"), said("a", 0, PresenceStatus::Online), now).unwrap();
         assert_eq!(online.status, PresenceStatus::Online);
-        assert_eq!(
-            book.observe(
-                pair("wei"),
-                Announcement { node: "b", seq: 0, status: PresenceStatus::Online, at },
-                now
-            ),
-            None
-        );
-        assert_eq!(
-            book.observe(
-                pair("wei"),
-                Announcement { node: "a", seq: 0, status: PresenceStatus::Offline, at },
-                now
-            ),
-            None
-        );
-        let offline = book
-            .observe(
-                pair("wei"),
-                Announcement { node: "b", seq: 0, status: PresenceStatus::Offline, at },
-                now,
-            )
-            .unwrap();
+        assert_eq!(book.observe(pair("wei"), said("b", 0, PresenceStatus::Online), now), None);
+        assert_eq!(book.observe(pair("wei"), said("a", 0, PresenceStatus::Offline), now), None);
+        let offline =
+            book.observe(pair("wei"), said("b", 0, PresenceStatus::Offline), now).unwrap();
         assert_eq!(offline.status, PresenceStatus::Offline);
         assert_eq!(book.snapshot(&pair("wei")).map(|(s, _)| s), Some(PresenceStatus::Offline));
     }
