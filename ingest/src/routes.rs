@@ -40,10 +40,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/v1/conversations/{id}", get(conversation))
         .route("/v1/conversations/{id}/messages", post(send_message).get(history))
         .route("/v1/conversations/{id}/read", post(mark_read))
-        .route(
-            "/v1/conversations/{id}/attachments",
-            post(uploads::upload).layer(axum::middleware::map_response(uploads::close_if_refused)),
-        )
+        .route("/v1/conversations/{id}/attachments", post(uploads::upload))
         .route("/v1/conversations/{id}/attachments/{upload_id}", get(uploads::download))
         .route("/v1/conversations/{id}/attachments/{upload_id}/thumbnail", get(uploads::thumbnail))
         .route("/v1/me", get(me))

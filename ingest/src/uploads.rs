@@ -114,15 +114,6 @@ async fn serve(
     Ok((headers, file.bytes).into_response())
 }
 
-/// A refused upload is answered before its body is read; `Connection: close` tells the
-/// client not to send its next request down a connection still full of this body.
-pub(crate) async fn close_if_refused(mut response: Response) -> Response {
-    if !response.status().is_success() {
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
 fn too_large(limit: usize) -> IngestError {
     IngestError::TooLarge(format!("uploads are at most {limit} bytes"))
 }

@@ -9,6 +9,8 @@
 //! request for long (a 10 MiB upload gets at most the read timeout plus 640 s).
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,11 +28,20 @@ pub(crate) const MIN_BODY_RATE: u64 = 16 * 1024;
 pub(crate) struct DeadlineBody {
     inner: Incoming,
     deadline: Pin<Box<Sleep>>,
+    /// Set once the body has been read to its end.
+    read_whole: Arc<AtomicBool>,
 }
 
 impl DeadlineBody {
-    pub(crate) fn new(inner: Incoming, within: Duration) -> Self {
-        Self { inner, deadline: Box::pin(tokio::time::sleep(within)) }
+    /// The body, and a flag that says afterwards whether the handler read all of it.
+    pub(crate) fn new(inner: Incoming, within: Duration) -> (Self, Arc<AtomicBool>) {
+        let read_whole = Arc::new(AtomicBool::new(false));
+        let body = Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(within)),
+            read_whole: Arc::clone(&read_whole),
+        };
+        (body, read_whole)
     }
 }
 
@@ -51,6 +62,9 @@ impl Body for DeadlineBody {
                 let earned = Duration::from_secs_f64(data.len() as f64 / MIN_BODY_RATE as f64);
                 let later = this.deadline.deadline() + earned;
                 this.deadline.as_mut().reset(later);
+            }
+            if frame.is_none() {
+                this.read_whole.store(true, Ordering::Relaxed);
             }
             return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
         }

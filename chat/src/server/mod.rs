@@ -6,11 +6,14 @@ mod unfinished;
 
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
+use axum::http::HeaderValue;
+use axum::http::header::CONNECTION;
 use axum::serve::{Listener, ListenerExt, TapIo};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -127,12 +130,24 @@ pub(crate) async fn serve(
         let read_timeout = limits.read_timeout;
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             finisher.finish();
-            let request = if request.body().is_end_stream() {
-                request.map(Body::new)
+            let (request, read_whole) = if request.body().is_end_stream() {
+                (request.map(Body::new), None)
             } else {
-                request.map(|body| Body::new(DeadlineBody::new(body, read_timeout)))
+                let (parts, body) = request.into_parts();
+                let (body, read_whole) = DeadlineBody::new(body, read_timeout);
+                (hyper::Request::from_parts(parts, Body::new(body)), Some(read_whole))
             };
-            router.clone().oneshot(request)
+            let answered = router.clone().oneshot(request);
+            async move {
+                let mut response = answered.await?;
+                // Answered before its body was read (a refusal by length, type or caller):
+                // what is left of the body is still on the way, so the client must not send
+                // its next request down this connection.
+                if read_whole.is_some_and(|read| !read.load(Ordering::Relaxed)) {
+                    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let connection = http.serve_connection(TokioIo::new(socket), service).with_upgrades();
         let closing = shutdown.clone();

@@ -195,6 +195,30 @@ async fn a_large_body_that_keeps_arriving_gets_the_time_it_needs() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn a_request_answered_before_its_body_was_read_closes_its_connection() -> anyhow::Result<()> {
+    let served = serve_test_app(limits()).await?;
+    let answer = |path: &str| {
+        let request = format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello");
+        async move {
+            let mut socket = TcpStream::connect(served.address).await?;
+            socket.write_all(request.as_bytes()).await?;
+            let mut head = vec![0; 512];
+            let read =
+                tokio::time::timeout(Duration::from_secs(3), socket.read(&mut head)).await??;
+            anyhow::Ok(String::from_utf8_lossy(&head[..read]).to_lowercase())
+        }
+    };
+    // The router refuses a POST to /ok (GET only) without reading it; /echo reads it.
+    let refused = answer("/ok").await?;
+    assert!(refused.contains("connection: close"), "{refused}");
+    let read = answer("/echo").await?;
+    assert!(read.starts_with("http/1.1 200") && !read.contains("connection: close"), "{read}");
+    served.shutdown.cancel();
+    served.task.await??;
+    Ok(())
+}
+
+#[tokio::test]
 async fn shutdown_lets_the_request_in_progress_finish() -> anyhow::Result<()> {
     let served = serve_test_app(limits()).await?;
     let mut socket = TcpStream::connect(served.address).await?;
