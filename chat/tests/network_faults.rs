@@ -186,7 +186,8 @@ async fn latency_resets_and_partitions_to_kafka_and_cassandra_lose_and_double_no
     for (n, broker) in brokers.iter().enumerate() {
         let port: u16 = broker.rsplit(':').next().unwrap().parse().unwrap();
         let name = format!("kafka-{n}");
-        let listen = format!("127.0.0.1:{}", port + 30_000);
+        // The port each broker's fault listener advertises (infra/local/lib.sh).
+        let listen = format!("127.0.0.1:{}", port + 21_000);
         proxy.proxy(&name, &listen, &format!("127.0.0.1:{}", port + 20_000)).await;
         through_proxy.push(listen);
         broker_proxies.push(name);

@@ -11,7 +11,7 @@
 #   Kafka, 1 broker:   client 9092, controller 9093
 #   Kafka, N brokers:  client 9092..9092+N-1, controller 19092..19092+N-1
 #   Kafka, faults:     each broker also listens on its client port + 20000 and advertises
-#                      client port + 30000 there, where a fault-injection proxy (Toxiproxy,
+#                      client port + 21000 there, where a fault-injection proxy (Toxiproxy,
 #                      started by the network-fault tests) forwards to it; a client that
 #                      bootstraps through the proxy stays behind it. Unused otherwise.
 #   Cassandra:         CQL 9042, storage 7000, JMX 7199 (local only)
@@ -152,7 +152,9 @@ take_lock() {
 kafka_client_port() { if (( $2 == 1 )); then echo 9092; else echo $((9092 + $1 - 1)); fi; }
 kafka_ctrl_port()   { if (( $2 == 1 )); then echo 9093; else echo $((19092 + $1 - 1)); fi; }
 kafka_faults_port() { echo $(( $(kafka_client_port "$1" "$2") + 20000 )); }
-kafka_proxied_port() { echo $(( $(kafka_client_port "$1" "$2") + 30000 )); }
+# Both below Linux's ephemeral range (32768-60999), where a client's own connection could
+# already hold the port.
+kafka_proxied_port() { echo $(( $(kafka_client_port "$1" "$2") + 21000 )); }
 kafka_node_dir()    { echo "$STATE/kafka/n$1"; }
 kafka_marker()      { echo "$(kafka_node_dir "$1")/server.properties"; }
 kafka_pid()         { live_pid "$(kafka_node_dir "$1")/pid" "$(kafka_marker "$1")"; }
