@@ -75,8 +75,13 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         views.len(),
         different.len()
     )?;
-    for id in different.iter().take(20) {
+    for (n, id) in different.iter().take(20).enumerate() {
         writeln!(out, "  different: conversation {id}")?;
+        // The first few in full, so that the report says how they differ, not only which.
+        if n < 3 {
+            writeln!(out, "    live:   {:?}", live_views.get(id))?;
+            writeln!(out, "    replay: {:?}", views.get(id))?;
+        }
     }
     out.flush()?;
     if !different.is_empty() {
