@@ -5,10 +5,12 @@
 //! commit-log mode loses its last few milliseconds of acknowledged writes when it crashes
 //! (measured: 18 of 4,342 in a `kill -9`), and no redelivery would bring them back, because
 //! their offsets are committed. The watermarks tell: they are written after the rest of each
-//! batch, so a loss takes them back too. After every store failure, before the next write,
-//! a partition whose watermark is below what this projector committed is read again from
-//! the log from its watermark on and folded again, in order; the fold is idempotent, so
-//! what was not lost changes nothing.
+//! batch, so a loss takes them back too. Before each batch is written (and now and then while
+//! idle), a partition whose watermark is below what the store must hold (see the runner's
+//! `must_hold`) is read again from the log from its watermark on and folded again, in order;
+//! the fold is idempotent, so what was not lost changes nothing. The check does not wait for
+//! a failure this projector saw: the store may have crashed while it was idle, or before it
+//! started.
 
 use std::collections::BTreeMap;
 

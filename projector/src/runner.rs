@@ -5,7 +5,7 @@
 //! is delivered again, the fold skips what the views already reflect, and the writes are
 //! idempotent. On shutdown the loop finishes the batch it holds, commits, and returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -53,6 +53,10 @@ pub enum ProjectorError {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often an idle projector checks that the store still holds what it committed: a
+/// store that lost its last writes while no batch came would otherwise stay wrong until the
+/// partition's next event.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 /// Runs until `shutdown` is cancelled. Store and log hiccups are retried with backoff;
 /// only a subscription that cannot be had at all ends the loop with an error.
@@ -67,6 +71,7 @@ pub async fn run(
     config.joined.store(true, Ordering::Release);
     // The last offset this projector committed per partition: what the store must hold.
     let mut committed: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut last_check = std::time::Instant::now();
     tracing::info!(group = config.group, "projector started");
     while !shutdown.is_cancelled() {
         let records = tokio::select! {
@@ -93,8 +98,13 @@ pub async fn run(
             }
         };
         if records.is_empty() {
+            if last_check.elapsed() >= IDLE_CHECK {
+                last_check = std::time::Instant::now();
+                check_while_idle(log.as_ref(), store.as_ref(), &committed).await;
+            }
             continue;
         }
+        last_check = std::time::Instant::now();
         let started = std::time::Instant::now();
         let spans = BatchSpans::start(&records, log.destination());
         let writing = Writing { log: log.as_ref(), store: store.as_ref(), committed: &committed };
@@ -169,17 +179,16 @@ async fn apply_with_retry(
     shutdown: &CancellationToken,
 ) -> Option<AppliedBatch> {
     let store = writing.store;
+    let must_hold = must_hold(writing.committed, records);
     let mut backoff = Duration::from_millis(100);
-    let mut failed = false;
     loop {
         let attempt: Result<AppliedBatch, StoreError> = async {
-            // After a failure the store may have lost what it acknowledged last; that goes
-            // back first, so the fold meets every event in log order.
-            if failed {
-                let restored = restore_lost_writes(writing.log, store, writing.committed).await?;
-                if restored > 0 {
-                    tracing::warn!(restored, "re-applied records the store had lost");
-                }
+            // The store may have lost what it acknowledged last (a crash this projector need
+            // not have seen, or one before it started); that goes back first, so the fold
+            // meets every event in log order.
+            let restored = restore_lost_writes(writing.log, store, &must_hold).await?;
+            if restored > 0 {
+                tracing::warn!(restored, "re-applied records the store had lost");
             }
             let applied = apply_records(store, records).await?;
             let writes = spans.writing(records.len());
@@ -198,7 +207,6 @@ async fn apply_with_retry(
                 return Some(applied);
             }
             Err(error) => {
-                failed = true;
                 tracing::warn!(%error, "failed to apply a batch; retrying");
                 // Keep retrying through a shutdown request too: abandoning here is safe
                 // (nothing was committed), but only after a last attempt has failed.
@@ -209,6 +217,41 @@ async fn apply_with_retry(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// What the store must hold before `records` are applied, per partition: what this
+/// projector committed, and everything before the batch's first record of the partition.
+/// The group delivers from its last commit, and a commit follows the store's
+/// acknowledgement, whichever projector made it, so this holds across restarts too.
+fn must_hold(committed: &BTreeMap<u32, u64>, records: &[eventlog::Record]) -> BTreeMap<u32, u64> {
+    let mut through = committed.clone();
+    let mut seen = BTreeSet::new();
+    for record in records {
+        let partition = record.position.partition;
+        // A partition's records arrive in order: its first one tells what came before.
+        if !seen.insert(partition) {
+            continue;
+        }
+        if let Some(before) = record.position.offset.checked_sub(1) {
+            let slot = through.entry(partition).or_insert(before);
+            *slot = (*slot).max(before);
+        }
+    }
+    through
+}
+
+/// Re-applies what the store lost of this projector's commits while no batch came; a
+/// store that cannot be asked now is asked again at the next batch.
+async fn check_while_idle(
+    log: &dyn EventLog,
+    store: &dyn ProjectionStore,
+    committed: &BTreeMap<u32, u64>,
+) {
+    match restore_lost_writes(log, store, committed).await {
+        Ok(0) => {}
+        Ok(restored) => tracing::warn!(restored, "re-applied records the store had lost"),
+        Err(error) => tracing::debug!(%error, "cannot check the store's watermarks while idle"),
     }
 }
 
