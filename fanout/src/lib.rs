@@ -9,17 +9,23 @@
 //! Two protocols share the machinery: the seed's (`/ws/chat/{id}/`) and the native one
 //! (`/v1/ws`). Nothing here writes to the store.
 
+mod catch_up;
 mod config;
+mod connection;
 mod delivery;
 mod hub;
+mod local_presence;
 mod loops;
 pub mod metrics;
 mod native;
 mod presence;
 mod receipts;
+mod resume;
 mod seed;
 mod send_task;
 mod session;
+mod subscribers;
+mod typing;
 
 use std::sync::Arc;
 
@@ -39,7 +45,8 @@ use tokio_util::task::TaskTracker;
 use viewstore::ReadModel;
 
 pub use config::FanoutConfig;
-pub use hub::{ConnectionTicket, Hub};
+pub use hub::Hub;
+pub use subscribers::ConnectionTicket;
 
 use crate::native::NativeProtocol;
 use crate::seed::SeedProtocol;

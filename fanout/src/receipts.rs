@@ -9,7 +9,7 @@ use schemas::native::ServerFrame;
 use viewstore::{ConversationView, Role};
 
 use crate::delivery::render;
-use crate::hub::StoreRange;
+use crate::resume::StoreRange;
 
 /// What a catch-up wrote, and the receipts it found for protocols that carry them.
 #[derive(Debug)]

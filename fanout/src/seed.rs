@@ -9,7 +9,7 @@ use schemas::seed::{SeedErrorFrame, SeedInbound};
 use schemas::{Attachment, ConversationId, MessageId, MessageType};
 
 use crate::delivery::{Outbound, render};
-use crate::hub::ResumePlan;
+use crate::resume::ResumePlan;
 use crate::send_task::{Submission, Submitted};
 use crate::session::{Close, Protocol, Session};
 

@@ -1,66 +1,31 @@
-//! One WebSocket connection: the loop both protocols share.
-//!
-//! The loop owns the socket. It reads client frames (handing them to the protocol), drains
-//! the connection's bounded queue (filled by the hub), writes the answers of the send task,
-//! pings, and closes with a documented code when the client is too slow, idle, or the
-//! server is draining. Sends and reads are appended by the connection's send task
-//! (`send_task.rs`).
+//! One WebSocket connection's services: what a protocol may do while handling a frame
+//! (write, subscribe and resume, send, typing, presence), and the run of a connection from
+//! its admission to its cleanup. The loop itself is `connection.rs`; catching up a
+//! subscription is `catch_up.rs`; sends and reads go through the send task (`send_task.rs`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use auth::Caller;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Utf8Bytes, WebSocket};
 use eventlog::SignalBus;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use ingest::Ingest;
 use schemas::native::{PresenceStatus, close};
 use schemas::signals::Signal;
-use schemas::{ConversationId, MessageId, Timestamp, UserId};
+use schemas::{ConversationId, Timestamp, UserId};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use viewstore::ReadModel;
 
-use crate::delivery::{MessageDelivery, Outbound};
-use crate::hub::{ConnectionTicket, Hub, ResumePlan, Subscriber};
+pub(crate) use crate::connection::Close;
+use crate::connection::{self, Ending, FrameStream, Handler, Timers, Writer};
+use crate::delivery::Outbound;
+use crate::hub::Hub;
 use crate::metrics::{self, ClosedBy};
-use crate::receipts::{CaughtUp, stored_receipts};
 use crate::send_task::{SendTask, Submission, Submitted};
-
-/// Why and how a connection ends.
-#[derive(Debug, Clone)]
-pub(crate) struct Close {
-    pub code: u16,
-    /// At most [`close::MAX_REASON_BYTES`]: a longer close frame is a protocol error that
-    /// browsers report as 1006, losing the code.
-    pub reason: String,
-}
-
-impl Close {
-    pub(crate) fn new(code: u16, reason: impl Into<String>) -> Self {
-        let mut reason = reason.into();
-        let fitted = close::fit_reason(&reason).len();
-        if fitted < reason.len() {
-            tracing::debug!(code, reason, "close reason cut to fit the close frame");
-            reason.truncate(fitted);
-        }
-        Self { code, reason }
-    }
-}
-
-/// How a connection's loop ended.
-enum Ending {
-    /// The server closes it, with this frame.
-    Close(Close),
-    /// The client sent a close frame with this code.
-    ByClient(u16),
-    /// The connection broke, or the client left without a close frame.
-    Broken,
-}
+use crate::subscribers::{ConnectionTicket, Subscriber};
 
 /// What a protocol does with the connection's events.
 pub(crate) trait Protocol: Send {
@@ -84,11 +49,11 @@ pub(crate) trait Protocol: Send {
 pub(crate) struct Session {
     pub hub: Arc<Hub>,
     pub ingest: Arc<Ingest>,
-    read_model: Arc<dyn ReadModel>,
+    pub(crate) read_model: Arc<dyn ReadModel>,
     pub signals: Arc<dyn SignalBus>,
     pub caller: Caller,
     pub subscriber: Subscriber,
-    sink: SplitSink<WebSocket, Message>,
+    writer: Writer,
     /// The send task, started with the first send (most connections never send).
     send_task: Option<SendTask>,
     max_pending_sends: usize,
@@ -98,52 +63,8 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn read_model(&self) -> &Arc<dyn ReadModel> {
-        &self.read_model
-    }
-
     pub(crate) async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), Close> {
-        self.write(Message::Text(text)).await
-    }
-
-    /// Writes frames with a single flush, under the same deadline as [`Session::write`].
-    async fn write_all(&mut self, frames: Vec<Utf8Bytes>) -> Result<(), Close> {
-        if frames.is_empty() {
-            return Ok(());
-        }
-        let deadline = self.hub.config().write_timeout;
-        let too_slow = self.subscriber.too_slow.clone();
-        let sink = &mut self.sink;
-        let written = async move {
-            for frame in frames {
-                sink.feed(Message::Text(frame)).await?;
-            }
-            sink.flush().await
-        };
-        tokio::select! {
-            written = tokio::time::timeout(deadline, written) => match written {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Close::new(close::INTERNAL, "write failed")),
-                Err(_) => Err(slow_consumer()),
-            },
-            () = too_slow.cancelled() => Err(slow_consumer()),
-        }
-    }
-
-    /// Writes a frame, giving up when the client does not take it within the write
-    /// timeout or when the hub has found the client too slow: a peer that stopped reading
-    /// must not hold the connection (and its buffers) forever.
-    async fn write(&mut self, message: Message) -> Result<(), Close> {
-        let deadline = self.hub.config().write_timeout;
-        let too_slow = self.subscriber.too_slow.clone();
-        tokio::select! {
-            written = tokio::time::timeout(deadline, self.sink.send(message)) => match written {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Close::new(close::INTERNAL, "write failed")),
-                Err(_) => Err(slow_consumer()),
-            },
-            () = too_slow.cancelled() => Err(slow_consumer()),
-        }
+        self.writer.text(text).await
     }
 
     /// Queues a send or read for the send task; false when too many are waiting.
@@ -163,107 +84,6 @@ impl Session {
         }
     }
 
-    /// Registers the subscription and writes every message after `since` that the client
-    /// missed, in order: first what only the store has, then what the hub remembers.
-    pub(crate) async fn subscribe(
-        &mut self,
-        conversation: ConversationId,
-        since: Option<MessageId>,
-        render: impl Fn(&MessageDelivery) -> Utf8Bytes,
-    ) -> Result<CaughtUp, Close> {
-        let plan = self.hub.subscribe(conversation, self.subscriber.clone(), since);
-        self.catch_up(conversation, since, plan, render).await
-    }
-
-    /// Writes what `plan` says the client missed since `since`, for a subscription already
-    /// registered, and announces the user online in the conversation.
-    pub(crate) async fn catch_up(
-        &mut self,
-        conversation: ConversationId,
-        since: Option<MessageId>,
-        plan: ResumePlan,
-        render: impl Fn(&MessageDelivery) -> Utf8Bytes,
-    ) -> Result<CaughtUp, Close> {
-        let mut last = since.unwrap_or(MessageId::ZERO);
-        let mut receipts = Vec::new();
-        let mut missed = 0;
-        let from_store = plan.from_store.is_some();
-        if let Some(range) = plan.from_store {
-            self.wait_for_store(range.partition, range.through_offset).await?;
-            let read_model = Arc::clone(self.read_model());
-            let view = read_model.view(conversation).await.map_err(|_| unavailable())?;
-            if let Some(view) = &view {
-                receipts.extend(stored_receipts(view, &range));
-            }
-            let page = self.hub.config().resume_page;
-            loop {
-                let messages = read_model
-                    .messages(conversation, last, Some(range.before), page, false)
-                    .await
-                    .map_err(|_| unavailable())?;
-                for message in &messages {
-                    let is_read = view.as_ref().is_some_and(|view| view.is_read(message));
-                    let delivery = MessageDelivery::new(message.to_http(is_read));
-                    self.send_text(render(&delivery)).await?;
-                    last = message.id;
-                    missed += 1;
-                }
-                if messages.len() < page {
-                    break;
-                }
-            }
-        }
-        for delivery in plan.recent {
-            if delivery.id() > last {
-                self.send_text(render(&delivery)).await?;
-                last = delivery.id();
-                missed += 1;
-            }
-        }
-        if since.is_some() {
-            metrics::resumed(from_store, missed);
-        }
-        if let Some(seq) =
-            self.hub.join(conversation, &self.caller.user_id, self.subscriber.connection)
-        {
-            self.announce_presence(conversation, PresenceStatus::Online, seq).await;
-        }
-        // Nodes that started after the others announced their users learn them now.
-        let query = Signal::PresenceQuery {
-            conversation_id: conversation,
-            node: self.hub.node().to_owned(),
-        };
-        self.signals.publish(query).await;
-        receipts.extend(plan.receipts);
-        Ok(CaughtUp { last, receipts })
-    }
-
-    async fn wait_for_store(&self, partition: u32, through_offset: u64) -> Result<(), Close> {
-        let deadline = Instant::now() + self.hub.config().resume_wait;
-        loop {
-            let marks = self
-                .read_model()
-                .watermarks(self.hub.partitions())
-                .await
-                .map_err(|_| unavailable())?;
-            if marks
-                .get(partition as usize)
-                .copied()
-                .flatten()
-                .is_some_and(|mark| mark >= through_offset)
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(Close::new(
-                    close::TRY_AGAIN_LATER,
-                    "history is catching up; retry shortly",
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// Ends a subscription: no more deliveries, typing withdrawn, and offline announced
     /// if this was the user's last connection to the conversation on this node.
     pub(crate) async fn unsubscribe(&mut self, conversation: ConversationId) {
@@ -277,8 +97,10 @@ impl Session {
         }
     }
 
-    async fn announce_presence(
-        &self,
+    // `&mut self`, as in every async method here: a shared borrow held across an await would
+    // need the socket's writer to be `Sync`.
+    pub(crate) async fn announce_presence(
+        &mut self,
         conversation: ConversationId,
         status: PresenceStatus,
         seq: u64,
@@ -308,50 +130,31 @@ impl Session {
         };
         self.signals.publish(signal).await;
     }
+}
 
-    /// Sends the close frame if the client takes it promptly; either way the socket is
-    /// dropped afterwards.
-    async fn close(&mut self, reason: Close) {
-        let frame = CloseFrame { code: reason.code, reason: Utf8Bytes::from(reason.reason) };
-        let goodbye = async {
-            let _ = self.sink.send(Message::Close(Some(frame))).await;
-            let _ = self.sink.close().await;
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+/// A protocol and its session, as the connection loop sees them.
+struct Live<'a, P> {
+    protocol: &'a mut P,
+    session: &'a mut Session,
+}
+
+impl<P: Protocol> Handler for Live<'_, P> {
+    fn writer(&mut self) -> &mut Writer {
+        &mut self.session.writer
     }
-}
 
-/// Queued frames written with one flush at most.
-const WRITE_BATCH: usize = 64;
-
-/// How long a closing connection waits for the client to take its close frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How to end a connection whose read failed: a frame too large for the socket's buffer
-/// (before the limit check can see it) or a protocol violation is answered with a close
-/// frame saying so; a broken connection just ends.
-fn read_failure(error: axum::Error, max_frame_bytes: usize) -> Option<Close> {
-    match *error.into_inner().downcast::<tungstenite::Error>().ok()? {
-        tungstenite::Error::Capacity(_) => {
-            Some(Close::new(close::TOO_BIG, format!("frame over {max_frame_bytes} bytes")))
-        }
-        // The peer went away without a close frame: nobody to tell.
-        tungstenite::Error::Protocol(
-            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-        ) => None,
-        tungstenite::Error::Protocol(violation) => {
-            Some(Close::new(1002, format!("WebSocket protocol error: {violation}")))
-        }
-        _ => None,
+    async fn on_text(&mut self, text: &str) -> Result<(), Close> {
+        self.protocol.on_text(self.session, text).await
     }
-}
 
-fn slow_consumer() -> Close {
-    Close::new(close::SLOW_CONSUMER, "too slow to keep up; reconnect and resume")
-}
+    fn render(&mut self, item: &Outbound) -> Option<Utf8Bytes> {
+        self.protocol.render(item)
+    }
 
-fn unavailable() -> Close {
-    Close::new(close::TRY_AGAIN_LATER, "the chat backend is unavailable; retry shortly")
+    async fn next_reply(&mut self) -> Option<Utf8Bytes> {
+        let outcome = self.session.next_outcome().await?;
+        self.protocol.on_outcome(*outcome)
+    }
 }
 
 /// Everything a connection needs from the server.
@@ -416,7 +219,15 @@ pub(crate) async fn run<P: Protocol>(
     let _live = services.connections.token();
     let config = services.hub.config().clone();
     let Mailbox { subscriber, mut queue, _ticket } = mailbox;
-    let (sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
+    let mut stream: FrameStream = Box::pin(stream);
+    let too_slow = subscriber.too_slow.clone();
+    let timers = Timers {
+        ping_interval: config.ping_interval,
+        idle_timeout: config.idle_timeout,
+        drain_delay: Timers::drain_share(subscriber.connection, config.drain_period),
+        max_frame_bytes: config.max_frame_bytes,
+    };
     let mut session = Session {
         hub: services.hub,
         ingest: services.ingest,
@@ -424,7 +235,7 @@ pub(crate) async fn run<P: Protocol>(
         signals: services.signals,
         caller,
         subscriber,
-        sink,
+        writer: Writer::new(Box::pin(sink), config.write_timeout, too_slow.clone()),
         send_task: None,
         max_pending_sends: config.max_pending_sends,
         typing: HashSet::new(),
@@ -432,7 +243,9 @@ pub(crate) async fn run<P: Protocol>(
     metrics::connected(P::NAME);
     let ended = match start(&mut protocol, &mut session).await {
         Ok(()) => {
-            serve(&mut protocol, &mut session, &mut stream, &mut queue, &services.shutdown).await
+            let mut live = Live { protocol: &mut protocol, session: &mut session };
+            let shutdown = &services.shutdown;
+            connection::serve(&mut live, &mut stream, &mut queue, timers, &too_slow, shutdown).await
         }
         Err(close) => Ending::Close(close),
     };
@@ -443,7 +256,7 @@ pub(crate) async fn run<P: Protocol>(
         Ending::Close(reason) => {
             tracing::debug!(code = reason.code, reason = reason.reason, "closing connection");
             let code = reason.code;
-            session.close(reason).await;
+            session.writer.close(reason).await;
             ClosedBy::Server(code)
         }
         Ending::ByClient(code) => ClosedBy::Client(code),
@@ -456,107 +269,5 @@ pub(crate) async fn run<P: Protocol>(
     session.hub.unregister_user(&session.caller.user_id, session.subscriber.connection);
     if let Some(task) = session.send_task.take() {
         task.abort();
-    }
-}
-
-async fn serve<P: Protocol>(
-    protocol: &mut P,
-    session: &mut Session,
-    stream: &mut SplitStream<WebSocket>,
-    queue: &mut mpsc::Receiver<Outbound>,
-    shutdown: &CancellationToken,
-) -> Ending {
-    let config = session.hub.config().clone();
-    let mut ping = tokio::time::interval(config.ping_interval);
-    ping.tick().await;
-    let mut last_heard = Instant::now();
-    let too_slow = session.subscriber.too_slow.clone();
-    // On shutdown each connection keeps working for its share of the drain period, then
-    // closes; the shares spread the reconnections out.
-    let share = (session.subscriber.connection.wrapping_mul(2_654_435_761) % 1000) as u32;
-    let delay = config.drain_period.mul_f64(f64::from(share) / 1000.0);
-    let drain = async move {
-        shutdown.cancelled().await;
-        tokio::time::sleep(delay).await;
-    };
-    tokio::pin!(drain);
-    // Armed once: a fresh `cancelled()` per turn of the loop takes the token's lock each time.
-    let too_slow = too_slow.cancelled();
-    tokio::pin!(too_slow);
-    loop {
-        let result = tokio::select! {
-            biased;
-            () = &mut drain => {
-                return Ending::Close(Close::new(close::RESTART, "server restarting; reconnect and resume"));
-            }
-            () = &mut too_slow => return Ending::Close(slow_consumer()),
-            frame = stream.next() => match frame {
-                None => return Ending::Broken,
-                Some(Ok(Message::Close(frame))) => {
-                    // 1005: the close frame carried no code.
-                    return Ending::ByClient(frame.map_or(1005, |frame| frame.code));
-                }
-                Some(Err(error)) => {
-                    return read_failure(error, config.max_frame_bytes).map_or(Ending::Broken, Ending::Close);
-                }
-                Some(Ok(Message::Text(text))) => {
-                    last_heard = Instant::now();
-                    if text.len() > config.max_frame_bytes {
-                        return Ending::Close(Close::new(close::TOO_BIG,
-                            format!("frame over {} bytes", config.max_frame_bytes)));
-                    }
-                    protocol.on_text(session, text.as_str()).await
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    return Ending::Close(Close::new(1003, "binary frames are not supported; send JSON text"));
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                    last_heard = Instant::now();
-                    Ok(())
-                }
-            },
-            item = queue.recv() => {
-                // The session holds a sender itself, so the queue closes only with it.
-                let Some(item) = item else { return Ending::Broken };
-                // Take whatever else is already queued and write it all with one flush:
-                // under load that is one system call for many frames.
-                let mut frames: Vec<Utf8Bytes> = protocol.render(&item).into_iter().collect();
-                let mut taken = 1;
-                while taken < WRITE_BATCH {
-                    let Ok(item) = queue.try_recv() else { break };
-                    taken += 1;
-                    frames.extend(protocol.render(&item));
-                }
-                metrics::dequeued(taken);
-                session.write_all(frames).await
-            }
-            outcome = session.next_outcome() => match outcome.and_then(|outcome| protocol.on_outcome(*outcome)) {
-                Some(text) => session.send_text(text).await,
-                None => Ok(()),
-            },
-            _ = ping.tick() => {
-                if last_heard.elapsed() >= config.idle_timeout {
-                    return Ending::Close(Close::new(1001, "idle: no frames or pongs received"));
-                }
-                session.write(Message::Ping(Default::default())).await
-            }
-        };
-        if let Err(close) = result {
-            return Ending::Close(close);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_reasons_never_outgrow_a_control_frame() {
-        let long = Close::new(close::FORBIDDEN, "ü".repeat(100));
-        assert_eq!(long.code, close::FORBIDDEN);
-        assert!(long.reason.len() <= close::MAX_REASON_BYTES);
-        assert_eq!(long.reason, "ü".repeat(61));
-        assert_eq!(Close::new(1001, "idle").reason, "idle");
     }
 }
