@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -66,23 +65,18 @@ async fn ready(State(probes): State<Probes>) -> Response {
     }
     let detail = problems.join("; ");
     tracing::warn!(detail, "not ready");
-    let problem = schemas::http::Problem {
+    ingest::problem_response(&schemas::http::Problem {
         problem_type: "urn:chat:problem:unavailable".into(),
         title: "Service Unavailable".into(),
         status: 503,
         detail,
         instance: None,
-    };
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [("content-type", "application/problem+json")],
-        serde_json::to_string(&problem).unwrap_or_default(),
-    )
-        .into_response()
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::{StatusCode, header};
     use eventlog::embedded::EmbeddedLog;
     use viewstore::embedded::EmbeddedStore;
 
@@ -97,6 +91,9 @@ mod tests {
         let probes = Probes { log, read_model: store, joined: Some(Arc::clone(&joined)) };
         let problems = unready(&probes).await;
         assert_eq!(problems, ["the projector is not a member of its group"]);
+        let response = ready(State(probes.clone())).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
         joined.store(true, Ordering::Release);
         assert!(unready(&probes).await.is_empty());
         let other_role = Probes { joined: None, ..probes };

@@ -12,7 +12,9 @@ use axum::{Json, Router};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use ingest::IngestError;
+use schemas::http::Problem;
 use schemas::limits::Invalid;
+use schemas::native::ErrorCode;
 use schemas::object::JsonObject;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -152,6 +154,16 @@ async fn dev_token(
         86_400,
     ) {
         Ok(token) => Json(serde_json::json!({ "token": token })).into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+        Err(error) => {
+            // The cause is for the operator; the caller learns only that minting failed.
+            tracing::error!(%error, "minting a dev token failed");
+            ingest::problem_response(&Problem {
+                problem_type: format!("urn:chat:problem:{}", ErrorCode::Internal.as_str()),
+                title: "Internal Server Error".into(),
+                status: StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
+                detail: "the token could not be minted".into(),
+                instance: None,
+            })
+        }
     }
 }

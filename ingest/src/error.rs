@@ -117,8 +117,9 @@ impl From<auth::AuthError> for IngestError {
     }
 }
 
-/// Renders any [`Problem`] as an RFC 9457 response.
-pub(crate) fn problem_response(problem: &Problem) -> Response {
+/// Renders any [`Problem`] as an RFC 9457 response; every route of every role answers its
+/// problems through this, so that they all carry the same headers.
+pub fn problem_response(problem: &Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(problem).unwrap_or_default();
     let mut response = (status, body).into_response();

@@ -5,11 +5,13 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use schemas::ConversationId;
+use schemas::limits::Invalid;
 use schemas::object::JsonObject;
 use serde::de::DeserializeOwned;
 
 use crate::error::IngestError;
-use crate::routes::IngestState;
+use crate::state::IngestState;
 
 /// The caller, from `Authorization: Bearer <jwt>`.
 pub(crate) struct Authenticated(pub(crate) auth::Caller);
@@ -73,4 +75,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 
 fn query_problem(rejection: &QueryRejection) -> IngestError {
     IngestError::InvalidJson(rejection.body_text())
+}
+
+/// The conversation id in a route's path.
+pub(crate) fn parse_conversation(text: &str) -> Result<ConversationId, IngestError> {
+    text.parse()
+        .map_err(|error| IngestError::Invalid(Invalid::new("conversation_id", format!("{error}"))))
 }

@@ -13,12 +13,14 @@ pub mod openapi;
 mod rate;
 mod routes;
 mod service;
+mod state;
 mod trace;
 mod uploads;
 pub mod writer;
 
-pub use error::IngestError;
+pub use error::{IngestError, problem_response};
 pub use rate::{Rate, TokenBucket};
-pub use routes::{IngestState, MAX_BODY_BYTES, not_found, router};
+pub use routes::{MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};
+pub use state::IngestState;
 pub use uploads::DEFAULT_MAX_UPLOAD_BYTES;

@@ -1,36 +1,27 @@
 //! The HTTP API under `/v1`, plus health endpoints.
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use schemas::MessageId;
 use schemas::http::{
     HistoryQuery, InboxCursor, InboxPage, InboxQuery, MarkReadRequest, Me, MessagePage,
     OpenConversationRequest, SendMessageRequest,
 };
 use schemas::limits::Invalid;
-use schemas::{ConversationId, MessageId};
 
 use crate::error::{IngestError, problem_response};
-use crate::extract::{Authenticated, JsonBody, QueryParams};
-use crate::service::{Ingest, MessageDraft};
+use crate::extract::{Authenticated, JsonBody, QueryParams, parse_conversation};
+use crate::service::MessageDraft;
+use crate::state::IngestState;
 use crate::uploads;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 200;
-
-#[derive(Clone, Debug)]
-pub struct IngestState {
-    pub ingest: Arc<Ingest>,
-    pub verifier: Arc<auth::Verifier>,
-    /// Largest attachment taken (413 beyond).
-    pub max_upload_bytes: usize,
-}
 
 /// The HTTP API, ready to serve or to merge with the WebSocket routes.
 pub fn router(state: IngestState) -> Router {
@@ -49,11 +40,6 @@ pub fn router(state: IngestState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::trace::propagate))
         .with_state(state)
-}
-
-pub(crate) fn parse_conversation(text: &str) -> Result<ConversationId, IngestError> {
-    text.parse()
-        .map_err(|error| IngestError::Invalid(Invalid::new("conversation_id", format!("{error}"))))
 }
 
 async fn open_conversation(

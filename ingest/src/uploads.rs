@@ -17,8 +17,8 @@ use schemas::http::UploadQuery;
 use schemas::limits;
 
 use crate::error::IngestError;
-use crate::extract::{Authenticated, QueryParams};
-use crate::routes::{IngestState, parse_conversation};
+use crate::extract::{Authenticated, QueryParams, parse_conversation};
+use crate::state::IngestState;
 
 /// Largest upload when the deployment does not say (`CHAT_MAX_ATTACHMENT_BYTES`).
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
