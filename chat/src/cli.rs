@@ -180,15 +180,9 @@ pub(crate) struct WriteArgs {
 }
 
 impl WriteArgs {
-    /// The writer timing these flags describe: renewals six times a lease, a twentieth of
-    /// it as the margin.
+    /// The writer timing these flags describe.
     pub(crate) fn timing(&self) -> ingest::writer::WriterTiming {
-        ingest::writer::WriterTiming {
-            append_timeout: self.append_timeout,
-            lease: self.writer_lease,
-            renew_every: self.writer_lease / 6,
-            margin: (self.writer_lease / 20).max(Duration::from_millis(100)),
-        }
+        ingest::writer::WriterTiming::for_lease(self.append_timeout, self.writer_lease)
     }
 }
 

@@ -9,6 +9,8 @@
 mod cli;
 mod cluster;
 mod config_check;
+#[cfg(test)]
+mod default_drift;
 mod dev;
 mod health;
 mod jwt;

@@ -27,11 +27,20 @@ pub struct WriterTiming {
 
 impl Default for WriterTiming {
     fn default() -> Self {
+        Self::for_lease(Duration::from_secs(10), Duration::from_secs(20))
+    }
+}
+
+impl WriterTiming {
+    /// The timing for an append timeout and a lease: renewals six times a lease, a
+    /// twentieth of it as the margin (the least allowed). The one place these are derived,
+    /// for the defaults and for the command line alike.
+    pub fn for_lease(append_timeout: Duration, lease: Duration) -> Self {
         Self {
-            append_timeout: Duration::from_secs(10),
-            lease: Duration::from_secs(20),
-            renew_every: Duration::from_secs(3),
-            margin: Duration::from_secs(1),
+            append_timeout,
+            lease,
+            renew_every: lease / 6,
+            margin: (lease / 20).max(Duration::from_millis(100)),
         }
     }
 }
