@@ -246,7 +246,18 @@ function hideTyping() {
   if (state.open) clearTimeout(state.open.typingHide);
 }
 
-function setPresence(status) {
-  $("presence").dataset.status = status;
-  $("presence").textContent = status;
+// Presence means connected to the chat (on any device); an offline frame's `at` is when
+// the other side was last seen.
+function setPresence(status, at) {
+  const node = $("presence");
+  node.dataset.status = status;
+  const seen = status === "offline" && at ? new Date(at) : null;
+  node.textContent = status === "online" ? "online" : seen && !isNaN(seen) ? "last seen " + lastSeen(seen) : "offline";
+  node.title = seen && !isNaN(seen) ? seen.toLocaleString() : "";
+}
+
+function lastSeen(date) {
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (date.toDateString() === new Date().toDateString()) return "today at " + time;
+  return date.toLocaleDateString([], { month: "short", day: "numeric" }) + " at " + time;
 }

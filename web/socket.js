@@ -98,7 +98,7 @@ function onFrame(frame) {
       if (here && frame.user_id !== state.me.user_id) onTyping(frame);
       break;
     case "presence":
-      if (here && frame.user_id !== state.me.user_id) setPresence(frame.status);
+      if (here && frame.user_id !== state.me.user_id) setPresence(frame.status, frame.at);
       break;
     case "inbox":
       upsertInbox(frame.item);

@@ -208,6 +208,49 @@ async fn bad_frames_are_answered_with_errors_on_an_open_connection() {
     assert_eq!(server.history("zoe", other).await.len(), 1, "a refused send was written");
 }
 
+/// Presence means "connected to the chat": a user looking at their inbox, or at another
+/// conversation, is online in every conversation they take part in; the offline frame says
+/// when they were last seen.
+#[tokio::test(flavor = "multi_thread")]
+async fn presence_is_being_connected_and_offline_says_when_last_seen() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-connected", "carla", "wei").await;
+    let elsewhere = server.open_conversation("job-elsewhere", "wei", "zoe").await;
+    let mut carla = native_client(&server, "carla").await;
+    carla.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    carla.frame_of("subscribed").await;
+
+    // Wei opens the app on the inbox only: no subscription to the conversation with carla.
+    let connected_at = schemas::Timestamp::now();
+    let mut wei = native_client(&server, "wei").await;
+    let online = carla.frame_of("presence").await;
+    assert_eq!(
+        (online["conversation_id"].as_u64(), online["user_id"].as_str(), online["status"].as_str()),
+        (Some(conversation), Some("wei"), Some("online"))
+    );
+    // Looking at another conversation and leaving it changes nothing.
+    wei.send_json(json!({"type": "subscribe", "conversation_id": elsewhere})).await;
+    wei.frame_of("subscribed").await;
+    wei.send_json(json!({"type": "unsubscribe", "conversation_id": elsewhere})).await;
+    wei.frame_of("unsubscribed").await;
+    carla.quiet_for("presence", Duration::from_millis(800)).await;
+
+    // A second subscriber learns it from the snapshot after `subscribed`.
+    let mut tab = native_client(&server, "carla").await;
+    tab.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    tab.frame_of("subscribed").await;
+    assert_eq!(tab.frame_of("presence").await["status"], "online");
+
+    wei.close().await;
+    let offline = carla.frame_of("presence").await;
+    assert_eq!(
+        (offline["user_id"].as_str(), offline["status"].as_str()),
+        (Some("wei"), Some("offline"))
+    );
+    let last_seen = offline["at"].as_str().and_then(schemas::Timestamp::parse_rfc3339).unwrap();
+    assert!(last_seen.millis() >= connected_at.millis(), "last seen is when wei left");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn presence_follows_a_users_last_connection_across_nodes() {
     let mut server = Server::start_shaped(

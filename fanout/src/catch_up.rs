@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use schemas::native::{PresenceStatus, close};
-use schemas::signals::Signal;
-use schemas::{ConversationId, MessageId};
+use schemas::native::close;
+use schemas::{ConversationId, MessageId, UserId};
 use tokio::time::Instant;
 use viewstore::StoreError;
 
@@ -32,15 +31,17 @@ impl Session {
     pub(crate) async fn subscribe(
         &mut self,
         conversation: ConversationId,
+        participants: [UserId; 2],
         since: Option<MessageId>,
         render: impl Fn(&MessageDelivery) -> Utf8Bytes,
     ) -> Result<CaughtUp, Close> {
-        let plan = self.hub.subscribe(conversation, self.subscriber.clone(), since);
+        let subscriber = self.subscriber.clone();
+        let plan = self.hub.subscribe(conversation, participants, subscriber, since);
         self.catch_up(conversation, since, plan, render).await
     }
 
     /// Writes what `plan` says the client missed since `since`, for a subscription already
-    /// registered, and announces the user online in the conversation.
+    /// registered.
     pub(crate) async fn catch_up(
         &mut self,
         conversation: ConversationId,
@@ -87,17 +88,6 @@ impl Session {
         if since.is_some() {
             metrics::resumed(from_store, missed);
         }
-        if let Some(seq) =
-            self.hub.join(conversation, &self.caller.user_id, self.subscriber.connection)
-        {
-            self.announce_presence(conversation, PresenceStatus::Online, seq).await;
-        }
-        // Nodes that started after the others announced their users learn them now.
-        let query = Signal::PresenceQuery {
-            conversation_id: conversation,
-            node: self.hub.node().to_owned(),
-        };
-        self.signals.publish(query).await;
         receipts.extend(plan.receipts);
         Ok(CaughtUp { last, receipts })
     }

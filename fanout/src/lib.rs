@@ -179,15 +179,20 @@ async fn seed_socket(
     // Authorize and register before upgrading: once the client sees the socket open, every
     // later message of the conversation reaches it.
     let services = state.services;
-    if let Err(refused) = services.ingest.authorize(&caller, conversation).await {
-        refused.log_if_internal();
-        return refuse(upgrade, seed::refusal(&refused));
-    }
+    let record = match services.ingest.authorize(&caller, conversation).await {
+        Ok(record) => record,
+        Err(refused) => {
+            refused.log_if_internal();
+            return refuse(upgrade, seed::refusal(&refused));
+        }
+    };
     let mailbox = match Mailbox::admit(&services.hub, &caller.user_id, SeedProtocol::NAME) {
         Ok(mailbox) => mailbox,
         Err(reason) => return refuse(upgrade, reason),
     };
-    let plan = services.hub.subscribe(conversation, mailbox.subscriber.clone(), since);
+    let participants = [record.client.id, record.worker.id];
+    let plan =
+        services.hub.subscribe(conversation, participants, mailbox.subscriber.clone(), since);
     let protocol = SeedProtocol::new(conversation, since, plan);
     upgrade.on_upgrade(move |socket| {
         session::run(socket, services, caller, mailbox, protocol, async |protocol, session| {

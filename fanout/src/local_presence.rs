@@ -1,18 +1,18 @@
-//! Which users this node's connections show in each conversation, indexed by conversation
-//! so that answering a presence query reads one conversation, not every entry.
+//! Which users hold connections on this node: presence means "connected to the chat", on
+//! any device and whatever the connection watches.
 //!
-//! Edges are numbered: a user's first connection to a conversation here (online) and their
-//! last one gone (offline) each take the next number, under the same lock as the change,
-//! so that other nodes can order this node's announcements whatever order they arrive in.
+//! Edges are numbered: a user's first connection here (online) and their last one gone
+//! (offline) each take the next number, under the same lock as the change, so that other
+//! nodes can order this node's announcements whatever order they arrive in.
 
 use std::collections::HashMap;
 
-use schemas::{ConversationId, UserId};
+use schemas::UserId;
 
 #[derive(Debug, Default)]
 pub(crate) struct LocalPresence {
-    /// Per conversation, per user, the connections showing them.
-    by_conversation: HashMap<ConversationId, HashMap<UserId, Vec<u64>>>,
+    /// Per user, their connections on this node.
+    connections: HashMap<UserId, Vec<u64>>,
     /// The last announcement number given out.
     seq: u64,
 }
@@ -23,16 +23,10 @@ impl LocalPresence {
         self.seq
     }
 
-    /// Notes that `connection` shows `user` in `conversation`; the number to announce
-    /// "online" with when it is the user's first connection to it here.
-    pub(crate) fn join(
-        &mut self,
-        conversation: ConversationId,
-        user: &UserId,
-        connection: u64,
-    ) -> Option<u64> {
-        let users = self.by_conversation.entry(conversation).or_default();
-        let connections = users.entry(user.clone()).or_default();
+    /// Notes `connection` of `user`; the number to announce "online" with when it is the
+    /// user's first connection here.
+    pub(crate) fn join(&mut self, user: &UserId, connection: u64) -> Option<u64> {
+        let connections = self.connections.entry(user.clone()).or_default();
         if connections.contains(&connection) {
             return None;
         }
@@ -42,35 +36,23 @@ impl LocalPresence {
     }
 
     /// Undoes [`LocalPresence::join`]; the number to announce "offline" with when it was
-    /// the user's last connection to the conversation here.
-    pub(crate) fn leave(
-        &mut self,
-        conversation: ConversationId,
-        user: &UserId,
-        connection: u64,
-    ) -> Option<u64> {
-        let users = self.by_conversation.get_mut(&conversation)?;
-        let connections = users.get_mut(user)?;
+    /// the user's last connection here.
+    pub(crate) fn leave(&mut self, user: &UserId, connection: u64) -> Option<u64> {
+        let connections = self.connections.get_mut(user)?;
         let before = connections.len();
         connections.retain(|existing| *existing != connection);
         if connections.len() == before || !connections.is_empty() {
             return None;
         }
-        users.remove(user);
-        if users.is_empty() {
-            self.by_conversation.remove(&conversation);
-        }
+        self.connections.remove(user);
         Some(self.next_seq())
     }
 
-    /// The users shown in `conversation` here, each with a fresh announcement number.
-    pub(crate) fn announce(&mut self, conversation: ConversationId) -> Vec<(UserId, u64)> {
-        let users: Vec<UserId> = self
-            .by_conversation
-            .get(&conversation)
-            .map(|users| users.keys().cloned().collect())
-            .unwrap_or_default();
-        users.into_iter().map(|user| (user, self.next_seq())).collect()
+    /// Those of `users` connected here, each with a fresh announcement number.
+    pub(crate) fn announce(&mut self, users: &[UserId]) -> Vec<(UserId, u64)> {
+        let here: Vec<UserId> =
+            users.iter().filter(|user| self.connections.contains_key(*user)).cloned().collect();
+        here.into_iter().map(|user| (user, self.next_seq())).collect()
     }
 }
 
@@ -81,26 +63,27 @@ mod tests {
     #[test]
     fn only_the_first_and_last_connection_are_edges_and_numbers_rise() {
         let mut here = LocalPresence::default();
-        let (c, ana) = (ConversationId::new(1).unwrap(), UserId::new("ana").unwrap());
-        let online = here.join(c, &ana, 1).unwrap();
-        assert_eq!(here.join(c, &ana, 2), None, "a second tab is no edge");
-        assert_eq!(here.join(c, &ana, 2), None, "nor is joining twice");
-        assert_eq!(here.leave(c, &ana, 1), None);
-        assert_eq!(here.leave(c, &ana, 9), None, "an unknown connection changes nothing");
-        let offline = here.leave(c, &ana, 2).unwrap();
+        let ana = UserId::new("ana").unwrap();
+        let online = here.join(&ana, 1).unwrap();
+        assert_eq!(here.join(&ana, 2), None, "a second device is no edge");
+        assert_eq!(here.join(&ana, 2), None, "nor is joining twice");
+        assert_eq!(here.leave(&ana, 1), None);
+        assert_eq!(here.leave(&ana, 9), None, "an unknown connection changes nothing");
+        let offline = here.leave(&ana, 2).unwrap();
         assert!(offline > online);
-        assert!(here.announce(c).is_empty());
+        assert!(here.announce(&[ana]).is_empty());
     }
 
     #[test]
-    fn a_query_is_answered_from_its_conversation_only() {
+    fn a_query_is_answered_for_the_users_connected_here_only() {
         let mut here = LocalPresence::default();
-        let (one, two) = (ConversationId::new(1).unwrap(), ConversationId::new(2).unwrap());
-        here.join(one, &UserId::new("ana").unwrap(), 1);
-        here.join(two, &UserId::new("bo").unwrap(), 2);
-        let answered = here.announce(one);
+        let (ana, bo, cy) =
+            (UserId::new("ana").unwrap(), UserId::new("bo").unwrap(), UserId::new("cy").unwrap());
+        here.join(&ana, 1);
+        here.join(&bo, 2);
+        let answered = here.announce(&[ana.clone(), cy]);
         assert_eq!(answered.len(), 1);
-        assert_eq!(answered[0].0.as_str(), "ana");
+        assert_eq!(answered[0].0, ana);
         assert!(answered[0].1 > 2, "a fresh number, after both edges");
     }
 }

@@ -79,8 +79,10 @@ impl NativeProtocol {
         // Until the catch-up below is written, live messages wait in the queue; the
         // filter in `render` then drops any the catch-up already delivered.
         self.subscriptions.insert(conversation, since.unwrap_or(MessageId::ZERO));
-        let caught_up =
-            session.subscribe(conversation, since, |delivery| delivery.native_frame()).await?;
+        let participants = [record.client.id.clone(), record.worker.id.clone()];
+        let caught_up = session
+            .subscribe(conversation, participants, since, |delivery| delivery.native_frame())
+            .await?;
         self.subscriptions.insert(conversation, caught_up.last);
         for receipt in caught_up.receipts {
             session.send_text(receipt).await?;
@@ -95,6 +97,7 @@ impl NativeProtocol {
         for frame in session.hub.presence_of(conversation, &others) {
             session.send_text(frame).await?;
         }
+        session.ask_presence(&others).await;
         Ok(())
     }
 

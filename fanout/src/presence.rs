@@ -1,35 +1,34 @@
-//! Who is online where, across fanout nodes, without per-user heartbeats.
+//! Who is connected, across fanout nodes, without per-user heartbeats.
 //!
-//! Nodes announce edges (a user's first connection to a conversation on the node: online;
-//! its last one gone: offline) and, separately, that they are alive. A user is online in a
-//! conversation while at least one live node has announced them there. A node that stops
-//! saying it is alive (crashed, partitioned) has its sightings expire after the TTL, which
-//! turns its users offline elsewhere. A node that starts late asks (`presence_query`) when
-//! a client subscribes, and the nodes holding participants answer.
+//! A user is online while at least one live fanout node holds a connection of theirs (any
+//! protocol, whatever it watches); "last seen" is when the last one closed. Nodes announce
+//! edges (a user's first connection on the node: online; its last one gone: offline) and,
+//! separately, that they are alive. A node that stops saying it is alive (crashed,
+//! partitioned) has its sightings expire after the TTL, which turns its users offline
+//! elsewhere. A node asks (`presence_query`) about participants it knows nothing of (it
+//! started after they connected), and the nodes holding them answer.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use schemas::native::PresenceStatus;
-use schemas::{ConversationId, Timestamp, UserId};
-
-type Pair = (ConversationId, UserId);
+use schemas::{Timestamp, UserId};
 
 #[derive(Debug)]
 pub(crate) struct PresenceBook {
     ttl: Duration,
-    /// Nodes that announced each pair online.
-    sightings: HashMap<Pair, HashSet<String>>,
+    /// Nodes that announced each user online.
+    sightings: HashMap<UserId, HashSet<String>>,
     /// When each node last said it was alive (or announced anything).
     nodes: HashMap<String, Instant>,
-    /// The last effective status of each pair and since when, for snapshots.
-    last: HashMap<Pair, (PresenceStatus, Timestamp)>,
-    /// The newest announcement applied per pair and node: an older one arriving later (the
+    /// The last effective status of each user and since when, for snapshots.
+    last: HashMap<UserId, (PresenceStatus, Timestamp)>,
+    /// The newest announcement applied per user and node: an older one arriving later (the
     /// bus does not keep order across its partitions) must not undo it.
-    applied: HashMap<(Pair, String), u64>,
+    applied: HashMap<(UserId, String), u64>,
 }
 
-/// One node's word on one pair.
+/// One node's word on one user.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Announcement<'a> {
     pub node: &'a str,
@@ -39,10 +38,9 @@ pub(crate) struct Announcement<'a> {
     pub at: Timestamp,
 }
 
-/// A change of a pair's effective status, to push to subscribers.
+/// A change of a user's effective status, to push to the subscribers of their conversations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Change {
-    pub conversation: ConversationId,
     pub user: UserId,
     pub status: PresenceStatus,
     pub at: Timestamp,
@@ -67,10 +65,10 @@ impl PresenceBook {
         self.nodes.get(node).is_some_and(|heard| now.saturating_duration_since(*heard) < self.ttl)
     }
 
-    fn effective(&self, pair: &Pair, now: Instant) -> PresenceStatus {
+    fn effective(&self, user: &UserId, now: Instant) -> PresenceStatus {
         let online = self
             .sightings
-            .get(pair)
+            .get(user)
             .is_some_and(|nodes| nodes.iter().any(|node| self.is_alive(node, now)));
         if online { PresenceStatus::Online } else { PresenceStatus::Offline }
     }
@@ -79,76 +77,75 @@ impl PresenceBook {
     /// already; returns the change, if the effective status moved.
     pub(crate) fn observe(
         &mut self,
-        pair: Pair,
+        user: UserId,
         announcement: Announcement<'_>,
         now: Instant,
     ) -> Option<Change> {
         let Announcement { node, seq, status, at } = announcement;
         self.node_alive(node, now);
         if seq > 0 {
-            let newest = self.applied.entry((pair.clone(), node.to_owned())).or_insert(0);
+            let newest = self.applied.entry((user.clone(), node.to_owned())).or_insert(0);
             if seq <= *newest {
                 return None;
             }
             *newest = seq;
         }
-        let before = self.effective(&pair, now);
+        let before = self.effective(&user, now);
         match status {
             PresenceStatus::Online => {
-                self.sightings.entry(pair.clone()).or_default().insert(node.to_owned());
+                self.sightings.entry(user.clone()).or_default().insert(node.to_owned());
             }
             PresenceStatus::Offline => {
-                if let Some(nodes) = self.sightings.get_mut(&pair) {
+                if let Some(nodes) = self.sightings.get_mut(&user) {
                     nodes.remove(node);
                     if nodes.is_empty() {
-                        self.sightings.remove(&pair);
+                        self.sightings.remove(&user);
                     }
                 }
             }
         }
-        self.settle(pair, before, at, now)
+        self.settle(user, before, at, now)
     }
 
     fn settle(
         &mut self,
-        pair: Pair,
+        user: UserId,
         before: PresenceStatus,
         at: Timestamp,
         now: Instant,
     ) -> Option<Change> {
-        let after = self.effective(&pair, now);
-        if before == after && self.last.contains_key(&pair) {
+        let after = self.effective(&user, now);
+        if before == after && self.last.contains_key(&user) {
             return None;
         }
-        self.last.insert(pair.clone(), (after, at));
-        let (conversation, user) = pair;
-        Some(Change { conversation, user, status: after, at })
+        self.last.insert(user.clone(), (after, at));
+        Some(Change { user, status: after, at })
     }
 
-    /// Forgets nodes not heard from within the TTL; returns the pairs that went offline.
+    /// Forgets nodes not heard from within the TTL; returns the users that went offline.
     pub(crate) fn expire(&mut self, now: Instant, at: Timestamp) -> Vec<Change> {
         let dead: Vec<String> =
             self.nodes.keys().filter(|node| !self.is_alive(node, now)).cloned().collect();
         if dead.is_empty() {
             return Vec::new();
         }
-        let touched: Vec<Pair> = self
+        let touched: Vec<UserId> = self
             .sightings
             .iter()
             .filter(|(_, nodes)| nodes.iter().any(|node| dead.contains(node)))
-            .map(|(pair, _)| pair.clone())
+            .map(|(user, _)| user.clone())
             .collect();
         let mut changes = Vec::new();
-        for pair in touched {
+        for user in touched {
             let before =
-                self.last.get(&pair).map_or(PresenceStatus::Offline, |(status, _)| *status);
-            if let Some(nodes) = self.sightings.get_mut(&pair) {
+                self.last.get(&user).map_or(PresenceStatus::Offline, |(status, _)| *status);
+            if let Some(nodes) = self.sightings.get_mut(&user) {
                 nodes.retain(|node| !dead.contains(node));
                 if nodes.is_empty() {
-                    self.sightings.remove(&pair);
+                    self.sightings.remove(&user);
                 }
             }
-            changes.extend(self.settle(pair, before, at, now));
+            changes.extend(self.settle(user, before, at, now));
         }
         self.applied.retain(|(_, node), _| !dead.contains(node));
         for node in dead {
@@ -157,12 +154,12 @@ impl PresenceBook {
         changes
     }
 
-    /// The last known status of a pair, if any was ever seen.
-    pub(crate) fn snapshot(&self, pair: &Pair) -> Option<(PresenceStatus, Timestamp)> {
-        self.last.get(pair).copied()
+    /// The last known status of a user, if any was ever seen.
+    pub(crate) fn snapshot(&self, user: &UserId) -> Option<(PresenceStatus, Timestamp)> {
+        self.last.get(user).copied()
     }
 
-    /// Pairs remembered, for bounding memory: offline pairs are dropped first.
+    /// Users remembered, for bounding memory: offline users are dropped first.
     pub(crate) fn forget_offline(&mut self, keep: usize) {
         if self.last.len() <= keep {
             return;
@@ -175,8 +172,8 @@ impl PresenceBook {
 mod tests {
     use super::*;
 
-    fn pair(user: &str) -> Pair {
-        (ConversationId::new(1).unwrap(), UserId::new(user).unwrap())
+    fn user(name: &str) -> UserId {
+        UserId::new(name).unwrap()
     }
 
     fn said(node: &str, seq: u64, status: PresenceStatus) -> Announcement<'_> {
@@ -189,16 +186,16 @@ mod tests {
         let now = Instant::now();
         // Node a answered a query (online, 7), then its user left (offline, 8); the bus
         // delivered the two in the other order.
-        let gone = book.observe(pair("wei"), said("a", 8, PresenceStatus::Offline), now);
+        let gone = book.observe(user("wei"), said("a", 8, PresenceStatus::Offline), now);
         assert_eq!(gone.map(|change| change.status), Some(PresenceStatus::Offline));
-        assert_eq!(book.observe(pair("wei"), said("a", 7, PresenceStatus::Online), now), None);
-        assert_eq!(book.snapshot(&pair("wei")).map(|(s, _)| s), Some(PresenceStatus::Offline));
+        assert_eq!(book.observe(user("wei"), said("a", 7, PresenceStatus::Online), now), None);
+        assert_eq!(book.snapshot(&user("wei")).map(|(s, _)| s), Some(PresenceStatus::Offline));
         // Numbers are per node: another node's lower number still counts.
-        let back = book.observe(pair("wei"), said("b", 2, PresenceStatus::Online), now);
+        let back = book.observe(user("wei"), said("b", 2, PresenceStatus::Online), now);
         assert_eq!(back.map(|change| change.status), Some(PresenceStatus::Online));
         // Nodes that do not count (0) are always applied.
         assert_eq!(
-            book.observe(pair("wei"), said("b", 0, PresenceStatus::Offline), now).map(|c| c.status),
+            book.observe(user("wei"), said("b", 0, PresenceStatus::Offline), now).map(|c| c.status),
             Some(PresenceStatus::Offline)
         );
     }
@@ -207,14 +204,14 @@ mod tests {
     fn a_user_stays_online_while_any_node_holds_them() {
         let mut book = PresenceBook::new(Duration::from_secs(30));
         let now = Instant::now();
-        let online = book.observe(pair("wei"), said("a", 0, PresenceStatus::Online), now).unwrap();
+        let online = book.observe(user("wei"), said("a", 0, PresenceStatus::Online), now).unwrap();
         assert_eq!(online.status, PresenceStatus::Online);
-        assert_eq!(book.observe(pair("wei"), said("b", 0, PresenceStatus::Online), now), None);
-        assert_eq!(book.observe(pair("wei"), said("a", 0, PresenceStatus::Offline), now), None);
+        assert_eq!(book.observe(user("wei"), said("b", 0, PresenceStatus::Online), now), None);
+        assert_eq!(book.observe(user("wei"), said("a", 0, PresenceStatus::Offline), now), None);
         let offline =
-            book.observe(pair("wei"), said("b", 0, PresenceStatus::Offline), now).unwrap();
+            book.observe(user("wei"), said("b", 0, PresenceStatus::Offline), now).unwrap();
         assert_eq!(offline.status, PresenceStatus::Offline);
-        assert_eq!(book.snapshot(&pair("wei")).map(|(s, _)| s), Some(PresenceStatus::Offline));
+        assert_eq!(book.snapshot(&user("wei")).map(|(s, _)| s), Some(PresenceStatus::Offline));
     }
 
     #[test]
@@ -223,12 +220,12 @@ mod tests {
         let start = Instant::now();
         let at = Timestamp::from_millis(1);
         book.observe(
-            pair("wei"),
+            user("wei"),
             Announcement { node: "a", seq: 0, status: PresenceStatus::Online, at },
             start,
         );
         book.observe(
-            pair("zoe"),
+            user("zoe"),
             Announcement { node: "b", seq: 0, status: PresenceStatus::Online, at },
             start,
         );
@@ -237,6 +234,6 @@ mod tests {
         let gone = book.expire(start + Duration::from_secs(31), at);
         assert_eq!(gone.len(), 1);
         assert_eq!((gone[0].user.as_str(), gone[0].status), ("wei", PresenceStatus::Offline));
-        assert_eq!(book.snapshot(&pair("zoe")).map(|(s, _)| s), Some(PresenceStatus::Online));
+        assert_eq!(book.snapshot(&user("zoe")).map(|(s, _)| s), Some(PresenceStatus::Online));
     }
 }

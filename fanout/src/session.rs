@@ -84,29 +84,29 @@ impl Session {
         }
     }
 
-    /// Ends a subscription: no more deliveries, typing withdrawn, and offline announced
-    /// if this was the user's last connection to the conversation on this node.
+    /// Ends a subscription: no more deliveries, and typing withdrawn.
     pub(crate) async fn unsubscribe(&mut self, conversation: ConversationId) {
-        let connection = self.subscriber.connection;
-        self.hub.unsubscribe(conversation, connection);
+        self.hub.unsubscribe(conversation, self.subscriber.connection);
         if self.typing.contains(&conversation) {
             self.set_typing(conversation, false).await;
         }
-        if let Some(seq) = self.hub.leave(conversation, &self.caller.user_id, connection) {
-            self.announce_presence(conversation, PresenceStatus::Offline, seq).await;
+    }
+
+    /// Asks the other nodes about those of `users` this node has heard nothing of: it
+    /// started after they connected, so only the nodes holding them can say.
+    pub(crate) async fn ask_presence(&mut self, users: &[&UserId]) {
+        let unheard = self.hub.unheard_of(users);
+        if !unheard.is_empty() {
+            let query =
+                Signal::PresenceQuery { user_ids: unheard, node: self.hub.node().to_owned() };
+            self.signals.publish(query).await;
         }
     }
 
     // `&mut self`, as in every async method here: a shared borrow held across an await would
     // need the socket's writer to be `Sync`.
-    pub(crate) async fn announce_presence(
-        &mut self,
-        conversation: ConversationId,
-        status: PresenceStatus,
-        seq: u64,
-    ) {
+    async fn announce_presence(&mut self, status: PresenceStatus, seq: u64) {
         let signal = Signal::Presence {
-            conversation_id: conversation,
             user_id: self.caller.user_id.clone(),
             status,
             at: Timestamp::now(),
@@ -241,6 +241,11 @@ pub(crate) async fn run<P: Protocol>(
         typing: HashSet::new(),
     };
     metrics::connected(P::NAME);
+    // Presence means connected: every connection counts, whatever it watches.
+    let connection = session.subscriber.connection;
+    if let Some(seq) = session.hub.join(&session.caller.user_id, connection) {
+        session.announce_presence(PresenceStatus::Online, seq).await;
+    }
     let ended = match start(&mut protocol, &mut session).await {
         Ok(()) => {
             let mut live = Live { protocol: &mut protocol, session: &mut session };
@@ -266,7 +271,10 @@ pub(crate) async fn run<P: Protocol>(
     for conversation in protocol.subscriptions() {
         session.unsubscribe(conversation).await;
     }
-    session.hub.unregister_user(&session.caller.user_id, session.subscriber.connection);
+    session.hub.unregister_user(&session.caller.user_id, connection);
+    if let Some(seq) = session.hub.leave(&session.caller.user_id, connection) {
+        session.announce_presence(PresenceStatus::Offline, seq).await;
+    }
     if let Some(task) = session.send_task.take() {
         task.abort();
     }

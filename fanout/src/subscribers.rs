@@ -4,7 +4,7 @@
 //! Every queue is bounded and filled with `try_send`: a full queue never blocks the hub, it
 //! flags its connection as too slow (closed with 4008, to resume later) and drops it here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -54,31 +54,51 @@ fn offer_to_all(subscribers: &mut Vec<Subscriber>, item: &Outbound) -> usize {
     subscribers.len()
 }
 
+/// A conversation watched on this node: its subscribers, and its two participants (whose
+/// presence its subscribers are shown).
+#[derive(Debug)]
+struct Watched {
+    subscribers: Vec<Subscriber>,
+    participants: [UserId; 2],
+}
+
 /// Each conversation's subscribers on this node. Kept by the hub under one lock with the
 /// conversations' backlog: see `resume.rs`.
 #[derive(Debug, Default)]
 pub(crate) struct ConversationSubscribers {
-    by_conversation: HashMap<ConversationId, Vec<Subscriber>>,
+    by_conversation: HashMap<ConversationId, Watched>,
+    /// Per user, the watched conversations they take part in: where their presence goes.
+    by_participant: HashMap<UserId, HashSet<ConversationId>>,
 }
 
 impl ConversationSubscribers {
-    /// Adds `subscriber` (once per connection).
-    pub(crate) fn add(&mut self, conversation: ConversationId, subscriber: Subscriber) {
-        let subscribers = self.by_conversation.entry(conversation).or_default();
-        let before = subscribers.len();
-        subscribers.retain(|existing| existing.connection != subscriber.connection);
-        if subscribers.len() == before {
+    /// Adds `subscriber` (once per connection) to `conversation`, between `participants`.
+    pub(crate) fn add(
+        &mut self,
+        conversation: ConversationId,
+        participants: [UserId; 2],
+        subscriber: Subscriber,
+    ) {
+        let watched = self.by_conversation.entry(conversation).or_insert_with(|| {
+            for user in &participants {
+                self.by_participant.entry(user.clone()).or_default().insert(conversation);
+            }
+            Watched { subscribers: Vec::new(), participants }
+        });
+        let before = watched.subscribers.len();
+        watched.subscribers.retain(|existing| existing.connection != subscriber.connection);
+        if watched.subscribers.len() == before {
             metrics::subscriptions_changed(subscriber.protocol, 1);
         }
-        subscribers.push(subscriber);
+        watched.subscribers.push(subscriber);
     }
 
     /// Removes `connection`'s subscription; true when nobody here watches any more.
     pub(crate) fn remove(&mut self, conversation: ConversationId, connection: u64) -> bool {
-        let Some(subscribers) = self.by_conversation.get_mut(&conversation) else {
+        let Some(watched) = self.by_conversation.get_mut(&conversation) else {
             return false;
         };
-        subscribers.retain(|existing| {
+        watched.subscribers.retain(|existing| {
             let leaving = existing.connection == connection;
             if leaving {
                 metrics::subscriptions_changed(existing.protocol, -1);
@@ -91,10 +111,10 @@ impl ConversationSubscribers {
     /// Queues `item` for the conversation's subscribers. Returns how many took it, and
     /// whether the last one just went (too slow, or gone).
     pub(crate) fn offer(&mut self, conversation: ConversationId, item: &Outbound) -> (usize, bool) {
-        let Some(subscribers) = self.by_conversation.get_mut(&conversation) else {
+        let Some(watched) = self.by_conversation.get_mut(&conversation) else {
             return (0, false);
         };
-        let queued = offer_to_all(subscribers, item);
+        let queued = offer_to_all(&mut watched.subscribers, item);
         (queued, self.drop_if_empty(conversation))
     }
 
@@ -102,10 +122,23 @@ impl ConversationSubscribers {
         self.by_conversation.contains_key(&conversation)
     }
 
+    /// The conversations watched here that `user` takes part in.
+    pub(crate) fn watched_with(&self, user: &UserId) -> Vec<ConversationId> {
+        self.by_participant.get(user).map(|set| set.iter().copied().collect()).unwrap_or_default()
+    }
+
     fn drop_if_empty(&mut self, conversation: ConversationId) -> bool {
-        let empty = self.by_conversation.get(&conversation).is_some_and(Vec::is_empty);
-        if empty {
-            self.by_conversation.remove(&conversation);
+        let empty =
+            self.by_conversation.get(&conversation).is_some_and(|w| w.subscribers.is_empty());
+        if empty && let Some(watched) = self.by_conversation.remove(&conversation) {
+            for user in &watched.participants {
+                if let Some(set) = self.by_participant.get_mut(user) {
+                    set.remove(&conversation);
+                    if set.is_empty() {
+                        self.by_participant.remove(user);
+                    }
+                }
+            }
         }
         empty
     }
@@ -193,6 +226,10 @@ mod tests {
         (Subscriber { connection, queue, too_slow, protocol: "test" }, receiver)
     }
 
+    fn pair() -> [UserId; 2] {
+        [UserId::new("ana").unwrap(), UserId::new("bo").unwrap()]
+    }
+
     fn item() -> Outbound {
         Outbound::Native(Arc::new("{}".into()))
     }
@@ -203,15 +240,17 @@ mod tests {
         let mut subscribers = ConversationSubscribers::default();
         let (slow, _slow_queue) = subscriber(1, 1);
         let (fast, mut fast_queue) = subscriber(2, 8);
-        subscribers.add(conversation, slow.clone());
-        subscribers.add(conversation, fast.clone());
+        subscribers.add(conversation, pair(), slow.clone());
+        subscribers.add(conversation, pair(), fast.clone());
         assert_eq!(subscribers.offer(conversation, &item()), (2, false));
         assert_eq!(subscribers.offer(conversation, &item()), (1, false), "the slow one is out");
         assert!(slow.too_slow.is_cancelled());
         assert!(!fast.too_slow.is_cancelled());
         assert!(fast_queue.try_recv().is_ok() && fast_queue.try_recv().is_ok());
+        assert_eq!(subscribers.watched_with(&pair()[1]), [conversation]);
         assert!(subscribers.remove(conversation, 2), "the last subscriber left");
         assert!(!subscribers.is_watched(conversation));
+        assert!(subscribers.watched_with(&pair()[1]).is_empty(), "no presence goes there now");
     }
 
     #[test]
@@ -219,8 +258,8 @@ mod tests {
         let conversation = ConversationId::new(7).unwrap();
         let mut subscribers = ConversationSubscribers::default();
         let (one, mut queue) = subscriber(1, 8);
-        subscribers.add(conversation, one.clone());
-        subscribers.add(conversation, one);
+        subscribers.add(conversation, pair(), one.clone());
+        subscribers.add(conversation, pair(), one);
         assert_eq!(subscribers.offer(conversation, &item()).0, 1);
         assert!(queue.try_recv().is_ok() && queue.try_recv().is_err());
     }

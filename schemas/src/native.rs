@@ -104,6 +104,10 @@ pub enum ServerFrame {
         user_id: UserId,
         is_typing: bool,
     },
+    /// Whether a participant of the conversation is connected to the chat (on any device,
+    /// whatever they are looking at); `at` is when that became so, so an `offline` one says
+    /// when they were last seen. Sent after `subscribed` for what the server knows, then on
+    /// every change.
     Presence {
         conversation_id: ConversationId,
         user_id: UserId,

@@ -19,10 +19,9 @@ pub enum Signal {
         is_typing: bool,
         at: Timestamp,
     },
-    /// `user_id` has a connection in the conversation on fanout node `node` (online), or no
-    /// longer has one there (offline). A user is online while any live node says so.
+    /// `user_id` has a connection on fanout node `node` (online), or no longer has one
+    /// there (offline). A user is online while any live node says so.
     Presence {
-        conversation_id: ConversationId,
         user_id: UserId,
         status: PresenceStatus,
         at: Timestamp,
@@ -40,10 +39,11 @@ pub enum Signal {
         node: String,
         at: Timestamp,
     },
-    /// A node wants to know who is online in a conversation (a client just subscribed);
-    /// every node with connections in it answers with `presence` online.
+    /// A node wants to know whether these users are connected (a client subscribed to a
+    /// conversation with them, and the node has heard nothing of them since it started);
+    /// every node holding a connection of one of them answers with `presence` online.
     PresenceQuery {
-        conversation_id: ConversationId,
+        user_ids: Vec<UserId>,
         node: String,
     },
     /// Written by the projector after it committed a change to this user's inbox item.

@@ -155,9 +155,10 @@ async function main() {
     await send(alice, "Hello Bob, are you free on Monday?");
     expected.push("Hello Bob, are you free on Monday?");
 
-    step("bob signs in with the quick button and sees an unread badge on the demo conversation");
+    step("bob signs in with the quick button and sees an unread badge; alice sees him online while he is on his inbox");
     await signIn(bob, "bob", "Bob", true);
     await item(bob, demoId).locator(".unread-badge", { hasText: "1" }).waitFor({ timeout: WAIT });
+    await alice.locator('#presence[data-status="online"]').waitFor({ timeout: WAIT });
 
     step("bob opens it: the badge clears, the message shows, alice sees it seen and bob online");
     await openConversation(bob, demoId);
@@ -214,7 +215,7 @@ async function main() {
     await alice.locator('#presence[data-status="online"]').waitFor({ timeout: WAIT });
     await bob.evaluate(() => window.chatDebug.closeSocket(true));
     await bob.locator('#connection[data-state="offline"]').waitFor({ timeout: WAIT });
-    await alice.locator('#presence[data-status="offline"]').waitFor({ timeout: WAIT });
+    await alice.locator('#presence[data-status="offline"]', { hasText: "last seen today at" }).waitFor({ timeout: WAIT });
     for (const text of ["Sent while you were away (1)", "Sent while you were away (2)"]) {
       await send(alice, text);
       expected.push(text);

@@ -158,11 +158,12 @@ impl Hub {
     pub fn subscribe(
         &self,
         conversation: ConversationId,
+        participants: [UserId; 2],
         subscriber: Subscriber,
         since: Option<MessageId>,
     ) -> ResumePlan {
         let mut conversations = self.conversations.lock();
-        conversations.subscribers.add(conversation, subscriber);
+        conversations.subscribers.add(conversation, participants, subscriber);
         conversations.backlog.watch(conversation, since)
     }
 
@@ -188,27 +189,16 @@ impl Hub {
         self.inbox.remove(user, connection);
     }
 
-    /// Notes that `connection` shows `user` in `conversation`; when it is the first
-    /// connection of this node to do so (the user just came online here), the number to
-    /// announce it with.
-    pub fn join(
-        &self,
-        conversation: ConversationId,
-        user: &UserId,
-        connection: u64,
-    ) -> Option<u64> {
-        self.local_presence.lock().join(conversation, user, connection)
+    /// Notes `connection` of `user`; when it is the user's first on this node (they just
+    /// came online here), the number to announce it with.
+    pub fn join(&self, user: &UserId, connection: u64) -> Option<u64> {
+        self.local_presence.lock().join(user, connection)
     }
 
     /// Undoes [`Hub::join`]; when it was the user's last connection here, the number to
     /// announce that with.
-    pub fn leave(
-        &self,
-        conversation: ConversationId,
-        user: &UserId,
-        connection: u64,
-    ) -> Option<u64> {
-        self.local_presence.lock().leave(conversation, user, connection)
+    pub fn leave(&self, user: &UserId, connection: u64) -> Option<u64> {
+        self.local_presence.lock().leave(user, connection)
     }
 
     fn offer(&self, conversation: ConversationId, item: &Outbound) -> usize {

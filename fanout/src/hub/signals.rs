@@ -34,25 +34,24 @@ impl Hub {
                 self.typing.lock().set(conversation_id, user_id.clone(), until);
                 self.deliver_typing(conversation_id, user_id, is_typing);
             }
-            Signal::Presence { conversation_id, user_id, status, at, node, seq } => {
+            Signal::Presence { user_id, status, at, node, seq } => {
                 let change = self.presence.lock().observe(
-                    (conversation_id, user_id),
+                    user_id,
                     Announcement { node: &node, seq, status, at },
                     Instant::now(),
                 );
                 if let Some(change) = change {
-                    self.deliver_presence(change);
+                    self.deliver_presence(&change);
                 }
             }
             Signal::NodeAlive { node, .. } => {
                 self.presence.lock().node_alive(&node, Instant::now());
             }
-            Signal::PresenceQuery { conversation_id, .. } => {
-                let here = self.local_presence.lock().announce(conversation_id);
+            Signal::PresenceQuery { user_ids, .. } => {
+                let here = self.local_presence.lock().announce(&user_ids);
                 return here
                     .into_iter()
                     .map(|(user_id, seq)| Signal::Presence {
-                        conversation_id,
                         user_id,
                         status: PresenceStatus::Online,
                         at: Timestamp::now(),
@@ -69,13 +68,13 @@ impl Hub {
         Vec::new()
     }
 
-    /// The last known presence of each participant of `conversation`, as native frames.
+    /// The last known presence of each of `users`, as native frames of `conversation`.
     pub fn presence_of(&self, conversation: ConversationId, users: &[&UserId]) -> Vec<Utf8Bytes> {
         let presence = self.presence.lock();
         users
             .iter()
             .filter_map(|user| {
-                let (status, at) = presence.snapshot(&(conversation, (*user).clone()))?;
+                let (status, at) = presence.snapshot(user)?;
                 Some(render(&ServerFrame::Presence {
                     conversation_id: conversation,
                     user_id: (*user).clone(),
@@ -86,15 +85,31 @@ impl Hub {
             .collect()
     }
 
-    fn deliver_presence(&self, change: Change) {
-        let frame = render(&ServerFrame::Presence {
-            conversation_id: change.conversation,
-            user_id: change.user.clone(),
-            status: change.status,
-            at: change.at,
-        });
-        let item = Outbound::About(Arc::new((change.user, frame)));
-        self.offer(change.conversation, &item);
+    /// Those of `users` this node has heard nothing of (they connected before it started,
+    /// or were forgotten): what to ask the other nodes about.
+    pub fn unheard_of(&self, users: &[&UserId]) -> Vec<UserId> {
+        let presence = self.presence.lock();
+        users
+            .iter()
+            .filter(|user| presence.snapshot(user).is_none())
+            .map(|u| (*u).clone())
+            .collect()
+    }
+
+    /// Shows a change of a user's presence in every conversation watched here that they
+    /// take part in.
+    fn deliver_presence(&self, change: &Change) {
+        let mut conversations = self.conversations.lock();
+        for conversation in conversations.subscribers.watched_with(&change.user) {
+            let frame = render(&ServerFrame::Presence {
+                conversation_id: conversation,
+                user_id: change.user.clone(),
+                status: change.status,
+                at: change.at,
+            });
+            let item = Outbound::About(Arc::new((change.user.clone(), frame)));
+            conversations.offer(conversation, &item);
+        }
     }
 
     /// Turns offline the users of nodes not heard from within the presence TTL.
@@ -106,7 +121,7 @@ impl Hub {
             changes
         };
         for change in changes {
-            self.deliver_presence(change);
+            self.deliver_presence(&change);
         }
     }
 
