@@ -1,7 +1,8 @@
-// The chat web app: sign in, inbox, one open conversation over the native WebSocket.
-// All user data goes into the page through textContent, never innerHTML. Classic scripts
-// sharing one scope, loaded in order by index.html: this file (state, helpers, sign-in,
-// inbox), conversation.js, attachments.js, outbox.js, socket.js, then main.js (wiring).
+// The chat web app: sign in, inbox, one open conversation over the native WebSocket,
+// through the typed client of web/client (client-global.js hands it over). All user data
+// goes into the page through textContent, never innerHTML. Deferred classic scripts sharing
+// one scope, run in order by index.html: this file (state, helpers, sign-in, inbox),
+// conversation.js, attachments.js, outbox.js, socket.js, then main.js (wiring).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -18,17 +19,11 @@ const state = {
   token: localStorage.getItem(TOKEN_KEY), // shared by the tabs of this browser
   me: null, // {user_id, name}
   inbox: new Map(), // conversation_id -> inbox item (highest version)
-  ws: null,
-  wsReady: false,
-  retries: 0,
-  reconnectTimer: null,
+  client: null, // the ChatClient, made once signed in (socket.js)
+  everOnline: false,
   holdReconnect: sessionStorage.getItem("chat.debug.hold") === "1", // debugging aid: stay offline
-  heartbeat: null,
-  lastHeard: 0, // when the socket last carried a frame
-  stalled: null, // debugging aid: a socket that carries nothing either way
   open: null, // the open conversation, see openConversation()
-  outbox: new Map(), // ref -> a send not yet acknowledged, see the outbox below
-  refs: 0,
+  pending: new Map(), // idempotency key -> a send not yet acknowledged, as shown (outbox.js)
 };
 
 // ---------- small helpers ----------
@@ -55,11 +50,6 @@ function timeOf(stamp) {
   return sameDay
     ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
     : date.toLocaleDateString([], { month: "short", day: "numeric" });
-}
-
-function nextRef() {
-  state.refs += 1;
-  return "r" + state.refs;
 }
 
 async function api(path, options = {}, token = state.token) {
@@ -128,10 +118,9 @@ async function start() {
   $("chat-view").hidden = false;
   $("account").hidden = false;
   $("me-name").textContent = state.me.name + " (" + state.me.user_id + ")";
-  loadOutbox();
   $("new-client").value = state.me.user_id;
   await loadInbox();
-  connect();
+  await connect();
   const linked = /^#c(\d+)$/.exec(location.hash); // the conversation open before a reload
   if (linked) openConversation(Number(linked[1]));
 }

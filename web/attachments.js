@@ -72,50 +72,37 @@ function uploadFile(file) {
   const open = state.open;
   if (!open) return;
   const entry = {
-    ref: nextRef(), key: crypto.randomUUID(), conversation_id: open.id, text: "",
-    attachment: null, uploading: file.name,
+    key: crypto.randomUUID(), conversation_id: open.id, text: "", attachment: null, uploading: file.name,
   };
-  state.outbox.set(entry.ref, entry);
+  state.pending.set(entry.key, entry);
   showPending(entry);
   const progress = el("progress");
   progress.max = 100;
   progress.value = 0;
   progress.setAttribute("aria-label", "Uploading " + file.name);
-  entry.node.querySelector(".meta").before(progress);
   const meta = entry.node.querySelector(".meta");
+  meta.before(progress);
   meta.textContent = "Uploading…";
-  const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/v1/conversations/" + open.id + "/attachments?name=" + encodeURIComponent(file.name));
-  xhr.setRequestHeader("authorization", "Bearer " + state.token);
-  xhr.upload.addEventListener("progress", (event) => {
-    if (!event.lengthComputable) return;
-    progress.value = Math.round((100 * event.loaded) / event.total);
-    meta.textContent = "Uploading " + progress.value + "%";
-  });
   const li = entry.node;
-  const failed = (why) => {
-    state.outbox.delete(entry.ref);
+  const onProgress = (sent, total) => {
+    if (!total) return;
+    progress.value = Math.round((100 * sent) / total);
+    meta.textContent = "Uploading " + progress.value + "%";
+  };
+  state.client.upload(open.id, file, file.name, onProgress).then((attachment) => {
+    progress.remove();
+    meta.textContent = "Sending…";
+    entry.attachment = attachment;
+    delete entry.uploading;
+    state.client.send(open.id, "", { attachment, key: entry.key }).catch(() => { /* onFailed shows it */ });
+  }, (error) => {
+    state.pending.delete(entry.key);
     li.classList.remove("pending");
     li.classList.add("failed");
     progress.remove();
-    meta.textContent = "Not sent: " + why;
-  };
-  xhr.addEventListener("load", () => {
-    let body = null;
-    try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-    if (xhr.status !== 201 || !body) {
-      failed((body && body.detail) || "upload failed (" + xhr.status + ")");
-      return;
-    }
-    progress.remove();
-    meta.textContent = "Sending…";
-    entry.attachment = body;
-    delete entry.uploading;
-    saveOutbox();
-    transmit(entry);
+    // "415: …": the status is for the console, the detail for the reader.
+    meta.textContent = "Not sent: " + error.message.replace(/^\d+: /, "");
   });
-  xhr.addEventListener("error", () => failed("the upload did not reach the server"));
-  xhr.send(file);
 }
 
 function applyReadReceipt(upTo) {
@@ -153,7 +140,7 @@ function markRead() {
   const readMark = Math.max(open.readSent, item ? item.last_read_id : 0);
   if (upTo <= readMark) return;
   open.readSent = upTo;
-  if (!wsSend({ type: "read", ref: nextRef(), conversation_id: open.id, up_to: upTo })) {
+  if (!state.client || !state.client.read(open.id, upTo)) {
     api("/v1/conversations/" + open.id + "/read", { method: "POST", body: { up_to: upTo } })
       .catch(() => { open.readSent = 0; });
   }

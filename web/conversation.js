@@ -6,7 +6,7 @@
 
 async function openConversation(id) {
   if (state.open && state.open.id === id) return;
-  if (state.open && state.open.subscribed) wsSend({ type: "unsubscribe", conversation_id: state.open.id });
+  if (state.open) state.client.unsubscribe(state.open.id);
   const item = state.inbox.get(id);
   const open = {
     id, item, loaded: false, subscribed: false,
@@ -42,7 +42,7 @@ async function openConversation(id) {
   }
   if (state.open !== open) return;
   open.loaded = true;
-  for (const entry of state.outbox.values()) {
+  for (const entry of state.pending.values()) {
     entry.node = null;
     showPending(entry);
   }
@@ -74,19 +74,17 @@ async function loadOlder() {
 
 function subscribeOpen() {
   const open = state.open;
-  if (!open || !open.loaded || !state.wsReady) return;
-  const frame = { type: "subscribe", conversation_id: open.id };
-  if (open.lastPosition > 0) frame.since = open.lastPosition;
-  wsSend(frame);
+  if (!open || !open.loaded) return;
+  // The client sends it once connected, and again after every reconnection from the last
+  // message it delivered.
+  state.client.subscribe(open.id, open.lastPosition > 0 ? open.lastPosition : undefined);
 }
 
 // Adds (or updates) a confirmed message, keeping the list ordered by id with no duplicates.
 function addMessage(message, live) {
   const open = state.open;
   if (!open || message.conversation_id !== open.id) return;
-  for (const entry of [...state.outbox.values()]) {
-    if (message.idempotency_key && entry.key === message.idempotency_key) settle(entry.ref);
-  }
+  if (message.idempotency_key) settle(message.idempotency_key);
   const known = open.messages.get(message.id);
   open.messages.set(message.id, Object.assign({}, known, message));
   const node = messageNode(open.messages.get(message.id));
@@ -216,7 +214,7 @@ function onInput() {
   const now = Date.now();
   if (now - open.typingSentAt > TYPING_REPEAT_MS) {
     open.typingSentAt = now;
-    wsSend({ type: "typing", conversation_id: open.id, is_typing: true });
+    state.client.typing(open.id, true);
   }
   clearTimeout(open.typingIdle);
   open.typingIdle = setTimeout(stopTyping, TYPING_IDLE_MS);
@@ -227,7 +225,7 @@ function stopTyping() {
   if (!open || !open.typingSentAt) return;
   clearTimeout(open.typingIdle);
   open.typingSentAt = 0;
-  wsSend({ type: "typing", conversation_id: open.id, is_typing: false });
+  state.client.typing(open.id, false);
 }
 
 function onTyping(frame) {

@@ -30,8 +30,8 @@ $("message-input").addEventListener("keydown", (event) => {
   }
 });
 // The browser knows before the socket does when the network goes.
-window.addEventListener("offline", () => { if (state.ws) dropStalled(state.ws); });
-window.addEventListener("online", () => { if (!state.ws && !state.holdReconnect) connect(); });
+window.addEventListener("offline", () => { if (state.client) state.client.reconnect(); });
+window.addEventListener("online", () => { if (state.client && !state.holdReconnect) state.client.connect(); });
 $("message-input").addEventListener("input", onInput);
 $("attach-button").addEventListener("click", () => $("file-input").click());
 $("back").addEventListener("click", showInbox);
@@ -82,20 +82,20 @@ document.addEventListener("visibilitychange", markRead);
 window.chatDebug = {
   closeSocket(hold = false) {
     state.holdReconnect = hold;
-    if (hold) sessionStorage.setItem("chat.debug.hold", "1");
-    if (state.ws) state.ws.close();
+    if (!hold) { state.client.reconnect(); return; }
+    sessionStorage.setItem("chat.debug.hold", "1");
+    state.client.close();
   },
   releaseSocket() {
     state.holdReconnect = false;
     sessionStorage.removeItem("chat.debug.hold");
-    if (!state.ws) connect();
+    connect();
   },
   // The open socket stops carrying frames either way without closing, as when a network
   // stalls; the heartbeat (every `everyMs`, answered within `stallMs`) must notice.
   stallSocket(everyMs = 1000, stallMs = 1000) {
-    Object.assign(heartbeat, { everyMs, stallMs });
-    state.stalled = state.ws;
-    startHeartbeat();
+    state.client.setHeartbeat(everyMs, stallMs);
+    state.client.stallForTesting();
   },
 };
 

@@ -1,91 +1,57 @@
-// The native WebSocket: connecting, the heartbeat, reconnecting, and the frames that
-// arrive. Part of the web app (see app.js).
+// The connection: one ChatClient (web/client) on the native WebSocket. It reconnects with
+// backoff and jitter, notices a stalled network by its heartbeat, resumes the open
+// conversation without gaps, and sends from its outbox in IndexedDB; this file turns its
+// events into the page. Part of the web app (see app.js).
 "use strict";
-
-// ---------- the WebSocket ----------
 
 function setConnection(text, kind) {
   $("connection").textContent = text;
   $("connection").dataset.state = kind;
 }
 
-function wsSend(frame) {
-  if (!state.ws || !state.wsReady) return false;
-  if (state.ws === state.stalled) return true; // lost on the way, as on a stalled network
-  state.ws.send(JSON.stringify(frame));
-  return true;
+// Makes the client (once per page) and, unless a test holds the page offline, connects.
+async function connect() {
+  if (!state.client) {
+    const client = new ChatClient({
+      baseUrl: location.origin,
+      token: () => state.token,
+      outbox: indexedDbOutbox("chat.outbox." + state.me.user_id),
+      heartbeat,
+    });
+    state.client = client;
+    client.on("state", onConnection);
+    client.on("closed", (code) => { if (code === 4401) { client.close(); signOut(); } });
+    client.on("frame", onFrame);
+    client.on("sent", onSent);
+    client.on("failed", onFailed);
+    await client.loaded;
+    loadOutbox();
+  }
+  if (state.holdReconnect) { setConnection("offline", "offline"); return; }
+  await state.client.connect();
 }
 
-function connect() {
-  clearTimeout(state.reconnectTimer);
-  if (state.holdReconnect) return;
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(scheme + "//" + location.host + "/v1/ws?token=" + encodeURIComponent(state.token));
-  state.ws = ws;
-  setConnection(state.retries ? "reconnecting…" : "connecting…", "connecting");
-  ws.onmessage = (event) => {
-    if (state.ws !== ws || state.stalled === ws) return;
-    state.lastHeard = Date.now();
-    onFrame(JSON.parse(event.data));
-  };
-  ws.onclose = (event) => {
-    if (state.ws !== ws) return;
-    clearInterval(state.heartbeat);
-    state.ws = null;
-    state.wsReady = false;
-    if (state.open) { state.open.subscribed = false; setPresence("offline"); hideTyping(); }
-    if (event.code === 4401) { signOut(); return; }
-    setConnection("offline", "offline");
-    const delay = Math.min(10000, 500 * 2 ** state.retries) * (0.75 + Math.random() / 2);
-    state.retries += 1;
-    state.reconnectTimer = setTimeout(connect, delay);
-  };
-}
-
-// Browsers cannot see WebSocket pings, and a stalled network (a dead Wi-Fi, a phone
-// between cells) can leave a socket open that carries nothing for minutes. A ping every
-// heartbeat.everyMs must be answered (by a pong or anything else) within stallMs; else the
-// socket is given up and the usual reconnect and resume take over.
-function startHeartbeat() {
-  clearInterval(state.heartbeat);
-  state.heartbeat = setInterval(() => {
-    const ws = state.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    const sent = Date.now();
-    wsSend({ type: "ping" });
-    setTimeout(() => {
-      if (state.ws === ws && state.lastHeard < sent) dropStalled(ws);
-    }, heartbeat.stallMs);
-  }, heartbeat.everyMs);
-}
-
-function dropStalled(ws) {
-  clearInterval(state.heartbeat);
+function onConnection(kind) {
+  if (kind === "online") {
+    state.everOnline = true;
+    setConnection("online", "online");
+    loadInbox(); // catch up on inbox changes missed while disconnected
+    return;
+  }
+  if (kind === "connecting") {
+    setConnection(state.everOnline ? "reconnecting…" : "connecting…", "connecting");
+    return;
+  }
   setConnection("offline", "offline");
-  // onclose may come only when the network answers; reconnect now instead.
-  ws.onclose({ code: 1006 });
-  ws.close();
+  if (state.open) { state.open.subscribed = false; setPresence("offline"); hideTyping(); }
 }
 
 function onFrame(frame) {
   const open = state.open;
   const here = open && frame.conversation_id === open.id;
   switch (frame.type) {
-    case "ready":
-      startHeartbeat();
-      state.wsReady = true;
-      state.retries = 0;
-      setConnection("online", "online");
-      loadInbox(); // catch up on inbox changes missed while disconnected
-      flushOutbox(); // the same keys: a send that already landed is not doubled
-      subscribeOpen();
-      break;
     case "subscribed":
-      if (!here) { wsSend({ type: "unsubscribe", conversation_id: frame.conversation_id }); break; }
-      open.subscribed = true;
-      markRead();
-      break;
-    case "unsubscribed":
+      if (here) { open.subscribed = true; markRead(); }
       break;
     case "message":
       if (here) addMessage(frame.message, true);
@@ -104,11 +70,9 @@ function onFrame(frame) {
       upsertInbox(frame.item);
       renderInbox();
       break;
-    case "ack":
-      onAck(frame);
-      break;
     case "error":
-      onError(frame);
+      // A refused send is the outbox's (see onFailed); anything else is news.
+      if (!frame.ref || !state.pending.has(frame.ref)) notice(frame.code + ": " + frame.detail);
       break;
   }
 }

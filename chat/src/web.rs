@@ -35,8 +35,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 
 const SCRIPT: &str = "text/javascript; charset=utf-8";
 
-/// Each asset by its path. The scripts share one scope and load in the order index.html
-/// lists them.
+/// Each asset by its path. The app's scripts share one scope and run in the order
+/// index.html lists them; the client's are ES modules.
 static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
     vec![
         ("/", Asset::new("text/html; charset=utf-8", include_str!("../../web/index.html"))),
@@ -47,6 +47,12 @@ static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
         ("/outbox.js", Asset::new(SCRIPT, include_str!("../../web/outbox.js"))),
         ("/socket.js", Asset::new(SCRIPT, include_str!("../../web/socket.js"))),
         ("/main.js", Asset::new(SCRIPT, include_str!("../../web/main.js"))),
+        ("/client-global.js", Asset::new(SCRIPT, include_str!("../../web/client-global.js"))),
+        // The typed client, as compiled and checked in (web/client/test/run holds it to
+        // the sources).
+        ("/client/index.js", Asset::new(SCRIPT, include_str!("../../web/client/build/index.js"))),
+        ("/client/client.js", Asset::new(SCRIPT, include_str!("../../web/client/build/client.js"))),
+        ("/client/outbox.js", Asset::new(SCRIPT, include_str!("../../web/client/build/outbox.js"))),
     ]
 });
 

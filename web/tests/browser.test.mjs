@@ -227,9 +227,18 @@ async function main() {
     await bob.locator("#messages .message.pending", { hasText: "Written while offline" }).waitFor({ timeout: WAIT });
     expected.push("Written while offline");
 
-    step("bob reloads while still offline: the unsent message is still there, from the outbox");
+    step("bob reloads while still offline: the unsent message is still there, from the client's outbox in IndexedDB");
     await bob.reload();
     await bob.locator("#messages .message.pending", { hasText: "Written while offline" }).waitFor({ timeout: WAIT });
+    const kept = await bob.evaluate(() => new Promise((resolve, reject) => {
+      const opened = indexedDB.open("chat.outbox.bob", 1);
+      opened.onerror = () => reject(opened.error);
+      opened.onsuccess = () => {
+        const read = opened.result.transaction("outbox").objectStore("outbox").getAll();
+        read.onsuccess = () => resolve(read.result.map((entry) => entry.text));
+      };
+    }));
+    if (!kept.includes("Written while offline")) fail(`the outbox in IndexedDB holds ${JSON.stringify(kept)}`);
     if ((await bob.locator("#connection").getAttribute("data-state")) === "online") fail("bob came online while held");
 
     step("bob reconnects: the missed messages arrive once, in order, and his pending one is sent once");

@@ -33,6 +33,12 @@ type Events = {
   message: Message;
   frame: ServerFrame;
   state: "connecting" | "online" | "offline";
+  /** The socket closed with this code (4401: the token is no longer accepted). */
+  closed: number;
+  /** A send left the outbox: the log holds it as `messageId`. */
+  sent: { key: string; conversationId: number; messageId: number; duplicate: boolean };
+  /** The server refused a send; it stays in the outbox, unsent, for `retry` or `discard`. */
+  failed: { key: string; detail: string };
 };
 type Handler<T> = (value: T) => void;
 
@@ -59,7 +65,8 @@ export class ChatClient {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #lastHeard = 0;
   #refs = 0;
-  #loaded: Promise<void>;
+  /** Resolves once the outbox's entries are loaded (`pending` lists them from then on). */
+  readonly loaded: Promise<void>;
 
   constructor(options: ChatClientOptions) {
     this.#options = {
@@ -70,7 +77,7 @@ export class ChatClient {
     };
     this.#outbox = options.outbox ?? memoryOutbox();
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
-    this.#loaded = this.#outbox.load().then((entries) => {
+    this.loaded = this.#outbox.load().then((entries) => {
       for (const entry of entries) this.#entries.set(entry.key, entry);
     });
   }
@@ -85,8 +92,15 @@ export class ChatClient {
   /** Opens the connection (and keeps it open until `close`). */
   async connect(): Promise<void> {
     this.#closed = false;
-    await this.#loaded;
+    await this.loaded;
+    if (this.#socket) return;
     await this.#open();
+  }
+
+  /** Gives the socket up now (the browser said the network went) and reconnects. */
+  reconnect(): void {
+    if (this.#socket) this.#lost(this.#socket);
+    else if (!this.#closed) void this.#open();
   }
 
   close(): void {
@@ -125,7 +139,7 @@ export class ChatClient {
     text: string,
     options: { attachment?: Attachment; key?: string } = {},
   ): Promise<Sent> {
-    await this.#loaded;
+    await this.loaded;
     const entry: OutboxEntry = {
       key: options.key ?? crypto.randomUUID(),
       conversation_id: conversation,
@@ -133,23 +147,48 @@ export class ChatClient {
       attachment: options.attachment ?? null,
     };
     this.#entries.set(entry.key, entry);
-    await this.#outbox.save([...this.#entries.values()]);
+    await this.#outbox.put(entry);
     const answered = new Promise<Sent>((resolve, reject) => this.#waiting.set(entry.key, { resolve, reject }));
     this.#transmit(entry);
     return answered;
   }
 
-  /** Sends waiting for an acknowledgement, oldest first. */
+  /** Sends waiting for an acknowledgement (or refused), oldest first. */
   pending(): OutboxEntry[] {
     return [...this.#entries.values()];
   }
 
-  typing(conversation: number, isTyping: boolean): void {
-    this.#send({ type: "typing", conversation_id: conversation, is_typing: isTyping });
+  /** Sends a refused send again, under its key. */
+  retry(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    entry.failed = null;
+    void this.#outbox.put(entry);
+    this.#transmit(entry);
   }
 
-  read(conversation: number, upTo: number): void {
-    this.#send({ type: "read", conversation_id: conversation, up_to: upTo });
+  /** Gives up a send that is waiting or was refused. */
+  discard(key: string): void {
+    if (!this.#entries.delete(key)) return;
+    void this.#outbox.remove(key);
+    this.#waiting.get(key)?.reject(new Error("discarded"));
+    this.#waiting.delete(key);
+  }
+
+  /** False when not connected (nothing was sent). */
+  typing(conversation: number, isTyping: boolean): boolean {
+    return this.#send({ type: "typing", conversation_id: conversation, is_typing: isTyping });
+  }
+
+  /** False when not connected: the caller may mark it read over HTTP instead. */
+  read(conversation: number, upTo: number): boolean {
+    return this.#send({ type: "read", conversation_id: conversation, up_to: upTo });
+  }
+
+  /** Pings every `everyMs`, and gives a socket silent `stallMs` after one up. */
+  setHeartbeat(everyMs: number, stallMs: number): void {
+    this.#options.heartbeat = { everyMs, stallMs };
+    if (this.#ready) this.#startHeartbeat();
   }
 
   /** Uploads a file for `conversation`; the answer goes into `send`'s `attachment`. */
@@ -192,7 +231,10 @@ export class ChatClient {
       this.#lastHeard = Date.now();
       this.#receive(JSON.parse(String(event.data)) as ServerFrame);
     };
-    socket.onclose = () => this.#lost(socket);
+    socket.onclose = (event) => {
+      this.#emit("closed", event.code);
+      this.#lost(socket);
+    };
     socket.onerror = () => socket.close();
   }
 
@@ -220,14 +262,17 @@ export class ChatClient {
       case "ack":
         if (frame.ref && frame.message_id != null) this.#settle(frame.ref, frame.message_id, frame.duplicate ?? false);
         break;
-      case "error":
-        if (frame.ref && this.#entries.has(frame.ref)) {
-          this.#waiting.get(frame.ref)?.reject(new Error(`${frame.code}: ${frame.detail}`));
-          this.#waiting.delete(frame.ref);
-          this.#entries.delete(frame.ref);
-          void this.#outbox.save([...this.#entries.values()]);
+      case "error": {
+        const entry = frame.ref ? this.#entries.get(frame.ref) : undefined;
+        if (entry) {
+          entry.failed = frame.detail;
+          void this.#outbox.put(entry);
+          this.#waiting.get(entry.key)?.reject(new Error(`${frame.code}: ${frame.detail}`));
+          this.#waiting.delete(entry.key);
+          this.#emit("failed", { key: entry.key, detail: frame.detail });
         }
         break;
+      }
       default:
         break;
     }
@@ -236,13 +281,17 @@ export class ChatClient {
 
   /** An acknowledged (or delivered) send leaves the outbox; its waiter learns the id. */
   #settle(key: string, messageId: number, duplicate: boolean): void {
-    if (!this.#entries.delete(key)) return;
-    void this.#outbox.save([...this.#entries.values()]);
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    this.#entries.delete(key);
+    void this.#outbox.remove(key);
     this.#waiting.get(key)?.resolve({ messageId, duplicate });
     this.#waiting.delete(key);
+    this.#emit("sent", { key, conversationId: entry.conversation_id, messageId, duplicate });
   }
 
   #transmit(entry: OutboxEntry): void {
+    if (entry.failed) return; // refused: sent again only when retried
     // The key doubles as the frame's ref, so an ack finds its entry after any reconnect.
     const frame: ClientFrame = {
       type: "send",
@@ -258,10 +307,12 @@ export class ChatClient {
     this.#send(frame);
   }
 
-  #send(frame: ClientFrame): void {
+  #send(frame: ClientFrame): boolean {
     if (this.#socket && this.#ready && this.#socket.readyState === this.#WebSocket.OPEN) {
       this.#socket.send(JSON.stringify(frame));
+      return true;
     }
+    return false;
   }
 
   #startHeartbeat(): void {

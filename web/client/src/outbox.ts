@@ -9,12 +9,16 @@ export interface OutboxEntry {
   conversation_id: number;
   text: string;
   attachment: Attachment | null;
+  /** Why the server refused it, if it did: kept (for a retry or a discard), not resent. */
+  failed?: string | null;
 }
 
+/** One entry per send, written and removed one at a time, so that tabs sharing a store
+ * never overwrite each other's sends. */
 export interface OutboxStore {
   load(): Promise<OutboxEntry[]>;
-  /** Replaces what is kept with `entries`. */
-  save(entries: OutboxEntry[]): Promise<void>;
+  put(entry: OutboxEntry): Promise<void>;
+  remove(key: string): Promise<void>;
 }
 
 /** Kept in memory only: lost with the process. */
@@ -24,8 +28,11 @@ export function memoryOutbox(initial: OutboxEntry[] = []): OutboxStore & { entri
     async load() {
       return [...store.entries];
     },
-    async save(entries: OutboxEntry[]) {
-      store.entries = [...entries];
+    async put(entry: OutboxEntry) {
+      store.entries = [...store.entries.filter((kept) => kept.key !== entry.key), entry];
+    },
+    async remove(key: string) {
+      store.entries = store.entries.filter((kept) => kept.key !== key);
     },
   };
   return store;
@@ -39,12 +46,12 @@ export function indexedDbOutbox(name: string): OutboxStore {
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
   });
-  const run = async (mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest | void) => {
+  const run = async (mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest) => {
     const db = await opened;
     return new Promise<unknown>((resolve, reject) => {
       const transaction = db.transaction("outbox", mode);
       const request = work(transaction.objectStore("outbox"));
-      transaction.oncomplete = () => resolve(request ? request.result : undefined);
+      transaction.oncomplete = () => resolve(request.result);
       transaction.onerror = () => reject(transaction.error);
     });
   };
@@ -52,11 +59,11 @@ export function indexedDbOutbox(name: string): OutboxStore {
     async load() {
       return ((await run("readonly", (store) => store.getAll())) as OutboxEntry[]) ?? [];
     },
-    async save(entries) {
-      await run("readwrite", (store) => {
-        store.clear();
-        for (const entry of entries) store.put(entry);
-      });
+    async put(entry) {
+      await run("readwrite", (store) => store.put(entry));
+    },
+    async remove(key) {
+      await run("readwrite", (store) => store.delete(key));
     },
   };
 }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ChatClient, memoryOutbox } from "../dist/index.js";
+import { ChatClient, memoryOutbox } from "../build/index.js";
 
 const base = process.env.CHAT_URL;
 assert.ok(base, "CHAT_URL names the chat dev under test");
@@ -105,6 +105,29 @@ test("the outbox outlives its process: a new client sends what the old one could
   assert.deepEqual(messages.map((m) => m.text), ["written offline"]);
   assert.deepEqual(kept.entries, [], "the acknowledged send left the store");
   tabs.forEach((tab) => tab.close());
+});
+
+test("a refused send stays in the outbox, unsent, until retried or discarded", async () => {
+  const id = await conversation("kim", "lou");
+  const store = memoryOutbox();
+  const kim = await connected("kim", { outbox: store });
+  const failures = [];
+  kim.on("failed", (failure) => failures.push(failure));
+  const tooLong = "x".repeat(5000);
+  await assert.rejects(kim.send(id, tooLong, { key: "too-long" }), /invalid/);
+  assert.deepEqual(failures.map((f) => f.key), ["too-long"]);
+  assert.equal(store.entries[0].failed.length > 0, true, "kept, marked refused");
+  // A reconnection does not send a refused message again; a retry does.
+  kim.reconnect();
+  await until("kim is back", () => kim.pending().length === 1 && failures.length === 1);
+  kim.retry("too-long");
+  await until("the retry is refused too", () => failures.length === 2);
+  kim.discard("too-long");
+  assert.deepEqual(kim.pending(), []);
+  assert.deepEqual(store.entries, [], "discarded from the store");
+  await kim.send(id, "short enough");
+  assert.deepEqual((await history("lou", id)).map((m) => m.text), ["short enough"]);
+  kim.close();
 });
 
 test("a stalled socket is noticed by the heartbeat and replaced; the send waiting on it lands once", async () => {

@@ -1,0 +1,2 @@
+// Generated from schemas/generated/ws by scripts/generate-types.mjs; do not edit.
+export {};
