@@ -101,6 +101,7 @@ test("the outbox outlives its process: a new client sends what the old one could
   // Two tabs that both loaded the same outbox send it at once: one message.
   const tabs = [await connected("ed", { outbox: kept }), await connected("ed", { outbox: memoryOutbox(kept.entries) })];
   await until("both tabs' outboxes drain", () => tabs.every((tab) => tab.pending().length === 0));
+  await until("the message in flo's history", async () => (await history("flo", id)).length > 0);
   const messages = await history("flo", id);
   assert.deepEqual(messages.map((m) => m.text), ["written offline"]);
   assert.deepEqual(kept.entries, [], "the acknowledged send left the store");
@@ -126,6 +127,7 @@ test("a refused send stays in the outbox, unsent, until retried or discarded", a
   assert.deepEqual(kim.pending(), []);
   assert.deepEqual(store.entries, [], "discarded from the store");
   await kim.send(id, "short enough");
+  await until("the message in lou's history", async () => (await history("lou", id)).length === 1);
   assert.deepEqual((await history("lou", id)).map((m) => m.text), ["short enough"]);
   kim.close();
 });
@@ -139,6 +141,7 @@ test("a stalled socket is noticed by the heartbeat and replaced; the send waitin
   const sent = gus.send(id, "sent into the stall");
   await until("gus gives up the stalled socket and comes back", () => states.includes("offline") && states.at(-1) === "online");
   const { messageId } = await sent;
+  await until("the message in hal's history", async () => (await history("hal", id)).length > 0);
   const messages = await history("hal", id);
   assert.deepEqual(messages.map((m) => [m.id, m.text]), [[messageId, "sent into the stall"]]);
   gus.close();
@@ -153,7 +156,9 @@ test("an upload becomes an attachment the message carries; an outsider's upload 
   assert.equal(attachment.mime_type, "text/plain");
   assert.equal(progress, file.size);
   await ivy.send(id, "", { attachment });
-  const [message] = await history("jo", id);
+  // Acknowledged means in the log; history is the projection, which follows shortly.
+  let message;
+  await until("the message in jo's history", async () => ([message] = await history("jo", id)).length === 1);
   assert.equal(message.attachment.upload_id, attachment.upload_id);
   const outsider = new ChatClient({ baseUrl: base, token: () => token("mallory") });
   await assert.rejects(outsider.upload(id, file, "x.txt"), /404/);
