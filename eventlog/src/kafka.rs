@@ -11,87 +11,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
-use schemas::{ConversationId, Position, Timestamp};
+use schemas::{ConversationId, Position};
 
+pub use crate::kafka_config::KafkaConfig;
+use crate::kafka_config::{private_group, unavailable};
+use crate::kafka_records::{owned_headers, position_of, record_from};
 use crate::kafka_subscription::KafkaSubscription;
 use crate::kafka_topics::topic_partitions;
 pub use crate::kafka_topics::{TopicSpec, broker_count, ensure_topic};
 use crate::{
     EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription, WriterAssignment,
 };
-
-/// How to reach the cluster and which topic is the log.
-#[derive(Debug, Clone)]
-pub struct KafkaConfig {
-    /// `host:port,host:port`.
-    pub brokers: String,
-    pub topic: String,
-    /// Names this process in broker logs and metrics.
-    pub client_id: String,
-    /// An append not acknowledged by then fails (`delivery.timeout.ms`): after it, the
-    /// record will never be written, which the idempotency protocol relies on.
-    pub append_timeout: Duration,
-    /// How long metadata and offset requests may take.
-    pub request_timeout: Duration,
-    /// A stable name for this group member (`group.instance.id`, static membership): a
-    /// member restarted under the same name takes its partitions back at once instead of
-    /// waiting for the old session to expire. One per replica, e.g. a pod name.
-    pub group_instance: Option<String>,
-}
-
-impl KafkaConfig {
-    pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> Self {
-        Self {
-            brokers: brokers.into(),
-            topic: topic.into(),
-            client_id: "chat".into(),
-            append_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(10),
-            group_instance: None,
-        }
-    }
-
-    pub(crate) fn client(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.brokers)
-            .set("client.id", &self.client_id)
-            .set("socket.keepalive.enable", "true");
-        config
-    }
-
-    pub(crate) fn consumer(&self, group: &str) -> ClientConfig {
-        let mut config = self.client();
-        config
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "50")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1000");
-        config
-    }
-}
-
-/// A group id no other consumer uses, for consumers that never join a group.
-pub(crate) fn private_group(config: &KafkaConfig, purpose: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let sequence = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{purpose}-{}-{sequence}", config.client_id, std::process::id())
-}
-
-pub(crate) fn unavailable(error: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(error.to_string())
-}
 
 struct Shared {
     config: KafkaConfig,
@@ -170,49 +106,6 @@ impl KafkaEventLog {
     pub fn config(&self) -> &KafkaConfig {
         &self.shared.config
     }
-}
-
-fn position_of(
-    delivery: &rdkafka::producer::future_producer::Delivery,
-) -> Result<Position, LogError> {
-    Ok(Position {
-        partition: u32::try_from(delivery.partition).map_err(unavailable)?,
-        offset: u64::try_from(delivery.offset).map_err(unavailable)?,
-    })
-}
-
-fn owned_headers(headers: &[Header]) -> OwnedHeaders {
-    headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |owned, (key, value)| {
-        owned.insert(KafkaHeader { key, value: Some(value.as_bytes()) })
-    })
-}
-
-/// A consumed message as a [`Record`]; `None` for messages that are not ours (no
-/// conversation key), which readers skip.
-pub(crate) fn record_from(message: &BorrowedMessage<'_>) -> Option<Record> {
-    let key = std::str::from_utf8(message.key()?).ok()?.parse::<ConversationId>().ok()?;
-    let headers = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .filter_map(|header| {
-                    let value = std::str::from_utf8(header.value?).ok()?;
-                    Some((header.key.to_owned(), value.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(Record {
-        position: Position {
-            partition: u32::try_from(message.partition()).ok()?,
-            offset: u64::try_from(message.offset()).ok()?,
-        },
-        key,
-        value: message.payload().unwrap_or_default().to_vec(),
-        headers,
-        timestamp: Timestamp::from_millis(message.timestamp().to_millis().unwrap_or(0)),
-    })
 }
 
 fn watermarks(shared: &Shared) -> Result<Vec<u64>, LogError> {
@@ -411,17 +304,4 @@ fn read_range(
         }
     }
     Ok(records)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TopicSpec;
-
-    #[test]
-    fn a_majority_must_be_in_sync_but_never_every_replica() {
-        let isr = |replication_factor| {
-            TopicSpec { partitions: 1, replication_factor, retention: None }.min_insync_replicas()
-        };
-        assert_eq!([1, 2, 3, 4, 5].map(isr), [1, 1, 2, 3, 3]);
-    }
 }

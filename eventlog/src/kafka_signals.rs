@@ -17,7 +17,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
 use schemas::signals::Signal;
 
-use crate::kafka::{KafkaConfig, private_group, unavailable};
+use crate::kafka_config::{KafkaConfig, private_group, unavailable};
 use crate::{LogError, SignalBus, SignalStream};
 
 /// Signals carried in one record at most (records stay far below the broker's size limit).

@@ -9,7 +9,8 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::kafka::{record_from, unavailable};
+use crate::kafka_config::unavailable;
+use crate::kafka_records::record_from;
 use schemas::Position;
 
 use crate::{LogError, Record, Subscription};

@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 use crate::LogError;
-use crate::kafka::{KafkaConfig, unavailable};
+use crate::kafka_config::{KafkaConfig, unavailable};
 
 /// How a topic is created by `chat migrate`.
 #[derive(Debug, Clone, Copy)]
@@ -120,4 +120,17 @@ pub(crate) async fn topic_partitions(config: &KafkaConfig) -> Result<u32, LogErr
     })
     .await
     .map_err(unavailable)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopicSpec;
+
+    #[test]
+    fn a_majority_must_be_in_sync_but_never_every_replica() {
+        let isr = |replication_factor| {
+            TopicSpec { partitions: 1, replication_factor, retention: None }.min_insync_replicas()
+        };
+        assert_eq!([1, 2, 3, 4, 5].map(isr), [1, 1, 2, 3, 3]);
+    }
 }

@@ -16,11 +16,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use tokio::sync::watch;
 
+use crate::kafka_config::unavailable;
 use crate::{LogError, WriterAssignment};
-
-fn unavailable(error: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(error.to_string())
-}
 
 struct WriterContext {
     topic: String,

@@ -16,6 +16,10 @@ pub mod embedded;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "kafka")]
+mod kafka_config;
+#[cfg(feature = "kafka")]
+mod kafka_records;
+#[cfg(feature = "kafka")]
 pub mod kafka_signals;
 #[cfg(feature = "kafka")]
 mod kafka_subscription;

@@ -1,20 +1,37 @@
-//! The hub's three loops: the tail of the log, the signals from every node, and liveness
-//! (this node's heartbeat, and the sweep of lapsed presence and typing). Separate tasks, so
-//! none waits on another and no read is ever abandoned midway.
+//! Starting the hub, and its three loops: the tail of the log, the signals from every node,
+//! and liveness (this node's heartbeat, and the sweep of lapsed presence and typing).
+//! Separate tasks, so none waits on another and no read is ever abandoned midway.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::{EventLog, LogError, SignalStream, SubscribeSpec, Subscription};
+use eventlog::{EventLog, LogError, SignalBus, SignalStream, SubscribeSpec, Subscription};
 use schemas::Timestamp;
 use schemas::signals::Signal;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::FanoutConfig;
 use crate::hub::Hub;
 
+impl Hub {
+    /// Starts tailing `log` and `signals`; the returned task ends when `shutdown` fires.
+    pub async fn start(
+        log: Arc<dyn EventLog>,
+        signals: Arc<dyn SignalBus>,
+        config: FanoutConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(Arc<Hub>, JoinHandle<()>), LogError> {
+        let tail = log.subscribe(SubscribeSpec::Tail).await?;
+        let hub = Arc::new(Hub::new(&*log, tail.start_offsets(), Arc::clone(&signals), config));
+        let signal_stream = signals.subscribe().await?;
+        let task = spawn(&hub, log, tail, signal_stream, &shutdown);
+        Ok((hub, task))
+    }
+}
+
 /// Starts the loops; the returned task ends when all three have, after `shutdown`.
-pub(crate) fn spawn(
+fn spawn(
     hub: &Arc<Hub>,
     log: Arc<dyn EventLog>,
     tail: Box<dyn Subscription>,

@@ -2,6 +2,7 @@
 //! listener's defences against clients that never finish a request.
 
 mod deadline_body;
+pub(crate) mod metrics;
 mod unfinished;
 
 use std::net::SocketAddr;
@@ -25,7 +26,6 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use self::deadline_body::DeadlineBody;
-pub(crate) use self::unfinished::Dropped;
 use self::unfinished::Unfinished;
 
 /// How every listener treats slow and idle clients (from [`crate::cli::HttpArgs`]).
@@ -164,7 +164,7 @@ pub(crate) async fn serve(
                         break;
                     }
                     dropped = &mut abandoned => {
-                        crate::telemetry::http::count_dropped_connection(dropped);
+                        metrics::count_dropped_connection(dropped);
                         tracing::debug!(reason = dropped.as_str(), "closed a connection that sent no request");
                         break;
                     }

@@ -19,8 +19,6 @@ use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::{Registry, Unit};
 use tracing::Instrument;
 
-use crate::server::Dropped;
-
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
@@ -42,15 +40,9 @@ struct TraceLabels {
 type Durations = Family<RouteLabels, HistogramWithExemplars<TraceLabels>, fn() -> Histogram>;
 type Histogram = HistogramWithExemplars<TraceLabels>;
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DroppedLabels {
-    reason: &'static str,
-}
-
 struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
-    dropped: Family<DroppedLabels, Counter>,
 }
 
 fn duration_buckets() -> Histogram {
@@ -61,14 +53,7 @@ fn duration_buckets() -> Histogram {
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     requests: Family::default(),
     durations: Family::new_with_constructor(duration_buckets),
-    dropped: Family::default(),
 });
-
-/// A connection closed before it sent a whole first request (`read_timeout`: too slow;
-/// `unfinished_limit`: evicted, the oldest of too many waiting).
-pub(crate) fn count_dropped_connection(dropped: Dropped) {
-    METRICS.dropped.get_or_create(&DroppedLabels { reason: dropped.as_str() }).inc();
-}
 
 fn method_label(method: &Method) -> &'static str {
     match *method {
@@ -150,14 +135,5 @@ pub(crate) fn register(registry: &mut Registry) {
         "Time to answer an HTTP request (to the 101 for WebSocket upgrades)",
         Unit::Seconds,
         metrics.durations.clone(),
-    );
-    // Both reasons from the start, so a rate over them is 0 rather than absent.
-    for dropped in Dropped::ALL {
-        let _ = metrics.dropped.get_or_create(&DroppedLabels { reason: dropped.as_str() });
-    }
-    registry.register(
-        "chat_http_connections_dropped",
-        "Connections closed before sending a whole first request, by reason",
-        metrics.dropped.clone(),
     );
 }

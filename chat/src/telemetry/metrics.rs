@@ -95,6 +95,7 @@ impl Metrics {
             Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION"), role }),
         );
         super::http::register(&mut registry);
+        crate::server::metrics::register(&mut registry);
         super::traces::register(&mut registry);
         if parts.ingest || parts.fanout {
             auth::metrics::register(&mut registry);

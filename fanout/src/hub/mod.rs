@@ -13,17 +13,14 @@ mod signals;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec};
+use eventlog::{EventLog, Record, SignalBus};
 use parking_lot::Mutex;
 use schemas::signals::Signal;
 use schemas::{ConversationId, MessageId, UserId};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::FanoutConfig;
 use crate::delivery::Outbound;
 use crate::local_presence::LocalPresence;
-use crate::loops;
 use crate::presence::PresenceBook;
 use crate::resume::{Backlog, ResumePlan};
 use crate::subscribers::{
@@ -82,20 +79,20 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// Starts tailing `log` and `signals`; the returned task ends when `shutdown` fires.
-    pub async fn start(
-        log: Arc<dyn EventLog>,
+    /// A hub whose position in `log` is `start_offsets`, one per partition; `loops.rs`
+    /// starts it.
+    pub(crate) fn new(
+        log: &dyn EventLog,
+        start_offsets: Vec<u64>,
         signals: Arc<dyn SignalBus>,
         config: FanoutConfig,
-        shutdown: CancellationToken,
-    ) -> Result<(Arc<Hub>, JoinHandle<()>), LogError> {
-        let tail = log.subscribe(SubscribeSpec::Tail).await?;
+    ) -> Self {
         let backlog = Backlog::new(
-            tail.start_offsets(),
+            start_offsets.clone(),
             config.recent_per_conversation,
             config.idle_conversations,
         );
-        let hub = Arc::new(Hub {
+        Hub {
             conversations: Mutex::new(Conversations {
                 backlog,
                 subscribers: ConversationSubscribers::default(),
@@ -109,13 +106,10 @@ impl Hub {
             config,
             next_connection: AtomicU64::new(1),
             node: uuid::Uuid::new_v4().simple().to_string(),
-            signals: Arc::clone(&signals),
-            positions: tail.start_offsets().into_iter().map(AtomicU64::new).collect(),
+            signals,
+            positions: start_offsets.into_iter().map(AtomicU64::new).collect(),
             destination: (log.destination().system, log.destination().name.to_owned()),
-        });
-        let signal_stream = signals.subscribe().await?;
-        let task = loops::spawn(&hub, log, tail, signal_stream, &shutdown);
-        Ok((hub, task))
+        }
     }
 
     /// Takes in a record of the log's tail and moves this node's position past it.
