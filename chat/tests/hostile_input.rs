@@ -30,7 +30,7 @@ async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-/// The sum of a counter's samples with `label` on the process at `address`.
+/// The sum of a metric's samples with `label` on the process at `address`.
 async fn counter(server: &Server, address: &str, name: &str, label: &str) -> f64 {
     let page = server.http.get(format!("http://{address}/metrics")).send().await.unwrap();
     let text = page.text().await.unwrap();
@@ -136,6 +136,26 @@ async fn a_flood_of_unfinished_handshakes_is_bounded_and_others_are_served() {
     assert!(grown < 64 * 1024, "the flood grew the server by {grown} KiB");
     let evicted = counter(&server, &ws, "chat_http_connections_dropped_total", "unfinished_limit");
     assert!(evicted.await >= (FLOOD - LIMIT) as f64);
+    // The gauge sees the survivors waiting, and none once they hang up.
+    let waiting = counter(&server, &ws, "chat_http_connections_unfinished", "").await;
+    assert!(
+        waiting > 0.0 && waiting <= LIMIT as f64,
+        "{waiting} connections counted as waiting, {} of the flood are open",
+        FLOOD - closed
+    );
+    drop(flood);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting = counter(&server, &ws, "chat_http_connections_unfinished", "").await;
+        if waiting == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} still counted as waiting after the flood left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,10 +1,12 @@
-//! The listener's own metric: connections it closed before they sent a whole first request.
+//! The listener's own metrics: connections waiting for their first whole request head,
+//! and those it closed before one arrived.
 
 use std::sync::LazyLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::unfinished::Dropped;
@@ -15,6 +17,13 @@ struct DroppedLabels {
 }
 
 static DROPPED: LazyLock<Family<DroppedLabels, Counter>> = LazyLock::new(Family::default);
+static WAITING: LazyLock<Gauge> = LazyLock::new(Gauge::default);
+
+/// `by` more (or fewer) connections wait for their first request head, on any listener of
+/// this process.
+pub(super) fn count_waiting(by: i64) {
+    WAITING.inc_by(by);
+}
 
 /// A connection closed before it sent a whole first request (`read_timeout`: too slow;
 /// `unfinished_limit`: evicted, the oldest of too many waiting).
@@ -31,5 +40,10 @@ pub(crate) fn register(registry: &mut Registry) {
         "chat_http_connections_dropped",
         "Connections closed before sending a whole first request, by reason",
         DROPPED.clone(),
+    );
+    registry.register(
+        "chat_http_connections_unfinished",
+        "Connections waiting for their first whole request head, on every listener",
+        WAITING.clone(),
     );
 }

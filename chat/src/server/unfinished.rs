@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::metrics;
+
 /// Why an unfinished connection was closed (a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dropped {
@@ -57,12 +59,15 @@ impl Unfinished {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let evicted = CancellationToken::new();
         let mut waiting = self.waiting.lock();
+        let mut change = 1;
         while waiting.len() >= self.limit {
             let Some((_, oldest)) = waiting.pop_first() else { break };
             oldest.cancel();
+            change -= 1;
         }
         waiting.insert(id, evicted.clone());
         drop(waiting);
+        metrics::count_waiting(change);
         Ticket {
             id,
             evicted,
@@ -77,7 +82,9 @@ impl Unfinished {
     }
 
     fn remove(&self, id: u64) {
-        self.waiting.lock().remove(&id);
+        if self.waiting.lock().remove(&id).is_some() {
+            metrics::count_waiting(-1);
+        }
     }
 }
 
