@@ -15,13 +15,12 @@ import argparse
 import json
 import pathlib
 import sys
-import uuid
 from collections import Counter
 
 import jsonschema
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
-MAX_SAFE_INTEGER = 2**53 - 1
+from chatlog import MAX_SAFE_INTEGER, ReadError, read_topic
 
 
 def load_schemas(directory):
@@ -48,42 +47,15 @@ def main():
     if not schemas:
         print(f"validate_events: no schemas in {args.schemas}", file=sys.stderr)
         return 2
-    consumer = Consumer({
-        "bootstrap.servers": args.brokers,
-        "group.id": f"analytics-check-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    })
+    by_type, failures, seen = Counter(), [], 0
     try:
-        metadata = consumer.list_topics(args.topic, timeout=args.timeout)
-        topic = metadata.topics.get(args.topic)
-        if topic is None or topic.error is not None:
-            print(f"validate_events: no topic {args.topic}", file=sys.stderr)
-            return 2
-        ends = {}
-        for partition in topic.partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(args.topic, partition), timeout=args.timeout)
-            ends[partition] = high
-        consumer.assign([TopicPartition(args.topic, p, 0) for p in ends])
-        remaining = {p for p, end in ends.items() if end > 0}
-        by_type, failures, seen = Counter(), [], 0
-        while remaining:
-            record = consumer.poll(args.timeout)
-            if record is None:
-                print(f"validate_events: timed out with partitions {sorted(remaining)} unread", file=sys.stderr)
-                return 2
-            if record.error():
-                raise KafkaException(record.error())
-            partition, offset = record.partition(), record.offset()
-            if offset >= ends[partition]:
-                remaining.discard(partition)
-                continue
+        for record in read_topic(args.brokers, args.topic, args.timeout):
             seen += 1
-            where = f"partition {partition} offset {offset}"
+            where = record.where()
             try:
-                event = json.loads(record.value())
+                event = record.event()
             except (TypeError, ValueError) as error:
-                failures.append(f"{where}: not JSON ({error})")
+                failures.append(f"{where}: not a JSON object ({error})")
                 continue
             validator = schemas.get(event.get("type"))
             if validator is None:
@@ -91,16 +63,14 @@ def main():
                 continue
             errors = sorted(validator.iter_errors(event), key=lambda e: list(e.path))
             failures.extend(f"{where}: {'/'.join(map(str, e.path))}: {e.message}" for e in errors[:3])
-            key = (record.key() or b"").decode("utf-8", "replace")
-            if event.get("subject") != key:
-                failures.append(f"{where}: subject {event.get('subject')!r} is not the key {key!r}")
-            if (offset + 1) * 1024 + partition > MAX_SAFE_INTEGER:
+            if event.get("subject") != record.key:
+                failures.append(f"{where}: subject {event.get('subject')!r} is not the key {record.key!r}")
+            if record.message_id > MAX_SAFE_INTEGER:
                 failures.append(f"{where}: position exceeds the message id range")
             by_type[event["type"]] += 1
-            if offset + 1 >= ends[partition]:
-                remaining.discard(partition)
-    finally:
-        consumer.close()
+    except (ReadError, KafkaException) as error:
+        print(f"validate_events: {error}", file=sys.stderr)
+        return 2
 
     summary = ", ".join(f"{count} {kind}" for kind, count in sorted(by_type.items()))
     if failures:

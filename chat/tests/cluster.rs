@@ -1,6 +1,7 @@
 //! What only a clustered deployment can show: several ingest and fanout processes agreeing
 //! on one order, a projector killed mid-stream converging to a replay of the log, and an
-//! analytics consumer outside Rust validating every event against the published schemas.
+//! analytics consumer outside Rust validating every event against the published schemas and
+//! counting messages and unread ones, by the rules of docs/EVENTS.md, as the inbox does.
 //! Runs with `--features cluster-tests` on the cluster `infra/local/up` starts.
 
 #![cfg(feature = "cluster-tests")]
@@ -171,27 +172,10 @@ async fn an_analytics_consumer_validates_every_event_against_the_published_schem
     }
     let (status, _) = server.post("wei", &format!("{base}/read"), json!({"up_to": last})).await;
     assert_eq!(status, 200);
-    let system = server
-        .http
-        .post(server.url(&format!("{base}/messages")))
-        .bearer_auth(support::service_token())
-        .json(&json!({"type": "SYSTEM", "text": "The job was marked complete"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(system.status(), 201);
+    send_as_the_jobs_system(&server, conversation).await;
 
     let names = server.cluster.clone().unwrap();
-    let validate = || {
-        let python = std::env::var("CHAT_ANALYTICS_PYTHON").expect(
-            "CHAT_ANALYTICS_PYTHON must name a python with analytics/requirements.txt installed",
-        );
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../analytics/validate_events.py");
-        std::process::Command::new(python)
-            .args([script, "--brokers", &names.brokers, "--topic", &names.topic])
-            .output()
-            .unwrap()
-    };
+    let validate = || analytics("validate_events.py", &names);
     let checked = validate();
     let report = String::from_utf8_lossy(&checked.stdout).into_owned();
     assert!(checked.status.success(), "{report}{}", String::from_utf8_lossy(&checked.stderr));
@@ -205,16 +189,108 @@ async fn an_analytics_consumer_validates_every_event_against_the_published_schem
     }
 
     // The validator must be able to fail: a record that breaks the schema is reported.
-    let config = eventlog::kafka::KafkaConfig::new(names.brokers.clone(), names.topic.clone());
-    let log = eventlog::kafka::KafkaEventLog::connect(config).await.unwrap();
     let broken = json!({"specversion": "1.0", "id": "x", "source": "/test", "type": "chat.message.sent.v1",
         "time": "2026-01-01T00:00:00Z", "subject": conversation.to_string(), "data": {"text": 5}});
-    let key = schemas::ConversationId::new(conversation).unwrap();
-    eventlog::EventLog::append(&log, key, broken.to_string().into_bytes(), Vec::new())
-        .await
-        .unwrap();
+    append_raw(&names, conversation, &broken).await;
     let failed = validate();
     assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
+}
+
+/// A `SYSTEM` message from the jobs system (the service role), as the job's state changes.
+async fn send_as_the_jobs_system(server: &Server, conversation: u64) {
+    let system = server
+        .http
+        .post(server.url(&format!("/v1/conversations/{conversation}/messages")))
+        .bearer_auth(support::service_token())
+        .json(&json!({"type": "SYSTEM", "text": "The job was marked complete"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(system.status(), 201);
+}
+
+/// Appends `value` to the test's topic as it is, past ingest: what a consumer may meet
+/// although ingest never writes it.
+async fn append_raw(names: &support::ClusterNames, conversation: u64, value: &Value) {
+    let config = eventlog::kafka::KafkaConfig::new(names.brokers.clone(), names.topic.clone());
+    let log = eventlog::kafka::KafkaEventLog::connect(config).await.unwrap();
+    let key = schemas::ConversationId::new(conversation).unwrap();
+    eventlog::EventLog::append(&log, key, value.to_string().into_bytes(), Vec::new())
+        .await
+        .unwrap();
+}
+
+/// Runs one of the `analytics/` scripts against the test's topic.
+fn analytics(script: &str, names: &support::ClusterNames) -> std::process::Output {
+    let python = std::env::var("CHAT_ANALYTICS_PYTHON").expect(
+        "CHAT_ANALYTICS_PYTHON must name a python with analytics/requirements.txt installed",
+    );
+    let script = format!("{}/../analytics/{script}", env!("CARGO_MANIFEST_DIR"));
+    std::process::Command::new(python)
+        .args([script.as_str(), "--brokers", &names.brokers, "--topic", &names.topic])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_analytics_consumer_counting_by_the_documented_rules_agrees_with_the_inbox() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-counts", "carla", "wei").await;
+    let messages = format!("/v1/conversations/{conversation}/messages");
+    let keyed = json!({"text": "one", "idempotency_key": "k-1"});
+    let (status, first) = server.post("carla", &messages, keyed.clone()).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, retried) = server.post("carla", &messages, keyed).await;
+    assert!(status == 200 || status == 201, "{retried}");
+    assert_eq!(retried["id"], first["id"], "a retried key is the same message");
+    let hi = server.send("wei", conversation, "hi").await;
+    let two = server.send("carla", conversation, "two").await;
+    send_as_the_jobs_system(&server, conversation).await;
+    let read = format!("/v1/conversations/{conversation}/read");
+    assert_eq!(server.post("wei", &read, json!({"up_to": two})).await.0, 200);
+    assert_eq!(server.post("carla", &read, json!({"up_to": hi})).await.0, 200);
+
+    // What the log may hold although ingest never writes it twice: a second record with a
+    // key already used (the rules say it is no message).
+    let names = server.cluster.clone().unwrap();
+    let duplicate = json!({"specversion": "1.0", "id": "duplicate-of-k-1", "source": "/test",
+        "type": "chat.message.sent.v1", "time": "2026-01-01T00:00:00Z",
+        "subject": conversation.to_string(), "datacontenttype": "application/json",
+        "data": {"conversation_id": conversation, "sender": {"id": "carla", "name": "Carla"},
+            "message_type": "TEXT", "text": "one, again", "sent_at": "2026-01-01T00:00:00Z",
+            "idempotency_key": "k-1"}});
+    append_raw(&names, conversation, &duplicate).await;
+    let after = server.send("wei", conversation, "after").await;
+
+    let carla = server
+        .inbox_item_when("carla", conversation, |item| {
+            item["last_message_id"] == after && item["last_read_id"] == hi
+        })
+        .await;
+    let wei = server
+        .inbox_item_when("wei", conversation, |item| {
+            item["last_message_id"] == after && item["last_read_id"] == two
+        })
+        .await;
+    let history = server.history("carla", conversation).await;
+
+    let counted = analytics("conversation_stats.py", &names);
+    let stdout = String::from_utf8_lossy(&counted.stdout).into_owned();
+    assert!(counted.status.success(), "{stdout}{}", String::from_utf8_lossy(&counted.stderr));
+    let stats: Value = stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|stats| stats["conversation_id"] == conversation)
+        .unwrap_or_else(|| panic!("conversation {conversation} missing from {stdout}"));
+    assert_eq!(stats["messages"], history.len(), "{stats}");
+    assert_eq!((stats["messages"].as_u64(), stats["duplicates"].as_u64()), (Some(5), Some(1)));
+    assert_eq!(stats["last_message_id"], after);
+    for (user, item) in [("carla", &carla), ("wei", &wei)] {
+        let counted = &stats["participants"][user];
+        assert_eq!(counted["unread"], item["unread_count"], "{user}: {stats} against {item}");
+        assert_eq!(counted["last_read_id"], item["last_read_id"], "{user}: {stats}");
+    }
+    assert_eq!((carla["unread_count"].as_u64(), wei["unread_count"].as_u64()), (Some(2), Some(1)));
 }
 
 #[tokio::test(flavor = "multi_thread")]

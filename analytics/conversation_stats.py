@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Counts each conversation's messages and each participant's unread messages from the event
+log alone, by the rules in docs/EVENTS.md, the numbers the inbox shows.
+
+    python3 analytics/conversation_stats.py --brokers 127.0.0.1:9092 --topic chat.events
+
+Prints one JSON object per conversation, by id: `conversation_id`, `job_id`, `messages`
+(duplicates of an idempotency key not counted), `duplicates`, `last_message_id`, and per
+participant `unread` and `last_read_id`. Exits 2 when the topic cannot be read. The test
+`chat/tests/cluster.rs` holds its output to what the projections answer over HTTP.
+"""
+
+import argparse
+import bisect
+import json
+import sys
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+
+from chatlog import ReadError, read_topic
+
+
+@dataclass
+class Conversation:
+    conversation_id: int
+    job_id: str
+    participants: tuple
+    # Message ids in log order with their senders; the first message of each key.
+    messages: list = field(default_factory=list)
+    first_with_key: dict = field(default_factory=dict)
+    duplicates: int = 0
+    last_read: dict = field(default_factory=dict)
+
+    def send(self, message_id, data):
+        key = data.get("idempotency_key")
+        if key is not None:
+            if key in self.first_with_key:
+                self.duplicates += 1
+                return
+            self.first_with_key[key] = message_id
+        self.messages.append((message_id, data["sender"]["id"]))
+
+    def read(self, data):
+        reader = data["reader_id"]
+        if reader not in self.participants:
+            return
+        # The mark lands on the last message at or before `up_to` and never moves back.
+        through = bisect.bisect_right(self.messages, (data["up_to"], "\uffff"))
+        if through and self.messages[through - 1][0] > self.last_read.get(reader, 0):
+            self.last_read[reader] = self.messages[through - 1][0]
+
+    def summary(self):
+        return {
+            "conversation_id": self.conversation_id,
+            "job_id": self.job_id,
+            "messages": len(self.messages),
+            "duplicates": self.duplicates,
+            "last_message_id": self.messages[-1][0] if self.messages else None,
+            "participants": {
+                user: {
+                    "unread": sum(
+                        1
+                        for message_id, sender in self.messages
+                        if message_id > self.last_read.get(user, 0) and sender != user
+                    ),
+                    "last_read_id": self.last_read.get(user, 0),
+                }
+                for user in self.participants
+            },
+        }
+
+
+def fold(records):
+    conversations = {}
+    for record in records:
+        try:
+            event = record.event()
+        except ValueError:
+            continue
+        kind, data = event.get("type"), event.get("data") or {}
+        if kind == "chat.conversation.started.v1":
+            conversation_id = data["conversation_id"]
+            if conversation_id not in conversations:
+                participants = (data["client"]["id"], data["worker"]["id"])
+                conversations[conversation_id] = Conversation(conversation_id, data["job_id"], participants)
+            continue
+        conversation = conversations.get(data.get("conversation_id"))
+        if conversation is None:
+            continue
+        if kind == "chat.message.sent.v1":
+            conversation.send(record.message_id, data)
+        elif kind == "chat.messages.read.v1":
+            conversation.read(data)
+        # Any other type is newer than this reader: skipped, as the contract asks.
+    return conversations
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--brokers", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args()
+    try:
+        conversations = fold(read_topic(args.brokers, args.topic, args.timeout))
+    except (ReadError, KafkaException) as error:
+        print(f"conversation_stats: {error}", file=sys.stderr)
+        return 2
+    for conversation_id in sorted(conversations):
+        print(json.dumps(conversations[conversation_id].summary(), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
