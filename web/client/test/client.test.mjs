@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ChatClient, memoryOutbox } from "../build/index.js";
+// By the package's own name: its entry point is what the tests use.
+import { ChatClient, memoryOutbox } from "@chat/client";
 
 const base = process.env.CHAT_URL;
 assert.ok(base, "CHAT_URL names the chat dev under test");
