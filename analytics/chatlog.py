@@ -33,7 +33,10 @@ class Record:
         return f"partition {self.partition} offset {self.offset}"
 
     def event(self):
-        """The CloudEvents envelope; ValueError when the value is not a JSON object."""
+        """The CloudEvents envelope; ValueError when the value is missing or not a JSON
+        object."""
+        if self.value is None:
+            raise ValueError("no value")
         event = json.loads(self.value)
         if not isinstance(event, dict):
             raise ValueError("not a JSON object")

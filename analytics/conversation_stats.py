@@ -72,28 +72,34 @@ class Conversation:
 
 
 def fold(records):
-    conversations = {}
+    """The conversations of `records`, and how many records were skipped as malformed
+    (`validate_events.py` says what is wrong with them)."""
+    conversations, malformed = {}, 0
     for record in records:
         try:
-            event = record.event()
-        except ValueError:
-            continue
-        kind, data = event.get("type"), event.get("data") or {}
-        if kind == "chat.conversation.started.v1":
-            conversation_id = data["conversation_id"]
-            if conversation_id not in conversations:
-                participants = (data["client"]["id"], data["worker"]["id"])
-                conversations[conversation_id] = Conversation(conversation_id, data["job_id"], participants)
-            continue
-        conversation = conversations.get(data.get("conversation_id"))
-        if conversation is None:
-            continue
-        if kind == "chat.message.sent.v1":
-            conversation.send(record.message_id, data)
-        elif kind == "chat.messages.read.v1":
-            conversation.read(data)
-        # Any other type is newer than this reader: skipped, as the contract asks.
-    return conversations
+            apply(conversations, record)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            malformed += 1
+    return conversations, malformed
+
+
+def apply(conversations, record):
+    event = record.event()
+    kind, data = event.get("type"), event.get("data") or {}
+    if kind == "chat.conversation.started.v1":
+        conversation_id = data["conversation_id"]
+        if conversation_id not in conversations:
+            participants = (data["client"]["id"], data["worker"]["id"])
+            conversations[conversation_id] = Conversation(conversation_id, data["job_id"], participants)
+        return
+    conversation = conversations.get(data.get("conversation_id"))
+    if conversation is None:
+        return
+    if kind == "chat.message.sent.v1":
+        conversation.send(record.message_id, data)
+    elif kind == "chat.messages.read.v1":
+        conversation.read(data)
+    # Any other type is newer than this reader: skipped, as the contract asks.
 
 
 def main():
@@ -103,10 +109,12 @@ def main():
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()
     try:
-        conversations = fold(read_topic(args.brokers, args.topic, args.timeout))
+        conversations, malformed = fold(read_topic(args.brokers, args.topic, args.timeout))
     except (ReadError, KafkaException) as error:
         print(f"conversation_stats: {error}", file=sys.stderr)
         return 2
+    if malformed:
+        print(f"conversation_stats: skipped {malformed} malformed records", file=sys.stderr)
     for conversation_id in sorted(conversations):
         print(json.dumps(conversations[conversation_id].summary(), sort_keys=True))
     return 0

@@ -54,7 +54,7 @@ def main():
             where = record.where()
             try:
                 event = record.event()
-            except (TypeError, ValueError) as error:
+            except ValueError as error:
                 failures.append(f"{where}: not a JSON object ({error})")
                 continue
             validator = schemas.get(event.get("type"))
