@@ -31,7 +31,7 @@ async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
 }
 
 /// The sum of a metric's samples with `label` on the process at `address`.
-async fn counter(server: &Server, address: &str, name: &str, label: &str) -> f64 {
+async fn metric(server: &Server, address: &str, name: &str, label: &str) -> f64 {
     let page = server.http.get(format!("http://{address}/metrics")).send().await.unwrap();
     let text = page.text().await.unwrap();
     text.lines()
@@ -81,9 +81,9 @@ async fn connections_that_never_finish_a_request_are_closed() {
         Seen::Closed(code, reason) => panic!("closed {code}: {reason}"),
     }
     let name = "chat_http_connections_dropped_total";
-    let mut dropped = counter(&server, &http, name, "read_timeout").await;
+    let mut dropped = metric(&server, &http, name, "read_timeout").await;
     if ws != http {
-        dropped += counter(&server, &ws, name, "read_timeout").await;
+        dropped += metric(&server, &ws, name, "read_timeout").await;
     }
     assert!(dropped >= 50.0, "{dropped} connections counted as dropped, 50 were");
 }
@@ -134,12 +134,12 @@ async fn a_flood_of_unfinished_handshakes_is_bounded_and_others_are_served() {
     assert!(closed >= FLOOD - LIMIT, "only {closed} of {FLOOD} unfinished connections were closed");
     let grown = resident_kib(pid).saturating_sub(before);
     assert!(grown < 64 * 1024, "the flood grew the server by {grown} KiB");
-    let evicted = counter(&server, &ws, "chat_http_connections_dropped_total", "unfinished_limit");
+    let evicted = metric(&server, &ws, "chat_http_connections_dropped_total", "unfinished_limit");
     assert!(evicted.await >= (FLOOD - LIMIT) as f64);
     // The gauge sees the survivors waiting, and (nearly) none once they hang up: this
     // test's own HTTP client may keep a spare connection that never sent a request (its
     // pool opens one while an idle one frees up), and that one rightly counts as waiting.
-    let waiting = counter(&server, &ws, "chat_http_connections_unfinished", "").await;
+    let waiting = metric(&server, &ws, "chat_http_connections_unfinished", "").await;
     assert!(
         waiting > 0.0 && waiting <= LIMIT as f64,
         "{waiting} connections counted as waiting, {} of the flood are open",
@@ -148,7 +148,7 @@ async fn a_flood_of_unfinished_handshakes_is_bounded_and_others_are_served() {
     drop(flood);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting = counter(&server, &ws, "chat_http_connections_unfinished", "").await;
+        let waiting = metric(&server, &ws, "chat_http_connections_unfinished", "").await;
         if waiting <= 2.0 {
             break;
         }
