@@ -5,6 +5,7 @@ See docs/EVENTS.md for what the records mean and the rules for counting them.
 """
 
 import json
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -43,6 +44,32 @@ class Record:
         return event
 
 
+def security_settings(environ=os.environ):
+    """The client settings for a secured cluster, from the same `CHAT_KAFKA_*` variables the
+    chat's roles read (`infra/local/status --env` prints them for the local cluster). The
+    password comes from the file `CHAT_KAFKA_SASL_PASSWORD_FILE` names, never from a
+    variable."""
+    settings = {}
+    protocol = environ.get("CHAT_KAFKA_SECURITY_PROTOCOL")
+    if protocol:
+        settings["security.protocol"] = protocol
+    named = {
+        "CHAT_KAFKA_SASL_MECHANISM": "sasl.mechanism",
+        "CHAT_KAFKA_SASL_USERNAME": "sasl.username",
+        "CHAT_KAFKA_SSL_CA_FILE": "ssl.ca.location",
+        "CHAT_KAFKA_SSL_CERT_FILE": "ssl.certificate.location",
+        "CHAT_KAFKA_SSL_KEY_FILE": "ssl.key.location",
+    }
+    for variable, name in named.items():
+        if environ.get(variable):
+            settings[name] = environ[variable]
+    password_file = environ.get("CHAT_KAFKA_SASL_PASSWORD_FILE")
+    if password_file:
+        with open(password_file, encoding="utf-8") as file:
+            settings["sasl.password"] = file.read().rstrip("\r\n")
+    return settings
+
+
 def read_topic(brokers, topic, timeout=30.0):
     """Yields every record of `topic`, in order within each partition, up to the end each
     partition had when reading began. Partitions interleave in no particular order."""
@@ -52,6 +79,7 @@ def read_topic(brokers, topic, timeout=30.0):
         "group.id": f"analytics-{uuid.uuid4()}",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
+        **security_settings(),
     })
     try:
         metadata = consumer.list_topics(topic, timeout=timeout)

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use futures_util::{TryStreamExt, stream};
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use serde_json::{Value, json};
@@ -81,9 +80,11 @@ async fn move_inbox(
 
 pub(crate) async fn run(args: &CqlRowsArgs) -> anyhow::Result<Value> {
     let keyspace = format!("bench_rows_{}", std::process::id());
-    let config = CqlConfig::new(args.cql_nodes.clone(), keyspace.clone());
+    let config = CqlConfig::new(args.cql_nodes.clone(), keyspace.clone()).with_env_security()?;
     migrate(&config, &Replication::Simple { factor: 1 }).await?;
-    let session = SessionBuilder::new().known_nodes(&args.cql_nodes).build().await?;
+    // The projector's own session settings (credentials, TLS, consistency), so the baseline
+    // pays what the projector pays.
+    let session = viewstore::cql::open_session(&config).await?;
     let s = prepare(&session, &keyspace).await?;
     let (session, s) = (&session, &s);
     let message_body = "m".repeat(600);

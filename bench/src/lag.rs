@@ -39,11 +39,14 @@ async fn lag(log: &KafkaEventLog, store: &CqlStore) -> anyhow::Result<u64> {
 }
 
 pub(crate) async fn run(args: &LagArgs) -> anyhow::Result<Value> {
-    let log =
-        KafkaEventLog::connect(KafkaConfig::new(args.kafka_brokers.clone(), args.topic.clone()))
-            .await?;
-    let store =
-        CqlStore::connect(&CqlConfig::new(args.cql_nodes.clone(), args.keyspace.clone())).await?;
+    let log = KafkaEventLog::connect(
+        KafkaConfig::new(args.kafka_brokers.clone(), args.topic.clone()).with_env_security()?,
+    )
+    .await?;
+    let store = CqlStore::connect(
+        &CqlConfig::new(args.cql_nodes.clone(), args.keyspace.clone()).with_env_security()?,
+    )
+    .await?;
     let started = Instant::now();
     let initial = lag(&log, &store).await?;
     let mut samples = vec![json!({"seconds": 0.0, "lag": initial})];

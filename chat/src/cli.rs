@@ -45,8 +45,17 @@ pub(crate) struct ConfigArgs {
 pub(crate) enum ConfigAction {
     /// Validate a role's flags, environment and key files without starting it, and print
     /// the effective configuration (secrets redacted). Exits non-zero when invalid.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Also connect to Kafka and the database with these settings, and say for each what
+    /// worked and what did not (exits non-zero when one did not).
+    #[arg(long)]
+    pub connect: bool,
     #[command(subcommand)]
-    Check(CheckedRole),
+    pub role: CheckedRole,
 }
 
 /// The role whose configuration to check, with the flags it would start with.
@@ -127,7 +136,8 @@ pub(crate) struct LimitsArgs {
     /// A fanout node silent this long is presumed gone and its users offline elsewhere.
     #[arg(long, env = "CHAT_PRESENCE_TTL", default_value = "30s", value_parser = settings::duration)]
     pub presence_ttl: Duration,
-    /// On SIGTERM, connections close (1012) spread over this long.
+    /// On SIGTERM, connections close (1012) spread over this long; the process exits at
+    /// most 2 s after it, whatever is left.
     #[arg(long, env = "CHAT_DRAIN", default_value = "5s", value_parser = settings::duration_or_zero)]
     pub drain: Duration,
 }
@@ -235,15 +245,106 @@ pub(crate) struct ClusterArgs {
     /// The keyspace of the directory and the projections.
     #[arg(long, env = "CHAT_KEYSPACE", default_value = "chat")]
     pub keyspace: String,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
+    #[command(flatten)]
+    pub cql_security: CqlSecurityArgs,
+}
+
+/// How every Kafka client of a role authenticates and encrypts. Secrets come from files
+/// (a Kubernetes Secret mount), never from a flag or a variable.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct KafkaSecurityArgs {
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[arg(long, env = "CHAT_KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
+    pub kafka_security_protocol: String,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (with a `sasl_*` protocol).
+    #[arg(long, env = "CHAT_KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+    /// The SASL user.
+    #[arg(long, env = "CHAT_KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    /// A file holding the SASL user's password (one line).
+    #[arg(long, env = "CHAT_KAFKA_SASL_PASSWORD_FILE")]
+    pub kafka_sasl_password_file: Option<PathBuf>,
+    /// CA certificates (PEM) the brokers' certificates must chain to (default: the
+    /// system's).
+    #[arg(long, env = "CHAT_KAFKA_SSL_CA_FILE")]
+    pub kafka_ssl_ca_file: Option<PathBuf>,
+    /// This client's certificate (PEM), for mutual TLS.
+    #[arg(long, env = "CHAT_KAFKA_SSL_CERT_FILE")]
+    pub kafka_ssl_cert_file: Option<PathBuf>,
+    /// This client's private key (PEM, unencrypted), for mutual TLS.
+    #[arg(long, env = "CHAT_KAFKA_SSL_KEY_FILE")]
+    pub kafka_ssl_key_file: Option<PathBuf>,
+    /// Further librdkafka properties, `name=value` (repeat the flag, or separate them by
+    /// `;` in the variable). Those the guarantees rest on are refused by name.
+    #[arg(long = "kafka-option", env = "CHAT_KAFKA_OPTIONS", value_delimiter = ';')]
+    pub kafka_options: Vec<String>,
+}
+
+impl KafkaSecurityArgs {
+    pub(crate) fn settings(&self) -> eventlog::kafka_security::KafkaSecuritySettings {
+        eventlog::kafka_security::KafkaSecuritySettings {
+            protocol: Some(self.kafka_security_protocol.clone()),
+            sasl_mechanism: self.kafka_sasl_mechanism.clone(),
+            sasl_username: self.kafka_sasl_username.clone(),
+            sasl_password_file: self.kafka_sasl_password_file.clone(),
+            ssl_ca_file: self.kafka_ssl_ca_file.clone(),
+            ssl_cert_file: self.kafka_ssl_cert_file.clone(),
+            ssl_key_file: self.kafka_ssl_key_file.clone(),
+            options: self.kafka_options.clone(),
+        }
+    }
+}
+
+/// How the roles' CQL sessions authenticate, encrypt and route.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CqlSecurityArgs {
+    /// The database role.
+    #[arg(long, env = "CHAT_CQL_USERNAME")]
+    pub cql_username: Option<String>,
+    /// A file holding the role's password (one line).
+    #[arg(long, env = "CHAT_CQL_PASSWORD_FILE")]
+    pub cql_password_file: Option<PathBuf>,
+    /// CA certificates (PEM) the nodes' certificates must chain to; setting it turns TLS on.
+    #[arg(long, env = "CHAT_CQL_SSL_CA_FILE")]
+    pub cql_ssl_ca_file: Option<PathBuf>,
+    /// This client's certificate (PEM), for mutual TLS.
+    #[arg(long, env = "CHAT_CQL_SSL_CERT_FILE")]
+    pub cql_ssl_cert_file: Option<PathBuf>,
+    /// This client's private key (PEM, unencrypted), for mutual TLS.
+    #[arg(long, env = "CHAT_CQL_SSL_KEY_FILE")]
+    pub cql_ssl_key_file: Option<PathBuf>,
+    /// This process's datacenter: requests go to its nodes, `LOCAL_QUORUM` is a quorum of it.
+    #[arg(long, env = "CHAT_CQL_LOCAL_DC")]
+    pub cql_local_dc: Option<String>,
+}
+
+impl CqlSecurityArgs {
+    pub(crate) fn settings(&self) -> viewstore::cql::CqlSecuritySettings {
+        viewstore::cql::CqlSecuritySettings {
+            username: self.cql_username.clone(),
+            password_file: self.cql_password_file.clone(),
+            ssl_ca_file: self.cql_ssl_ca_file.clone(),
+            ssl_cert_file: self.cql_ssl_cert_file.clone(),
+            ssl_key_file: self.cql_ssl_key_file.clone(),
+            local_dc: self.cql_local_dc.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RoleArgs {
-    /// Address to serve on.
+    /// Address to serve the API and the WebSockets on.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Where other nodes reach this one (`host:port`), e.g. the pod IP; defaults to
-    /// `--listen` when that names a host.
+    /// Address to serve `/metrics`, `/healthz`, `/readyz` and the routes between nodes on:
+    /// for the cluster's network only, never the public one.
+    #[arg(long, env = "CHAT_INTERNAL_LISTEN", default_value = "127.0.0.1:9080")]
+    pub internal_listen: SocketAddr,
+    /// Where other nodes reach this one's internal listener (`host:port`), e.g. the pod
+    /// IP; defaults to `--internal-listen` when that names a host.
     #[arg(long, env = "CHAT_ADVERTISE")]
     pub advertise: Option<String>,
     /// Key (at least 32 bytes) that signs keyed sends forwarded between nodes. Defaults to
@@ -275,12 +376,17 @@ pub(crate) struct RoleArgs {
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ProjectorArgs {
-    /// Address to serve health on.
-    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8082")]
-    pub listen: SocketAddr,
+    /// Address to serve `/metrics`, `/healthz` and `/readyz` on (the projector has no
+    /// public endpoints).
+    #[arg(long, env = "CHAT_INTERNAL_LISTEN", default_value = "127.0.0.1:9082")]
+    pub internal_listen: SocketAddr,
     /// Consumer group shared by every projector of a deployment.
     #[arg(long, env = "CHAT_PROJECTOR_GROUP", default_value = "chat-projector")]
     pub group: String,
+    /// On SIGTERM, how long the batch in hand gets to be written and committed; the
+    /// process exits at most 2 s after it.
+    #[arg(long, env = "CHAT_DRAIN", default_value = "5s", value_parser = settings::duration_or_zero)]
+    pub drain: Duration,
     /// A stable name for this projector replica (e.g. its pod name): restarted under the
     /// same name, it takes its partitions back at once (Kafka static membership).
     #[arg(long, env = "CHAT_PROJECTOR_INSTANCE")]
@@ -335,9 +441,12 @@ pub(crate) struct ReplayArgs {
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DevArgs {
-    /// Address to serve HTTP and WebSockets on.
+    /// Address to serve HTTP, WebSockets and the web app on.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address to serve `/metrics`, `/healthz` and `/readyz` on.
+    #[arg(long, env = "CHAT_INTERNAL_LISTEN", default_value = "127.0.0.1:9080")]
+    pub internal_listen: SocketAddr,
     /// Where the log and the store are kept.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

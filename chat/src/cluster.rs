@@ -16,23 +16,41 @@ use viewstore::cql::{CqlConfig, CqlStore};
 use crate::cli::{ClusterArgs, ProjectorArgs, RoleArgs};
 use crate::telemetry::metrics::{Consumer, Metrics, Parts};
 use crate::wiring::{
-    Backends, close_after, fanout_config, ingest_router, node_name, spawn_projector, start_fanout,
+    Backends, fanout_config, ingest_router, node_name, site, spawn_projector, start_fanout,
 };
-use crate::{health, jwt, server, telemetry};
+use crate::{health, jwt, server};
 
 /// How long a keyed send waits for its partition to have a reachable writer (a handover
 /// takes a moment; a takeover after a crash can take a lease period, and then the client
 /// is told to retry).
 const ROUTE_WAIT: Duration = Duration::from_secs(5);
 
-pub(crate) fn kafka_config(args: &ClusterArgs, topic: &str, role: &str) -> KafkaConfig {
+/// The Kafka client settings of `role`, its security read and checked (password files
+/// read, every librdkafka property taken) before anything connects.
+pub(crate) fn kafka_config(
+    args: &ClusterArgs,
+    topic: &str,
+    role: &str,
+) -> anyhow::Result<KafkaConfig> {
     let mut config = KafkaConfig::new(args.kafka_brokers.clone(), topic);
     config.client_id = format!("chat-{role}");
-    config
+    config.security = args.kafka_security.settings().resolve()?;
+    config.check()?;
+    Ok(config)
 }
 
-pub(crate) fn cql_config(args: &ClusterArgs, keyspace: &str) -> CqlConfig {
-    CqlConfig::new(args.cql_nodes.clone(), keyspace)
+/// The CQL session settings, credentials read and checked.
+pub(crate) fn cql_config(args: &ClusterArgs, keyspace: &str) -> anyhow::Result<CqlConfig> {
+    let mut config = CqlConfig::new(args.cql_nodes.clone(), keyspace);
+    config.security = args.cql_security.settings().resolve()?;
+    Ok(config)
+}
+
+/// What every cluster command checks before connecting: both backends' settings.
+pub(crate) fn check_cluster(args: &ClusterArgs) -> anyhow::Result<()> {
+    kafka_config(args, &args.topic, "check")?;
+    cql_config(args, &args.keyspace)?;
+    Ok(())
 }
 
 /// Connects to Kafka and CQL; fails with one clear line when either is missing or not
@@ -43,7 +61,7 @@ pub(crate) async fn connect(
     instance: Option<String>,
     append_timeout: Option<Duration>,
 ) -> anyhow::Result<Backends> {
-    let mut events = kafka_config(args, &args.topic, role);
+    let mut events = kafka_config(args, &args.topic, role)?;
     events.group_instance = instance;
     if let Some(timeout) = append_timeout {
         events.append_timeout = timeout;
@@ -51,17 +69,24 @@ pub(crate) async fn connect(
     let log = KafkaEventLog::connect(events)
         .await
         .with_context(|| format!("connecting to Kafka at {}", args.kafka_brokers))?;
-    let signals = KafkaSignalBus::connect(kafka_config(args, &args.signals_topic, role))
+    let signals = KafkaSignalBus::connect(kafka_config(args, &args.signals_topic, role)?)
         .context("connecting the signal bus")?;
-    let store = CqlStore::connect(&cql_config(args, &args.keyspace))
+    let store = CqlStore::connect(&cql_config(args, &args.keyspace)?)
         .await
         .with_context(|| format!("connecting to CQL at {:?}", args.cql_nodes))?;
     Ok(Backends::new(Arc::new(log), Arc::new(signals), Arc::new(store)))
 }
 
-fn announce(role: &str, address: SocketAddr) -> anyhow::Result<()> {
+/// The banner: where the role serves (the projector only has its internal site).
+fn announce(role: &str, public: Option<SocketAddr>, internal: SocketAddr) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "chat {role} is serving on http://{address}")?;
+    match public {
+        Some(public) => writeln!(
+            out,
+            "chat {role} is serving on http://{public} (internal: http://{internal})"
+        )?,
+        None => writeln!(out, "chat {role} is serving on http://{internal} (internal)")?,
+    }
     out.flush()?;
     Ok(())
 }
@@ -84,10 +109,17 @@ fn forward_key(args: &RoleArgs) -> anyhow::Result<ForwardKey> {
 /// Refuses, before anything is connected or bound, an ingest node other nodes could not
 /// forward keyed sends to.
 fn check_advertise(args: &RoleArgs) -> anyhow::Result<()> {
-    if args.advertise.is_none() && args.listen.ip().is_unspecified() {
+    if args.advertise.is_none() && args.internal_listen.ip().is_unspecified() {
         bail!(
-            "--listen {} names no address other nodes can reach; set --advertise \
+            "--internal-listen {} names no address other nodes can reach; set --advertise \
              (CHAT_ADVERTISE) to this node's host:port",
+            args.internal_listen
+        );
+    }
+    if args.internal_listen == args.listen {
+        bail!(
+            "--internal-listen and --listen are both {}: metrics, probes and the routes \
+             between nodes must not be served where the public is",
             args.listen
         );
     }
@@ -95,7 +127,7 @@ fn check_advertise(args: &RoleArgs) -> anyhow::Result<()> {
 }
 
 /// This node's part in writing keyed sends: ingest nodes join the writer group (and are
-/// reached at their advertised address), fanout nodes only forward.
+/// reached at their advertised internal address), fanout nodes only forward.
 fn writer_config(args: &RoleArgs, role: &str, bound: SocketAddr) -> anyhow::Result<WriterConfig> {
     let member = role == "ingest";
     if member {
@@ -116,6 +148,7 @@ fn writer_config(args: &RoleArgs, role: &str, bound: SocketAddr) -> anyhow::Resu
 
 /// What `role` checks before connecting anywhere (also `chat config check`).
 pub(crate) fn check_role(args: &RoleArgs, role: &str) -> anyhow::Result<()> {
+    check_cluster(&args.cluster)?;
     jwt::verifier(&args.jwt, None)?;
     forward_key(args)?;
     args.write.timing().check(args.write.append_timeout)?;
@@ -132,7 +165,8 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let forward = forward_key(&args)?;
     let backends = connect(&args.cluster, "ingest", None, Some(args.write.append_timeout)).await?;
     let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
-    let writer = writer_config(&args, "ingest", listener.local_addr()?)?;
+    let internal_listener = server::bind(args.internal_listen, None)?;
+    let writer = writer_config(&args, "ingest", internal_listener.local_addr()?)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     let attachments = args.files.open(None)?;
@@ -140,16 +174,17 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
         backends.start_ingest(&args.limits, writer, attachments, &shutdown).await?;
     let parts = Parts { ingest: true, ..Parts::default() };
     let metrics = Metrics::new("ingest", parts, Arc::clone(&backends.log), Vec::new());
-    let app = ingest_router(&ingest, &verifier, args.files.max_upload_bytes())
-        .merge(ingest::writer::forward_router(writers, forward))
-        .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model), None))
-        .merge(metrics.router())
-        .fallback(ingest::not_found)
-        .layer(axum::middleware::from_fn(telemetry::http::track));
-    announce("ingest", listener.local_addr()?)?;
-    // Leases are handed back while this node still answers forwarded sends with "not here".
-    let close = close_after(writers_task, &shutdown);
-    server::serve(listener, app, &args.http.limits(), close, Vec::new()).await
+    let public = ingest_router(&ingest, &verifier, args.files.max_upload_bytes());
+    // Leases are handed back while this node still answers forwarded sends with "not
+    // here": the internal site closes after the writers' task ends.
+    let internal = ingest::writer::forward_router(writers, forward)
+        .merge(health::router(None, &shutdown))
+        .merge(metrics.router());
+    let (public, internal) = (site(listener, public), site(internal_listener, internal));
+    announce("ingest", Some(public.listener.local_addr()?), internal.listener.local_addr()?)?;
+    let limits = args.http.limits();
+    let tasks = vec![writers_task];
+    server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
 }
 
 pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
@@ -158,7 +193,8 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let verifier = Arc::new(verifier);
     let backends = connect(&args.cluster, "fanout", None, Some(args.write.append_timeout)).await?;
     let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
-    let writer = writer_config(&args, "fanout", listener.local_addr()?)?;
+    let internal_listener = server::bind(args.internal_listen, None)?;
+    let writer = writer_config(&args, "fanout", internal_listener.local_addr()?)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     // Native sends may carry uploads, which the fanout's ingest describes from the store.
@@ -176,18 +212,18 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let parts = Parts { fanout: true, ..Parts::default() };
     let consumers = vec![Consumer::Fanout(hub)];
     let metrics = Metrics::new("fanout", parts, Arc::clone(&backends.log), consumers);
-    let app = sockets
-        .merge(health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model), None))
-        .merge(metrics.router())
-        .fallback(ingest::not_found)
-        .layer(axum::middleware::from_fn(telemetry::http::track));
-    announce("fanout", listener.local_addr()?)?;
-    server::serve(listener, app, &args.http.limits(), shutdown, vec![hub_task, writers_task]).await
+    let internal = health::router(None, &shutdown).merge(metrics.router());
+    let (public, internal) = (site(listener, sockets), site(internal_listener, internal));
+    announce("fanout", Some(public.listener.local_addr()?), internal.listener.local_addr()?)?;
+    let limits = args.http.limits();
+    let tasks = vec![hub_task, writers_task];
+    server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
 }
 
 pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
+    check_cluster(&args.cluster)?;
     let backends = connect(&args.cluster, "projector", args.instance.clone(), None).await?;
-    let listener = server::bind(args.listen, None)?;
+    let internal_listener = server::bind(args.internal_listen, None)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     let config = projector::ProjectorConfig {
@@ -200,12 +236,50 @@ pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
     let parts = Parts { projector: true, ..Parts::default() };
     let consumers = vec![Consumer::Projector(Arc::clone(&backends.read_model))];
     let metrics = Metrics::new("projector", parts, Arc::clone(&backends.log), consumers);
-    let probes =
-        health::router(Arc::clone(&backends.log), Arc::clone(&backends.read_model), Some(joined));
-    let app = probes
-        .merge(metrics.router())
-        .fallback(ingest::not_found)
-        .layer(axum::middleware::from_fn(telemetry::http::track));
-    announce("projector", listener.local_addr()?)?;
-    server::serve(listener, app, &args.http.limits(), shutdown, vec![task]).await
+    let internal = health::router(Some(joined), &shutdown).merge(metrics.router());
+    let internal = site(internal_listener, internal);
+    announce("projector", None, internal.listener.local_addr()?)?;
+    server::serve(None, internal, &args.http.limits(), shutdown, args.drain, vec![task]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use crate::cli::Cli;
+
+    /// Tools and tests read the security settings from the environment through the
+    /// libraries; the roles through their flags. Both must know the same variables.
+    #[test]
+    fn the_libraries_read_the_variables_the_flags_take() {
+        let command = Cli::command();
+        let Some(ingest) = command.find_subcommand("ingest") else { panic!("no ingest command") };
+        let variables: Vec<String> = ingest
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|env| env.to_string_lossy().into_owned())
+            .collect();
+        let taken = |prefix: &str, except: &str| {
+            let mut names: Vec<&str> = variables
+                .iter()
+                .map(String::as_str)
+                .filter(|name| name.starts_with(prefix) && *name != except)
+                .collect();
+            names.sort_unstable();
+            names
+        };
+        let sorted = |list: &[&'static str]| {
+            let mut names = list.to_vec();
+            names.sort_unstable();
+            names
+        };
+        assert_eq!(
+            taken("CHAT_KAFKA_", "CHAT_KAFKA_BROKERS"),
+            sorted(&eventlog::kafka_security::SECURITY_VARIABLES)
+        );
+        assert_eq!(
+            taken("CHAT_CQL_", "CHAT_CQL_NODES"),
+            sorted(&viewstore::cql::SECURITY_VARIABLES)
+        );
+    }
 }

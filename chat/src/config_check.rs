@@ -1,18 +1,19 @@
 //! `chat config check <role> [flags]`: validates a role's configuration the way the role
 //! would before connecting anywhere (flags, `CHAT_*` and `OTEL_*` variables, key files,
 //! timing rules), then prints the effective configuration, each value with where it came
-//! from, secrets redacted. Nothing is connected, bound or written.
+//! from, secrets redacted. Nothing is bound or written; with `--connect`, each backend is
+//! reached with the given settings and the answer (or the refusal) printed.
 
 use std::io::Write;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Command, CommandFactory};
 
-use crate::cli::{CheckedRole, Cli};
+use crate::cli::{CheckedRole, Cli, ClusterArgs};
 use crate::{cluster, jwt, migrate, telemetry};
 
 /// Validates `role`; `matches` are the role's own (under `config check`).
-pub(crate) fn run(role: &CheckedRole, matches: &ArgMatches) -> anyhow::Result<()> {
+pub(crate) fn run(role: &CheckedRole, connect: bool, matches: &ArgMatches) -> anyhow::Result<()> {
     let name = match role {
         CheckedRole::Dev(args) => {
             // Without key flags `chat dev` makes a secret on first start: nothing to read.
@@ -33,8 +34,12 @@ pub(crate) fn run(role: &CheckedRole, matches: &ArgMatches) -> anyhow::Result<()
             cluster::check_role(args, "fanout")?;
             "fanout"
         }
-        CheckedRole::Projector(_) => "projector",
+        CheckedRole::Projector(args) => {
+            cluster::check_cluster(&args.cluster)?;
+            "projector"
+        }
         CheckedRole::Migrate(args) => {
+            cluster::check_cluster(&args.cluster)?;
             migrate::parse_replication(&args.cql_replication)?;
             "migrate"
         }
@@ -51,7 +56,71 @@ pub(crate) fn run(role: &CheckedRole, matches: &ArgMatches) -> anyhow::Result<()
         print_effective(&mut out, definition, matches)?;
     }
     out.flush()?;
+    drop(out);
+    if !connect {
+        return Ok(());
+    }
+    let cluster = match role {
+        CheckedRole::Dev(_) => {
+            println_out("connect: chat dev keeps its log and store in its data directory")?;
+            return Ok(());
+        }
+        CheckedRole::Ingest(args) | CheckedRole::Fanout(args) => &args.cluster,
+        CheckedRole::Projector(args) => &args.cluster,
+        CheckedRole::Migrate(args) => &args.cluster,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let failed = runtime.block_on(reach_backends(cluster))?;
+    if failed > 0 {
+        anyhow::bail!("{failed} of 2 backends could not be reached with these settings");
+    }
     Ok(())
+}
+
+/// How long each backend gets to answer: a refusal ends sooner.
+const REACH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reaches Kafka and the database, one line each; returns how many failed.
+async fn reach_backends(cluster: &ClusterArgs) -> anyhow::Result<usize> {
+    let kafka = async {
+        let config = cluster::kafka_config(cluster, &cluster.topic, "check")?;
+        let answer = tokio::time::timeout(REACH_DEADLINE, eventlog::kafka::reach(&config)).await;
+        anyhow::Ok(
+            answer
+                .map_err(|_| "no answer within 30 s".to_owned())
+                .and_then(|reached| reached.map_err(|error| error.to_string())),
+        )
+    };
+    let cql = async {
+        let config = cluster::cql_config(cluster, &cluster.keyspace)?;
+        let answer = tokio::time::timeout(REACH_DEADLINE, viewstore::cql::reach(&config)).await;
+        anyhow::Ok(
+            answer
+                .map_err(|_| "no answer within 30 s".to_owned())
+                .and_then(|reached| reached.map_err(|error| error.to_string())),
+        )
+    };
+    let (kafka, cql) = tokio::join!(kafka, cql);
+    let mut failed = 0;
+    let nodes = cluster.cql_nodes.join(",");
+    for (name, address, result) in
+        [("kafka", cluster.kafka_brokers.as_str(), kafka?), ("cql", nodes.as_str(), cql?)]
+    {
+        match result {
+            Ok(report) => println_out(&format!("connect: {name} at {address}: ok: {report}"))?,
+            Err(error) => {
+                failed += 1;
+                println_out(&format!("connect: {name} at {address}: FAILED: {error}"))?;
+            }
+        }
+    }
+    Ok(failed)
+}
+
+fn println_out(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
 }
 
 /// One line per setting: flag, variable, value (secrets redacted), and its source.

@@ -22,7 +22,7 @@ use crate::web::DevTokens;
 use crate::wiring::{
     Backends, fanout_config, ingest_router, node_name, spawn_projector, start_fanout,
 };
-use crate::{health, jwt, server, telemetry, web};
+use crate::{health, jwt, server, web};
 
 const SIGNAL_BUFFER: usize = 16 * 1024;
 
@@ -43,6 +43,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let listener = server::bind(args.listen, args.limits.socket_send_buffer)?;
     let address = listener.local_addr().context("reading the bound address")?;
+    let internal_listener = server::bind(args.internal_listen, None)?;
+    let internal_address = internal_listener.local_addr().context("reading the bound address")?;
 
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
@@ -74,23 +76,20 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new("dev", parts, Arc::clone(&backends.log), consumers);
     let mut app = ingest_router(&ingest, &verifier, args.files.max_upload_bytes())
         .merge(sockets)
-        .merge(health::router(
-            Arc::clone(&backends.log),
-            Arc::clone(&backends.read_model),
-            Some(joined),
-        ))
-        .merge(metrics.router())
         .merge(web::router());
     if let Some(tokens) = &dev_tokens {
         app = app.merge(web::dev_token_router(tokens.clone()));
     }
-    let app =
-        app.fallback(ingest::not_found).layer(axum::middleware::from_fn(telemetry::http::track));
+    let internal = health::router(Some(joined), &shutdown).merge(metrics.router());
+    let public = crate::wiring::site(listener, app);
+    let internal = crate::wiring::site(internal_listener, internal);
 
     let demo = if args.no_demo { None } else { Some(open_demo(&ingest).await?) };
-    print_banner(&args, &address.to_string(), &key_source, demo, dev_tokens.as_ref())?;
-    server::serve(listener, app, &args.http.limits(), shutdown, vec![projector, hub_task, writers])
-        .await
+    let addresses = (address.to_string(), internal_address.to_string());
+    print_banner(&args, &addresses, &key_source, demo, dev_tokens.as_ref())?;
+    let limits = args.http.limits();
+    let tasks = vec![projector, hub_task, writers];
+    server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
 }
 
 /// What `/dev/token` and the banner may mint. With the generated dev secret, anything (its
@@ -128,7 +127,7 @@ async fn open_demo(ingest: &Ingest) -> anyhow::Result<u64> {
 
 fn print_banner(
     args: &DevArgs,
-    address: &str,
+    (address, internal): &(String, String),
     key_source: &str,
     demo: Option<u64>,
     dev_tokens: Option<&DevTokens>,
@@ -141,6 +140,10 @@ fn print_banner(
     )?;
     writeln!(out, "  web app   http://{address}/")?;
     writeln!(out, "  HTTP API  http://{address}/v1/openapi.json")?;
+    writeln!(
+        out,
+        "  internal  http://{internal}/metrics, /healthz, /readyz (not on the public address)"
+    )?;
     writeln!(out, "  tokens    chat token --sub alice --name Alice --data-dir {data}")?;
     match dev_tokens {
         Some(DevTokens { service: true, .. }) => writeln!(

@@ -36,12 +36,12 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Config(config) => {
-            let ConfigAction::Check(role) = &config.action;
+            let ConfigAction::Check(check) = &config.action;
             let role_matches = matches
                 .subcommand_matches("config")
                 .and_then(|config| config.subcommand_matches("check"))
                 .and_then(|check| check.subcommand().map(|(_, role)| role.clone()));
-            config_check::run(role, &role_matches.unwrap_or_default())
+            config_check::run(&check.role, check.connect, &role_matches.unwrap_or_default())
         }
         Command::Token(args) => token::run(&args),
         Command::Dev(args) => with_runtime(&args.log.clone(), "dev", dev::run(args)),

@@ -42,6 +42,7 @@ pub(crate) fn parse_replication(text: &str) -> anyhow::Result<Replication> {
 pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let replication = parse_replication(&args.cql_replication)?;
     let cluster = &args.cluster;
+    crate::cluster::check_cluster(cluster)?;
     let retention =
         (args.retention_hours > 0).then(|| Duration::from_secs(args.retention_hours * 3600));
     let events = TopicSpec {
@@ -56,7 +57,7 @@ pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     for (topic, spec) in [(&cluster.topic, events), (&cluster.signals_topic, signals)] {
-        let created = ensure_topic(&kafka_config(cluster, topic, "migrate"), spec)
+        let created = ensure_topic(&kafka_config(cluster, topic, "migrate")?, spec)
             .await
             .with_context(|| format!("topic {topic} on {}", cluster.kafka_brokers))?;
         let verb = if created { "created" } else { "exists" };
@@ -68,7 +69,7 @@ pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<()> {
             spec.min_insync_replicas()
         )?;
     }
-    let applied = migrate(&cql_config(cluster, &cluster.keyspace), &replication)
+    let applied = migrate(&cql_config(cluster, &cluster.keyspace)?, &replication)
         .await
         .with_context(|| format!("keyspace {} on {:?}", cluster.keyspace, cluster.cql_nodes))?;
     if applied.is_empty() {

@@ -30,9 +30,10 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if scratch == cluster.keyspace || !scratch.contains("replay") {
         bail!("replay into a scratch keyspace whose name contains \"replay\", not {scratch:?}");
     }
-    let log = KafkaEventLog::connect(kafka_config(cluster, &cluster.topic, "replay")).await?;
-    let live = CqlStore::connect(&cql_config(cluster, &cluster.keyspace)).await?;
-    let scratch_config = cql_config(cluster, &scratch);
+    crate::cluster::check_cluster(cluster)?;
+    let log = KafkaEventLog::connect(kafka_config(cluster, &cluster.topic, "replay")?).await?;
+    let live = CqlStore::connect(&cql_config(cluster, &cluster.keyspace)?).await?;
+    let scratch_config = cql_config(cluster, &scratch)?;
     drop_keyspace(&scratch_config).await?;
     migrate(&scratch_config, &parse_replication("1")?).await?;
     let rebuilt = Arc::new(CqlStore::connect(&scratch_config).await?);

@@ -175,18 +175,11 @@ pub(crate) fn node_name(role: &str) -> String {
     format!("{role}-{}", &suffix[..12])
 }
 
-/// A token cancelled once `writers` has finished after `shutdown`: the HTTP listener stays
-/// open while the node hands its writer leases back (bounded, in case the store is gone).
-pub(crate) fn close_after(
-    writers: JoinHandle<()>,
-    shutdown: &CancellationToken,
-) -> CancellationToken {
-    let close = CancellationToken::new();
-    let (shutdown, closing) = (shutdown.clone(), close.clone());
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), writers).await;
-        closing.cancel();
-    });
-    close
+/// A site of a role: its routes, answering 404 problems for anything else, with each
+/// request's telemetry.
+pub(crate) fn site(listener: tokio::net::TcpListener, routes: Router) -> crate::server::Site {
+    let app = routes
+        .fallback(ingest::not_found)
+        .layer(axum::middleware::from_fn(crate::telemetry::http::track));
+    crate::server::Site { listener, app }
 }

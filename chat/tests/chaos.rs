@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use support::storm::Storm;
-use support::{Role, Server, Shape};
+use support::{Role, Server, Shape, seed_client};
+
+/// The tests here stop shared services: one at a time, or one's fault lands in the other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const CONVERSATIONS: usize = 6;
 /// A role's resident memory may grow by this much over the faults (buffers, caches and the
@@ -33,11 +36,25 @@ fn infra(arguments: &[&str]) {
 }
 
 fn kill_from_pid_file(relative: &str) {
+    signal_from_pid_file("-9", relative);
+}
+
+/// Sends `signal` to the process whose pid the local cluster's state keeps at `relative`.
+fn signal_from_pid_file(signal: &str, relative: &str) {
     let state = std::env::var("CHAT_INFRA_STATE").unwrap_or_else(|_| "/tmp/chat-infra".into());
     let path = PathBuf::from(state).join(relative);
     let pid = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let killed = std::process::Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
-    assert!(killed.success(), "kill -9 {} failed", path.display());
+    let sent = std::process::Command::new("kill").args([signal, pid.trim()]).status().unwrap();
+    assert!(sent.success(), "kill {signal} {} failed", path.display());
+}
+
+/// Lets a paused Cassandra go on when dropped, pass or fail.
+struct Continue;
+
+impl Drop for Continue {
+    fn drop(&mut self) {
+        signal_from_pid_file("-CONT", "cassandra/pid");
+    }
 }
 
 /// Starts the local Kafka brokers and Cassandra again when dropped (a no-op for those
@@ -52,6 +69,7 @@ impl Drop for Revive {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_acknowledged_send_survives_killed_roles_a_broker_and_cassandra_once_and_in_order() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let _revive = Revive;
     let mut server = Server::start_shaped(Shape {
         ingests: 2,
@@ -96,4 +114,72 @@ async fn every_acknowledged_send_survives_killed_roles_a_broker_and_cassandra_on
     let sends = storm.finish(&server).await;
     server.assert_memory_bounded(&before, MEMORY_GROWTH_KIB);
     println!("chaos: {sends} sends acknowledged across 5 faults, 0 lost, 0 duplicated");
+}
+
+/// A shared backend's blip must not take the fleet out of rotation (docs/decisions/
+/// readiness.md): with Cassandra paused for a few seconds, every ingest, fanout and
+/// projector stays ready, open sockets stay open, and once it is back a send is acknowledged,
+/// delivered live and found in history and the inbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fleet_stays_in_rotation_while_cassandra_pauses() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = Server::start_shaped(Shape { ingests: 2, fanouts: 2, ..Shape::default() });
+    let conversation = server.open_conversation("job-pause", "carla", "wei").await;
+    let before = server.send("carla", conversation, "before the pause").await;
+    let mut watcher = seed_client(&server, "wei", conversation, Some(before)).await;
+    let unread = |item: &serde_json::Value| item["unread_count"].as_u64().unwrap_or(0);
+    let seen = server.inbox_item_when("wei", conversation, |item| {
+        item["last_message_text"] == "before the pause"
+    });
+    let unread_before = unread(&seen.await);
+    let probes: Vec<String> = [(Role::Ingest, 2), (Role::Fanout, 2), (Role::Projector, 1)]
+        .into_iter()
+        .flat_map(|(role, count)| (0..count).map(move |index| (role, index)))
+        .map(|(role, index)| server.internal_url(role, index, "/readyz"))
+        .collect();
+    let probe = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
+
+    signal_from_pid_file("-STOP", "cassandra/pid");
+    let paused = Continue;
+    let started = std::time::Instant::now();
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        for url in &probes {
+            let answer = probe.get(url).send().await;
+            let status = answer.as_ref().map(|answer| answer.status().as_u16());
+            assert_eq!(status.ok(), Some(200), "{url} while Cassandra is paused: {answer:?}");
+        }
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(paused);
+    assert!(rounds >= 10, "only {rounds} rounds of probes in 6 s");
+
+    let text = "after the pause";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let sent = loop {
+        let (status, body) = server
+            .post(
+                "carla",
+                &format!("/v1/conversations/{conversation}/messages"),
+                serde_json::json!({"text": text, "idempotency_key": "after-pause"}),
+            )
+            .await;
+        if status == 201 || status == 200 {
+            break body["id"].as_u64().unwrap();
+        }
+        assert_eq!(status, 503, "a send right after the pause: {body}");
+        assert!(std::time::Instant::now() < deadline, "sends still refused 30 s after the pause");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let live = watcher.frame_of("message").await;
+    assert_eq!(
+        (live["message"]["id"].as_u64(), live["message"]["message_text"].as_str()),
+        (Some(sent), Some(text))
+    );
+    let item =
+        server.inbox_item_when("wei", conversation, |item| item["last_message_text"] == text).await;
+    assert_eq!(unread(&item), unread_before + 1, "{item}");
+    let history = server.history("wei", conversation).await;
+    assert_eq!(history.last().map(|message| message["id"].clone()), Some(sent.into()));
 }

@@ -212,7 +212,9 @@ async fn send_as_the_jobs_system(server: &Server, conversation: u64) {
 /// Appends `value` to the test's topic as it is, past ingest: what a consumer may meet
 /// although ingest never writes it.
 async fn append_raw(names: &support::ClusterNames, conversation: u64, value: &Value) {
-    let config = eventlog::kafka::KafkaConfig::new(names.brokers.clone(), names.topic.clone());
+    let config = eventlog::kafka::KafkaConfig::new(names.brokers.clone(), names.topic.clone())
+        .with_env_security()
+        .unwrap();
     let log = eventlog::kafka::KafkaEventLog::connect(config).await.unwrap();
     let key = schemas::ConversationId::new(conversation).unwrap();
     eventlog::EventLog::append(&log, key, value.to_string().into_bytes(), Vec::new())

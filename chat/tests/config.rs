@@ -70,13 +70,26 @@ fn an_invalid_configuration_fails_with_the_reason() {
             "k:9092",
             "--cql-nodes",
             "s:9042",
-            "--listen",
-            "0.0.0.0:8080",
+            "--internal-listen",
+            "0.0.0.0:9080",
         ],
         &[("CHAT_JWT_SECRET", SECRET)],
     );
     assert!(!unreachable.status.success());
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("--advertise"));
+
+    let shared = check(
+        &["ingest", "--kafka-brokers", "k:9092", "--cql-nodes", "s:9042"],
+        &[
+            ("CHAT_JWT_SECRET", SECRET),
+            ("CHAT_LISTEN", "127.0.0.1:7000"),
+            ("CHAT_INTERNAL_LISTEN", "127.0.0.1:7000"),
+        ],
+    );
+    assert!(!shared.status.success());
+    assert!(
+        String::from_utf8_lossy(&shared.stderr).contains("must not be served where the public is")
+    );
 
     let protocol = check(
         &["projector", "--kafka-brokers", "k:9092", "--cql-nodes", "s:9042"],
@@ -119,4 +132,80 @@ fn values_a_role_cannot_run_with_are_refused_by_name() {
         let output = check(&["dev"], &[(name, value)]);
         assert!(output.status.success(), "{name}={value:?} was refused: {output:?}");
     }
+}
+
+/// The settings of a secured cluster are checked together before anything connects; the
+/// password files' contents never reach the output, whatever is wrong.
+#[test]
+fn security_settings_are_checked_by_name_and_secrets_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka_password = dir.path().join("kafka-password");
+    std::fs::write(&kafka_password, "hunter2-kafka\n").unwrap();
+    let cql_password = dir.path().join("cql-password");
+    std::fs::write(&cql_password, "hunter2-cql").unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let (kafka_password, cql_password, ca) = (
+        kafka_password.display().to_string(),
+        cql_password.display().to_string(),
+        ca.display().to_string(),
+    );
+    let secured = |extra: &[(&'static str, &str)]| {
+        let mut env = vec![
+            ("CHAT_KAFKA_BROKERS", "kafka:9093"),
+            ("CHAT_CQL_NODES", "scylla:9042"),
+            ("CHAT_KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("CHAT_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("CHAT_KAFKA_SASL_USERNAME", "chat"),
+            ("CHAT_KAFKA_SASL_PASSWORD_FILE", kafka_password.as_str()),
+            ("CHAT_CQL_USERNAME", "chat"),
+            ("CHAT_CQL_PASSWORD_FILE", cql_password.as_str()),
+            ("CHAT_CQL_SSL_CA_FILE", ca.as_str()),
+            ("CHAT_CQL_LOCAL_DC", "dc1"),
+        ];
+        for (name, value) in extra {
+            env.retain(|(existing, _)| existing != name);
+            if !value.is_empty() {
+                env.push((name, value));
+            }
+        }
+        let out = check(&["projector"], &env);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("hunter2"), "a password was printed: {all}");
+        (out.status.success(), all)
+    };
+    let (valid, out) = secured(&[]);
+    assert!(valid, "{out}");
+    assert!(out.contains(&kafka_password) && out.contains("CHAT_CQL_LOCAL_DC"), "{out}");
+
+    let refusals = [
+        (vec![("CHAT_KAFKA_SASL_USERNAME", "")], "CHAT_KAFKA_SASL_USERNAME is required"),
+        (vec![("CHAT_KAFKA_SASL_MECHANISM", "GSSAPI")], "CHAT_KAFKA_SASL_MECHANISM"),
+        (vec![("CHAT_KAFKA_SASL_PASSWORD_FILE", "/nonexistent")], "cannot read /nonexistent"),
+        (vec![("CHAT_KAFKA_SECURITY_PROTOCOL", "ssl")], "CHAT_KAFKA_SASL_MECHANISM is set"),
+        (vec![("CHAT_KAFKA_OPTIONS", "acks=1")], "acks cannot be changed"),
+        (vec![("CHAT_KAFKA_OPTIONS", "sasl.password=x")], "secrets come from files"),
+        (vec![("CHAT_KAFKA_OPTIONS", "no.such.property=1")], "No such configuration property"),
+        (vec![("CHAT_CQL_PASSWORD_FILE", "")], "CHAT_CQL_USERNAME needs CHAT_CQL_PASSWORD_FILE"),
+        (
+            vec![
+                ("CHAT_CQL_SSL_CA_FILE", ""),
+                ("CHAT_CQL_SSL_CERT_FILE", ca.as_str()),
+                ("CHAT_CQL_SSL_KEY_FILE", ca.as_str()),
+            ],
+            "CHAT_CQL_SSL_CERT_FILE needs CHAT_CQL_SSL_CA_FILE",
+        ),
+    ];
+    for (change, reason) in refusals {
+        let (valid, out) = secured(&change);
+        assert!(!valid, "{change:?} was taken: {out}");
+        assert!(out.contains(reason), "{change:?}: {reason:?} not said: {out}");
+    }
+    let (tuned, out) =
+        secured(&[("CHAT_KAFKA_OPTIONS", "socket.send.buffer.bytes=1048576;linger.ms=10")]);
+    assert!(tuned, "harmless properties are taken: {out}");
 }

@@ -159,3 +159,59 @@ async fn a_thousand_readers_that_stop_reading_cost_bounded_memory() {
     }
     assert_eq!(cut_off, 1000, "every stalled reader must be closed");
 }
+
+/// SIGTERM with a 20 s drain and two thousand sockets open: every socket is closed with a
+/// 1012 close frame ("reconnect and resume"), spread over the drain rather than at once,
+/// none is reset, and the process exits within the drain plus 2 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_drain_closes_every_socket_with_1012_and_the_process_exits_in_time() {
+    const SOCKETS: usize = 2000;
+    let drain = Duration::from_secs(20);
+    let mut server = Server::start_shaped(
+        Shape::default()
+            .with("CHAT_DRAIN", "20s")
+            .with("CHAT_MAX_CONNECTIONS_PER_USER", (SOCKETS + 10).to_string()),
+    );
+    let conversation = server.open_conversation("job-drain", "carla", "wei").await;
+    let url = server.ws_url(&format!("/ws/chat/{conversation}/?token={}", token("carla")));
+    let mut endings = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        let mut client = Client::connect(&url).await;
+        endings.push(tokio::spawn(async move {
+            // Pings and frames keep coming while the socket waits for its turn.
+            let ending = loop {
+                match client.next(Duration::from_secs(40)).await {
+                    Seen::Frame(_) => {}
+                    Seen::Closed(code, reason) => break (code, reason, std::time::Instant::now()),
+                }
+            };
+            // Answer the close frame, as browsers do, which completes the handshake.
+            client.close().await;
+            ending
+        }));
+    }
+    let fanout = if support::on_cluster() { Role::Fanout } else { Role::Dev };
+    let signalled = std::time::Instant::now();
+    let exited = server.terminate(fanout, drain + Duration::from_secs(10));
+    let took = signalled.elapsed();
+    assert!(exited, "the process was still running {:?} after SIGTERM", took);
+    assert!(
+        took <= drain + Duration::from_secs(2),
+        "the process exited {took:?} after SIGTERM, past the drain plus 2 s"
+    );
+    let mut codes = std::collections::BTreeMap::new();
+    let mut closed_at = Vec::with_capacity(SOCKETS);
+    for ending in endings {
+        let (code, reason, at) = ending.await.unwrap();
+        *codes.entry((code, reason)).or_insert(0_usize) += 1;
+        closed_at.push(at.duration_since(signalled));
+    }
+    let restart = "server restarting; reconnect and resume".to_owned();
+    assert_eq!(codes.get(&(1012, restart)), Some(&SOCKETS), "how the sockets ended: {codes:?}");
+    // Spread over the drain: the first quarter of sockets did not all close in its first
+    // second, nor the last quarter before its last five.
+    closed_at.sort();
+    let (early, late) = (closed_at[SOCKETS / 4], closed_at[SOCKETS * 3 / 4]);
+    assert!(early >= Duration::from_secs(2), "a quarter closed within {early:?}: not spread");
+    assert!(late >= Duration::from_secs(12), "three quarters closed within {late:?}: not spread");
+}

@@ -30,9 +30,9 @@ async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-/// The sum of a metric's samples with `label` on the process at `address`.
-async fn metric(server: &Server, address: &str, name: &str, label: &str) -> f64 {
-    let page = server.http.get(format!("http://{address}/metrics")).send().await.unwrap();
+/// The sum of a metric's samples with `label` on the first process of `role`.
+async fn metric(server: &Server, role: Role, name: &str, label: &str) -> f64 {
+    let page = server.http.get(server.internal_url(role, 0, "/metrics")).send().await.unwrap();
     let text = page.text().await.unwrap();
     text.lines()
         .filter(|line| line.starts_with(name) && line.contains(label))
@@ -81,9 +81,9 @@ async fn connections_that_never_finish_a_request_are_closed() {
         Seen::Closed(code, reason) => panic!("closed {code}: {reason}"),
     }
     let name = "chat_http_connections_dropped_total";
-    let mut dropped = metric(&server, &http, name, "read_timeout").await;
+    let mut dropped = metric(&server, Role::Ingest, name, "read_timeout").await;
     if ws != http {
-        dropped += metric(&server, &ws, name, "read_timeout").await;
+        dropped += metric(&server, Role::Fanout, name, "read_timeout").await;
     }
     assert!(dropped >= 50.0, "{dropped} connections counted as dropped, 50 were");
 }
@@ -134,12 +134,13 @@ async fn a_flood_of_unfinished_handshakes_is_bounded_and_others_are_served() {
     assert!(closed >= FLOOD - LIMIT, "only {closed} of {FLOOD} unfinished connections were closed");
     let grown = resident_kib(pid).saturating_sub(before);
     assert!(grown < 64 * 1024, "the flood grew the server by {grown} KiB");
-    let evicted = metric(&server, &ws, "chat_http_connections_dropped_total", "unfinished_limit");
+    let evicted =
+        metric(&server, Role::Fanout, "chat_http_connections_dropped_total", "unfinished_limit");
     assert!(evicted.await >= (FLOOD - LIMIT) as f64);
     // The gauge sees the survivors waiting, and (nearly) none once they hang up: this
     // test's own HTTP client may keep a spare connection that never sent a request (its
     // pool opens one while an idle one frees up), and that one rightly counts as waiting.
-    let waiting = metric(&server, &ws, "chat_http_connections_unfinished", "").await;
+    let waiting = metric(&server, Role::Fanout, "chat_http_connections_unfinished", "").await;
     assert!(
         waiting > 0.0 && waiting <= LIMIT as f64,
         "{waiting} connections counted as waiting, {} of the flood are open",
@@ -148,7 +149,7 @@ async fn a_flood_of_unfinished_handshakes_is_bounded_and_others_are_served() {
     drop(flood);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting = metric(&server, &ws, "chat_http_connections_unfinished", "").await;
+        let waiting = metric(&server, Role::Fanout, "chat_http_connections_unfinished", "").await;
         if waiting <= 2.0 {
             break;
         }
@@ -274,7 +275,13 @@ impl Dev {
         if !operator_secret {
             command.env_remove("CHAT_JWT_SECRET");
         }
-        command.envs(env.iter().copied()).args(["--listen", "127.0.0.1:0", "--no-demo"]);
+        command.envs(env.iter().copied()).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--internal-listen",
+            "127.0.0.1:0",
+            "--no-demo",
+        ]);
         let mut child =
             command.arg("--data-dir").arg(data.path()).stdout(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -414,7 +421,7 @@ async fn subscription_churn_is_refused_past_its_burst_and_the_connection_keeps_s
     let message = ana.frame_of("message").await;
     assert_eq!(message["message"]["id"], id);
     // Counted where the socket is served (the fanout node, on the cluster).
-    let fanout = server.ws_url("/metrics").replacen("ws://", "http://", 1);
+    let fanout = server.internal_url(Role::Fanout, 0, "/metrics");
     let metrics = server.http.get(fanout).send().await.unwrap();
     let text = metrics.text().await.unwrap();
     assert!(

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{SECRET, Server, service_token, token};
+use support::{Role, SECRET, Server, service_token, token};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_conversation_per_job_and_only_the_service_opens_them() {
@@ -384,11 +384,18 @@ async fn the_served_openapi_document_is_the_checked_in_one_and_every_path_is_rou
     assert_eq!(served, checked_in);
     for (path, operations) in served["paths"].as_object().unwrap() {
         let concrete = path.replace("{job_id}", "job-route").replace("{id}", "1");
-        for method in operations.as_object().unwrap().keys() {
+        // Paths with servers of their own (the probes) live on the internal listener.
+        let url = if operations.get("servers").is_some() {
+            server.internal_url(Role::Ingest, 0, &concrete)
+        } else {
+            server.url(&concrete)
+        };
+        let methods = operations.as_object().unwrap().keys().filter(|key| *key != "servers");
+        for method in methods {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = server
                 .http
-                .request(method.clone(), server.url(&concrete))
+                .request(method.clone(), &url)
                 .bearer_auth(service_token())
                 .json(&json!({}))
                 .send()

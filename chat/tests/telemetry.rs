@@ -272,3 +272,32 @@ async fn prometheus_sees_exactly_what_the_test_did() {
         }
     }
 }
+
+/// Metrics, probes and the routes between nodes are served on the internal listener only:
+/// the public one (the API, the sockets, the web app) answers them 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_public_listener_serves_nothing_internal() {
+    let server = Server::start();
+    let internal_paths = ["/metrics", "/healthz", "/readyz", "/internal/v1/node"];
+    for (role, internal) in server.targets() {
+        for path in ["/metrics", "/healthz", "/readyz"] {
+            let answer = server.http.get(format!("http://{internal}{path}")).send().await.unwrap();
+            assert_eq!(answer.status(), 200, "chat {role}: {path} on the internal listener");
+        }
+    }
+    let public = [server.url(""), server.ws_url("").replacen("ws://", "http://", 1)];
+    for base in public {
+        for path in internal_paths {
+            let answer = server.http.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(answer.status(), 404, "{base}{path} is served publicly");
+        }
+        let forwarded = server
+            .http
+            .post(format!("{base}/internal/v1/partitions/0/keyed-sends"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forwarded.status(), 404, "{base}: forwarded sends are taken publicly");
+    }
+}

@@ -24,7 +24,7 @@ use crate::kafka_config::{private_group, unavailable};
 use crate::kafka_records::{owned_headers, position_of, record_from};
 use crate::kafka_subscription::KafkaSubscription;
 use crate::kafka_topics::topic_partitions;
-pub use crate::kafka_topics::{TopicSpec, broker_count, ensure_topic};
+pub use crate::kafka_topics::{TopicSpec, broker_count, ensure_topic, reach};
 use crate::{
     EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription, WriterAssignment,
 };
@@ -83,21 +83,7 @@ impl KafkaEventLog {
                 schemas::ids::MAX_PARTITIONS
             )));
         }
-        let producer: FutureProducer = config
-            .client()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "lz4")
-            // librdkafka waits on its sockets in whole milliseconds, so with 2 ms its broker
-            // threads spun through the last one of every linger: 5 ms measured 92 against
-            // 125 µs of CPU per record at 2,000/s (66 against 145 at 5,000/s), p99 16 against
-            // 24 ms, for 3 ms more at the median when idle (BENCHMARKS.md).
-            .set("linger.ms", "5")
-            .set("batch.num.messages", "10000")
-            .set("delivery.timeout.ms", config.append_timeout.as_millis().to_string())
-            .set("request.timeout.ms", config.request_timeout.as_millis().to_string())
-            .create()
-            .map_err(unavailable)?;
+        let producer: FutureProducer = config.producer().create().map_err(unavailable)?;
         let metadata: BaseConsumer = config.client().create().map_err(unavailable)?;
         let metadata = parking_lot::Mutex::new(Arc::new(metadata));
         Ok(Self { shared: Arc::new(Shared { config, partitions, producer, metadata }) })

@@ -50,13 +50,7 @@ impl std::fmt::Debug for KafkaSignalBus {
 impl KafkaSignalBus {
     /// `config.topic` names the signals topic.
     pub fn connect(config: KafkaConfig) -> Result<Self, LogError> {
-        let producer: FutureProducer = config
-            .client()
-            .set("acks", "1")
-            .set("linger.ms", "0")
-            .set("message.timeout.ms", "5000")
-            .create()
-            .map_err(unavailable)?;
+        let producer: FutureProducer = config.signal_producer().create().map_err(unavailable)?;
         Ok(Self { config, producer })
     }
 }

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::metadata::Metadata;
 
 use crate::LogError;
 use crate::kafka_config::{KafkaConfig, unavailable};
+use crate::kafka_refusal::fetch_metadata;
 
 /// How a topic is created by `chat migrate`.
 #[derive(Debug, Clone, Copy)]
@@ -33,10 +34,33 @@ impl TopicSpec {
 pub async fn broker_count(config: &KafkaConfig) -> Result<usize, LogError> {
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.client().create().map_err(unavailable)?;
-        let metadata =
-            consumer.fetch_metadata(None, config.request_timeout).map_err(unavailable)?;
+        let metadata = fetch_metadata(&config, None, |_| true)?;
         Ok(metadata.brokers().len())
+    })
+    .await
+    .map_err(unavailable)?
+}
+
+/// What `chat config check --connect` says of the cluster: the brokers reached, and the
+/// topic's partitions if it exists.
+pub async fn reach(config: &KafkaConfig) -> Result<String, LogError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let metadata = fetch_metadata(&config, Some(&config.topic), |_| true)?;
+        let topic = metadata
+            .topics()
+            .iter()
+            .find(|topic| topic.name() == config.topic && topic.error().is_none())
+            .map(|topic| topic.partitions().len());
+        let topic = match topic {
+            Some(partitions) => format!("topic {} has {partitions} partitions", config.topic),
+            None => format!("topic {} does not exist (run `chat migrate`)", config.topic),
+        };
+        Ok(format!(
+            "{} broker(s) ({}); {topic}",
+            metadata.brokers().len(),
+            config.security.describe()
+        ))
     })
     .await
     .map_err(unavailable)?
@@ -91,13 +115,8 @@ pub async fn ensure_topic(config: &KafkaConfig, spec: TopicSpec) -> Result<bool,
 pub(crate) async fn topic_partitions(config: &KafkaConfig) -> Result<u32, LogError> {
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.client().create().map_err(unavailable)?;
-        let deadline = std::time::Instant::now() + config.request_timeout;
-        loop {
-            let metadata = consumer
-                .fetch_metadata(Some(&config.topic), config.request_timeout)
-                .map_err(unavailable)?;
-            let ready = metadata
+        let led = |metadata: &Metadata| {
+            metadata
                 .topics()
                 .iter()
                 .find(|topic| topic.name() == config.topic)
@@ -105,18 +124,16 @@ pub(crate) async fn topic_partitions(config: &KafkaConfig) -> Result<u32, LogErr
                 .filter(|topic| {
                     topic.partitions().iter().all(|p| p.error().is_none() && p.leader() >= 0)
                 })
-                .map(|topic| topic.partitions().len() as u32);
-            if let Some(partitions) = ready {
-                return Ok(partitions);
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(LogError::Config(format!(
-                    "topic {} does not exist or has no leaders; run `chat migrate`",
-                    config.topic
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                .map(|topic| topic.partitions().len() as u32)
+        };
+        let metadata =
+            fetch_metadata(&config, Some(&config.topic), |metadata| led(metadata).is_some())?;
+        led(&metadata).ok_or_else(|| {
+            LogError::Config(format!(
+                "topic {} does not exist or has no leaders; run `chat migrate`",
+                config.topic
+            ))
+        })
     })
     .await
     .map_err(unavailable)?

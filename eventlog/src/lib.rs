@@ -20,6 +20,10 @@ mod kafka_config;
 #[cfg(feature = "kafka")]
 mod kafka_records;
 #[cfg(feature = "kafka")]
+mod kafka_refusal;
+#[cfg(feature = "kafka")]
+pub mod kafka_security;
+#[cfg(feature = "kafka")]
 pub mod kafka_signals;
 #[cfg(feature = "kafka")]
 mod kafka_subscription;
@@ -83,6 +87,10 @@ pub enum LogError {
     GroupTaken(String),
     #[error("event log configuration: {0}")]
     Config(String),
+    /// The cluster refused this process (its login, its certificate, its protocol): asking
+    /// again cannot help until a setting changes. The text names the setting.
+    #[error("{0}")]
+    Refused(String),
     #[error("event log is shut down")]
     Closed,
     /// The subscription can deliver nothing more (e.g. a fenced group member); subscribe

@@ -29,13 +29,17 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn fresh_log(prefix: &str) -> KafkaEventLog {
-    let config = KafkaConfig::new(brokers(), unique(prefix));
+    let config = KafkaConfig::new(brokers(), unique(prefix)).with_env_security().unwrap();
     let spec = TopicSpec { partitions: 4, replication_factor: 1, retention: None };
     assert!(ensure_topic(&config, spec).await.unwrap(), "the topic should be new");
     assert!(!ensure_topic(&config, spec).await.unwrap(), "ensure_topic must be idempotent");
     let cluster_size = eventlog::kafka::broker_count(&config).await.unwrap();
     let too_wide = TopicSpec { replication_factor: cluster_size as u32 + 1, ..spec };
-    let refused = ensure_topic(&KafkaConfig::new(brokers(), unique(prefix)), too_wide).await;
+    let refused = ensure_topic(
+        &KafkaConfig::new(brokers(), unique(prefix)).with_env_security().unwrap(),
+        too_wide,
+    )
+    .await;
     match refused {
         Err(eventlog::LogError::Config(reason)) => {
             assert!(reason.contains(&format!("has {cluster_size}")), "unclear refusal: {reason}")
@@ -78,7 +82,7 @@ async fn tails_start_at_the_end_and_wake_on_appends() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_topic_is_a_clear_error() {
-    let mut config = KafkaConfig::new(brokers(), unique("missing"));
+    let mut config = KafkaConfig::new(brokers(), unique("missing")).with_env_security().unwrap();
     config.request_timeout = Duration::from_secs(2);
     let error = KafkaEventLog::connect(config).await.unwrap_err();
     assert!(error.to_string().contains("chat migrate"), "{error}");
@@ -86,7 +90,7 @@ async fn a_missing_topic_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signals_reach_every_subscriber() {
-    let config = KafkaConfig::new(brokers(), unique("signals"));
+    let config = KafkaConfig::new(brokers(), unique("signals")).with_env_security().unwrap();
     let spec = TopicSpec {
         partitions: 2,
         replication_factor: 1,
@@ -158,7 +162,7 @@ async fn writer_groups_share_partitions() {
 /// A batch published at once arrives whole and in order, mixed with single signals.
 #[tokio::test(flavor = "multi_thread")]
 async fn signal_batches_arrive_in_order() {
-    let config = KafkaConfig::new(brokers(), unique("batches"));
+    let config = KafkaConfig::new(brokers(), unique("batches")).with_env_security().unwrap();
     let spec = TopicSpec { partitions: 1, replication_factor: 1, retention: None };
     ensure_topic(&config, spec).await.unwrap();
     let bus = KafkaSignalBus::connect(config).unwrap();

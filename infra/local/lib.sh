@@ -6,6 +6,9 @@
 #
 #   downloads (jars, cqlsh venv, maven repo)  ${CHAT_INFRA_CACHE:-$HOME/.cache/chat-infra}
 #   runtime state (data, logs, pid files)     ${CHAT_INFRA_STATE:-/tmp/chat-infra}
+#   secure mode (certificates, passwords,     ${CHAT_INFRA_STATE:-/tmp/chat-infra}/secure
+#     client settings; `up --secure` only)
+#   mode of the cluster in the state dir      $STATE/mode: "plain" or "secure"
 #
 # Ports (all bound to 127.0.0.1):
 #   Kafka, 1 broker:   client 9092, controller 9093
@@ -20,6 +23,16 @@ INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${CHAT_INFRA_CACHE:-$HOME/.cache/chat-infra}"
 STATE="${CHAT_INFRA_STATE:-/tmp/chat-infra}"
 M2_REPO="${CHAT_INFRA_M2:-$CACHE/m2}"   # private maven repo, so one directory is the whole cache
+SECURE_DIR="$STATE/secure"
+
+# How the cluster in $STATE was started: "plain" (default) or "secure" (infra/local/up --secure).
+# infra/local/up writes it; the other scripts follow it. infra/local/down deletes it.
+state_mode() {
+  local m=""
+  [[ -f "$STATE/mode" ]] && m="$(<"$STATE/mode")"
+  echo "${m:-plain}"
+}
+MODE="$(state_mode)"
 
 # Versions, first one that resolves wins. Override with space-separated lists.
 KAFKA_VERSIONS="${CHAT_KAFKA_VERSIONS:-4.4.0 4.3.1 4.1.1}"
@@ -235,6 +248,8 @@ kafka_write_config() {
   rf=$(( n < 3 ? n : 3 )); isr=$(( rf >= 3 ? 2 : 1 ))
   for ((j = 1; j <= n; j++)); do voters+="${voters:+,}$j@$HOST:$(kafka_ctrl_port "$j" "$n")"; done
   mkdir -p "$dir/data"
+  # secure mode: passwords inside, so create it mode 600 first ('>' keeps the mode)
+  if [[ "$MODE" == secure ]]; then secure_write "$dir/server.properties" </dev/null; fi
   {
     cat "$INFRA_DIR/kafka/server.properties"
     echo
@@ -251,7 +266,42 @@ kafka_write_config() {
     echo "transaction.state.log.min.isr=$isr"
     echo "share.coordinator.state.topic.replication.factor=$rf"
     echo "share.coordinator.state.topic.min.isr=$isr"
+    if [[ "$MODE" == secure ]]; then kafka_secure_config "$i" "$n"; fi
   } >"$dir/server.properties"
+}
+
+# kafka_secure_config I N : the lines that secure node I of N (they override the ones above).
+#   CLIENT     client port,   SASL_SSL (SCRAM-SHA-512); also the inter-broker listener, as admin
+#   FAULTS     client+20000,  SASL_SSL (SCRAM-SHA-512), advertised as client+21000 (Toxiproxy)
+#   CONTROLLER controller,    SSL with required client certificates: only the nodes, which all
+#              present the server certificate CN=chat-infra-node (KRaft controllers cannot use
+#              SCRAM: the credentials live in the metadata log they serve)
+kafka_secure_config() {
+  local i="$1" n="$2" d="$SECURE_DIR" jaas
+  jaas="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$KAFKA_ADMIN_USER\" password=\"$(<"$d/kafka-admin.password")\";"
+  echo
+  echo "# ---- secure mode (infra/local/up --secure)"
+  echo "listeners=CLIENT://$HOST:$(kafka_client_port "$i" "$n"),CONTROLLER://$HOST:$(kafka_ctrl_port "$i" "$n"),FAULTS://$HOST:$(kafka_faults_port "$i" "$n")"
+  echo "advertised.listeners=CLIENT://$HOST:$(kafka_client_port "$i" "$n"),FAULTS://$HOST:$(kafka_proxied_port "$i" "$n")"
+  echo "listener.security.protocol.map=CLIENT:SASL_SSL,FAULTS:SASL_SSL,CONTROLLER:SSL"
+  echo "inter.broker.listener.name=CLIENT"
+  echo "sasl.enabled.mechanisms=SCRAM-SHA-512"
+  echo "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"
+  echo "listener.name.client.scram-sha-512.sasl.jaas.config=$jaas"
+  echo "listener.name.faults.scram-sha-512.sasl.jaas.config=$jaas"
+  echo "ssl.keystore.type=PKCS12"
+  echo "ssl.keystore.location=$d/server.p12"
+  echo "ssl.keystore.password=$(<"$d/keystore.password")"
+  echo "ssl.key.password=$(<"$d/keystore.password")"
+  echo "ssl.truststore.type=PEM"
+  echo "ssl.truststore.location=$d/ca.pem"
+  echo "ssl.client.auth=none"
+  echo "listener.name.controller.ssl.client.auth=required"
+  echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+  # admin: operators and the inter-broker connections; CN=...: the nodes on the mTLS
+  # controller listener (raft, broker registration and heartbeats, forwarded requests)
+  echo "super.users=User:$KAFKA_ADMIN_USER;User:CN=$SERVER_CN"
+  echo "allow.everyone.if.no.acl.found=false"
 }
 
 # A Kafka-style random cluster id (16 random bytes, base64url, no padding, not starting with '-').
@@ -263,20 +313,27 @@ kafka_cluster_id() {
   done
 }
 
+# Admin-client settings of the readiness probes: the short timeouts of probe.properties, plus
+# SASL_SSL as admin in secure mode.
+kafka_probe_config() {
+  if [[ "$MODE" == secure ]]; then echo "$SECURE_DIR/kafka-probe.properties"
+  else echo "$INFRA_DIR/kafka/probe.properties"; fi
+}
+
 # kafka_ready I N : one metadata request (TopicCommand --list) against broker I only.
 kafka_ready() {
   local port; port="$(kafka_client_port "$1" "$2")"
   port_open "$port" || return 1
   kafka_tool_cmd
   timeout 20 "${KAFKA_TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$port" \
-    --command-config "$INFRA_DIR/kafka/probe.properties" --list >/dev/null 2>&1
+    --command-config "$(kafka_probe_config)" --list >/dev/null 2>&1
 }
 
 # Number of brokers in the cluster metadata, as seen through bootstrap $1.
 kafka_broker_count() {
   kafka_tool_cmd
   timeout 20 "${KAFKA_TOOL[@]}" org.apache.kafka.tools.BrokerApiVersionsCommand \
-    --bootstrap-server "$1" --command-config "$INFRA_DIR/kafka/probe.properties" 2>/dev/null \
+    --bootstrap-server "$1" --command-config "$(kafka_probe_config)" 2>/dev/null \
     | grep -cE '^[^ ]+:[0-9]+ \(id: [0-9]+'
 }
 
@@ -389,7 +446,7 @@ cassandra_java_cmd() {
     -Dio.netty.allocator.useCacheForAllThreads=true -Dio.netty.allocator.maxOrder=11
     "${agent[@]}"
     # what cassandra-env.sh / bin/cassandra would set
-    "-Dcassandra.config=file://$INFRA_DIR/cassandra/cassandra.yaml"
+    "-Dcassandra.config=file://$(cassandra_config)"
     "-Dlogback.configurationFile=file://$INFRA_DIR/cassandra/logback.xml"
     "$(cassandra_marker)"
     "-Dcassandra.logdir=$CASSANDRA_DIR"
@@ -408,11 +465,286 @@ cassandra_java_cmd() {
     -cp "$CASSANDRA_LIBS/*" org.apache.cassandra.service.CassandraDaemon)
 }
 
+# The yaml the node runs with: the shared one, or in secure mode the copy made from it by
+# cassandra_secure_yaml.
+cassandra_config() {
+  if [[ "$MODE" == secure ]]; then echo "$SECURE_DIR/cassandra.yaml"
+  else echo "$INFRA_DIR/cassandra/cassandra.yaml"; fi
+}
+
+# cqlsh 6.2.2 with cassandra-driver 3.30.1 never checks the server's certificate: the driver
+# builds its SSLContext with `options = cert_reqs` where `verify_mode = cert_reqs` was meant, and
+# cqlsh asks for PROTOCOL_TLS, whose verify_mode defaults to CERT_NONE, so `[ssl] validate =
+# true` has no effect. Secure mode runs cqlsh through this shim, which sets verify_mode as asked
+# (the chain is then checked against the certfile; cqlsh never checks the host name).
+CQLSH_TLS_SHIM='
+import sys, warnings
+warnings.filterwarnings("ignore", category=DeprecationWarning)   # hidden when cqlsh runs as a script
+from cassandra import connection as _c
+_build = _c.Connection._build_ssl_context_from_options
+def _build_checked(self):
+    reqs = (self.ssl_options or {}).get("cert_reqs")
+    ctx = _build(self)
+    if reqs is not None:
+        ctx.verify_mode = reqs
+    return ctx
+_c.Connection._build_ssl_context_from_options = _build_checked
+from cqlshlib.__main__ import main
+sys.argv[0] = "cqlsh"
+sys.exit(main())
+'
+
+# CQLSH_CMD: cqlsh as the mode wants it. Secure mode: TLS checked against ca.pem (through the
+# shim above), as admin, from $SECURE_DIR/cqlshrc.
+cqlsh_cmd() {
+  CQLSH_CMD=("$CQLSH")
+  if [[ "$MODE" == secure ]]; then
+    CQLSH_CMD=("$(dirname "$CQLSH")/python3" -c "$CQLSH_TLS_SHIM" --cqlshrc "$SECURE_DIR/cqlshrc")
+  fi
+}
+
 cassandra_ready() {
   port_open "$CASSANDRA_CQL_PORT" || return 1
   cqlsh_find_cached || return 1
-  timeout 20 "$CQLSH" "$HOST" "$CASSANDRA_CQL_PORT" --connect-timeout=5 --request-timeout=10 \
-    -e "describe keyspaces" >/dev/null 2>&1
+  cqlsh_cmd
+  timeout 20 "${CQLSH_CMD[@]}" "$HOST" "$CASSANDRA_CQL_PORT" --connect-timeout=5 \
+    --request-timeout=10 -e "describe keyspaces" >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------------------------------------
+# secure mode (infra/local/up --secure)
+#
+# Made once per state dir by secure_init, under $SECURE_DIR (mode 700, files mode 600;
+# infra/local/down deletes them with the rest of the state):
+#   ca.pem, ca.key             the local CA that signs everything below
+#   server.pem, server.key     CN=chat-infra-node, SAN IP:127.0.0.1,DNS:localhost, serverAuth +
+#   server.p12                 clientAuth; the same PKCS12 keystore (with the chain) serves every
+#                              broker and Cassandra
+#   truststore.p12             ca.pem as a PKCS12 truststore (Cassandra, should client
+#                              certificates ever be required)
+#   client.pem, client.key     CN=chat, signed by the CA, clientAuth: for mutual-TLS tests
+#   other-ca.pem, other-ca.key an unrelated CA, for tests that check an untrusted CA is refused
+#   keystore.password          password of server.p12 and truststore.p12
+#   kafka-admin.password, kafka-chat.password   SCRAM-SHA-512 users admin (super user), chat
+#   cql-admin.password, cql-chat.password       Cassandra roles admin (superuser), chat
+#                              (all random, written without a trailing newline)
+# Rewritten by every `up --secure` (derived from the above):
+#   kafka-admin.properties, kafka-chat.properties   Kafka client settings (SASL_SSL) per user
+#   kafka-controller.properties                     SSL + node certificate, for --bootstrap-controller
+#   kafka-probe.properties                          probe.properties + admin, for readiness probes
+#   cqlshrc, cqlsh-admin.credentials, cqlsh-chat.credentials   cqlsh over TLS as admin / chat
+#   cassandra.yaml                                  infra/cassandra/cassandra.yaml + auth + TLS
+
+SERVER_CN=chat-infra-node     # subject of the nodes' certificate (Kafka principal User:CN=...)
+KAFKA_ADMIN_USER="admin"
+KAFKA_CHAT_USER="chat"
+CQL_ADMIN_USER="admin"
+CQL_CHAT_USER="chat"
+
+rand_secret() { openssl rand -hex 24; }   # 192 bits; hex is safe in JAAS, CQL, yaml and shell
+
+# secure_write FILE : stdin -> FILE, created mode 600
+secure_write() { ( umask 077 && cat >"$1" ); }
+
+# secure_init : certificates and passwords, once per state dir (atomic: made aside, then moved).
+secure_init() {
+  [[ -f "$SECURE_DIR/.complete" ]] && return 0
+  need_cmd openssl "needed for the certificates of the secure mode"
+  local keytool tmp="$SECURE_DIR.tmp.$$" log="$STATE/secure-init.log"
+  keytool="$(dirname "$(readlink -f "$JAVA")")/keytool"
+  [[ -x "$keytool" ]] || keytool="$(command -v keytool)" || die "keytool (JDK) not found"
+  rm -rf "$tmp" "$SECURE_DIR"
+  ( umask 077 && mkdir -p "$tmp" )
+  (
+    cd "$tmp" || exit 1
+    umask 077
+    for f in keystore kafka-admin kafka-chat cql-admin cql-chat; do
+      printf '%s' "$(rand_secret)" >"$f.password"
+    done
+    # ca NAME CN
+    ca() {
+      openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout "$1.key" -out "$1.pem" \
+        -subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign"
+    }
+    # leaf NAME CN EXTENDED_KEY_USAGE [EXTRA_EXTENSION_LINE]
+    leaf() {
+      openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$1.key" -out "$1.csr" -subj "/CN=$2"
+      printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=%s\n%s\n' \
+        "$3" "${4:-}" >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+        -sha256 -days 825 -extfile "$1.ext" -out "$1.pem"
+      rm -f "$1.csr" "$1.ext"
+    }
+    ca ca chat-local-ca
+    ca other-ca chat-local-other-ca
+    leaf server "$SERVER_CN" serverAuth,clientAuth "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    leaf client "$KAFKA_CHAT_USER" clientAuth
+    openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name "$SERVER_CN" \
+      -passout file:keystore.password -out server.p12
+    "$keytool" -importcert -noprompt -alias chat-local-ca -file ca.pem -keystore truststore.p12 \
+      -storetype PKCS12 -storepass:file keystore.password
+    # (set -e does not reach in here) the proof that every step above worked:
+    openssl verify -CAfile ca.pem server.pem client.pem \
+      && openssl pkcs12 -in server.p12 -passin file:keystore.password -nokeys -noout \
+      && "$keytool" -list -keystore truststore.p12 -storepass:file keystore.password >/dev/null \
+      && touch .complete
+  ) >"$log" 2>&1
+  if [[ ! -f "$tmp/.complete" ]]; then
+    rm -rf "$tmp"
+    die_with_log "could not make the certificates of the secure mode" "$log"
+  fi
+  mv "$tmp" "$SECURE_DIR"
+  rm -f "$log"
+}
+
+# secure_client_files : the client settings derived from the certificates and passwords.
+secure_client_files() {
+  local d="$SECURE_DIR" u
+  for u in "$KAFKA_ADMIN_USER:kafka-admin" "$KAFKA_CHAT_USER:kafka-chat"; do
+    {
+      echo "# Kafka client settings for user ${u%%:*} of the local secure cluster (infra/local/up --secure)"
+      echo "security.protocol=SASL_SSL"
+      echo "sasl.mechanism=SCRAM-SHA-512"
+      echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${u%%:*}\" password=\"$(<"$d/${u#*:}.password")\";"
+      echo "ssl.truststore.type=PEM"
+      echo "ssl.truststore.location=$d/ca.pem"
+    } | secure_write "$d/${u#*:}.properties"
+  done
+  { cat "$INFRA_DIR/kafka/probe.properties"; echo; cat "$d/kafka-admin.properties"; } \
+    | secure_write "$d/kafka-probe.properties"
+  {
+    echo "# Kafka client settings for the CONTROLLER listener (--bootstrap-controller): mutual TLS"
+    echo "# with the nodes' own certificate (a super user)"
+    echo "security.protocol=SSL"
+    echo "ssl.keystore.type=PKCS12"
+    echo "ssl.keystore.location=$d/server.p12"
+    echo "ssl.keystore.password=$(<"$d/keystore.password")"
+    echo "ssl.truststore.type=PEM"
+    echo "ssl.truststore.location=$d/ca.pem"
+  } | secure_write "$d/kafka-controller.properties"
+  for u in "$CQL_ADMIN_USER:cql-admin:cqlsh-admin" "$CQL_CHAT_USER:cql-chat:cqlsh-chat"; do
+    local f="${u#*:}"
+    printf '[plain_text_auth]\nusername = %s\npassword = %s\n' "${u%%:*}" "$(<"$d/${f%%:*}.password")" \
+      | secure_write "$d/${u##*:}.credentials"
+  done
+  {
+    echo "; cqlsh over TLS (certificate checked against ca.pem) as the Cassandra superuser admin."
+    echo "; Another role: cqlsh --cqlshrc $d/cqlshrc --credentials $d/cqlsh-chat.credentials"
+    echo "[connection]"
+    echo "ssl = true"
+    echo "[authentication]"
+    echo "credentials = $d/cqlsh-admin.credentials"
+    echo "[ssl]"
+    echo "certfile = $d/ca.pem"
+    echo "validate = true"
+  } | secure_write "$d/cqlshrc"
+}
+
+# cassandra_secure_yaml : $SECURE_DIR/cassandra.yaml = infra/cassandra/cassandra.yaml without
+# the keys below (and their indented values), then those keys set for auth + client TLS.
+# (Cassandra's yaml loader rejects duplicate keys, so overriding needs a real copy.)
+cassandra_secure_yaml() {
+  local d="$SECURE_DIR" out="$SECURE_DIR/cassandra.yaml" dups
+  {
+    awk -v keys="authenticator authorizer role_manager client_encryption_options" '
+      BEGIN { n = split(keys, a, " "); for (i = 1; i <= n; i++) skip[a[i]] = 1 }
+      /^[^ \t]/ { k = $0; sub(/:.*/, "", k); dropping = (k in skip) }   # a top-level line
+      !dropping { print }'  "$INFRA_DIR/cassandra/cassandra.yaml"
+    echo
+    echo "# ---- secure mode, generated by infra/local/up --secure from $INFRA_DIR/cassandra/cassandra.yaml"
+    echo "authenticator: PasswordAuthenticator"
+    echo "authorizer: CassandraAuthorizer"
+    echo "role_manager: CassandraRoleManager"
+    echo "client_encryption_options:"
+    echo "  enabled: true"
+    echo "  optional: false"
+    echo "  keystore: $d/server.p12"
+    echo "  keystore_password: $(<"$d/keystore.password")"
+    echo "  store_type: PKCS12"
+    echo "  require_client_auth: false"
+    echo "  truststore: $d/truststore.p12"
+    echo "  truststore_password: $(<"$d/keystore.password")"
+  } | secure_write "$out"
+  dups="$(grep -oE '^[A-Za-z_][A-Za-z0-9_]*:' "$out" | sort | uniq -d | tr '\n' ' ')"
+  [[ -z "$dups" ]] || die "duplicate keys in $out: $dups"
+}
+
+# cql_as CREDENTIALS_FILE cqlsh-args... : cqlsh over TLS with the given credentials
+cql_as() {
+  local creds="$1"; shift
+  cqlsh_cmd
+  timeout 30 "${CQLSH_CMD[@]}" --credentials "$creds" "$HOST" "$CASSANDRA_CQL_PORT" \
+    --connect-timeout=5 --request-timeout=10 "$@"
+}
+
+# cassandra_setup_roles : once per data dir, as soon as the node takes logins. Returns 1 while
+# the default superuser cassandra/cassandra is not there yet (the caller retries).
+#   admin  SUPERUSER, LOGIN, random password (created by cassandra/cassandra)
+#   chat   LOGIN, NOT SUPERUSER, random password, GRANT CREATE ON ALL KEYSPACES only (Cassandra
+#          gives the creator of a keyspace every permission on it and its tables)
+#   cassandra  LOGIN = false afterwards
+cassandra_setup_roles() {
+  local d="$SECURE_DIR" log="$CASSANDRA_DIR/roles-setup.log" out
+  [[ -f "$CASSANDRA_DIR/roles.done" ]] && return 0
+  port_open "$CASSANDRA_CQL_PORT" || return 1
+  if ! cql_as "$d/cqlsh-admin.credentials" -e "SELECT release_version FROM system.local" >>"$log" 2>&1; then
+    printf '[plain_text_auth]\nusername = cassandra\npassword = cassandra\n' \
+      | secure_write "$d/cqlsh-cassandra.credentials"
+    printf "CREATE ROLE IF NOT EXISTS %s WITH PASSWORD = '%s' AND SUPERUSER = true AND LOGIN = true;\n" \
+      "$CQL_ADMIN_USER" "$(<"$d/cql-admin.password")" | secure_write "$d/roles-admin.cql"
+    cql_as "$d/cqlsh-cassandra.credentials" -f "$d/roles-admin.cql" >>"$log" 2>&1 || return 1
+  fi
+  {
+    printf "CREATE ROLE IF NOT EXISTS %s WITH PASSWORD = '%s' AND LOGIN = true AND SUPERUSER = false;\n" \
+      "$CQL_CHAT_USER" "$(<"$d/cql-chat.password")"
+    echo "GRANT CREATE ON ALL KEYSPACES TO $CQL_CHAT_USER;"
+    echo "ALTER ROLE cassandra WITH LOGIN = false;"
+    echo "SELECT data_center FROM system.local;"   # for CHAT_CQL_LOCAL_DC (status --env)
+  } | secure_write "$d/roles-chat.cql"
+  out="$(cql_as "$d/cqlsh-admin.credentials" -f "$d/roles-chat.cql" 2>>"$log")" || return 1
+  rm -f "$d/roles-admin.cql" "$d/roles-chat.cql" "$d/cqlsh-cassandra.credentials"
+  touch "$CASSANDRA_DIR/roles.done"
+  printf '%s\n' "$out" | cassandra_parse_dc >"$CASSANDRA_DIR/local_dc.tmp" || true
+  [[ -s "$CASSANDRA_DIR/local_dc.tmp" ]] && mv "$CASSANDRA_DIR/local_dc.tmp" "$CASSANDRA_DIR/local_dc"
+  rm -f "$CASSANDRA_DIR/local_dc.tmp"
+}
+
+# cqlsh's table output of "SELECT data_center ..." on stdin -> the value
+cassandra_parse_dc() { awk '/^-+$/ { getline; gsub(/[ \t]/, ""); if ($0 != "") { print; found = 1 }; exit } END { exit !found }'; }
+
+# cassandra_local_dc : the data center the node reports, saved in $CASSANDRA_DIR/local_dc.
+cassandra_local_dc() {
+  local dc
+  cqlsh_cmd
+  dc="$(timeout 30 "${CQLSH_CMD[@]}" "$HOST" "$CASSANDRA_CQL_PORT" --connect-timeout=5 \
+    --request-timeout=10 -e "SELECT data_center FROM system.local" 2>/dev/null | cassandra_parse_dc)" \
+    || return 1
+  printf '%s\n' "$dc" >"$CASSANDRA_DIR/local_dc"
+}
+
+# kafka_setup_acls N : once per cluster. User chat may do anything on every topic and every
+# group (literal wildcard '*'), nothing at cluster level (no Alter, no ACL changes): it creates
+# and configures topics, produces idempotently (KIP-679: Write on the topic is enough),
+# consumes, commits, lists offsets, reads metadata and topic configs.
+kafka_setup_acls() {
+  local n="$1" log="$STATE/kafka/acls.log" bootstrap
+  [[ -f "$STATE/kafka/acls.done" ]] && return 0
+  bootstrap="$(kafka_bootstrap "$n")"
+  kafka_tool_cmd
+  timeout 60 "${KAFKA_TOOL[@]}" org.apache.kafka.tools.AclCommand --bootstrap-server "$bootstrap" \
+    --command-config "$SECURE_DIR/kafka-admin.properties" --add \
+    --allow-principal "User:$KAFKA_CHAT_USER" --operation All --topic '*' --group '*' >"$log" 2>&1 \
+    || die_with_log "could not create the ACLs of user $KAFKA_CHAT_USER" "$log"
+  touch "$STATE/kafka/acls.done"
+}
+
+# env_line NAME VALUE : NAME=VALUE for sh/bash, single-quoted unless plainly safe
+# `export NAME=value`, quoted when needed: `eval` of the lines is all a shell needs (and
+# the roles started from it inherit them).
+env_line() {
+  if [[ "$2" =~ ^[A-Za-z0-9_./:,@%+=-]*$ ]]; then printf 'export %s=%s\n' "$1" "$2"
+  else printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; fi
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -85,8 +85,14 @@ pub fn document() -> Value {
     let inbox = b.ok::<InboxPage>("the caller's conversations, most recent activity first");
     let me = b.ok::<Me>("the caller");
     let health = b.ok::<Health>("alive");
-    let ready = b.ok::<Health>("log and store reachable");
-    let not_ready = b.problem("log or store unreachable");
+    let ready = b.ok::<Health>("this process should get traffic");
+    let not_ready = b.problem("draining, or (a projector) outside its consumer group");
+    // The probes live on each role's internal listener, beside `/metrics`.
+    let internal = json!([{
+        "url": "http://{internal}",
+        "description": "the role's internal listener (--internal-listen): the cluster's network only",
+        "variables": { "internal": { "default": "127.0.0.1:9080" } }
+    }]);
     let uploaded = b.ok::<Attachment>(
         "kept; put this object in a message's attachment (the server describes it from what \
          it stored)",
@@ -212,11 +218,14 @@ pub fn document() -> Value {
                 "operationId": "openapi", "summary": "This document",
                 "responses": { "200": { "description": "OpenAPI 3.1 document" } }
             }},
-            "/healthz": { "get": {
-                "operationId": "health", "summary": "Liveness", "responses": { "200": health }
+            "/healthz": { "servers": internal, "get": {
+                "operationId": "health",
+                "summary": "Liveness, on the internal listener (never the public one)",
+                "responses": { "200": health }
             }},
-            "/readyz": { "get": {
-                "operationId": "ready", "summary": "Readiness",
+            "/readyz": { "servers": internal, "get": {
+                "operationId": "ready",
+                "summary": "Readiness, on the internal listener: 503 while the process drains (or a projector is outside its group), never for a shared backend's blip",
                 "responses": { "200": ready, "503": not_ready }
             }}
         }

@@ -21,6 +21,7 @@ struct Metrics {
     events: Family<OutcomeLabels, Counter>,
     batch_records: Histogram,
     apply: Histogram,
+    freshness: Histogram,
     restored: Counter,
 }
 
@@ -40,12 +41,25 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     batch_records: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
     // 1 ms to ~16 s.
     apply: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+    // The projection-freshness SLI: its objective's threshold must be one of these bounds.
+    freshness: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
     restored: Counter::default(),
 });
 
 /// Records applied again because the store had lost writes it acknowledged.
 pub(crate) fn restored(records: usize) {
     METRICS.restored.inc_by(records as u64);
+}
+
+/// Records the log accepted at `accepted` (milliseconds since the epoch), whose writes the
+/// store acknowledged at `written`: how stale the projections were for each.
+pub(crate) fn projected(accepted: impl Iterator<Item = i64>, written: i64) {
+    let metrics = &*METRICS;
+    for at in accepted {
+        // A clock behind the producer's would make an age negative: it counts as fresh.
+        let age_ms = written.saturating_sub(at).max(0);
+        metrics.freshness.observe(age_ms as f64 / 1000.0);
+    }
 }
 
 /// A batch of `records` folded and written to the store in `took` (retries included).
@@ -87,6 +101,12 @@ pub fn register(registry: &mut Registry) {
         "Time to fold a batch and write it to the store, retries included",
         Unit::Seconds,
         metrics.apply.clone(),
+    );
+    registry.register_with_unit(
+        "chat_projector_freshness",
+        "From a record's acceptance by the log until the store acknowledged its batch",
+        Unit::Seconds,
+        metrics.freshness.clone(),
     );
     registry.register(
         "chat_projector_restored_records",

@@ -113,6 +113,10 @@ pub async fn run(
         };
         let applied_in = started.elapsed();
         crate::metrics::batch_applied(records.len(), &applied.counts, applied_in);
+        crate::metrics::projected(
+            records.iter().map(|record| record.timestamp.millis()),
+            schemas::Timestamp::now().millis(),
+        );
         let lost = !commit_with_retry(subscription.as_mut(), &applied, &shutdown).await;
         if !lost {
             for position in &applied.commit {

@@ -9,6 +9,10 @@
 
 use std::time::Duration;
 
+mod secret;
+
+pub use secret::Secret;
+
 /// Parses `500ms`, `20s`, `5m`, `1h`; more than zero (a zero timer or interval would
 /// fire without pause or panic).
 pub fn duration(text: &str) -> Result<Duration, String> {
@@ -137,6 +141,23 @@ fn valid_host(host: &str) -> bool {
     host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && !host.starts_with('.')
         && !host.ends_with('.')
+}
+
+/// Parses one client library property, `name=value` (`socket.keepalive.enable=true`):
+/// a lowercase dotted name and a value, which may itself hold `=`.
+pub fn property(text: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = text.split_once('=') else {
+        return Err(format!("{text:?} is not name=value"));
+    };
+    let name = name.trim();
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
+    if !plain {
+        return Err(format!("{name:?} is not a property name (lowercase, dotted)"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
 }
 
 #[cfg(test)]

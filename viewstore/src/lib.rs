@@ -32,6 +32,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store configuration: {0}")]
     Config(String),
+    /// The database refused this process (its login, its certificate, a permission): asking
+    /// again cannot help until a setting changes. The text names the setting.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Conversations by job. Written by ingest.

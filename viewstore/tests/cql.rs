@@ -24,7 +24,7 @@ fn unique_keyspace(prefix: &str) -> String {
 }
 
 async fn fresh_store(prefix: &str) -> CqlStore {
-    let config = CqlConfig::new(nodes(), unique_keyspace(prefix));
+    let config = CqlConfig::new(nodes(), unique_keyspace(prefix)).with_env_security().unwrap();
     let applied = migrate(&config, &Replication::Simple { factor: 1 }).await.unwrap();
     let every: Vec<i32> = viewstore::cql::MIGRATIONS.iter().map(|m| m.version).collect();
     assert_eq!(applied, every);
@@ -62,9 +62,9 @@ async fn history_pages_both_ways() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unmigrated_keyspace_is_a_clear_error() {
-    let config = CqlConfig::new(nodes(), unique_keyspace("bare"));
+    let config = CqlConfig::new(nodes(), unique_keyspace("bare")).with_env_security().unwrap();
     let error = CqlStore::connect(&config).await.unwrap_err();
     assert!(error.to_string().contains("chat migrate"), "{error}");
-    let bad = CqlConfig::new(nodes(), "Robert'); DROP");
+    let bad = CqlConfig::new(nodes(), "Robert'); DROP").with_env_security().unwrap();
     assert!(CqlStore::connect(&bad).await.is_err());
 }

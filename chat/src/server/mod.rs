@@ -1,5 +1,6 @@
-//! Serving a router until a shutdown signal, then draining within a deadline; and the
-//! listener's defences against clients that never finish a request.
+//! Serving a role's public and internal sites until a shutdown signal, then draining
+//! within the drain period and its margin; and every listener's defences against clients
+//! that never finish a request.
 
 mod deadline_body;
 pub(crate) mod metrics;
@@ -41,8 +42,25 @@ pub(crate) struct HttpLimits {
     pub max_unfinished: usize,
 }
 
-/// How long background tasks get to finish after a shutdown signal.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// What a process gets after its drain period to finish the rest (the last sockets' close
+/// handshakes, requests in flight, leases handed back, telemetry flushed): a drain of `d`
+/// cuts whatever is left at `d` plus this, which leaves half a second of the promised
+/// `d` + 2 s for the process to come down.
+pub(crate) const DRAIN_MARGIN: Duration = Duration::from_millis(1500);
+
+/// When this process must be gone, once a shutdown began (read by the telemetry flush).
+static EXIT_DEADLINE: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+
+/// The moment by which the process exits, once shutdown has begun.
+pub(crate) fn exit_deadline() -> Option<std::time::Instant> {
+    EXIT_DEADLINE.get().map(|deadline| deadline.into_std())
+}
+
+/// A listener and the routes it serves.
+pub(crate) struct Site {
+    pub listener: TcpListener,
+    pub app: Router,
+}
 
 /// Listens on `address`. With `send_buffer`, every accepted socket gets that kernel send
 /// buffer (inherited from the listener): the bound on kernel memory per connection, and
@@ -99,19 +117,57 @@ fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)
     listener.tap_io(set_nodelay)
 }
 
-/// Serves `app` until `shutdown`, then waits (at most [`DRAIN_DEADLINE`]) for open requests
-/// and for `tasks`.
+/// Serves the public site (the API, the sockets, the web app) and the internal one
+/// (metrics, probes, node-to-node routes) until `shutdown`. Then the public listener stops
+/// accepting and finishes its requests while the role drains over `drain` (sockets close
+/// spread over it) and `tasks` end; the internal site answers probes, scrapes and
+/// forwarded sends until they have, and closes last. Everything is bounded by `drain` +
+/// [`DRAIN_MARGIN`] from the signal: what is left then is cut.
+pub(crate) async fn serve(
+    public: Option<Site>,
+    internal: Site,
+    limits: &HttpLimits,
+    shutdown: CancellationToken,
+    drain: Duration,
+    tasks: Vec<JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let internal_close = CancellationToken::new();
+    let public_served =
+        public.map(|public| tokio::spawn(serve_site(public, limits.clone(), shutdown.clone())));
+    let internal_served =
+        tokio::spawn(serve_site(internal, limits.clone(), internal_close.clone()));
+    shutdown.cancelled().await;
+    let deadline = tokio::time::Instant::now() + drain + DRAIN_MARGIN;
+    let _ = EXIT_DEADLINE.set(deadline);
+    let draining = async {
+        if let Some(served) = public_served {
+            let _ = served.await;
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    };
+    if tokio::time::timeout_at(deadline, draining).await.is_err() {
+        tracing::warn!(
+            drain_ms = drain.as_millis() as u64,
+            "requests, sockets or tasks still open at the end of the drain were cut"
+        );
+    }
+    internal_close.cancel();
+    if tokio::time::timeout_at(deadline, internal_served).await.is_err() {
+        tracing::warn!("internal requests still open at the end of the drain were cut");
+    }
+    Ok(())
+}
+
+/// Serves one site until `close`, then stops accepting and returns once its connections
+/// have finished their requests in flight (idle ones close at once).
 ///
 /// HTTP/1.1 only: browsers reach the chat through a load balancer or proxy, WebSockets
 /// upgrade from HTTP/1.1, and cleartext HTTP/2 (which no browser speaks) would be one more
 /// protocol to defend.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: &HttpLimits,
-    shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
-) -> anyhow::Result<()> {
+async fn serve_site(site: Site, limits: HttpLimits, close: CancellationToken) {
+    let Site { listener, app } = site;
     let mut listener = without_nagle(listener);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -122,7 +178,7 @@ pub(crate) async fn serve(
     loop {
         let (socket, _peer) = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
+            () = close.cancelled() => break,
         };
         let ticket = unfinished.admit();
         let finisher = ticket.finisher();
@@ -150,7 +206,7 @@ pub(crate) async fn serve(
             }
         });
         let connection = http.serve_connection(TokioIo::new(socket), service).with_upgrades();
-        let closing = shutdown.clone();
+        let closing = close.clone();
         connections.spawn(async move {
             let mut connection = pin!(connection);
             let mut abandoned = pin!(ticket.abandoned(read_timeout));
@@ -178,21 +234,8 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
-    shutdown.cancel();
     connections.close();
-    if tokio::time::timeout(DRAIN_DEADLINE, connections.wait()).await.is_err() {
-        tracing::warn!("HTTP requests still open at the drain deadline were cut");
-    }
-    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
-        for task in tasks {
-            let _ = task.await;
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("background tasks did not finish within the drain deadline");
-    }
-    Ok(())
+    connections.wait().await;
 }
 
 #[cfg(test)]

@@ -48,7 +48,11 @@ async fn serve_test_app(limits: HttpLimits) -> anyhow::Result<Served> {
         );
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
-    let task = tokio::spawn(async move { serve(listener, app, &limits, token, Vec::new()).await });
+    let internal = Site { listener: bind("127.0.0.1:0".parse()?, None)?, app: Router::new() };
+    let public = Some(Site { listener, app });
+    let task = tokio::spawn(async move {
+        serve(public, internal, &limits, token, Duration::ZERO, Vec::new()).await
+    });
     Ok(Served { address, shutdown, task })
 }
 
@@ -230,5 +234,61 @@ async fn shutdown_lets_the_request_in_progress_finish() -> anyhow::Result<()> {
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("slow"), "{answer}");
     served.task.await??;
     assert!(TcpStream::connect(served.address).await.is_err(), "still accepting after shutdown");
+    Ok(())
+}
+
+/// While a role drains, the public site takes nothing new, and the internal one keeps
+/// answering probes and the routes between nodes until the role's tasks have ended.
+#[tokio::test]
+async fn the_internal_site_outlives_the_public_one_until_the_tasks_end() -> anyhow::Result<()> {
+    let public = bind("127.0.0.1:0".parse()?, None)?;
+    let internal = bind("127.0.0.1:0".parse()?, None)?;
+    let (public_address, internal_address) = (public.local_addr()?, internal.local_addr()?);
+    let ok = || Router::new().route("/ok", get(|| async { "ok" }));
+    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = finished.await;
+    });
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let served = tokio::spawn(async move {
+        let (public, internal) =
+            (Site { listener: public, app: ok() }, Site { listener: internal, app: ok() });
+        serve(Some(public), internal, &limits(), token, Duration::from_secs(30), vec![task]).await
+    });
+    assert!(get_ok(public_address).await?.starts_with("HTTP/1.1 200"));
+    shutdown.cancel();
+    let refused = async {
+        while TcpStream::connect(public_address).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), refused).await?;
+    let answer = get_ok(internal_address).await?;
+    assert!(answer.starts_with("HTTP/1.1 200"), "probes are answered while draining: {answer}");
+    let _ = finish.send(());
+    tokio::time::timeout(Duration::from_secs(5), served).await???;
+    assert!(TcpStream::connect(internal_address).await.is_err(), "the internal site closed last");
+    Ok(())
+}
+
+/// A drain bounds everything after the signal: a task that never ends is cut at the drain
+/// plus its margin, not waited for (virtual time: the bound is the server's, not a guess).
+#[tokio::test(start_paused = true)]
+async fn a_task_that_never_ends_is_cut_at_the_drain_plus_its_margin() -> anyhow::Result<()> {
+    let public = Site { listener: bind("127.0.0.1:0".parse()?, None)?, app: Router::new() };
+    let internal = Site { listener: bind("127.0.0.1:0".parse()?, None)?, app: Router::new() };
+    let forever = tokio::spawn(std::future::pending::<()>());
+    let shutdown = CancellationToken::new();
+    let drain = Duration::from_secs(20);
+    let token = shutdown.clone();
+    let served = tokio::spawn(async move {
+        serve(Some(public), internal, &limits(), token, drain, vec![forever]).await
+    });
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    shutdown.cancel();
+    served.await??;
+    assert_eq!(started.elapsed(), drain + DRAIN_MARGIN);
     Ok(())
 }

@@ -30,9 +30,16 @@ pub(crate) struct Telemetry {
 impl Telemetry {
     /// Exports the spans still queued (bounded: a collector that is gone costs a few
     /// seconds at most).
+    /// Flushes the traces for at most 5 s, and never past the process's exit deadline (a
+    /// drain bounds everything after SIGTERM).
     pub(crate) fn shutdown(self) {
+        let limit = std::time::Duration::from_secs(5);
+        let left = crate::server::exit_deadline().map_or(limit, |deadline| {
+            deadline.saturating_duration_since(std::time::Instant::now())
+        });
+        let flush = limit.min(left).max(std::time::Duration::from_millis(100));
         if let Some(provider) = self.traces
-            && let Err(error) = provider.shutdown_with_timeout(std::time::Duration::from_secs(5))
+            && let Err(error) = provider.shutdown_with_timeout(flush)
         {
             eprintln!("chat: traces not flushed: {error}");
         }

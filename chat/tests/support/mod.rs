@@ -67,7 +67,10 @@ impl Role {
 struct Process {
     role: Role,
     child: Option<Child>,
+    /// The public listener (for the projector, its only one: the internal).
     address: String,
+    /// The internal listener: metrics, probes, the routes between nodes.
+    internal: String,
 }
 
 /// Per-test names on the shared cluster: nothing is shared between tests.
@@ -180,7 +183,7 @@ impl Server {
             http: reqwest::Client::new(),
         };
         if !on_cluster() {
-            server.launch(Role::Dev, "127.0.0.1:0");
+            server.launch(Role::Dev, "127.0.0.1:0", "127.0.0.1:0");
             return server;
         }
         let names = cluster_names();
@@ -200,12 +203,12 @@ impl Server {
             .status()
             .unwrap();
         assert!(migrated.success(), "chat migrate failed");
-        server.launch(Role::Projector, "127.0.0.1:0");
+        server.launch(Role::Projector, "127.0.0.1:0", "127.0.0.1:0");
         for _ in 0..shape.ingests {
-            server.launch(Role::Ingest, "127.0.0.1:0");
+            server.launch(Role::Ingest, "127.0.0.1:0", "127.0.0.1:0");
         }
         for _ in 0..shape.fanouts {
-            server.launch(Role::Fanout, "127.0.0.1:0");
+            server.launch(Role::Fanout, "127.0.0.1:0", "127.0.0.1:0");
         }
         server
     }
@@ -263,10 +266,15 @@ impl Server {
         command
     }
 
-    /// Starts one process on `listen` and waits for its banner.
-    fn launch(&mut self, role: Role, listen: &str) {
+    /// Starts one process on `listen` (and `internal`) and waits for its banner.
+    fn launch(&mut self, role: Role, listen: &str, internal: &str) {
         let mut command = self.command(role.command());
-        command.args(["--listen", listen]).stdout(Stdio::piped());
+        if role == Role::Projector {
+            command.args(["--internal-listen", listen]);
+        } else {
+            command.args(["--listen", listen, "--internal-listen", internal]);
+        }
+        command.stdout(Stdio::piped());
         let own = self.role_env.iter().filter(|(only, ..)| *only == role);
         command.envs(own.map(|(_, name, value)| (*name, value.as_str())));
         if role == Role::Dev {
@@ -277,19 +285,35 @@ impl Server {
         let mut child = command.spawn().expect("chat binary starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let first = match lines.next() {
+        let mut next_line = || match lines.next() {
             Some(Ok(line)) => line,
             _ => panic!("chat {} exited before serving (see its stderr above)", role.command()),
         };
-        let address = first
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected banner: {first}"))
-            .to_owned();
+        // The `host:port` after `marker` (what follows it, a path or a parenthesis, dropped).
+        let after = |line: &str, marker: &str| {
+            let rest = line.split(marker).nth(1)?;
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || ".:[]-".contains(c)));
+            Some(rest[..end.unwrap_or(rest.len())].to_owned())
+        };
+        let first = next_line();
+        let address =
+            after(&first, "http://").unwrap_or_else(|| panic!("unexpected banner: {first}"));
+        // Roles name their internal listener on the first line, `chat dev` on a line of its own.
+        let internal = match role {
+            Role::Projector => address.clone(),
+            Role::Dev => loop {
+                let line = next_line();
+                if line.trim_start().starts_with("internal") {
+                    break after(&line, "http://")
+                        .unwrap_or_else(|| panic!("unexpected banner: {line}"));
+                }
+            },
+            _ => after(&first, "internal: http://")
+                .unwrap_or_else(|| panic!("unexpected banner: {first}")),
+        };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        self.processes.push(Process { role, child: Some(child), address });
+        self.processes.push(Process { role, child: Some(child), address, internal });
     }
 
     fn addresses(&self, role: Role) -> Vec<String> {
@@ -300,11 +324,11 @@ impl Server {
     /// `kill -9` every process, then start each again on its port with the same data.
     pub fn crash_and_restart(&mut self) {
         self.kill9();
-        let previous: Vec<(Role, String)> =
-            self.processes.drain(..).map(|process| (process.role, process.address)).collect();
-        for (role, address) in previous {
-            wait_until_free(&address);
-            self.launch(role, &address);
+        let previous: Vec<Process> = self.processes.drain(..).collect();
+        for process in previous {
+            wait_until_free(&process.address);
+            wait_until_free(&process.internal);
+            self.launch(process.role, &process.address, &process.internal);
         }
     }
 
@@ -320,17 +344,18 @@ impl Server {
 
     /// Starts the stopped processes of one role again on their ports.
     pub fn restart_role(&mut self, role: Role) {
-        let stopped: Vec<String> = self
+        let stopped: Vec<(String, String)> = self
             .processes
             .iter()
             .filter(|p| (p.role == role || p.role == Role::Dev) && p.child.is_none())
-            .map(|p| p.address.clone())
+            .map(|p| (p.address.clone(), p.internal.clone()))
             .collect();
         let actual = if self.cluster.is_some() { role } else { Role::Dev };
         self.processes.retain(|p| p.child.is_some());
-        for address in stopped {
+        for (address, internal) in stopped {
             wait_until_free(&address);
-            self.launch(actual, &address);
+            wait_until_free(&internal);
+            self.launch(actual, &address, &internal);
         }
     }
 
@@ -342,12 +367,13 @@ impl Server {
                 child.kill().unwrap();
                 child.wait().unwrap();
             }
-            restarted.push(process.address.clone());
+            restarted.push((process.address.clone(), process.internal.clone()));
         }
         self.processes.retain(|process| process.role != role);
-        for address in restarted {
+        for (address, internal) in restarted {
             wait_until_free(&address);
-            self.launch(role, &address);
+            wait_until_free(&internal);
+            self.launch(role, &address, &internal);
         }
     }
 
@@ -429,12 +455,21 @@ impl Server {
         }
     }
 
-    /// Every process with its role's command name and address (what a scraper targets).
+    /// Every process with its role's command name and internal address (what a scraper
+    /// targets).
     pub fn targets(&self) -> Vec<(&'static str, String)> {
         self.processes
             .iter()
-            .map(|process| (process.role.command(), process.address.clone()))
+            .map(|process| (process.role.command(), process.internal.clone()))
             .collect()
+    }
+
+    /// `path` on the internal listener of the `index`-th process of `role` (`chat dev`'s
+    /// without the cluster).
+    pub fn internal_url(&self, role: Role, index: usize, path: &str) -> String {
+        let wanted = |process: &&Process| process.role == role || process.role == Role::Dev;
+        let process = self.processes.iter().filter(wanted).nth(index).expect("no such process");
+        format!("http://{}{path}", process.internal)
     }
 
     /// The HTTP API address (of the `index`-th ingest on a cluster).
@@ -594,6 +629,7 @@ impl Drop for Server {
                 names.keyspace.clone(),
             );
             let dropped = std::thread::spawn(move || {
+                let config = config.with_env_security().map_err(std::io::Error::other)?;
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 runtime
                     .block_on(viewstore::cql::drop_keyspace(&config))

@@ -3,6 +3,7 @@
 
 use scylla::client::session::Session;
 
+use super::connect::not_permitted;
 use super::{CqlConfig, session, unavailable};
 use crate::StoreError;
 
@@ -111,18 +112,22 @@ pub async fn migrate(
 ) -> Result<Vec<i32>, StoreError> {
     let keyspace = config.checked_keyspace()?.to_owned();
     let session = session(config).await?;
+    // A role without the rights to create is told so by name, not retried.
+    let failed = |error: scylla::errors::ExecutionError| {
+        not_permitted(config, &error.to_string()).unwrap_or_else(|| unavailable(error))
+    };
     let create = format!(
         "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {}",
         replication.cql()
     );
-    session.query_unpaged(create, ()).await.map_err(unavailable)?;
-    session.query_unpaged(expand(LEDGER, &keyspace), ()).await.map_err(unavailable)?;
+    session.query_unpaged(create, ()).await.map_err(failed)?;
+    session.query_unpaged(expand(LEDGER, &keyspace), ()).await.map_err(failed)?;
     agree(&session).await?;
     let applied = applied_versions(&session, &keyspace).await?;
     let mut newly = Vec::new();
     for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         for statement in migration.statements {
-            session.query_unpaged(expand(statement, &keyspace), ()).await.map_err(unavailable)?;
+            session.query_unpaged(expand(statement, &keyspace), ()).await.map_err(failed)?;
         }
         agree(&session).await?;
         session
@@ -155,12 +160,19 @@ async fn applied_versions(session: &Session, keyspace: &str) -> Result<Vec<i32>,
     versions.map(|row| row.map(|(version,)| version).map_err(unavailable)).collect()
 }
 
-/// Refuses to run against a keyspace that lacks migrations this build needs.
-pub(super) async fn check_current(session: &Session, keyspace: &str) -> Result<(), StoreError> {
+/// Refuses to run against a keyspace that lacks migrations this build needs, or that the
+/// role may not read.
+pub(super) async fn check_current(
+    config: &CqlConfig,
+    session: &Session,
+    keyspace: &str,
+) -> Result<(), StoreError> {
     let applied = applied_versions(session, keyspace).await.map_err(|error| {
-        StoreError::Config(format!(
-            "keyspace {keyspace} is not migrated ({error}); run `chat migrate`"
-        ))
+        not_permitted(config, &error.to_string()).unwrap_or_else(|| {
+            StoreError::Config(format!(
+                "keyspace {keyspace} is not migrated ({error}); run `chat migrate`"
+            ))
+        })
     })?;
     let missing: Vec<i32> =
         MIGRATIONS.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();

@@ -5,6 +5,7 @@
 //! state wins whatever order writes arrive in and re-applying one changes nothing. The
 //! directory's compare-and-set steps are lightweight transactions (`IF ...`).
 
+mod connect;
 mod directory;
 mod leases;
 mod migrations;
@@ -14,14 +15,15 @@ mod statements;
 use std::sync::Arc;
 use std::time::Duration;
 
-use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::{Consistency, SerialConsistency};
 
 use crate::StoreError;
 
+pub use connect::{CqlLogin, CqlSecurity, CqlSecuritySettings, CqlTls, SECURITY_VARIABLES};
 pub use migrations::{MIGRATIONS, Replication, drop_keyspace, migrate};
+
+pub(crate) use self::connect::open_session as session;
+pub use self::connect::{open_session, reach};
 
 use self::statements::Statements;
 
@@ -32,6 +34,8 @@ pub struct CqlConfig {
     pub nodes: Vec<String>,
     pub keyspace: String,
     pub request_timeout: Duration,
+    /// Credentials, TLS and the local datacenter.
+    pub security: CqlSecurity,
 }
 
 impl CqlConfig {
@@ -40,7 +44,15 @@ impl CqlConfig {
             nodes: nodes.into_iter().collect(),
             keyspace: keyspace.into(),
             request_timeout: Duration::from_secs(10),
+            security: CqlSecurity::default(),
         }
+    }
+
+    /// With the security the `CHAT_CQL_*` variables describe: for tools and tests that reach
+    /// the database without the binary's command line.
+    pub fn with_env_security(mut self) -> Result<Self, StoreError> {
+        self.security = CqlSecuritySettings::from_env().resolve()?;
+        Ok(self)
     }
 
     /// Keyspace names are interpolated into CQL, so only plain identifiers are accepted.
@@ -64,23 +76,6 @@ pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
-pub(crate) async fn session(config: &CqlConfig) -> Result<Session, StoreError> {
-    let profile = ExecutionProfile::builder()
-        .consistency(Consistency::LocalQuorum)
-        .serial_consistency(Some(SerialConsistency::LocalSerial))
-        .request_timeout(Some(config.request_timeout))
-        .build();
-    SessionBuilder::new()
-        .known_nodes(&config.nodes)
-        .connection_timeout(Duration::from_secs(5))
-        .default_execution_profile_handle(profile.into_handle())
-        .build()
-        .await
-        .map_err(|error| {
-            StoreError::Unavailable(format!("cannot connect to {:?}: {error}", config.nodes))
-        })
-}
-
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub session: Session,
@@ -98,7 +93,7 @@ impl CqlStore {
     pub async fn connect(config: &CqlConfig) -> Result<Self, StoreError> {
         let keyspace = config.checked_keyspace()?;
         let session = session(config).await?;
-        migrations::check_current(&session, keyspace).await?;
+        migrations::check_current(config, &session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
         Ok(Self { shared: Arc::new(Shared { session, statements }) })
     }
