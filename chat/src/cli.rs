@@ -419,7 +419,8 @@ pub(crate) struct MigrateArgs {
     /// Hours the event topic keeps records; 0 keeps them forever (the log is the truth).
     #[arg(long, env = "CHAT_RETENTION_HOURS", default_value_t = 0)]
     pub retention_hours: u64,
-    /// CQL replication: a factor (`3`, SimpleStrategy) or datacenters (`dc1:3,dc2:3`).
+    /// CQL replication: a factor (`3`: SimpleStrategy, or NetworkTopologyStrategy in
+    /// `CHAT_CQL_LOCAL_DC` when that is set) or datacenters (`dc1:3,dc2:3`).
     #[arg(long, env = "CHAT_CQL_REPLICATION", default_value = "1")]
     pub cql_replication: String,
     #[command(flatten)]

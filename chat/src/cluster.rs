@@ -116,7 +116,8 @@ fn check_advertise(args: &RoleArgs) -> anyhow::Result<()> {
             args.internal_listen
         );
     }
-    if args.internal_listen == args.listen {
+    // Port 0 on both is two ports the system picks, never the same one.
+    if args.internal_listen == args.listen && args.listen.port() != 0 {
         bail!(
             "--internal-listen and --listen are both {}: metrics, probes and the routes \
              between nodes must not be served where the public is",

@@ -14,6 +14,8 @@ mod default_drift;
 mod dev;
 mod health;
 mod jwt;
+#[cfg(test)]
+mod manifest_settings;
 mod migrate;
 #[cfg(test)]
 mod readme_flags;

@@ -17,6 +17,18 @@ pub enum Replication {
 }
 
 impl Replication {
+    /// A bare factor in a deployment that names its datacenter means "this many replicas
+    /// there": requests are routed to that datacenter only, and a SimpleStrategy keyspace
+    /// could put a token's replicas elsewhere and leave it no local replica at all.
+    fn in_datacenter(&self, local_dc: Option<&str>) -> Self {
+        match (self, local_dc) {
+            (Self::Simple { factor }, Some(dc)) => {
+                Self::NetworkTopology(vec![(dc.to_owned(), *factor)])
+            }
+            _ => self.clone(),
+        }
+    }
+
     fn cql(&self) -> String {
         match self {
             Self::Simple { factor } => {
@@ -116,6 +128,7 @@ pub async fn migrate(
     let failed = |error: scylla::errors::ExecutionError| {
         not_permitted(config, &error.to_string()).unwrap_or_else(|| unavailable(error))
     };
+    let replication = replication.in_datacenter(config.security.local_dc.as_deref());
     let create = format!(
         "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {}",
         replication.cql()
