@@ -153,6 +153,13 @@ struct SendsArgs {
     /// Do not subscribe connections to count deliveries (the fanout need not run).
     #[arg(long)]
     no_deliveries: bool,
+    /// Clients sending, each over one kept-alive connection with one request at a time, as
+    /// browsers send (0: a new connection for every request in flight).
+    #[arg(long, default_value_t = 0)]
+    connections: usize,
+    /// Seconds of sends at the same rate before the measured ones (not recorded).
+    #[arg(long, default_value_t = 0)]
+    warm_up: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -225,7 +232,10 @@ fn main() -> anyhow::Result<()> {
                     payload: args.payload,
                     keyed: !args.unkeyed,
                     deliveries: !args.no_deliveries,
+                    connections: args.connections,
+                    warm_up: Duration::from_secs(args.warm_up),
                 };
+                let target = target.with_senders(args.connections)?;
                 emit(&sends::run(&target, &plan).await?)
             }
             Command::SeedSends(args) => {

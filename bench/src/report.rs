@@ -60,6 +60,7 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     crate::write_report::render(&mut out, &lines)?;
+    crate::write_report::render_clients(&mut out, &lines)?;
     crate::write_report::render_seed_sends(&mut out, &lines)?;
     for (key, targets) in &groups {
         let runs = targets.values().map(Vec::len).max().unwrap_or(0);

@@ -21,6 +21,11 @@ pub(crate) struct SendPlan {
     pub keyed: bool,
     /// Subscribe one connection per conversation to count deliveries.
     pub deliveries: bool,
+    /// Clients sending, each over one connection, one request at a time (0: a connection
+    /// per request in flight).
+    pub connections: usize,
+    /// Sends offered, not recorded, before the measured ones (at the same rate).
+    pub warm_up: Duration,
 }
 
 /// A send acknowledged later than this after its scheduled time did not keep up.
@@ -60,9 +65,21 @@ pub(crate) async fn run(target: &Target, plan: &SendPlan) -> anyhow::Result<Valu
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu_before = target.cpu_seconds()?;
 
-    let total = (f64::from(plan.rate) * plan.duration.as_secs_f64()) as usize;
     let filler = "x".repeat(plan.payload);
     let run = now_nanos();
+    if !plan.warm_up.is_zero() {
+        let warm_up = (f64::from(plan.rate) * plan.warm_up.as_secs_f64()) as usize;
+        open_loop(plan.rate, warm_up, |n, stamp| {
+            let (target, filler) = (target.clone(), filler.clone());
+            let index = n % ids.len();
+            let id = ids[index];
+            let key = plan.keyed.then(|| format!("{run}-warm-{n}"));
+            async move { target.publish_keyed(id, index, stamp, &filler, key.as_deref()).await }
+        })
+        .await;
+        delivered.store(0, Ordering::Relaxed);
+    }
+    let total = (f64::from(plan.rate) * plan.duration.as_secs_f64()) as usize;
     let outcomes = open_loop(plan.rate, total, |n, stamp| {
         let (target, filler) = (target.clone(), filler.clone());
         let index = n % ids.len();
@@ -89,13 +106,17 @@ pub(crate) async fn run(target: &Target, plan: &SendPlan) -> anyhow::Result<Valu
         acks.iter().filter(|micros| **micros <= KEPT_UP_WITHIN.as_micros() as u64).count();
     let ms = |micros: u64| micros as f64 / 1000.0;
     let seconds = plan.duration.as_secs_f64();
+    // A fixed population of clients is a load shape of its own (its own table).
+    let scenario = if plan.connections > 0 { "clients" } else { "sends" };
     Ok(json!({
-        "scenario": "sends",
+        "scenario": scenario,
         "target": target.kind.name(),
         "label": target.label,
         "backend": target.backend,
         "keyed": plan.keyed,
         "conversations": plan.conversations,
+        "connections": plan.connections,
+        "warm_up_seconds": plan.warm_up.as_secs(),
         "rate": plan.rate,
         "seconds": plan.duration.as_secs(),
         "payload": plan.payload,

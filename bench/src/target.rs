@@ -40,8 +40,19 @@ pub(crate) struct Target {
     pub label: String,
     pub backend: String,
     client: reqwest::Client,
+    /// Sends go through these when the load has a fixed number of clients: each one
+    /// connection, one request at a time, as a browser's tab sends (empty: any number of
+    /// connections, as many as requests in flight).
+    senders: Arc<Vec<Sender>>,
     /// Tokens already minted, by user.
     tokens: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// One client of a fixed population: its own connection, one request at a time.
+#[derive(Debug)]
+struct Sender {
+    client: reqwest::Client,
+    busy: tokio::sync::Mutex<()>,
 }
 
 /// Opens a WebSocket with a small read buffer. The default (128 KiB) is zeroed on every
@@ -76,6 +87,7 @@ impl Target {
             label: args.label.clone(),
             backend: args.backend.clone(),
             client,
+            senders: Arc::default(),
             tokens: Arc::default(),
         })
     }
@@ -200,6 +212,19 @@ impl Target {
     }
 
     /// Publishes one message, with an idempotency key when given (chat only).
+    /// Sends from now on come from `count` clients, each with one connection and one
+    /// request at a time (0: any number of connections).
+    pub(crate) fn with_senders(mut self, count: usize) -> anyhow::Result<Self> {
+        let senders = (0..count)
+            .map(|_| {
+                let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+                Ok(Sender { client, busy: tokio::sync::Mutex::new(()) })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.senders = Arc::new(senders);
+        Ok(self)
+    }
+
     pub(crate) async fn publish_keyed(
         &self,
         id: u64,
@@ -208,6 +233,14 @@ impl Target {
         filler: &str,
         key: Option<&str>,
     ) -> anyhow::Result<()> {
+        // A fixed population: the send waits for its client's previous one, as a user's
+        // next message waits in the browser (the wait counts: latency is from the schedule).
+        let sender = (!self.senders.is_empty()).then(|| &self.senders[index % self.senders.len()]);
+        let _turn = match sender {
+            Some(sender) => Some(sender.busy.lock().await),
+            None => None,
+        };
+        let client = sender.map_or(&self.client, |sender| &sender.client);
         let response = match self.kind {
             Kind::Chat => {
                 let token = self.token(&format!("bench-worker-{index}"), false)?;
@@ -215,7 +248,7 @@ impl Target {
                 if let Some(key) = key {
                     body["idempotency_key"] = json!(key);
                 }
-                self.client
+                client
                     .post(format!("{}/v1/conversations/{id}/messages", self.http))
                     .bearer_auth(token)
                     .json(&body)
@@ -223,7 +256,7 @@ impl Target {
                     .await?
             }
             Kind::Centrifugo => {
-                self.client
+                client
                     .post(format!("{}/api/publish", self.http))
                     .header("X-API-Key", &self.secret)
                     .json(&json!({"channel": format!("chat-{id}"), "data": {"t": stamp.to_string(), "f": filler}}))

@@ -114,6 +114,57 @@ pub(crate) fn render(out: &mut impl Write, lines: &[Value]) -> anyhow::Result<()
     Ok(())
 }
 
+/// Sends from a fixed population of clients (each one kept-alive connection, one request at
+/// a time, after a warm-up): per (clients, keyed) the medians, next to Kafka's producer at
+/// the same rate in the same run.
+pub(crate) fn render_clients(out: &mut impl Write, lines: &[Value]) -> anyhow::Result<()> {
+    let mut shapes: BTreeMap<(u64, u64, bool), Vec<&Value>> = BTreeMap::new();
+    for line in lines.iter().filter(|line| line["scenario"] == "clients") {
+        let key = (
+            number(line, &["rate"]) as u64,
+            number(line, &["connections"]) as u64,
+            line["keyed"].as_bool().unwrap_or(true),
+        );
+        shapes.entry(key).or_default().push(line);
+    }
+    if shapes.is_empty() {
+        return Ok(());
+    }
+    let runs = shapes.values().map(Vec::len).max().unwrap_or(0);
+    writeln!(
+        out,
+        "
+**sends from many clients** (one kept-alive connection each, one request at a time, {} s warm-up; median of {runs} runs)
+",
+        shapes.values().flatten().map(|line| number(line, &["warm_up_seconds"]) as u64).max().unwrap_or(0)
+    )?;
+    writeln!(
+        out,
+        "| offered/s | clients | keyed | acked/s (≤ 5 s) | ack p50 / p99 (ms) | producer p50 / p99 (ms) | p50 ratio | server CPU per send (µs) |"
+    )?;
+    writeln!(out, "|---:|---:|:---:|---:|---:|---:|---:|---:|")?;
+    for ((rate, clients, keyed), runs) in &shapes {
+        let producer: Vec<&Value> = lines
+            .iter()
+            .filter(|line| line["scenario"] == "sends" && line["target"] == "kafka-producer")
+            .filter(|line| number(line, &["rate"]) as u64 == *rate)
+            .collect();
+        let (p50, p99) = (median_of(runs, &["ack_ms", "p50"]), median_of(runs, &["ack_ms", "p99"]));
+        let (r50, r99) =
+            (median_of(&producer, &["ack_ms", "p50"]), median_of(&producer, &["ack_ms", "p99"]));
+        let cpu_us = median_of(runs, &["server_cpu_seconds"]) * 1e6
+            / median_of(runs, &["acknowledged"]).max(1.0);
+        writeln!(
+            out,
+            "| {rate} | {clients} | {} | {:.0} | {p50:.1} / {p99:.1} | {r50:.1} / {r99:.1} | {} | {cpu_us:.0} |",
+            if *keyed { "yes" } else { "no" },
+            median_of(runs, &["kept_up_per_second"]),
+            ratio(p50, r50)
+        )?;
+    }
+    Ok(())
+}
+
 /// The send-heavy table: both participants sending over the seed endpoint on `chat dev`,
 /// per rate the medians over runs, and the highest rate held in every run.
 pub(crate) fn render_seed_sends(out: &mut impl Write, lines: &[Value]) -> anyhow::Result<()> {

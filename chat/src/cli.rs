@@ -68,19 +68,51 @@ pub(crate) enum CheckedRole {
     Migrate(MigrateArgs),
 }
 
-/// How tokens are verified. Exactly one of the three.
+/// How tokens are verified. Exactly one of the four.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct JwtArgs {
     /// HS256 shared secret (at least 32 bytes). `chat dev` makes one under the data
-    /// directory when neither this nor a public key is given.
+    /// directory when neither this nor a public key is given. In production prefer
+    /// `--jwt-secret-file`: a variable shows in the process's environment.
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// HS256: a file holding the shared secret (one line; a Secret mount).
+    #[arg(long, env = "CHAT_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// RS256: PEM file with the public key tokens are verified with.
-    #[arg(long, env = "CHAT_JWT_PUBLIC_KEY_FILE", conflicts_with = "jwt_secret")]
+    #[arg(long, env = "CHAT_JWT_PUBLIC_KEY_FILE", conflicts_with_all = ["jwt_secret", "jwt_secret_file"])]
     pub jwt_public_key_file: Option<PathBuf>,
     /// RS256: JWKS file with the public keys tokens are verified with (chosen by `kid`).
-    #[arg(long, env = "CHAT_JWT_JWKS_FILE", conflicts_with_all = ["jwt_secret", "jwt_public_key_file"])]
+    #[arg(long, env = "CHAT_JWT_JWKS_FILE", conflicts_with_all = ["jwt_secret", "jwt_secret_file", "jwt_public_key_file"])]
     pub jwt_jwks_file: Option<PathBuf>,
+}
+
+impl JwtArgs {
+    /// The HS256 secret, from the variable or the file, if one is configured.
+    pub(crate) fn secret(&self) -> anyhow::Result<Option<String>> {
+        match (&self.jwt_secret, &self.jwt_secret_file) {
+            (Some(secret), _) => Ok(Some(secret.clone())),
+            (None, Some(file)) => read_secret_file("CHAT_JWT_SECRET_FILE", file).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether tokens are verified with a key the operator configured.
+    pub(crate) fn configured(&self) -> bool {
+        self.jwt_secret.is_some()
+            || self.jwt_secret_file.is_some()
+            || self.jwt_public_key_file.is_some()
+            || self.jwt_jwks_file.is_some()
+    }
+}
+
+/// The one line a secret file holds, refused by the setting's name when unreadable or empty.
+pub(crate) fn read_secret_file(setting: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| anyhow::anyhow!("{setting}: cannot read {}: {error}", path.display()))?;
+    let secret = settings::Secret::from_file_text(&text)
+        .map_err(|error| anyhow::anyhow!("{setting}: {}: {error}", path.display()))?;
+    Ok(secret.expose().to_owned())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -348,9 +380,12 @@ pub(crate) struct RoleArgs {
     #[arg(long, env = "CHAT_ADVERTISE")]
     pub advertise: Option<String>,
     /// Key (at least 32 bytes) that signs keyed sends forwarded between nodes. Defaults to
-    /// one derived from `CHAT_JWT_SECRET`; required when tokens are RS256.
+    /// one derived from the HS256 token secret; required when tokens are RS256.
     #[arg(long, env = "CHAT_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret (one line; a Secret mount).
+    #[arg(long, env = "CHAT_CLUSTER_SECRET_FILE", conflicts_with = "cluster_secret")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// The log's writer group the ingest nodes share partitions through (default:
     /// `<topic>.writers`).
     #[arg(long, env = "CHAT_WRITER_GROUP")]

@@ -93,14 +93,19 @@ fn announce(role: &str, public: Option<SocketAddr>, internal: SocketAddr) -> any
 
 /// The key forwarded keyed sends are signed with.
 fn forward_key(args: &RoleArgs) -> anyhow::Result<ForwardKey> {
-    let key = match (&args.cluster_secret, &args.jwt.jwt_secret) {
+    let cluster_secret = match (&args.cluster_secret, &args.cluster_secret_file) {
+        (Some(secret), _) => Some(secret.clone()),
+        (None, Some(file)) => Some(crate::cli::read_secret_file("CHAT_CLUSTER_SECRET_FILE", file)?),
+        (None, None) => None,
+    };
+    let key = match (&cluster_secret, &args.jwt.secret()?) {
         (Some(secret), _) => ForwardKey::new(secret.as_bytes()),
         (None, Some(token_secret)) => {
             ForwardKey::derived_from_token_secret(token_secret.as_bytes())
         }
         (None, None) => bail!(
-            "CHAT_CLUSTER_SECRET is required when tokens are verified with a public key: \
-             nodes sign the keyed sends they forward to each other with it"
+            "CHAT_CLUSTER_SECRET(_FILE) is required when tokens are verified with a public \
+             key: nodes sign the keyed sends they forward to each other with it"
         ),
     };
     key.map_err(anyhow::Error::msg)

@@ -17,10 +17,7 @@ pub(crate) fn run(role: &CheckedRole, connect: bool, matches: &ArgMatches) -> an
     let name = match role {
         CheckedRole::Dev(args) => {
             // Without key flags `chat dev` makes a secret on first start: nothing to read.
-            if args.jwt.jwt_secret.is_some()
-                || args.jwt.jwt_public_key_file.is_some()
-                || args.jwt.jwt_jwks_file.is_some()
-            {
+            if args.jwt.configured() {
                 jwt::verifier(&args.jwt, None)?;
             }
             args.write.timing().check(args.write.append_timeout)?;

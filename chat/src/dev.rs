@@ -100,11 +100,9 @@ fn dev_tokens(args: &DevArgs) -> anyhow::Result<Option<DevTokens>> {
     if jwt.jwt_public_key_file.is_some() || jwt.jwt_jwks_file.is_some() {
         return Ok(None);
     }
-    match &jwt.jwt_secret {
+    match jwt.secret()? {
         None => Ok(Some(DevTokens { secret: jwt::dev_secret(&args.data_dir)?, service: true })),
-        Some(secret) if args.serve_dev_tokens => {
-            Ok(Some(DevTokens { secret: secret.clone(), service: false }))
-        }
+        Some(secret) if args.serve_dev_tokens => Ok(Some(DevTokens { secret, service: false })),
         Some(_) => Ok(None),
     }
 }

@@ -27,14 +27,16 @@ pub(crate) fn verifier(
         let jwks = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         return Ok((Verifier::rs256_jwks(&jwks)?, format!("RS256 JWKS {}", path.display())));
     }
-    if let Some(secret) = &args.jwt_secret {
-        return Ok((
-            Verifier::hs256(secret.as_bytes())?,
-            "HS256 secret from CHAT_JWT_SECRET".into(),
-        ));
+    if let Some(secret) = args.secret()? {
+        let source =
+            if args.jwt_secret.is_some() { "CHAT_JWT_SECRET" } else { "CHAT_JWT_SECRET_FILE" };
+        return Ok((Verifier::hs256(secret.as_bytes())?, format!("HS256 secret from {source}")));
     }
     let Some(data_dir) = data_dir else {
-        bail!("set CHAT_JWT_SECRET, CHAT_JWT_PUBLIC_KEY_FILE or CHAT_JWT_JWKS_FILE");
+        bail!(
+            "set CHAT_JWT_SECRET_FILE (or CHAT_JWT_SECRET), CHAT_JWT_PUBLIC_KEY_FILE or \
+             CHAT_JWT_JWKS_FILE"
+        );
     };
     let secret = dev_secret(data_dir)?;
     let path = dev_secret_path(data_dir);

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 use support::{Server, Shape, token};
@@ -23,8 +22,8 @@ fn infra_state() -> PathBuf {
 
 /// The node id of the broker leading `partition` of `topic`.
 fn leader(brokers: &str, topic: &str, partition: i32) -> i32 {
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let config = eventlog::kafka::KafkaConfig::new(brokers, topic).with_env_security().unwrap();
+    let consumer: BaseConsumer = config.client().create().unwrap();
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
     let topic = metadata.topics().iter().find(|t| t.name() == topic).unwrap();
     assert_eq!(

@@ -317,11 +317,11 @@ async fn the_request_trace_context_travels_in_the_record_headers() {
     let (partition, offset) = ((id % 1024) as i32, (id / 1024 - 1) as i64);
 
     let names = server.cluster.clone().unwrap();
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &names.brokers)
-        .set("group.id", format!("{}-trace-check", names.group))
-        .create()
+    let config = eventlog::kafka::KafkaConfig::new(names.brokers.clone(), names.topic.clone())
+        .with_env_security()
         .unwrap();
+    let consumer: BaseConsumer =
+        config.client().set("group.id", format!("{}-trace-check", names.group)).create().unwrap();
     let mut assignment = rdkafka::TopicPartitionList::new();
     assignment
         .add_partition_offset(&names.topic, partition, rdkafka::Offset::Offset(offset))

@@ -209,3 +209,46 @@ fn security_settings_are_checked_by_name_and_secrets_never_printed() {
         secured(&[("CHAT_KAFKA_OPTIONS", "socket.send.buffer.bytes=1048576;linger.ms=10")]);
     assert!(tuned, "harmless properties are taken: {out}");
 }
+
+/// The token and cluster secrets can come from files (a Secret mount): read, checked by the
+/// setting's name, never printed; the value and the file forms exclude each other.
+#[test]
+fn token_and_cluster_secrets_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = dir.path().join("jwt-secret");
+    std::fs::write(&jwt, format!("{SECRET}\n")).unwrap();
+    let cluster = dir.path().join("cluster-secret");
+    std::fs::write(&cluster, "hunter2-cluster-secret-that-is-long-enough").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let (jwt, cluster, empty) =
+        (jwt.display().to_string(), cluster.display().to_string(), empty.display().to_string());
+    let ingest = |env: &[(&str, &str)]| {
+        let mut all = vec![("CHAT_KAFKA_BROKERS", "kafka:9092"), ("CHAT_CQL_NODES", "scylla:9042")];
+        all.extend_from_slice(env);
+        let out = check(&["ingest"], &all);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains("hunter2") && !text.contains(SECRET),
+            "a secret was printed: {text}"
+        );
+        (out.status.success(), text)
+    };
+    let (valid, text) =
+        ingest(&[("CHAT_JWT_SECRET_FILE", &jwt), ("CHAT_CLUSTER_SECRET_FILE", &cluster)]);
+    assert!(valid, "{text}");
+    let (valid, text) = ingest(&[("CHAT_JWT_SECRET_FILE", &empty)]);
+    assert!(!valid && text.contains("CHAT_JWT_SECRET_FILE") && text.contains("empty"), "{text}");
+    let (valid, text) =
+        ingest(&[("CHAT_JWT_SECRET_FILE", &jwt), ("CHAT_CLUSTER_SECRET_FILE", "/nonexistent")]);
+    assert!(
+        !valid && text.contains("CHAT_CLUSTER_SECRET_FILE: cannot read /nonexistent"),
+        "{text}"
+    );
+    let (valid, text) = ingest(&[("CHAT_JWT_SECRET_FILE", &jwt), ("CHAT_JWT_SECRET", SECRET)]);
+    assert!(!valid && text.contains("cannot be used with"), "{text}");
+}

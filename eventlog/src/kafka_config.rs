@@ -69,8 +69,9 @@ impl KafkaConfig {
         config
     }
 
-    /// A client for metadata, watermarks and administration.
-    pub(crate) fn client(&self) -> ClientConfig {
+    /// A client for metadata, watermarks and administration; public for tools and tests
+    /// that need an rdkafka client of their own, with this process's security applied.
+    pub fn client(&self) -> ClientConfig {
         self.with_options(self.base())
     }
 

@@ -5,11 +5,13 @@
   schemas.py crd  CRD.yaml... DST    each CRD's openAPIV3Schema as a strict JSON schema
   schemas.py keda-keys SCALER.go     the kafka trigger's metadata and auth keys, as JSON
   schemas.py lint KEYS.json FILE... [--prod]
-                                     project rules over rendered manifests; --prod also
-                                     refuses placeholder secrets and unpinned images
-                                     every CHAT_* variable of ingest, fanout, projector and
-                                     migrate is set (chat.env, a Deployment or Job) or
-                                     listed in chat.env as not set on purpose
+                                     project rules over rendered manifests (secrets only
+                                     as files of mounted Secrets, never CHAT_JWT_SECRET or
+                                     CHAT_CLUSTER_SECRET as values); --prod also refuses
+                                     placeholder secrets and unpinned images. (That every
+                                     CHAT_* variable of the roles is set or listed in
+                                     chat.env as not set on purpose is a test of the
+                                     binary's: chat/src/manifest_settings.rs.)
 
 Run by ../check with the venv's python (PyYAML comes with kubernetes-validate).
 """
@@ -138,7 +140,19 @@ GRACE_MARGIN_S = 5
 DEFAULT_LISTEN = {"ingest": "127.0.0.1:8080", "fanout": "127.0.0.1:8080"}
 DEFAULT_INTERNAL = {"ingest": "127.0.0.1:9080", "fanout": "127.0.0.1:9080",
                     "projector": "127.0.0.1:9082"}
+# The value forms of the token and cluster secrets: development only. In a pod they would
+# sit in the process's environment (inherited by every child, shown by /proc/<pid>/environ);
+# production gives each as a file of a mounted Secret, CHAT_JWT_SECRET_FILE and
+# CHAT_CLUSTER_SECRET_FILE. Refused in every pod, whatever their source, and in ConfigMaps.
 SECRET_VALUES = ("CHAT_JWT_SECRET", "CHAT_CLUSTER_SECRET")
+# How ingest and fanout verify tokens: exactly one (the binary refuses two, chat/src/cli.rs).
+# The first is HS256; RS256 (the other two) leaves it out and needs CHAT_CLUSTER_SECRET_FILE.
+TOKEN_KEYS = ("CHAT_JWT_SECRET_FILE", "CHAT_JWT_PUBLIC_KEY_FILE", "CHAT_JWT_JWKS_FILE")
+# The settings naming a file that holds a secret (not a CA or a public key): such a file
+# must come from a Secret, mounted read-only, readable by no other user.
+SECRET_FILE = re.compile(r"^CHAT_\w*(SECRET|PASSWORD|SSL_KEY)_FILE$")
+# What the kubelet gives files of a Secret or projected volume without a defaultMode.
+DEFAULT_MODE = 0o644
 
 
 def host_port(address):
@@ -208,10 +222,15 @@ def lint(keys_file, files):
                 values = {**d.get("stringData", {}), **d.get("data", {})}
                 if any("PLACEHOLDER" in str(v) for v in values.values()):
                     bad(d, "placeholder secret in a production render")
+            if kind == "ConfigMap":
+                for key in SECRET_VALUES:
+                    if key in d.get("data", {}):
+                        bad(d, f"{key}: the value form is for development only; mount the Secret"
+                               f" and set {key}_FILE")
             if kind == "ConfigMap" and d["metadata"]["name"].startswith("chat-config"):
                 for key, text in d.get("data", {}).items():
                     if re.search(r"PASSWORD|SECRET|_KEY$|ACCESS_KEY", key) and not key.endswith("_FILE") \
-                            and key != "AWS_REGION":
+                            and key != "AWS_REGION" and key not in SECRET_VALUES:
                         bad(d, f"{key}: secrets come from a Secret (as a file), never from the ConfigMap")
             if kind not in ("Deployment", "Job"):
                 continue
@@ -223,6 +242,7 @@ def lint(keys_file, files):
                                                  or image.endswith(":latest")):
                     bad(d, f"{c['name']}: production image {image} is not pinned")
             lint_pod(pod, kind, configmaps, secrets, lambda m, d=d: bad(d, m))
+        lint_token_agreement(workloads, configmaps, secrets, lambda d, m: bad(d, m))
         lint_services(docs, lambda d, m: bad(d, m))
         lint_network_policies(docs, workloads, lambda d, m: bad(d, m))
         lint_ingress(docs, config, lambda d, m: bad(d, m))
@@ -310,6 +330,8 @@ def lint_pod(pod, kind, configmaps, secrets, bad):
             continue
         role = (c.get("args") or [""])[0]
         lint_listeners(c, role, env, lambda m, c=c: bad(f"{c['name']}: {m}"))
+        if role in ("ingest", "fanout"):
+            lint_tokens(env, lambda m, c=c: bad(f"{c['name']}: {m}"))
         sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
         drain = value(env, "CHAT_DRAIN", "5s")
         if drain is None:
@@ -359,9 +381,6 @@ def lint_listeners(c, role, env, bad):
         bad("CHAT_LISTEN and CHAT_INTERNAL_LISTEN must differ")
     if value(env, "CHAT_OBJECT_STORE") is None:
         bad("CHAT_OBJECT_STORE is not set: the roles refuse uploads without it")
-    for name in SECRET_VALUES:
-        if name in env and env[name][0] != "secret":
-            bad(f"{name} must come from a Secret (secretKeyRef), not {env[name][2]}")
     if role == "ingest":
         advertise = value(env, "CHAT_ADVERTISE")
         if advertise is None or host_port(advertise)[1] != port:
@@ -369,23 +388,129 @@ def lint_listeners(c, role, env, bad):
                 " other nodes forward keyed sends there")
 
 
+KINDS = {"secret": "Secret", "configMap": "ConfigMap"}
+ORIGINS = {"env": "as an env value", "configmap": "from a ConfigMap",
+           "secretKeyRef": "from a secretKeyRef", "secret": "through envFrom of a Secret"}
+
+
+def lint_tokens(env, bad):
+    """Ingest and fanout verify tokens with exactly one key setting and sign forwarded keyed
+    sends with the cluster secret, which RS256 cannot derive."""
+    keys = [name for name in TOKEN_KEYS if name in env]
+    if not keys:
+        bad("no token key: CHAT_JWT_SECRET_FILE (HS256) or, for RS256, CHAT_JWT_PUBLIC_KEY_FILE"
+            " or CHAT_JWT_JWKS_FILE")
+    elif len(keys) > 1:
+        bad(f"{' and '.join(keys)} conflict (the binary refuses them together): keep one;"
+            " with RS256 drop CHAT_JWT_SECRET_FILE")
+    if keys and "CHAT_JWT_SECRET_FILE" not in keys and "CHAT_CLUSTER_SECRET_FILE" not in env:
+        bad("RS256 tokens need CHAT_CLUSTER_SECRET_FILE: it signs the keyed sends forwarded"
+            " between nodes, and there is no HS256 secret to derive it from")
+
+
+def lint_token_agreement(workloads, configmaps, secrets, bad):
+    """Fanout forwards keyed sends to ingest's writers, which verify them with their own
+    cluster secret, and both verify the same users' tokens: their key settings and the
+    Secrets behind them must be the same."""
+    seen = {}
+    for workload in workloads.values():
+        if workload["kind"] != "Deployment":
+            continue
+        pod = workload["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in pod["containers"]:
+            role = (c.get("args") or [""])[0]
+            if role not in ("ingest", "fanout"):
+                continue
+            env = container_env(c, configmaps, secrets)
+            settings = {}
+            for name in TOKEN_KEYS + ("CHAT_CLUSTER_SECRET_FILE",):
+                text = value(env, name)
+                if text is None:
+                    continue
+                found = mounted_file(c, volumes, text)
+                source = found and file_source(found[1], found[2])
+                settings[name] = text + (f" ({KINDS.get(source[0], source[0])} {source[1]})"
+                                          if source and source[1] else "")
+            seen[role] = (workload, settings)
+    if len(seen) < 2:
+        return
+    (fanout, theirs), (_, ours) = seen["fanout"], seen["ingest"]
+    for name in sorted(set(theirs) | set(ours)):
+        if theirs.get(name) != ours.get(name):
+            bad(fanout, f"{name} is {theirs.get(name, 'unset')} here but {ours.get(name, 'unset')} in"
+                        " chat-ingest: forwarded keyed sends or tokens would be refused")
+
+
+def mounted_file(c, volumes, path):
+    """The mount, volume and relative path a container finds a file at, or None."""
+    mount = next((m for m in c.get("volumeMounts", [])
+                  if path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+    if mount is None:
+        return None
+    return mount, volumes.get(mount["name"], {}), path[len(mount["mountPath"].rstrip("/")) + 1:]
+
+
+def file_source(volume, relative):
+    """Where a volume's file comes from: (kind, name, mode) with kind "secret", "configMap",
+    or another volume type ("emptyDir", ...), name the Secret's or ConfigMap's (None when
+    not known), mode the file's permission bits; None when that cannot be told here (a
+    projected volume whose sources without items differ in kind)."""
+    if "secret" in volume:
+        ref = volume["secret"]
+        item = next((i for i in ref.get("items", []) if i["path"] == relative), {})
+        return "secret", ref.get("secretName"), item.get("mode", ref.get("defaultMode", DEFAULT_MODE))
+    if "projected" not in volume:
+        return next((k for k in volume if k != "name"), None), None, None
+    projected = volume["projected"]
+    default = projected.get("defaultMode", DEFAULT_MODE)
+    whole = []
+    for source in projected.get("sources", []):
+        for kind, ref in source.items():
+            items = ref.get("items") or ([{"path": ref["path"]}] if "path" in ref else [])
+            item = next((i for i in items if i["path"] == relative), None)
+            if item is not None:
+                return kind, ref.get("name"), item.get("mode", default)
+            if not items:
+                whole.append((kind, ref.get("name")))
+    if whole and all(kind == "secret" for kind, _ in whole):
+        return "secret", whole[0][1] if len(whole) == 1 else None, default
+    return None
+
+
 def lint_secrets_as_files(c, env, volumes, secrets, bad):
-    """Every CHAT_*_FILE names a file some mounted volume provides; passwords never arrive
-    as values."""
+    """Every CHAT_*_FILE names a file some mounted volume provides; a file holding a secret
+    comes from a Secret, mounted read-only and readable by no other user; passwords and the
+    token and cluster secrets never arrive as values."""
+    for name in SECRET_VALUES:
+        if name in env:
+            bad(f"{name} is set {ORIGINS.get(env[name][2], env[name][2])}: the value form is for"
+                f" development only; mount the Secret and set {name}_FILE")
     for name, (kind, text, origin) in env.items():
         if re.search(r"PASSWORD", name) and not name.endswith("_FILE"):
             bad(f"{name}: passwords come only as files (the *_FILE setting)")
         if not (name.startswith("CHAT_") and name.endswith("_FILE")) or kind != "value":
             continue
-        mount = next((m for m in c.get("volumeMounts", [])
-                      if text.startswith(m["mountPath"].rstrip("/") + "/")), None)
-        if mount is None:
+        found = mounted_file(c, volumes, text)
+        if found is None:
             bad(f"{name}={text}: no volume is mounted there")
             continue
-        relative = text[len(mount["mountPath"].rstrip("/")) + 1:]
-        provided = volume_files(volumes.get(mount["name"], {}), secrets)
+        mount, volume, relative = found
+        provided = volume_files(volume, secrets)
         if provided is not None and relative not in provided:
             bad(f"{name}={text}: volume {mount['name']} provides only {sorted(provided)}")
+        if not SECRET_FILE.match(name):
+            continue
+        source = file_source(volume, relative)
+        if source is not None and source[0] != "secret":
+            bad(f"{name}={text}: a secret must be a file of a mounted Secret, not of"
+                f" {KINDS.get(source[0], source[0])} {source[1] or mount['name']}")
+            continue
+        if not mount.get("readOnly"):
+            bad(f"{name}={text}: volume {mount['name']} holds a secret: mount it readOnly")
+        if source is not None and source[2] & 0o007:
+            bad(f"{name}={text}: mode {source[2]:04o} lets every user read the secret"
+                " (defaultMode 0440: the pods' group reads)")
 
 
 def volume_files(volume, secrets):

@@ -198,13 +198,28 @@ pub(super) async fn check_current(
     }
 }
 
-/// Drops a keyspace (for `chat replay`, which rebuilds into a scratch keyspace).
+/// Drops a keyspace if it exists (for `chat replay`, which rebuilds into a scratch
+/// keyspace). Asks first: a role that may only create keyspaces (and so owns those it
+/// made) has no right to drop one that does not exist.
 pub async fn drop_keyspace(config: &CqlConfig) -> Result<(), StoreError> {
     let keyspace = config.checked_keyspace()?;
     let session = session(config).await?;
-    session
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+    let exists = session
+        .query_unpaged(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+            (keyspace,),
+        )
         .await
-        .map_err(unavailable)?;
+        .map_err(unavailable)?
+        .into_rows_result()
+        .map_err(unavailable)?
+        .rows_num()
+        > 0;
+    if !exists {
+        return Ok(());
+    }
+    session.query_unpaged(format!("DROP KEYSPACE {keyspace}"), ()).await.map_err(|error| {
+        not_permitted(config, &error.to_string()).unwrap_or_else(|| unavailable(error))
+    })?;
     agree(&session).await
 }
