@@ -24,7 +24,17 @@ pub(crate) struct KafkaSubscription {
     /// so that dropping a `next_batch` future (a `select!` that picked another branch)
     /// loses nothing: the next call returns them.
     pending: Vec<Record>,
+    /// Since when a group member has held no partition.
+    unassigned_since: Option<std::time::Instant>,
 }
+
+/// A group member that holds no partition this long is given up and joins again.
+/// librdkafka can hang in a rejoin after a session timeout with static membership
+/// (confluentinc/librdkafka#3437: a coordinator killed while the member's session ran); a
+/// fresh member under the same instance id is taken back at once. A member that is idle
+/// because the group has more members than partitions merely joins again, without a
+/// rebalance (static membership).
+const UNASSIGNED_LIMIT: Duration = Duration::from_secs(30);
 
 impl KafkaSubscription {
     /// A member of the group `consumer` has subscribed with.
@@ -35,6 +45,7 @@ impl KafkaSubscription {
             group: true,
             start: Vec::new(),
             pending: Vec::new(),
+            unassigned_since: None,
         }
     }
 
@@ -46,7 +57,28 @@ impl KafkaSubscription {
             group: false,
             start,
             pending: Vec::new(),
+            unassigned_since: None,
         }
+    }
+}
+
+impl KafkaSubscription {
+    /// Gives the membership up after [`UNASSIGNED_LIMIT`] without a partition.
+    fn check_assigned(&mut self) -> Result<(), LogError> {
+        let assigned = self.consumer.assignment().map(|list| list.count() > 0).unwrap_or(false);
+        if assigned {
+            self.unassigned_since = None;
+            return Ok(());
+        }
+        let since = *self.unassigned_since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < UNASSIGNED_LIMIT {
+            return Ok(());
+        }
+        self.unassigned_since = None;
+        Err(LogError::SubscriptionLost(format!(
+            "no partition assigned for {}s; joining the group again",
+            UNASSIGNED_LIMIT.as_secs()
+        )))
     }
 }
 
@@ -68,6 +100,9 @@ fn lost_ownership(error: &KafkaError) -> bool {
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError> {
+        if self.group && self.pending.is_empty() {
+            self.check_assigned()?;
+        }
         let max = max.max(1);
         let deadline = tokio::time::Instant::now() + wait;
         while self.pending.len() < max {

@@ -12,6 +12,7 @@
 //! between nodes.
 
 mod forward;
+mod in_order;
 mod keeper;
 mod partition;
 pub mod timing;

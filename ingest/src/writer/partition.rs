@@ -3,8 +3,9 @@
 //!
 //! A send is checked against the [`KeyWindow`]; a key the window does not know is looked up
 //! in the projections (the window covers everything they may not show yet), then appended.
-//! Lookups run concurrently but sends are appended in the order they arrived, in batches,
-//! several batches in flight. An append that fails may still have been written, so after one
+//! Lookups run concurrently; a conversation's sends are appended in the order they arrived
+//! (a slow lookup holds back only its own conversation, [`InOrder`]), in batches, many
+//! batches in flight. An append that fails may still have been written, so after one
 //! the writer appends nothing more until its outstanding appends have settled and it has read
 //! back what landed.
 
@@ -15,18 +16,21 @@ use std::time::{Duration, Instant};
 use eventlog::{EventLog, LogError, NewRecord};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use schemas::{ChatEvent, Envelope, MessageId, Position};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use viewstore::{ReadModel, StoreError};
 
+use super::in_order::InOrder;
 use super::window::{Admission, KeyWindow};
 use super::{KeyedSend, WriteError, Written};
 use crate::metrics::{self, Appender};
 
-/// Batches of appends outstanding at once.
-const APPENDS_IN_FLIGHT: usize = 8;
+/// Batches of appends outstanding at once. The producer keeps order within the partition
+/// however many there are; the bound only keeps a stalled broker from collecting sends
+/// without end (they wait in `ready`, where the lease still governs them).
+const APPENDS_IN_FLIGHT: usize = 32;
 /// Sends appended together at most.
 const MAX_BATCH: usize = 512;
 /// Records read per request when learning the partition's keys.
@@ -44,7 +48,7 @@ struct Pending {
     reply: Reply,
 }
 
-type LookupDone = (Pending, Result<Option<MessageId>, StoreError>);
+type LookupDone = (u64, Pending, Result<Option<MessageId>, StoreError>);
 type AppendDone = (Vec<Pending>, u64, Vec<Result<Position, LogError>>);
 
 /// What a writer needs from its node.
@@ -68,7 +72,9 @@ pub(crate) struct PartitionWriter {
     window: KeyWindow<Reply>,
     /// The window knows every keyed record of the log below this offset.
     known_end: u64,
-    lookups: FuturesOrdered<BoxFuture<'static, LookupDone>>,
+    lookups: FuturesUnordered<BoxFuture<'static, LookupDone>>,
+    /// The order lookups finish in, per conversation.
+    looked_up: InOrder<Pending>,
     appends: FuturesOrdered<BoxFuture<'static, AppendDone>>,
     ready: VecDeque<Pending>,
     /// Set after a failed append: the lowest offset its record could have landed at.
@@ -81,7 +87,8 @@ impl PartitionWriter {
             parts,
             window: KeyWindow::default(),
             known_end: 0,
-            lookups: FuturesOrdered::new(),
+            lookups: FuturesUnordered::new(),
+            looked_up: InOrder::default(),
             appends: FuturesOrdered::new(),
             ready: VecDeque::new(),
             reread_from: None,
@@ -248,20 +255,22 @@ impl PartitionWriter {
             Admission::Queued => {}
             Admission::New(reply) => {
                 let read_model = Arc::clone(&self.parts.read_model);
+                let arrival = self.looked_up.arrive(send.conversation);
                 let pending = Pending { send, reply };
-                self.lookups.push_back(Box::pin(async move {
+                self.lookups.push(Box::pin(async move {
                     let found = read_model
                         .message_with_key(pending.send.conversation, &pending.send.key)
                         .await;
-                    (pending, found)
+                    (arrival, pending, found)
                 }));
             }
         }
     }
 
-    fn looked_up(&mut self, (pending, found): LookupDone) {
-        match found {
-            Ok(None) => self.ready.push_back(pending),
+    fn looked_up(&mut self, (arrival, pending, found): LookupDone) {
+        let conversation = pending.send.conversation;
+        let to_append = match found {
+            Ok(None) => Some(pending),
             Ok(Some(earlier)) => {
                 let send = &pending.send;
                 // The projections answer for this key; the window need not remember it.
@@ -269,12 +278,16 @@ impl PartitionWriter {
                 for reply in waiting.into_iter().chain([pending.reply]) {
                     let _ = reply.send(Ok(Written::Earlier(earlier)));
                 }
+                None
             }
             Err(error) => {
                 let reason = format!("looking up an idempotency key: {error}");
                 self.fail(pending, &reason);
+                None
             }
-        }
+        };
+        let released = self.looked_up.finish(conversation, arrival, to_append);
+        self.ready.extend(released);
     }
 
     /// Starts appending what is ready, while the lease allows. False when the lease is gone.
@@ -378,13 +391,14 @@ impl PartitionWriter {
     }
 
     fn fail_everything(&mut self, reason: &str) {
-        let ready: Vec<Pending> = self.ready.drain(..).collect();
+        let held: Vec<Pending> = self.looked_up.drain();
+        let ready: Vec<Pending> = self.ready.drain(..).chain(held).collect();
         for pending in ready {
             self.fail(pending, reason);
         }
         // Lookups and appends still in flight are dropped with their reply channels, which
         // the waiting callers see as the writer having gone.
-        self.lookups = FuturesOrdered::new();
+        self.lookups = FuturesUnordered::new();
         self.appends = FuturesOrdered::new();
     }
 }
