@@ -63,7 +63,6 @@ pub(crate) async fn run(target: &Target, plan: &SendPlan) -> anyhow::Result<Valu
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let cpu_before = target.cpu_seconds()?;
 
     let filler = "x".repeat(plan.payload);
     let run = now_nanos();
@@ -79,6 +78,8 @@ pub(crate) async fn run(target: &Target, plan: &SendPlan) -> anyhow::Result<Valu
         .await;
         delivered.store(0, Ordering::Relaxed);
     }
+    // The server's CPU of the measured sends only.
+    let cpu_before = target.cpu_seconds()?;
     let total = (f64::from(plan.rate) * plan.duration.as_secs_f64()) as usize;
     let outcomes = open_loop(plan.rate, total, |n, stamp| {
         let (target, filler) = (target.clone(), filler.clone());
