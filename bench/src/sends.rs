@@ -66,29 +66,25 @@ pub(crate) async fn run(target: &Target, plan: &SendPlan) -> anyhow::Result<Valu
 
     let filler = "x".repeat(plan.payload);
     let run = now_nanos();
-    if !plan.warm_up.is_zero() {
-        let warm_up = (f64::from(plan.rate) * plan.warm_up.as_secs_f64()) as usize;
-        open_loop(plan.rate, warm_up, |n, stamp| {
+    // Sends `count` at the plan's rate, keys named `<run>-<phase><n>`.
+    let offer = |count: usize, phase: &'static str| {
+        let (filler, ids) = (&filler, &ids);
+        open_loop(plan.rate, count, move |n, stamp| {
             let (target, filler) = (target.clone(), filler.clone());
             let index = n % ids.len();
             let id = ids[index];
-            let key = plan.keyed.then(|| format!("{run}-warm-{n}"));
+            let key = plan.keyed.then(|| format!("{run}-{phase}{n}"));
             async move { target.publish_keyed(id, index, stamp, &filler, key.as_deref()).await }
         })
-        .await;
+    };
+    if !plan.warm_up.is_zero() {
+        offer((f64::from(plan.rate) * plan.warm_up.as_secs_f64()) as usize, "warm-").await;
         delivered.store(0, Ordering::Relaxed);
     }
     // The server's CPU of the measured sends only.
     let cpu_before = target.cpu_seconds()?;
     let total = (f64::from(plan.rate) * plan.duration.as_secs_f64()) as usize;
-    let outcomes = open_loop(plan.rate, total, |n, stamp| {
-        let (target, filler) = (target.clone(), filler.clone());
-        let index = n % ids.len();
-        let id = ids[index];
-        let key = plan.keyed.then(|| format!("{run}-{n}"));
-        async move { target.publish_keyed(id, index, stamp, &filler, key.as_deref()).await }
-    })
-    .await;
+    let outcomes = offer(total, "").await;
     let (finished, mut acks, errors) = (outcomes.took, outcomes.answered, outcomes.failed);
     let deadline = Instant::now() + DRAIN;
     while plan.deliveries

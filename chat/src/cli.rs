@@ -108,10 +108,8 @@ impl JwtArgs {
 
 /// The one line a secret file holds, refused by the setting's name when unreadable or empty.
 pub(crate) fn read_secret_file(setting: &str, path: &std::path::Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| anyhow::anyhow!("{setting}: cannot read {}: {error}", path.display()))?;
-    let secret = settings::Secret::from_file_text(&text)
-        .map_err(|error| anyhow::anyhow!("{setting}: {}: {error}", path.display()))?;
+    let secret =
+        settings::Secret::read_file(path).map_err(|error| anyhow::anyhow!("{setting}: {error}"))?;
     Ok(secret.expose().to_owned())
 }
 

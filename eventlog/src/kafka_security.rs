@@ -363,18 +363,12 @@ pub fn check_property(name: &str) -> Result<(), String> {
 }
 
 fn readable(setting: &str, path: &std::path::Path) -> Result<PathBuf, LogError> {
-    std::fs::File::open(path).map_err(|error| {
-        LogError::Config(format!("{setting}: cannot read {}: {error}", path.display()))
-    })?;
+    settings::readable(path).map_err(|error| LogError::Config(format!("{setting}: {error}")))?;
     Ok(path.to_path_buf())
 }
 
 fn read_secret(setting: &str, path: &std::path::Path) -> Result<Secret, LogError> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        LogError::Config(format!("{setting}: cannot read {}: {error}", path.display()))
-    })?;
-    Secret::from_file_text(&text)
-        .map_err(|error| LogError::Config(format!("{setting}: {}: {error}", path.display())))
+    Secret::read_file(path).map_err(|error| LogError::Config(format!("{setting}: {error}")))
 }
 
 #[cfg(test)]

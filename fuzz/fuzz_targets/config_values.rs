@@ -1,5 +1,6 @@
-//! Configuration values (flags and `CHAT_*` variables): durations, rates and allowed
-//! origins. Nothing panics; what parses is in range, and renders back to the same value.
+//! Configuration values (flags and `CHAT_*` variables): durations, rates, allowed origins,
+//! librdkafka properties and secret files' text. Nothing panics; what parses is in range,
+//! renders back to the same value, and a secret never prints itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -23,5 +24,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(origin) = settings::origin(text) {
         assert_eq!(settings::origin(&origin), Ok(origin.clone()), "an origin is its own form");
         assert!(!origin.contains(char::is_whitespace) && !origin.ends_with('/'));
+    }
+    if let Ok((name, value)) = settings::property(text) {
+        assert!(!name.is_empty() && !name.contains('='), "a property name: {name:?}");
+        let rendered = format!("{name}={value}");
+        assert_eq!(settings::property(&rendered), Ok((name, value)), "a property is its own form");
+    }
+    if let Ok(secret) = settings::Secret::from_file_text(text) {
+        assert!(!secret.expose().is_empty() && !secret.expose().contains('\n'));
+        assert_eq!(format!("{secret:?}"), "<redacted>");
     }
 });

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod secret;
 
-pub use secret::Secret;
+pub use secret::{Secret, readable};
 
 /// Parses `500ms`, `20s`, `5m`, `1h`; more than zero (a zero timer or interval would
 /// fire without pause or panic).

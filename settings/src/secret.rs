@@ -28,6 +28,23 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The secret in the file at `path` (a Secret mount): the one place this crate reads a
+    /// file, since a setting whose value is a file is checked by reading it. The error says
+    /// which file and why, never what it holds.
+    pub fn read_file(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        Self::from_file_text(&text).map_err(|error| format!("{}: {error}", path.display()))
+    }
+}
+
+/// Whether the file a setting names can be read (a certificate, a key), before a client
+/// library that would only say "error" tries it.
+pub fn readable(path: &std::path::Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))
 }
 
 impl fmt::Debug for Secret {

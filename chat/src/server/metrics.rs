@@ -9,7 +9,25 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::unfinished::Dropped;
+/// Why an unfinished connection was closed (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// No whole request head within the read timeout.
+    Late,
+    /// Evicted, the oldest waiting, when the limit was reached.
+    Crowded,
+}
+
+impl Dropped {
+    pub(crate) const ALL: [Self; 2] = [Self::Late, Self::Crowded];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Late => "read_timeout",
+            Self::Crowded => "unfinished_limit",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DroppedLabels {

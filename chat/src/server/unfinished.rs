@@ -15,27 +15,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::metrics;
-
-/// Why an unfinished connection was closed (a metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dropped {
-    /// No whole request head within the read timeout.
-    Late,
-    /// Evicted, the oldest waiting, when the limit was reached.
-    Crowded,
-}
-
-impl Dropped {
-    pub(crate) const ALL: [Self; 2] = [Self::Late, Self::Crowded];
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Late => "read_timeout",
-            Self::Crowded => "unfinished_limit",
-        }
-    }
-}
+use super::metrics::{self, Dropped};
 
 #[derive(Debug)]
 pub(crate) struct Unfinished {

@@ -225,36 +225,13 @@ pub async fn open_session(config: &CqlConfig) -> Result<Session, StoreError> {
 }
 
 /// The datacenters of the cluster's nodes, each once.
-fn datacenters(session: &Session) -> Vec<String> {
+pub(super) fn datacenters(session: &Session) -> Vec<String> {
     let state = session.get_cluster_state();
     let mut names: Vec<String> =
         state.get_nodes_info().iter().filter_map(|node| node.datacenter.clone()).collect();
     names.sort();
     names.dedup();
     names
-}
-
-/// What `chat config check --connect` says of the database: the nodes reached, their
-/// datacenters, and whether the keyspace is migrated and readable by this role.
-pub async fn reach(config: &CqlConfig) -> Result<String, StoreError> {
-    let keyspace = config.checked_keyspace()?;
-    let session = open_session(config).await?;
-    let nodes = session.get_cluster_state().get_nodes_info().len();
-    let mut report = format!(
-        "{nodes} node(s) in datacenter(s) {} ({})",
-        datacenters(&session).join(", "),
-        security_line(config)
-    );
-    match super::migrations::check_current(config, &session, keyspace).await {
-        Ok(()) => report.push_str(&format!("; keyspace {keyspace} is migrated")),
-        Err(StoreError::Refused(refusal)) => return Err(StoreError::Refused(refusal)),
-        Err(other) => report.push_str(&format!("; {other}")),
-    }
-    Ok(report)
-}
-
-fn security_line(config: &CqlConfig) -> String {
-    config.security.describe()
 }
 
 /// What a refusal was about, which decides the settings it names.
@@ -350,18 +327,12 @@ pub(crate) fn not_permitted(config: &CqlConfig, error: &str) -> Option<StoreErro
 }
 
 fn readable(setting: &str, path: &Path) -> Result<PathBuf, StoreError> {
-    std::fs::File::open(path).map_err(|error| {
-        StoreError::Config(format!("{setting}: cannot read {}: {error}", path.display()))
-    })?;
+    settings::readable(path).map_err(|error| StoreError::Config(format!("{setting}: {error}")))?;
     Ok(path.to_path_buf())
 }
 
 fn read_secret(setting: &str, path: &Path) -> Result<Secret, StoreError> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        StoreError::Config(format!("{setting}: cannot read {}: {error}", path.display()))
-    })?;
-    Secret::from_file_text(&text)
-        .map_err(|error| StoreError::Config(format!("{setting}: {}: {error}", path.display())))
+    Secret::read_file(path).map_err(|error| StoreError::Config(format!("{setting}: {error}")))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod directory;
 mod leases;
 mod migrations;
 mod projections;
+mod reach;
 mod statements;
 
 use std::sync::Arc;
@@ -23,7 +24,8 @@ pub use connect::{CqlLogin, CqlSecurity, CqlSecuritySettings, CqlTls, SECURITY_V
 pub use migrations::{MIGRATIONS, Replication, drop_keyspace, migrate};
 
 pub(crate) use self::connect::open_session as session;
-pub use self::connect::{open_session, reach};
+pub use self::connect::open_session;
+pub use self::reach::reach;
 
 use self::statements::Statements;
 
