@@ -384,6 +384,11 @@ pub(crate) struct RoleArgs {
     /// A file holding the cluster secret (one line; a Secret mount).
     #[arg(long, env = "CHAT_CLUSTER_SECRET_FILE", conflicts_with = "cluster_secret")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// A file holding a second cluster secret forwarded sends are also accepted under
+    /// (never signed with): the overlap that rotates the cluster secret without a refused
+    /// send (RUNBOOK, "Rotating the cluster secret").
+    #[arg(long, env = "CHAT_CLUSTER_SECRET_ACCEPTED_FILE")]
+    pub cluster_secret_accepted_file: Option<PathBuf>,
     /// The log's writer group the ingest nodes share partitions through (default:
     /// `<topic>.writers`).
     #[arg(long, env = "CHAT_WRITER_GROUP")]

@@ -108,7 +108,14 @@ fn forward_key(args: &RoleArgs) -> anyhow::Result<ForwardKey> {
              key: nodes sign the keyed sends they forward to each other with it"
         ),
     };
-    key.map_err(anyhow::Error::msg)
+    let key = key.map_err(anyhow::Error::msg)?;
+    let Some(file) = &args.cluster_secret_accepted_file else {
+        return Ok(key);
+    };
+    let accepted = crate::cli::read_secret_file("CHAT_CLUSTER_SECRET_ACCEPTED_FILE", file)?;
+    let accepted = ForwardKey::new(accepted.as_bytes())
+        .map_err(|error| anyhow::anyhow!("CHAT_CLUSTER_SECRET_ACCEPTED_FILE: {error}"))?;
+    Ok(key.also_accepting(&accepted))
 }
 
 /// Refuses, before anything is connected or bound, an ingest node other nodes could not

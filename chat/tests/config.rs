@@ -221,8 +221,14 @@ fn token_and_cluster_secrets_come_from_files() {
     std::fs::write(&cluster, "hunter2-cluster-secret-that-is-long-enough").unwrap();
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "").unwrap();
-    let (jwt, cluster, empty) =
-        (jwt.display().to_string(), cluster.display().to_string(), empty.display().to_string());
+    let short = dir.path().join("short");
+    std::fs::write(&short, "hunter2-too-short").unwrap();
+    let (jwt, cluster, empty, short) = (
+        jwt.display().to_string(),
+        cluster.display().to_string(),
+        empty.display().to_string(),
+        short.display().to_string(),
+    );
     let ingest = |env: &[(&str, &str)]| {
         let mut all = vec![("CHAT_KAFKA_BROKERS", "kafka:9092"), ("CHAT_CQL_NODES", "scylla:9042")];
         all.extend_from_slice(env);
@@ -249,6 +255,21 @@ fn token_and_cluster_secrets_come_from_files() {
         !valid && text.contains("CHAT_CLUSTER_SECRET_FILE: cannot read /nonexistent"),
         "{text}"
     );
+    let (valid, text) = ingest(&[
+        ("CHAT_JWT_SECRET_FILE", &jwt),
+        ("CHAT_CLUSTER_SECRET_FILE", &cluster),
+        ("CHAT_CLUSTER_SECRET_ACCEPTED_FILE", &short),
+    ]);
+    assert!(
+        !valid && text.contains("CHAT_CLUSTER_SECRET_ACCEPTED_FILE") && text.contains("32 bytes"),
+        "a short secret to accept is refused as the cluster secret is: {text}"
+    );
+    let (valid, text) = ingest(&[
+        ("CHAT_JWT_SECRET_FILE", &jwt),
+        ("CHAT_CLUSTER_SECRET_FILE", &cluster),
+        ("CHAT_CLUSTER_SECRET_ACCEPTED_FILE", &cluster),
+    ]);
+    assert!(valid, "{text}");
     let (valid, text) = ingest(&[("CHAT_JWT_SECRET_FILE", &jwt), ("CHAT_JWT_SECRET", SECRET)]);
     assert!(!valid && text.contains("cannot be used with"), "{text}");
 }

@@ -28,9 +28,13 @@ const SIGNATURE: &str = "x-chat-signature";
 /// Forwarded request bodies larger than this are refused (a record is at most a message).
 const MAX_FORWARD_BYTES: usize = 256 * 1024;
 
-/// The key forwarded sends are signed with.
+/// The key forwarded sends are signed with, and, while the cluster secret is rotated, a
+/// second one they are also accepted under.
 #[derive(Clone)]
-pub struct ForwardKey(Arc<[u8]>);
+pub struct ForwardKey {
+    signing: Arc<[u8]>,
+    also_accepted: Option<Arc<[u8]>>,
+}
 
 impl std::fmt::Debug for ForwardKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,7 +48,13 @@ impl ForwardKey {
         if secret.len() < 32 {
             return Err("the cluster secret must be at least 32 bytes".into());
         }
-        Ok(Self(secret.into()))
+        Ok(Self { signing: secret.into(), also_accepted: None })
+    }
+
+    /// This key, accepting also what `other` signed: the overlap a rolling change of the
+    /// cluster secret needs, so no forwarded send is refused while old and new nodes run.
+    pub fn also_accepting(self, other: &ForwardKey) -> Self {
+        Self { also_accepted: Some(other.signing.clone()), ..self }
     }
 
     /// A key derived from the HS256 token secret, for deployments that verify tokens with a
@@ -53,13 +63,11 @@ impl ForwardKey {
     pub fn derived_from_token_secret(secret: &[u8]) -> Result<Self, String> {
         let mut mac = Self::new(secret)?.mac();
         mac.update(b"chat forwarded sends v1");
-        Ok(Self(mac.finalize().into_bytes().to_vec().into()))
+        Ok(Self { signing: mac.finalize().into_bytes().to_vec().into(), also_accepted: None })
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes keys of any length.
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"))
+        mac_with(&self.signing)
     }
 
     fn sign(&self, body: &[u8]) -> String {
@@ -72,10 +80,18 @@ impl ForwardKey {
         let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
             return false;
         };
-        let mut mac = self.mac();
-        mac.update(body);
-        mac.verify_slice(&signature).is_ok()
+        std::iter::once(&self.signing).chain(&self.also_accepted).any(|key| {
+            let mut mac = mac_with(key);
+            mac.update(body);
+            mac.verify_slice(&signature).is_ok()
+        })
     }
+}
+
+fn mac_with(key: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length.
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -294,5 +310,18 @@ mod tests {
         let derived = ForwardKey::derived_from_token_secret(&secret).unwrap();
         let direct = ForwardKey::new(&secret).unwrap();
         assert_ne!(derived.sign(b"x"), direct.sign(b"x"));
+    }
+
+    #[test]
+    fn during_a_rotation_both_secrets_are_accepted_and_the_current_one_signs() {
+        let old = ForwardKey::new(&[7; 32]).unwrap();
+        let new = ForwardKey::new(&[8; 32]).unwrap();
+        let stranger = ForwardKey::new(&[9; 32]).unwrap();
+        let rotating = new.clone().also_accepting(&old);
+        assert!(rotating.verify(b"x", &old.sign(b"x")), "what old nodes sign");
+        assert!(rotating.verify(b"x", &new.sign(b"x")), "what new nodes sign");
+        assert!(!rotating.verify(b"x", &stranger.sign(b"x")));
+        assert_eq!(rotating.sign(b"x"), new.sign(b"x"), "signs with the current secret");
+        assert!(!new.verify(b"x", &old.sign(b"x")), "no overlap without the setting");
     }
 }
