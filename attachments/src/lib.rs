@@ -5,8 +5,12 @@
 //! storage ([`Attachments`]) under the conversation's prefix. The log never carries the
 //! bytes: a message's [`schemas::events::Attachment`] points at the stored object.
 
+pub mod budget;
 pub mod inspect;
+mod names;
 mod store;
+pub mod strip;
 
-pub use inspect::{Inspected, Refusal};
-pub use store::{Attachments, Download, Rendition, SaveError, StoreError};
+pub use budget::Budget;
+pub use inspect::Refusal;
+pub use store::{Attachments, Download, Previews, Quotas, Rendition, SaveError, StoreError, Swept};

@@ -192,11 +192,16 @@ pub(crate) struct HttpArgs {
     #[arg(long, env = "CHAT_MAX_UNFINISHED_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_unfinished_connections: u32,
+    /// A connection whose peer takes none of what is written to it for this long is closed
+    /// (a download nobody reads, a socket whose peer is gone).
+    #[arg(long, env = "CHAT_WRITE_TIMEOUT", default_value = "30s", value_parser = settings::duration)]
+    pub write_timeout: Duration,
 }
 
 impl HttpArgs {
     pub(crate) fn limits(&self) -> crate::server::HttpLimits {
         crate::server::HttpLimits {
+            write_timeout: self.write_timeout,
             read_timeout: self.read_timeout,
             keep_alive_timeout: self.keep_alive_timeout,
             max_header_bytes: self.max_header_bytes as usize,
@@ -238,6 +243,35 @@ pub(crate) struct FileArgs {
     #[arg(long, env = "CHAT_MAX_ATTACHMENT_BYTES", default_value_t = ingest::DEFAULT_MAX_UPLOAD_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1..=schemas::limits::MAX_ATTACHMENT_BYTES))]
     pub max_attachment_bytes: u64,
+    /// Bytes of memory attachments may take on this node: three quarters for decoding image
+    /// previews, a quarter for the bodies of uploads in flight (beyond, uploads wait, then
+    /// get 503).
+    #[arg(long, env = "CHAT_ATTACHMENT_MEMORY", default_value_t = 256 << 20,
+          value_parser = clap::value_parser!(u64).range(16 << 20..))]
+    pub attachment_memory: u64,
+    /// Uploads per second one user may sustain on one node (0: no limit).
+    #[arg(long, env = "CHAT_UPLOAD_RATE", default_value_t = 1.0, value_parser = settings::rate)]
+    pub upload_rate: f64,
+    /// Uploads one user may make at once before the rate applies.
+    #[arg(long, env = "CHAT_UPLOAD_BURST", default_value_t = 20)]
+    pub upload_burst: u32,
+    /// Bytes of files one conversation may keep (413 beyond).
+    #[arg(long, env = "CHAT_CONVERSATION_FILE_QUOTA", default_value_t = 1 << 30)]
+    pub conversation_file_quota: u64,
+    /// Bytes of files one user may keep, all conversations together (413 beyond).
+    #[arg(long, env = "CHAT_USER_FILE_QUOTA", default_value_t = 5 << 30)]
+    pub user_file_quota: u64,
+    /// Uploads no message carries within this long are removed.
+    #[arg(long, env = "CHAT_UNSENT_UPLOAD_TTL", default_value = "24h", value_parser = settings::duration)]
+    pub unsent_upload_ttl: Duration,
+    /// Downloads one user may have in flight on one node (429 beyond).
+    #[arg(long, env = "CHAT_DOWNLOADS_PER_USER", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub downloads_per_user: u32,
+    /// Downloads one node serves at once (429 beyond).
+    #[arg(long, env = "CHAT_MAX_DOWNLOADS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_downloads: u32,
 }
 
 impl FileArgs {
@@ -249,11 +283,25 @@ impl FileArgs {
         let Some(location) = self.object_store.clone().or(fallback) else { return Ok(None) };
         let store = attachments::Attachments::open(&location)
             .map_err(|error| anyhow::anyhow!("opening the object store: {error}"))?;
-        Ok(Some(store))
+        let previews =
+            attachments::Previews::new(self.attachment_memory / 4 * 3, Duration::from_secs(20));
+        let quotas = attachments::Quotas {
+            per_conversation: self.conversation_file_quota,
+            per_user: self.user_file_quota,
+        };
+        Ok(Some(store.with_previews(previews).with_quotas(quotas)))
     }
 
-    pub(crate) fn max_upload_bytes(&self) -> usize {
-        usize::try_from(self.max_attachment_bytes).unwrap_or(usize::MAX)
+    /// What uploads and downloads may take from the node.
+    pub(crate) fn limits(&self) -> ingest::FileLimits {
+        ingest::FileLimits {
+            max_upload_bytes: usize::try_from(self.max_attachment_bytes).unwrap_or(usize::MAX),
+            upload_memory: self.attachment_memory / 4,
+            upload_rate: (self.upload_rate > 0.0)
+                .then_some(ingest::Rate { per_second: self.upload_rate, burst: self.upload_burst }),
+            downloads_per_user: self.downloads_per_user as usize,
+            downloads: self.max_downloads as usize,
+        }
     }
 }
 

@@ -183,11 +183,14 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     let attachments = args.files.open(None)?;
+    let sweeper = attachments.clone().map(|attachments| {
+        ingest::sweep_unsent(attachments, args.files.unsent_upload_ttl, shutdown.clone())
+    });
     let (ingest, writers, writers_task) =
         backends.start_ingest(&args.limits, writer, attachments, &shutdown).await?;
     let parts = Parts { ingest: true, ..Parts::default() };
     let metrics = Metrics::new("ingest", parts, Arc::clone(&backends.log), Vec::new());
-    let public = ingest_router(&ingest, &verifier, args.files.max_upload_bytes());
+    let public = ingest_router(&ingest, &verifier, args.files.limits());
     // Leases are handed back while this node still answers forwarded sends with "not
     // here": the internal site closes after the writers' task ends.
     let internal = ingest::writer::forward_router(writers, forward)
@@ -196,7 +199,7 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let (public, internal) = (site(listener, public), site(internal_listener, internal));
     announce("ingest", Some(public.listener.local_addr()?), internal.listener.local_addr()?)?;
     let limits = args.http.limits();
-    let tasks = vec![writers_task];
+    let tasks = std::iter::once(writers_task).chain(sweeper).collect();
     server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
 }
 

@@ -59,6 +59,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let objects = std::path::absolute(data_dir.join("objects"))
         .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
     let attachments = args.files.open(Some(format!("file://{}", objects.display())))?;
+    let sweeper = attachments.clone().map(|attachments| {
+        ingest::sweep_unsent(attachments, args.files.unsent_upload_ttl, shutdown.clone())
+    });
     let (ingest, _, writers) =
         backends.start_ingest(&args.limits, writer, attachments, &shutdown).await?;
     let projector_config = projector::ProjectorConfig::default();
@@ -74,9 +77,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let consumers =
         vec![Consumer::Projector(Arc::clone(&backends.read_model)), Consumer::Fanout(hub)];
     let metrics = Metrics::new("dev", parts, Arc::clone(&backends.log), consumers);
-    let mut app = ingest_router(&ingest, &verifier, args.files.max_upload_bytes())
-        .merge(sockets)
-        .merge(web::router());
+    let mut app =
+        ingest_router(&ingest, &verifier, args.files.limits()).merge(sockets).merge(web::router());
     if let Some(tokens) = &dev_tokens {
         app = app.merge(web::dev_token_router(tokens.clone()));
     }
@@ -88,7 +90,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let addresses = (address.to_string(), internal_address.to_string());
     print_banner(&args, &addresses, &key_source, demo, dev_tokens.as_ref())?;
     let limits = args.http.limits();
-    let tasks = vec![projector, hub_task, writers];
+    let tasks = [projector, hub_task, writers].into_iter().chain(sweeper).collect();
     server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
 }
 

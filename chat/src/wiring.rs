@@ -105,12 +105,12 @@ pub(crate) fn fanout_config(limits: &LimitsArgs, origins: Vec<String>) -> Fanout
 pub(crate) fn ingest_router(
     ingest: &Arc<Ingest>,
     verifier: &Arc<Verifier>,
-    max_upload_bytes: usize,
+    files: ingest::FileLimits,
 ) -> Router {
     ingest::router(IngestState {
         ingest: Arc::clone(ingest),
         verifier: Arc::clone(verifier),
-        max_upload_bytes,
+        files: Arc::new(ingest::FileGate::new(files)),
     })
 }
 

@@ -28,6 +28,13 @@ pub enum IngestError {
     /// Over the per-user send rate; retry after the given time.
     #[error("too many sends; retry in {} ms", .0.as_millis())]
     RateLimited(std::time::Duration),
+    /// Over a storage quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// This node is at a limit of its own (memory for uploads, previews); retrying soon is
+    /// safe, and the message says which.
+    #[error("{0}")]
+    Busy(String),
     /// Log or store trouble; the message is for logs, not for clients.
     #[error("{0}")]
     Unavailable(String),
@@ -45,7 +52,8 @@ impl IngestError {
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::UnsupportedType(_) => ErrorCode::UnsupportedType,
             Self::RateLimited(_) => ErrorCode::RateLimited,
-            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            Self::Busy(_) | Self::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
 
@@ -57,10 +65,10 @@ impl IngestError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) | Self::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

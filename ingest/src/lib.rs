@@ -8,6 +8,7 @@
 
 mod error;
 mod extract;
+pub mod files;
 pub mod metrics;
 pub mod openapi;
 mod rate;
@@ -19,6 +20,7 @@ mod uploads;
 pub mod writer;
 
 pub use error::{IngestError, problem_response};
+pub use files::{FileGate, FileLimits, sweep_unsent};
 pub use rate::{Rate, TokenBucket};
 pub use routes::{MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};

@@ -55,6 +55,11 @@ pub enum Limit {
     ConnectionsPerUser,
     Subscriptions,
     SubscriptionChanges,
+    UploadRate,
+    UploadMemory,
+    PreviewMemory,
+    FileQuota,
+    DownloadsInFlight,
 }
 
 impl Limit {
@@ -64,6 +69,11 @@ impl Limit {
             Self::ConnectionsPerUser => "connections_per_user",
             Self::Subscriptions => "subscriptions",
             Self::SubscriptionChanges => "subscription_changes",
+            Self::UploadRate => "upload_rate",
+            Self::UploadMemory => "upload_memory",
+            Self::PreviewMemory => "preview_memory",
+            Self::FileQuota => "file_quota",
+            Self::DownloadsInFlight => "downloads_in_flight",
         }
     }
 }
@@ -80,6 +90,8 @@ struct Metrics {
     refusals: Family<LimitLabels, Counter>,
     uploads: Counter,
     uploaded_bytes: Counter,
+    swept: Counter,
+    swept_bytes: Counter,
 }
 
 /// Every known label value starts at zero, so that rates and alerts see a series from the
@@ -92,6 +104,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         refusals: Family::default(),
         uploads: Counter::default(),
         uploaded_bytes: Counter::default(),
+        swept: Counter::default(),
+        swept_bytes: Counter::default(),
     };
     for appender in [Appender::Keyed, Appender::Direct] {
         metrics.appends.get_or_create_owned(&AppenderLabels { appender: appender.label() });
@@ -109,6 +123,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Limit::ConnectionsPerUser,
         Limit::Subscriptions,
         Limit::SubscriptionChanges,
+        Limit::UploadRate,
+        Limit::UploadMemory,
+        Limit::PreviewMemory,
+        Limit::FileQuota,
+        Limit::DownloadsInFlight,
     ] {
         metrics.refusals.get_or_create_owned(&LimitLabels { limit: limit.label() });
     }
@@ -134,6 +153,12 @@ pub(crate) fn message_sent(duplicate: bool) {
 pub(crate) fn uploaded(bytes: u64) {
     METRICS.uploads.inc();
     METRICS.uploaded_bytes.inc_by(bytes);
+}
+
+/// Unsent uploads removed by a sweep, and their bytes.
+pub(crate) fn swept(uploads: u64, bytes: u64) {
+    METRICS.swept.inc_by(uploads);
+    METRICS.swept_bytes.inc_by(bytes);
 }
 
 /// A request or frame refused by `limit`.
@@ -170,6 +195,17 @@ pub fn register(registry: &mut Registry) {
         "Bytes of attachments kept in object storage",
         Unit::Bytes,
         metrics.uploaded_bytes.clone(),
+    );
+    registry.register(
+        "chat_attachments_swept",
+        "Uploads removed because no message carried them in time",
+        metrics.swept.clone(),
+    );
+    registry.register_with_unit(
+        "chat_attachments_swept",
+        "Bytes of uploads removed because no message carried them in time",
+        Unit::Bytes,
+        metrics.swept_bytes.clone(),
     );
     registry.register(
         "chat_limit_refusals",

@@ -294,15 +294,21 @@ impl Ingest {
         attachment: Attachment,
     ) -> Result<Attachment, IngestError> {
         let Some(upload_id) = &attachment.upload_id else { return Ok(attachment) };
-        let stored = self.attachments()?.describe(conversation, upload_id).await;
-        match stored.map_err(|error| IngestError::Unavailable(error.to_string()))? {
-            Some(stored) => Ok(stored),
-            None => Err(Invalid::new(
+        let store = self.attachments()?;
+        let unavailable =
+            |error: attachments::StoreError| IngestError::Unavailable(error.to_string());
+        let Some(stored) = store.describe(conversation, upload_id).await.map_err(unavailable)?
+        else {
+            return Err(Invalid::new(
                 "attachment.upload_id",
-                "no upload to this conversation has this id",
+                "no upload to this conversation has this id (or it was not sent in time)",
             )
-            .into()),
-        }
+            .into());
+        };
+        // Kept from now on, before the message exists: the sweeper never takes a file a
+        // message carries.
+        store.mark_sent(conversation, upload_id).await.map_err(unavailable)?;
+        Ok(stored)
     }
 
     async fn duplicate_of(&self, conversation: ConversationId, original: MessageId) -> SentMessage {

@@ -9,6 +9,6 @@ use crate::service::Ingest;
 pub struct IngestState {
     pub ingest: Arc<Ingest>,
     pub verifier: Arc<auth::Verifier>,
-    /// Largest attachment taken (413 beyond).
-    pub max_upload_bytes: usize,
+    /// What uploads and downloads may take from this node.
+    pub files: Arc<crate::files::FileGate>,
 }

@@ -12,12 +12,14 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use schemas::Attachment;
 use schemas::http::UploadQuery;
 use schemas::limits;
 
 use crate::error::IngestError;
 use crate::extract::{Authenticated, QueryParams, parse_conversation};
+use crate::metrics::Limit;
 use crate::state::IngestState;
 
 /// Largest upload when the deployment does not say (`CHAT_MAX_ATTACHMENT_BYTES`).
@@ -33,7 +35,8 @@ pub(crate) async fn upload(
 ) -> Result<Response, IngestError> {
     let conversation = parse_conversation(&id)?;
     let name = file_name(query.name.as_deref())?;
-    let limit = state.max_upload_bytes;
+    let files = &state.files;
+    let limit = files.limits.max_upload_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
@@ -42,6 +45,9 @@ pub(crate) async fn upload(
     }
     state.ingest.authorize(&caller, conversation).await?;
     let store = state.ingest.attachments()?;
+    files.take_upload(&caller.user_id)?;
+    // A body of unknown length may be as large as the limit.
+    let _body_memory = files.reserve_body(declared.unwrap_or(limit as u64)).await?;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
         // The limit, or a body that stopped arriving in time.
         let error = error.into_inner();
@@ -54,6 +60,14 @@ pub(crate) async fn upload(
     let saved = store.save(conversation, &caller.user_id, &name, bytes).await;
     let attachment: Attachment = saved.map_err(|error| match error {
         SaveError::Refused(refusal) => IngestError::UnsupportedType(refusal.to_string()),
+        SaveError::OverQuota(detail) => {
+            crate::metrics::refused(Limit::FileQuota);
+            IngestError::QuotaExceeded(detail)
+        }
+        SaveError::Busy => {
+            crate::metrics::refused(Limit::PreviewMemory);
+            IngestError::Busy(error.to_string())
+        }
         SaveError::Store(error) => IngestError::Unavailable(error.to_string()),
     })?;
     crate::metrics::uploaded(attachment.size.unwrap_or_default());
@@ -85,6 +99,7 @@ async fn serve(
 ) -> Result<Response, IngestError> {
     let conversation = parse_conversation(id)?;
     state.ingest.authorize(caller, conversation).await?;
+    let ticket = state.files.start_download(&caller.user_id)?;
     let found = state.ingest.attachments()?.read(conversation, upload_id, rendition).await;
     let Some(file) = found.map_err(|error| IngestError::Unavailable(error.to_string()))? else {
         return Err(IngestError::NotFound(format!("no attachment {upload_id} here")));
@@ -94,10 +109,11 @@ async fn serve(
     } else {
         file.mime_type.clone()
     };
-    // Raster images are shown in the page; anything else is a download.
-    let disposition = if file.mime_type.starts_with("image/") { "inline" } else { "attachment" };
+    // Previewed images are shown in the page; anything else is a download.
+    let disposition = if file.inline { "inline" } else { "attachment" };
     let headers = [
         (header::CONTENT_TYPE, value(&content_type)),
+        (header::CONTENT_LENGTH, HeaderValue::from(file.size)),
         (header::CONTENT_DISPOSITION, value(&format!("{disposition}; {}", filename(&file.name)))),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         (
@@ -111,7 +127,13 @@ async fn serve(
         // An upload never changes; only its participants may see it.
         (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable")),
     ];
-    Ok((headers, file.bytes).into_response())
+    // Streamed as the store gives it; the ticket is counted out when the body is dropped,
+    // sent or abandoned (the listener closes connections whose peer stops reading).
+    let body = file.body.map(move |chunk| {
+        let _counted = &ticket;
+        chunk.map_err(std::io::Error::other)
+    });
+    Ok((headers, Body::from_stream(body)).into_response())
 }
 
 fn too_large(limit: usize) -> IngestError {

@@ -165,6 +165,8 @@ pub enum ErrorCode {
     UnsupportedType,
     /// Too many requests or subscriptions.
     RateLimited,
+    /// A storage quota (a conversation's or a user's files) is full.
+    QuotaExceeded,
     /// The backend could not take the request right now; retrying is safe.
     Unavailable,
     Internal,
@@ -182,6 +184,7 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
             Self::RateLimited => "rate_limited",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }

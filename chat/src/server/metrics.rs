@@ -1,5 +1,5 @@
 //! The listener's own metrics: connections waiting for their first whole request head,
-//! and those it closed before one arrived.
+//! and those it closed (before one arrived, or because their peer stopped reading).
 
 use std::sync::LazyLock;
 
@@ -16,15 +16,18 @@ pub(crate) enum Dropped {
     Late,
     /// Evicted, the oldest waiting, when the limit was reached.
     Crowded,
+    /// The peer took nothing written to it within the write timeout.
+    WriteStalled,
 }
 
 impl Dropped {
-    pub(crate) const ALL: [Self; 2] = [Self::Late, Self::Crowded];
+    pub(crate) const ALL: [Self; 3] = [Self::Late, Self::Crowded, Self::WriteStalled];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Late => "read_timeout",
             Self::Crowded => "unfinished_limit",
+            Self::WriteStalled => "write_timeout",
         }
     }
 }
@@ -43,8 +46,9 @@ pub(super) fn count_waiting(by: i64) {
     WAITING.inc_by(by);
 }
 
-/// A connection closed before it sent a whole first request (`read_timeout`: too slow;
-/// `unfinished_limit`: evicted, the oldest of too many waiting).
+/// A connection closed by the listener (`read_timeout`: no whole first request in time;
+/// `unfinished_limit`: evicted, the oldest of too many waiting; `write_timeout`: its peer
+/// took nothing written to it for the write timeout).
 pub(super) fn count_dropped_connection(dropped: Dropped) {
     DROPPED.get_or_create(&DroppedLabels { reason: dropped.as_str() }).inc();
 }
@@ -56,7 +60,7 @@ pub(crate) fn register(registry: &mut Registry) {
     }
     registry.register(
         "chat_http_connections_dropped",
-        "Connections closed before sending a whole first request, by reason",
+        "Connections the listener closed: no whole first request in time, evicted, or a peer that stopped reading",
         DROPPED.clone(),
     );
     registry.register(

@@ -5,6 +5,7 @@
 mod deadline_body;
 pub(crate) mod metrics;
 mod unfinished;
+mod write_stall;
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -28,6 +29,7 @@ use tower::ServiceExt;
 
 use self::deadline_body::DeadlineBody;
 use self::unfinished::Unfinished;
+use self::write_stall::WriteStall;
 
 /// How every listener treats slow and idle clients (from [`crate::cli::HttpArgs`]).
 #[derive(Debug, Clone)]
@@ -40,6 +42,8 @@ pub(crate) struct HttpLimits {
     pub max_header_bytes: usize,
     /// Connections waiting for their first request head; beyond, the oldest is closed.
     pub max_unfinished: usize,
+    /// A connection whose peer takes nothing written to it for this long is closed.
+    pub write_timeout: Duration,
 }
 
 /// What a process gets after its drain period to finish the rest (the last sockets' close
@@ -205,6 +209,7 @@ async fn serve_site(site: Site, limits: HttpLimits, close: CancellationToken) {
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
+        let socket = WriteStall::new(socket, limits.write_timeout);
         let connection = http.serve_connection(TokioIo::new(socket), service).with_upgrades();
         let closing = close.clone();
         connections.spawn(async move {

@@ -24,8 +24,12 @@ fn limits() -> HttpLimits {
         keep_alive_timeout: Duration::from_millis(800),
         max_header_bytes: 8 * 1024,
         max_unfinished: 16,
+        write_timeout: Duration::from_secs(30),
     }
 }
+
+/// Bytes of the endless download the write-timeout test never reads.
+const HUGE: usize = 256 << 20;
 
 struct Served {
     address: SocketAddr,
@@ -39,6 +43,15 @@ async fn serve_test_app(limits: HttpLimits) -> anyhow::Result<Served> {
     let app = Router::new()
         .route("/ok", get(|| async { "ok" }))
         .route("/echo", post(|body: String| async move { body }))
+        .route(
+            "/huge",
+            get(|| async {
+                let chunks = futures_util::stream::repeat_with(|| {
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![7_u8; 64 * 1024]))
+                });
+                Body::from_stream(futures_util::StreamExt::take(chunks, HUGE / (64 * 1024)))
+            }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -290,5 +303,33 @@ async fn a_task_that_never_ends_is_cut_at_the_drain_plus_its_margin() -> anyhow:
     shutdown.cancel();
     served.await??;
     assert_eq!(started.elapsed(), drain + DRAIN_MARGIN);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_download_nobody_reads_is_closed_after_the_write_timeout() -> anyhow::Result<()> {
+    let served =
+        serve_test_app(HttpLimits { write_timeout: Duration::from_millis(500), ..limits() })
+            .await?;
+    let socket = TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(16 * 1024)?;
+    let mut reader = socket.connect(served.address).await?;
+    reader.write_all(b"GET /huge HTTP/1.1\r\nhost: x\r\n\r\n").await?;
+    // Reads nothing while the server fills the buffers and then waits on the peer.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut buffer = vec![0_u8; 64 * 1024];
+    let mut received = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(read)) => received += read,
+            Err(_) => anyhow::bail!("the stalled download was still open after {received} bytes"),
+        }
+    }
+    assert!(received < HUGE / 4, "{received} bytes: the server kept writing to a stalled peer");
+    // Prompt readers are served as before.
+    assert!(get_ok(served.address).await?.ends_with("ok"));
+    served.shutdown.cancel();
+    served.task.await??;
     Ok(())
 }

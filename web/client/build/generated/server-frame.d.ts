@@ -80,7 +80,7 @@ export type PresenceStatus = "online" | "offline";
  * Why a request failed; shared by HTTP problem types (`urn:chat:problem:<code>`), native
  * error frames and seed error frames.
  */
-export type ErrorCode = ("not_found" | "internal") | "invalid_json" | "invalid_input" | "unauthenticated" | "forbidden" | "conflict" | "too_large" | "unsupported_type" | "rate_limited" | "unavailable";
+export type ErrorCode = ("not_found" | "internal") | "invalid_json" | "invalid_input" | "unauthenticated" | "forbidden" | "conflict" | "too_large" | "unsupported_type" | "rate_limited" | "quota_exceeded" | "unavailable";
 /**
  * A message as history and the native WebSocket API show it.
  */

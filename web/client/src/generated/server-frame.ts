@@ -103,6 +103,7 @@ export type ErrorCode =
   | "too_large"
   | "unsupported_type"
   | "rate_limited"
+  | "quota_exceeded"
   | "unavailable";
 
 /**
