@@ -10,6 +10,7 @@ pub mod inspect;
 mod names;
 mod store;
 pub mod strip;
+mod workers;
 
 pub use budget::Budget;
 pub use inspect::Refusal;

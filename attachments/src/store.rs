@@ -8,7 +8,7 @@
 //! attachments/{conversation}/{upload id}/thumbnail   previewed images only
 //! attachments/{conversation}/{upload id}/meta.json   written last: its presence means complete
 //! by-user/{uploader}/{conversation}.{upload id}.{bytes}   empty: what each user stores
-//! unsent/{conversation}.{upload id}   empty, removed when a message carries the upload
+//! unsent/{conversation}/{upload id}   its uploader and size; removed when a message carries it
 //! ```
 
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use crate::budget::{Budget, Refused};
 use crate::inspect::{self, Refusal, Sniffed, Thumbnail};
 use crate::names;
 use crate::strip;
+use crate::workers::Workers;
 
 /// The store could not be reached or refused an operation.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,14 @@ struct Meta {
     uploader: UserId,
 }
 
+/// What an `unsent` marker holds: enough to undo the upload's `by-user` entry even when a
+/// node died before its description was written.
+#[derive(Debug, Serialize, Deserialize)]
+struct Unsent {
+    uploader: UserId,
+    bytes: u64,
+}
+
 /// How much one conversation and one user may keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quotas {
@@ -97,23 +106,40 @@ pub struct Quotas {
     pub per_user: u64,
 }
 
-/// What decoding previews may take from the process.
+/// What image work (stripping, measuring, decoding previews) may take from the process.
 #[derive(Debug, Clone)]
 pub struct Previews {
     /// Bytes every decode in flight reserves from.
-    pub memory: Budget,
+    memory: Budget,
     /// Decodes at once (each takes a core until it is done).
-    pub slots: Arc<tokio::sync::Semaphore>,
+    slots: Arc<tokio::sync::Semaphore>,
+    /// The threads all image work runs on, one per slot.
+    workers: Arc<Workers>,
     /// How long an upload waits for memory and a slot before it is told to come back.
-    pub patience: Duration,
+    patience: Duration,
 }
 
 impl Previews {
-    /// Half the process's cores, at least one, and `memory` bytes.
-    pub fn new(memory: u64, patience: Duration) -> Self {
+    /// Decodes within `memory` bytes, on half the process's cores (at least one).
+    pub fn new(memory: u64, patience: Duration) -> std::io::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let slots = Arc::new(tokio::sync::Semaphore::new(cores.div_ceil(2)));
-        Self { memory: Budget::new(memory), slots, patience }
+        let slots = cores.div_ceil(2);
+        Ok(Self {
+            memory: Budget::new(memory),
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            workers: Arc::new(Workers::start(slots, "chat-images")?),
+            patience,
+        })
+    }
+
+    /// Runs image work on the image threads.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+    ) -> Result<T, SaveError> {
+        let done = self.workers.run(work).await;
+        let done = done.map_err(|_| StoreError("inspecting the file failed".into()))?;
+        Ok(done?)
     }
 }
 
@@ -162,7 +188,8 @@ impl Attachments {
                 "{location}: expected file:///directory or s3://bucket[/prefix]"
             )));
         };
-        let previews = Previews::new(DEFAULT_PREVIEW_MEMORY, Duration::from_secs(20));
+        let previews =
+            Previews::new(DEFAULT_PREVIEW_MEMORY, Duration::from_secs(20)).map_err(failed)?;
         Ok(Self { store, location: location.to_owned(), previews, quotas: None })
     }
 
@@ -198,7 +225,7 @@ impl Attachments {
         let (kept, image) = match sniffed {
             Sniffed::Document { .. } => (bytes, None),
             Sniffed::Image { container, format, .. } => {
-                let cleaned = blocking(move || {
+                let cleaned = self.previews.run(move || {
                     let cleaned = strip::strip(container, &bytes)
                         .map_err(|malformed| Refusal::BrokenImage(malformed.to_string()))?;
                     let header = inspect::header(&cleaned, format)?;
@@ -215,8 +242,11 @@ impl Attachments {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let size = kept.len() as u64;
         let folder = folder(conversation, &id);
+        // The indexes first, so that whatever a crash leaves behind is found by the sweeper.
+        let marker = Unsent { uploader: uploader.clone(), bytes: size };
+        let marker = serde_json::to_vec(&marker).map_err(failed)?;
+        self.put(&unsent(conversation, &id), Bytes::from(marker)).await?;
         self.put(&by_user(uploader, conversation, &id, size), Bytes::new()).await?;
-        self.put(&unsent(conversation, &id), Bytes::new()).await?;
         self.put(&folder.clone().join("original"), kept).await?;
         let mut attachment = Attachment {
             url: format!("/v1/conversations/{conversation}/attachments/{id}"),
@@ -264,7 +294,7 @@ impl Attachments {
                 .ok()
                 .and_then(Result::ok)
                 .ok_or(SaveError::Busy)?;
-        let thumbnail = blocking(move || {
+        let thumbnail = previews.run(move || {
             let _held = (reserved, slot);
             inspect::thumbnail(&bytes, format, cost)
         });
@@ -345,32 +375,40 @@ impl Attachments {
             if u128::try_from(age).unwrap_or(0) < unsent_for.as_millis() {
                 continue;
             }
-            let Some((conversation, upload_id)) = marker.location.filename().and_then(unsent_entry)
-            else {
+            let Some((conversation, upload_id)) = unsent_entry(&marker.location) else {
                 continue;
             };
             // The description goes first: from then on the upload cannot be sent, and a
             // sweep cut short is finished by the next one (the marker goes last).
-            let meta = self.meta(conversation, &upload_id).await?;
             let folder = folder(conversation, &upload_id);
             self.delete(&folder.clone().join("meta.json")).await?;
-            let mut bytes = 0;
             for file in ["original", "thumbnail"] {
                 let path = folder.clone().join(file);
                 if let Ok(object) = self.store.head(&path).await {
-                    bytes += object.size;
+                    swept.bytes += object.size;
                 }
                 self.delete(&path).await?;
             }
-            if let Some(meta) = meta {
-                let size = meta.attachment.size.unwrap_or_default();
-                self.delete(&by_user(&meta.uploader, conversation, &upload_id, size)).await?;
-            }
-            self.delete(&marker.location).await?;
+            self.forget_unsent(conversation, &upload_id).await?;
             swept.uploads += 1;
-            swept.bytes += bytes;
         }
         Ok(swept)
+    }
+
+    /// Removes an upload's `unsent` marker and the `by-user` entry it names.
+    async fn forget_unsent(
+        &self,
+        conversation: ConversationId,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        let marker = unsent(conversation, upload_id);
+        let found = self.get(&marker).await?;
+        if let Some(Unsent { uploader, bytes }) =
+            found.and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        {
+            self.delete(&by_user(&uploader, conversation, upload_id, bytes)).await?;
+        }
+        self.delete(&marker).await
     }
 
     /// One rendition of a complete upload of `conversation`, if there is one, streamed from
@@ -403,10 +441,18 @@ impl Attachments {
         &self,
         conversation: ConversationId,
     ) -> Result<usize, StoreError> {
+        let markers = Path::from("unsent").join(conversation.to_string());
+        let markers: Vec<_> =
+            self.store.list(Some(&markers)).try_collect().await.map_err(failed)?;
+        for marker in &markers {
+            if let Some((_, upload_id)) = unsent_entry(&marker.location) {
+                self.forget_unsent(conversation, &upload_id).await?;
+            }
+        }
         let prefix = conversation_prefix(conversation);
         let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(failed)?;
-        let mut deleted = 0;
         for object in &objects {
+            // Sent uploads have no marker left; their descriptions name their uploaders.
             if object.location.filename() == Some("meta.json") {
                 let bytes = self.get(&object.location).await?.unwrap_or_default();
                 if let Ok(meta) = serde_json::from_slice::<Meta>(&bytes)
@@ -414,13 +460,11 @@ impl Attachments {
                 {
                     let size = meta.attachment.size.unwrap_or_default();
                     self.delete(&by_user(&meta.uploader, conversation, upload_id, size)).await?;
-                    self.delete(&unsent(conversation, upload_id)).await?;
                 }
             }
             self.delete(&object.location).await?;
-            deleted += 1;
         }
-        Ok(deleted)
+        Ok(objects.len())
     }
 
     async fn meta(
@@ -459,15 +503,6 @@ impl Attachments {
     }
 }
 
-/// Runs CPU-bound work off the async runtime.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
-) -> Result<T, SaveError> {
-    let done = tokio::task::spawn_blocking(work).await;
-    let done = done.map_err(|error| StoreError(format!("inspecting the file failed: {error}")))?;
-    Ok(done?)
-}
-
 fn conversation_prefix(conversation: ConversationId) -> Path {
     Path::from("attachments").join(conversation.to_string())
 }
@@ -481,7 +516,7 @@ fn by_user(user: &UserId, conversation: ConversationId, upload_id: &str, bytes: 
 }
 
 fn unsent(conversation: ConversationId, upload_id: &str) -> Path {
-    Path::from("unsent").join(format!("{conversation}.{upload_id}"))
+    Path::from("unsent").join(conversation.to_string()).join(upload_id)
 }
 
 /// The size a `by-user` entry records.
@@ -489,10 +524,12 @@ fn entry_bytes(name: &str) -> Option<u64> {
     name.rsplit('.').next()?.parse().ok()
 }
 
-/// The upload an `unsent` marker names.
-fn unsent_entry(name: &str) -> Option<(ConversationId, String)> {
-    let (conversation, upload_id) = name.split_once('.')?;
-    let conversation = ConversationId::new(conversation.parse().ok()?).ok()?;
+/// The upload an `unsent` marker names (`unsent/{conversation}/{upload id}`).
+fn unsent_entry(marker: &Path) -> Option<(ConversationId, String)> {
+    let parts: Vec<_> = marker.parts().collect();
+    let [_, conversation, upload_id] = parts.as_slice() else { return None };
+    let conversation = ConversationId::new(conversation.as_ref().parse().ok()?).ok()?;
+    let upload_id = upload_id.as_ref();
     schemas::limits::valid_upload_id(upload_id).then(|| (conversation, upload_id.to_owned()))
 }
 
@@ -595,9 +632,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_upload_cut_short_before_its_description_is_swept_with_its_indexes() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = opened(&directory);
+        let conversation = ConversationId::new(6).unwrap();
+        let saved = store.save(conversation, &UserId::new("ana").unwrap(), "a.png", png()).await;
+        let id = saved.unwrap().upload_id.unwrap();
+        // As if the node had died before writing the description.
+        store.store.delete(&folder(conversation, &id).join("meta.json")).await.unwrap();
+        assert_eq!(store.sweep(Duration::ZERO).await.unwrap().uploads, 1);
+        let left: Vec<_> = store.store.list(None).try_collect().await.unwrap();
+        assert!(left.is_empty(), "nothing of it is left to count against anyone: {left:?}");
+    }
+
+    #[tokio::test]
     async fn an_image_larger_than_the_preview_budget_is_kept_without_a_thumbnail() {
         let directory = tempfile::tempdir().unwrap();
-        let previews = Previews::new(1 << 20, Duration::from_secs(1));
+        let previews = Previews::new(1 << 20, Duration::from_secs(1)).unwrap();
         let store = opened(&directory).with_previews(previews);
         let conversation = ConversationId::new(9).unwrap();
         let saved = store.save(conversation, &UserId::new("ana").unwrap(), "big", png()).await;

@@ -284,7 +284,8 @@ impl FileArgs {
         let store = attachments::Attachments::open(&location)
             .map_err(|error| anyhow::anyhow!("opening the object store: {error}"))?;
         let previews =
-            attachments::Previews::new(self.attachment_memory / 4 * 3, Duration::from_secs(20));
+            attachments::Previews::new(self.attachment_memory / 4 * 3, Duration::from_secs(20))
+                .map_err(|error| anyhow::anyhow!("starting the image threads: {error}"))?;
         let quotas = attachments::Quotas {
             per_conversation: self.conversation_file_quota,
             per_user: self.user_file_quota,

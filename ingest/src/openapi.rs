@@ -101,10 +101,21 @@ pub fn document() -> Value {
         "the bytes are of a type that cannot be sent (images PNG/JPEG/GIF/WebP, PDF, ZIP and \
          plain text can)",
     );
-    let upload_too_large = b.problem("over the attachment limit (CHAT_MAX_ATTACHMENT_BYTES)");
-    let file = json!({ "description": "the file, with its sniffed Content-Type, \
+    let upload_too_large = b.problem(
+        "over the attachment limit (CHAT_MAX_ATTACHMENT_BYTES, type too_large), or a full \
+         storage quota of the conversation or the uploader (type quota_exceeded)",
+    );
+    let upload_busy = b.problem(
+        "too many uploads are being received or images decoded on this node; Retry-After says \
+         when to try again",
+    );
+    let uploads_limited = b.problem("over the per-user upload rate; Retry-After says when");
+    let downloads_limited =
+        b.problem("too many downloads of this user (or this node) in flight; retry shortly");
+    let file = json!({ "description": "the file, streamed, with its sniffed Content-Type, \
         X-Content-Type-Options: nosniff, a sandboxing Content-Security-Policy, and \
-        Content-Disposition inline for images, attachment otherwise",
+        Content-Disposition inline for previewed images, attachment otherwise (images keep no \
+        metadata but their orientation; the file name ends in the sniffed type's extension)",
         "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
     let upload_id = json!({ "name": "upload_id", "in": "path", "required": true,
         "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } });
@@ -194,21 +205,21 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "application/octet-stream":
                     { "schema": { "type": "string", "format": "binary" } } } },
                 "responses": with_errors(json!({ "201": uploaded, "413": upload_too_large,
-                    "415": unsupported }))
+                    "415": unsupported, "429": uploads_limited, "503": upload_busy }))
             }},
             "/v1/conversations/{id}/attachments/{upload_id}": { "get": {
                 "operationId": "downloadAttachment",
                 "summary": "A file of the conversation, participants only",
                 "security": bearer,
                 "parameters": [path_id("conversation id"), upload_id],
-                "responses": with_errors(json!({ "200": file }))
+                "responses": with_errors(json!({ "200": file, "429": downloads_limited }))
             }},
             "/v1/conversations/{id}/attachments/{upload_id}/thumbnail": { "get": {
                 "operationId": "downloadThumbnail",
                 "summary": "An image's thumbnail (at most 320 pixels on its longer side)",
                 "security": bearer,
                 "parameters": [path_id("conversation id"), upload_id],
-                "responses": with_errors(json!({ "200": file }))
+                "responses": with_errors(json!({ "200": file, "429": downloads_limited }))
             }},
             "/v1/me": { "get": {
                 "operationId": "me", "summary": "Who the token says the caller is",

@@ -4,7 +4,7 @@
 //! when the scraper asks for it, OpenMetrics with exemplars.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -71,7 +71,13 @@ pub(crate) struct Metrics {
     log: Arc<dyn EventLog>,
     consumers: Vec<Consumer>,
     lag: Family<LagLabels, Gauge>,
+    /// When lag was last measured: scrapes in quick succession (several scrapers, a
+    /// dashboard refreshing) cost the log and the store one query a second, not one each.
+    measured: Arc<std::sync::Mutex<Option<Instant>>>,
 }
+
+/// Lag is measured at most this often, however often `/metrics` is scraped.
+const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// The parts of the system a role runs, to register their metrics.
 #[derive(Debug, Clone, Copy, Default)]
@@ -116,7 +122,7 @@ impl Metrics {
                 lag.clone(),
             );
         }
-        Self { registry: Arc::new(registry), log, consumers, lag }
+        Self { registry: Arc::new(registry), log, consumers, lag, measured: Arc::default() }
     }
 
     /// `/metrics`.
@@ -125,7 +131,7 @@ impl Metrics {
     }
 
     async fn measure_lag(&self) {
-        if self.consumers.is_empty() {
+        if self.consumers.is_empty() || !self.due() {
             return;
         }
         let Ok(Ok(ends)) = tokio::time::timeout(LAG_DEADLINE, self.log.end_offsets()).await else {
@@ -148,6 +154,19 @@ impl Metrics {
                 self.lag.get_or_create(&labels).set(lag);
             }
         }
+    }
+}
+
+impl Metrics {
+    /// Whether lag is due to be measured again, claiming the measurement if so.
+    fn due(&self) -> bool {
+        let Ok(mut measured) = self.measured.lock() else { return true };
+        let now = Instant::now();
+        if measured.is_some_and(|last| now.duration_since(last) < LAG_EVERY) {
+            return false;
+        }
+        *measured = Some(now);
+        true
     }
 }
 
