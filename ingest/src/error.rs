@@ -25,9 +25,9 @@ pub enum IngestError {
     /// An upload whose bytes are of a type that cannot be sent.
     #[error("{0}")]
     UnsupportedType(String),
-    /// Over the per-user send rate; retry after the given time.
-    #[error("too many sends; retry in {} ms", .0.as_millis())]
-    RateLimited(std::time::Duration),
+    /// Over a per-user rate or limit (what, e.g. "sends"); retry after the given time.
+    #[error("too many {0}; retry in {wait} ms", wait = .1.as_millis())]
+    RateLimited(&'static str, std::time::Duration),
     /// Over a storage quota.
     #[error("{0}")]
     QuotaExceeded(String),
@@ -51,7 +51,7 @@ impl IngestError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::UnsupportedType(_) => ErrorCode::UnsupportedType,
-            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::RateLimited(..) => ErrorCode::RateLimited,
             Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Self::Busy(_) | Self::Unavailable(_) => ErrorCode::Unavailable,
         }
@@ -67,7 +67,7 @@ impl IngestError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) | Self::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -146,7 +146,7 @@ impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         self.log_if_internal();
         let mut response = problem_response(&self.problem());
-        if let Self::RateLimited(wait) = &self {
+        if let Self::RateLimited(_, wait) = &self {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

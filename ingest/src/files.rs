@@ -97,7 +97,7 @@ impl FileGate {
         let Some(limiter) = &self.uploads else { return Ok(()) };
         limiter.take(user, Instant::now()).map_err(|wait| {
             metrics::refused(Limit::UploadRate);
-            IngestError::RateLimited(wait)
+            IngestError::RateLimited("uploads", wait)
         })
     }
 
@@ -119,7 +119,7 @@ impl FileGate {
         if mine >= self.limits.downloads_per_user || downloads.total >= self.limits.downloads {
             drop(downloads);
             metrics::refused(Limit::DownloadsInFlight);
-            return Err(IngestError::RateLimited(Duration::from_secs(1)));
+            return Err(IngestError::RateLimited("downloads at once", Duration::from_secs(1)));
         }
         downloads.total += 1;
         *downloads.per_user.entry(user.clone()).or_default() += 1;

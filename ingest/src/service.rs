@@ -222,7 +222,7 @@ impl Ingest {
         {
             limiter.take(&caller.user_id, std::time::Instant::now()).map_err(|wait| {
                 crate::metrics::refused(crate::metrics::Limit::SendRate);
-                IngestError::RateLimited(wait)
+                IngestError::RateLimited("sends", wait)
             })?;
         }
         let record = if caller.service {
