@@ -185,7 +185,19 @@ async fn a_reader_that_stops_reading_is_cut_off_and_resumes_without_loss() {
             Seen::Closed(code, reason) => break (code, reason),
         }
     };
-    assert_eq!(close.0, 4008, "{close:?}");
+    // The server offers its 4008 for two seconds; a reader still not reading by then (this
+    // one reads only after all 150 sends, which a loaded machine makes slow) finds the
+    // connection reset instead. Either way the server cut it for being slow, and says so.
+    assert!(matches!(close.0, 4008 | 1006), "{close:?}");
+    let page = server.http.get(server.internal_url(Role::Fanout, 0, "/metrics")).send().await;
+    let page = page.unwrap().text().await.unwrap();
+    let cut = page.lines().any(|line| {
+        line.starts_with("chat_fanout_disconnects_total")
+            && line.contains("code=\"4008\"")
+            && line.contains("closed_by=\"server\"")
+            && line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0) >= 1.0
+    });
+    assert!(cut, "the server did not count the cut as a slow consumer's (4008)");
     assert!(received.len() < sent.len(), "the slow reader was never cut off");
     assert_eq!(received, sent[..received.len()], "what arrived before the cut must be in order");
     let since = received.last().copied().unwrap_or(0);
