@@ -6,7 +6,7 @@
 //! every pod shares them, so a blip of either would mark the whole fleet unready at once
 //! and empty the Services, turning a partial outage into a total one. A request that needs
 //! a backend which is away fails on its own (503, retried by clients); the backends'
-//! health is the alerts' business (ARCHITECTURE.md, "Readiness").
+//! health is the alerts' business (docs/decisions/readiness.md).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,6 +6,8 @@
 //! Configuration comes from flags or `CHAT_*` environment variables and is validated
 //! before any port is bound.
 
+#[cfg(test)]
+mod architecture_map;
 mod cli;
 mod cluster;
 mod config_check;
