@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::Router;
 use eventlog::kafka::{KafkaConfig, KafkaEventLog};
 use eventlog::kafka_signals::KafkaSignalBus;
 use ingest::writer::{ForwardKey, WriterConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use viewstore::cql::{CqlConfig, CqlStore};
 
-use crate::cli::{ClusterArgs, ProjectorArgs, RoleArgs};
+use crate::cli::{ClusterArgs, HttpArgs, ProjectorArgs, RoleArgs};
 use crate::telemetry::metrics::{Consumer, Metrics, Parts};
 use crate::wiring::{
     Backends, fanout_config, ingest_router, node_name, site, spawn_projector, start_fanout,
@@ -75,6 +78,26 @@ pub(crate) async fn connect(
         .await
         .with_context(|| format!("connecting to CQL at {:?}", args.cql_nodes))?;
     Ok(Backends::new(Arc::new(log), Arc::new(signals), Arc::new(store)))
+}
+
+/// A role's public site (the projector has none) and internal one: listener and routes.
+type Sites = (Option<(TcpListener, Router)>, (TcpListener, Router));
+
+/// How every role ends its start: its sites, its banner, then serving until SIGTERM and its
+/// drain.
+async fn serve_role(
+    role: &str,
+    (public, (internal_listener, internal)): Sites,
+    http: &HttpArgs,
+    drain: Duration,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let public = public.map(|(listener, routes)| site(listener, routes));
+    let internal = site(internal_listener, internal);
+    let public_address = public.as_ref().map(|site| site.listener.local_addr()).transpose()?;
+    announce(role, public_address, internal.listener.local_addr()?)?;
+    server::serve(public, internal, &http.limits(), shutdown, drain, tasks).await
 }
 
 /// The banner: where the role serves (the projector only has its internal site).
@@ -196,11 +219,9 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
     let internal = ingest::writer::forward_router(writers, forward)
         .merge(health::router(None, &shutdown))
         .merge(metrics.router());
-    let (public, internal) = (site(listener, public), site(internal_listener, internal));
-    announce("ingest", Some(public.listener.local_addr()?), internal.listener.local_addr()?)?;
-    let limits = args.http.limits();
     let tasks = std::iter::once(writers_task).chain(sweeper).collect();
-    server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
+    let sites = (Some((listener, public)), (internal_listener, internal));
+    serve_role("ingest", sites, &args.http, args.limits.drain, shutdown, tasks).await
 }
 
 pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
@@ -229,11 +250,9 @@ pub(crate) async fn run_fanout(args: RoleArgs) -> anyhow::Result<()> {
     let consumers = vec![Consumer::Fanout(hub)];
     let metrics = Metrics::new("fanout", parts, Arc::clone(&backends.log), consumers);
     let internal = health::router(None, &shutdown).merge(metrics.router());
-    let (public, internal) = (site(listener, sockets), site(internal_listener, internal));
-    announce("fanout", Some(public.listener.local_addr()?), internal.listener.local_addr()?)?;
-    let limits = args.http.limits();
     let tasks = vec![hub_task, writers_task];
-    server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
+    let sites = (Some((listener, sockets)), (internal_listener, internal));
+    serve_role("fanout", sites, &args.http, args.limits.drain, shutdown, tasks).await
 }
 
 pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
@@ -253,9 +272,8 @@ pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
     let consumers = vec![Consumer::Projector(Arc::clone(&backends.read_model))];
     let metrics = Metrics::new("projector", parts, Arc::clone(&backends.log), consumers);
     let internal = health::router(Some(joined), &shutdown).merge(metrics.router());
-    let internal = site(internal_listener, internal);
-    announce("projector", None, internal.listener.local_addr()?)?;
-    server::serve(None, internal, &args.http.limits(), shutdown, args.drain, vec![task]).await
+    let sites = (None, (internal_listener, internal));
+    serve_role("projector", sites, &args.http, args.drain, shutdown, vec![task]).await
 }
 
 #[cfg(test)]

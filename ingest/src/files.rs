@@ -16,6 +16,9 @@ use crate::error::IngestError;
 use crate::metrics::{self, Limit};
 use crate::rate::{Rate, RateLimiter};
 
+/// Largest upload when the deployment does not say (`CHAT_MAX_ATTACHMENT_BYTES`).
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
+
 /// How long an upload waits for memory for its body before it is told to come back.
 const BODY_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -37,7 +40,7 @@ pub struct FileLimits {
 impl Default for FileLimits {
     fn default() -> Self {
         Self {
-            max_upload_bytes: crate::uploads::DEFAULT_MAX_UPLOAD_BYTES,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             upload_memory: 64 << 20,
             upload_rate: Some(Rate { per_second: 1.0, burst: 20 }),
             downloads_per_user: 8,

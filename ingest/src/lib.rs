@@ -20,9 +20,8 @@ mod uploads;
 pub mod writer;
 
 pub use error::{IngestError, problem_response};
-pub use files::{FileGate, FileLimits, sweep_unsent};
+pub use files::{DEFAULT_MAX_UPLOAD_BYTES, FileGate, FileLimits, sweep_unsent};
 pub use rate::{Rate, TokenBucket};
 pub use routes::{MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};
 pub use state::IngestState;
-pub use uploads::DEFAULT_MAX_UPLOAD_BYTES;

@@ -22,9 +22,6 @@ use crate::extract::{Authenticated, QueryParams, parse_conversation};
 use crate::metrics::Limit;
 use crate::state::IngestState;
 
-/// Largest upload when the deployment does not say (`CHAT_MAX_ATTACHMENT_BYTES`).
-pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
-
 pub(crate) async fn upload(
     State(state): State<IngestState>,
     Authenticated(caller): Authenticated,
