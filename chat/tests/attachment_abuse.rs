@@ -20,23 +20,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Memory attachments may take (a quarter for bodies in flight, the rest for previews).
 const ATTACHMENT_MEMORY: u64 = 64 << 20;
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0_u32;
-    for byte in bytes {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 fn png_chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
     let mut body = kind.to_vec();
     body.extend_from_slice(data);
     let mut chunk = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
     chunk.extend_from_slice(&body);
-    chunk.extend_from_slice(&crc32(&body).to_be_bytes());
+    chunk.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
     chunk
 }
 
