@@ -113,8 +113,8 @@ impl From<eventlog::LogError> for IngestError {
     }
 }
 
-impl From<crate::writer::WriteError> for IngestError {
-    fn from(error: crate::writer::WriteError) -> Self {
+impl From<keyed_writer::WriteError> for IngestError {
+    fn from(error: keyed_writer::WriteError) -> Self {
         Self::Unavailable(error.to_string())
     }
 }

@@ -17,10 +17,11 @@ mod service;
 mod state;
 mod trace;
 mod uploads;
-pub mod writer;
 
 pub use error::{IngestError, problem_response};
 pub use files::{DEFAULT_MAX_UPLOAD_BYTES, FileGate, FileLimits, sweep_unsent};
+/// Keyed sends, written by their partition's one writer (the `keyed-writer` crate).
+pub use keyed_writer as writer;
 pub use rate::{Rate, TokenBucket};
 pub use routes::{MAX_BODY_BYTES, not_found, router};
 pub use service::{Ingest, IngestConfig, MessageDraft};

@@ -1,42 +1,13 @@
-//! The write path's metrics: appends to the log, messages accepted, and refusals by limit.
-//! Counted here, registered by the binary (names and meanings in docs/TELEMETRY.md).
+//! The write path's metrics: messages accepted, attachments kept and swept, and refusals by
+//! limit, plus the log's append metrics (counted in `keyed_writer::metrics`). Registered by
+//! the binary (names and meanings in docs/TELEMETRY.md).
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-
-/// Who appended: the keyed writers (batches of idempotent sends) or the service directly
-/// (sends without a key, read marks, opened conversations).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Appender {
-    Keyed,
-    Direct,
-}
-
-impl Appender {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Keyed => "keyed",
-            Self::Direct => "direct",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AppendLabels {
-    appender: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AppenderLabels {
-    appender: &'static str,
-}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MessageLabels {
@@ -78,14 +49,7 @@ impl Limit {
     }
 }
 
-fn append_buckets() -> Histogram {
-    // 0.5 ms to ~16 s: a local fsync to an append that times out.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
-
 struct Metrics {
-    records: Family<AppendLabels, Counter>,
-    appends: Family<AppenderLabels, Histogram, fn() -> Histogram>,
     messages: Family<MessageLabels, Counter>,
     refusals: Family<LimitLabels, Counter>,
     uploads: Counter,
@@ -98,8 +62,6 @@ struct Metrics {
 /// first scrape.
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let metrics = Metrics {
-        records: Family::default(),
-        appends: Family::new_with_constructor(append_buckets),
         messages: Family::default(),
         refusals: Family::default(),
         uploads: Counter::default(),
@@ -107,14 +69,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         swept: Counter::default(),
         swept_bytes: Counter::default(),
     };
-    for appender in [Appender::Keyed, Appender::Direct] {
-        metrics.appends.get_or_create_owned(&AppenderLabels { appender: appender.label() });
-        for outcome in ["ok", "failed"] {
-            metrics
-                .records
-                .get_or_create_owned(&AppendLabels { appender: appender.label(), outcome });
-        }
-    }
     for outcome in ["new", "duplicate"] {
         metrics.messages.get_or_create_owned(&MessageLabels { outcome });
     }
@@ -133,15 +87,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
     metrics
 });
-
-/// One append call (a batch counts once) of `records` records that took `took`.
-pub(crate) fn appended(appender: Appender, records: usize, ok: bool, took: Duration) {
-    let outcome = if ok { "ok" } else { "failed" };
-    let labels = AppendLabels { appender: appender.label(), outcome };
-    METRICS.records.get_or_create(&labels).inc_by(records as u64);
-    let labels = AppenderLabels { appender: appender.label() };
-    METRICS.appends.get_or_create(&labels).observe(took.as_secs_f64());
-}
 
 /// A message send answered: a new message, or the original of a retried key.
 pub(crate) fn message_sent(duplicate: bool) {
@@ -169,17 +114,7 @@ pub fn refused(limit: Limit) {
 /// Adds this crate's metrics to `registry`.
 pub fn register(registry: &mut Registry) {
     let metrics = &*METRICS;
-    registry.register(
-        "chat_log_appended_records",
-        "Records handed to the log, by appender and outcome",
-        metrics.records.clone(),
-    );
-    registry.register_with_unit(
-        "chat_log_append_duration",
-        "Time from handing records to the log to its acknowledgement, per append call",
-        Unit::Seconds,
-        metrics.appends.clone(),
-    );
+    keyed_writer::metrics::register(registry);
     registry.register(
         "chat_messages_sent",
         "Message sends answered, new or the original of a retried idempotency key",

@@ -20,10 +20,10 @@ use tracing::Instrument;
 use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
 
 use crate::error::IngestError;
-use crate::metrics::Appender;
 use crate::rate::{Rate, RateLimiter};
 use crate::trace;
-use crate::writer::{KeyedSend, KeyedWriters, WriterTiming, Written};
+use keyed_writer::metrics::Appender;
+use keyed_writer::{KeyedSend, KeyedWriters, WriterTiming, Written};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -411,7 +411,7 @@ impl Ingest {
             Ok(result) => result.map_err(IngestError::from),
             Err(_) => Err(IngestError::Unavailable("append timed out".into())),
         };
-        crate::metrics::appended(Appender::Direct, 1, result.is_ok(), started.elapsed());
+        keyed_writer::metrics::appended(Appender::Direct, 1, result.is_ok(), started.elapsed());
         published(&span, result.as_ref().map(|position| Some(position.offset)));
         result
     }

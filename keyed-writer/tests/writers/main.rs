@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use eventlog::EventLog;
 use harness::{World, conversation_in, eventually, id_of, keyed};
-use ingest::writer::{WriteError, Written};
+use keyed_writer::{WriteError, Written};
 use viewstore::{ProjectionStore, WriterLeases};
 
 const SETTLE: Duration = Duration::from_secs(10);

@@ -13,7 +13,7 @@ use eventlog::embedded::EmbeddedLog;
 use eventlog::{
     EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription, WriterAssignment,
 };
-use ingest::writer::{ForwardKey, KeyedSend, KeyedWriters, WriterConfig, WriterTiming, Written};
+use keyed_writer::{ForwardKey, KeyedSend, KeyedWriters, WriterConfig, WriterTiming, Written};
 use parking_lot::Mutex;
 use schemas::{
     ChatEvent, ConversationId, Envelope, MessageSent, MessageType, Participant, Position,
@@ -307,7 +307,7 @@ impl World {
         )
         .await
         .expect("writers start");
-        let router = ingest::writer::forward_router(Arc::clone(&writers), forward_key());
+        let router = keyed_writer::forward_router(Arc::clone(&writers), forward_key());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

@@ -14,6 +14,7 @@
 mod forward;
 mod in_order;
 mod keeper;
+pub mod metrics;
 mod partition;
 pub mod timing;
 mod window;
