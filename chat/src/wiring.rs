@@ -73,7 +73,7 @@ impl Backends {
             Arc::clone(&self.log),
             Arc::clone(&self.directory),
             Arc::clone(&self.read_model),
-            Arc::clone(&writers),
+            Arc::clone(&writers) as Arc<dyn ingest::writer::WriteKeyed>,
             config,
         );
         if let Some(attachments) = attachments {

@@ -23,7 +23,7 @@ use crate::error::IngestError;
 use crate::rate::{Rate, RateLimiter};
 use crate::trace;
 use keyed_writer::metrics::Appender;
-use keyed_writer::{KeyedSend, KeyedWriters, WriterTiming, Written};
+use keyed_writer::{KeyedSend, WriteKeyed, WriterTiming, Written};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -63,7 +63,7 @@ pub struct Ingest {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) directory: Arc<dyn ConversationDirectory>,
     pub(crate) read_model: Arc<dyn ReadModel>,
-    pub(crate) writers: Arc<KeyedWriters>,
+    pub(crate) writers: Arc<dyn WriteKeyed>,
     pub(crate) config: IngestConfig,
     started: Mutex<LruCache<ConversationId, ConversationRecord>>,
     limiter: Option<RateLimiter>,
@@ -81,7 +81,7 @@ impl Ingest {
         log: Arc<dyn EventLog>,
         directory: Arc<dyn ConversationDirectory>,
         read_model: Arc<dyn ReadModel>,
-        writers: Arc<KeyedWriters>,
+        writers: Arc<dyn WriteKeyed>,
         config: IngestConfig,
     ) -> Self {
         let capacity = NonZeroUsize::new(CONVERSATION_CACHE).unwrap_or(NonZeroUsize::MIN);
@@ -266,7 +266,7 @@ impl Ingest {
             Some(key) => {
                 let span = self.publish_span(&event);
                 let send = KeyedSend { conversation, key, record: self.record_of(&event, &span) };
-                let written = self.writers.write(send).instrument(span.clone()).await;
+                let written = self.writers.write_keyed(send).instrument(span.clone()).await;
                 let offset =
                     written.as_ref().map(|(Written::Appended(id) | Written::Earlier(id))| {
                         id.position().map(|position| position.offset)

@@ -92,6 +92,25 @@ pub(crate) enum Route {
 
 pub(crate) type Routes = Arc<RwLock<Vec<Route>>>;
 
+/// What the write path needs of the writers: each keyed send written once, wherever its
+/// partition's writer is. [`KeyedWriters`] is the real thing; a service can be tested with
+/// a writer of its own.
+pub trait WriteKeyed: Send + Sync {
+    fn write_keyed(
+        &self,
+        send: KeyedSend,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Written, WriteError>> + Send + '_>>;
+}
+
+impl WriteKeyed for KeyedWriters {
+    fn write_keyed(
+        &self,
+        send: KeyedSend,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Written, WriteError>> + Send + '_>> {
+        Box::pin(self.write(send))
+    }
+}
+
 /// Sends keyed messages to their partition's writer, here or on another node.
 pub struct KeyedWriters {
     node: String,
