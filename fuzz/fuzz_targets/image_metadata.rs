@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 // The module alone, not the `attachments` crate: its object-store and image dependencies
 // would put an S3 client under the sanitizers for nothing.
-#[path = "../../attachments/src/strip.rs"]
+#[path = "../../attachments/src/strip/mod.rs"]
 mod strip;
 
 use strip::{Container, strip};
