@@ -46,7 +46,8 @@ impl Budget {
     }
 
     /// Bytes not reserved right now.
-    pub fn available(&self) -> u64 {
+    #[cfg(test)]
+    fn available(&self) -> u64 {
         self.permits.available_permits() as u64 * UNIT
     }
 

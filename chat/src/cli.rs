@@ -281,16 +281,16 @@ impl FileArgs {
         fallback: Option<String>,
     ) -> anyhow::Result<Option<attachments::Attachments>> {
         let Some(location) = self.object_store.clone().or(fallback) else { return Ok(None) };
-        let store = attachments::Attachments::open(&location)
-            .map_err(|error| anyhow::anyhow!("opening the object store: {error}"))?;
         let previews =
             attachments::Previews::new(self.attachment_memory / 4 * 3, Duration::from_secs(20))
                 .map_err(|error| anyhow::anyhow!("starting the image threads: {error}"))?;
+        let store = attachments::Attachments::open(&location, previews)
+            .map_err(|error| anyhow::anyhow!("opening the object store: {error}"))?;
         let quotas = attachments::Quotas {
             per_conversation: self.conversation_file_quota,
             per_user: self.user_file_quota,
         };
-        Ok(Some(store.with_previews(previews).with_quotas(quotas)))
+        Ok(Some(store.with_quotas(quotas)))
     }
 
     /// What uploads and downloads may take from the node.
