@@ -132,11 +132,11 @@ def size_bytes(text):
     return int(number) * {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[unit.lower()]
 
 
-# After SIGTERM a role exits at most CHAT_DRAIN + 2 s later (chat/src/cli.rs); the margin
+# After SIGTERM a role exits at most CHAT_DRAIN + 2 s later (chat/src/cli/); the margin
 # covers the kubelet's signal delivery and a loaded node.
 EXIT_AFTER_DRAIN_S = 2
 GRACE_MARGIN_S = 5
-# Where the roles' default listeners are (chat/src/cli.rs): loopback, useless in a pod.
+# Where the roles' default listeners are (chat/src/cli/): loopback, useless in a pod.
 DEFAULT_LISTEN = {"ingest": "127.0.0.1:8080", "fanout": "127.0.0.1:8080"}
 DEFAULT_INTERNAL = {"ingest": "127.0.0.1:9080", "fanout": "127.0.0.1:9080",
                     "projector": "127.0.0.1:9082"}
@@ -145,7 +145,7 @@ DEFAULT_INTERNAL = {"ingest": "127.0.0.1:9080", "fanout": "127.0.0.1:9080",
 # production gives each as a file of a mounted Secret, CHAT_JWT_SECRET_FILE and
 # CHAT_CLUSTER_SECRET_FILE. Refused in every pod, whatever their source, and in ConfigMaps.
 SECRET_VALUES = ("CHAT_JWT_SECRET", "CHAT_CLUSTER_SECRET")
-# How ingest and fanout verify tokens: exactly one (the binary refuses two, chat/src/cli.rs).
+# How ingest and fanout verify tokens: exactly one (the binary refuses two, chat/src/cli/).
 # The first is HS256; RS256 (the other two) leaves it out and needs CHAT_CLUSTER_SECRET_FILE.
 TOKEN_KEYS = ("CHAT_JWT_SECRET_FILE", "CHAT_JWT_PUBLIC_KEY_FILE", "CHAT_JWT_JWKS_FILE")
 # The settings naming a file that holds a secret (not a CA or a public key): such a file
