@@ -276,6 +276,50 @@ pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
     serve_role("projector", sites, &args.http, args.drain, shutdown, vec![task]).await
 }
 
+/// How long each backend gets to answer: a refusal ends sooner.
+const REACH_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Reaches Kafka and the database, one line each; returns how many failed.
+pub(crate) async fn reach_backends(cluster: &ClusterArgs) -> anyhow::Result<usize> {
+    let kafka = async {
+        let config = kafka_config(cluster, &cluster.topic, "check")?;
+        let answer = tokio::time::timeout(REACH_DEADLINE, eventlog::kafka::reach(&config)).await;
+        anyhow::Ok(
+            answer
+                .map_err(|_| "no answer within 30 s".to_owned())
+                .and_then(|reached| reached.map_err(|error| error.to_string())),
+        )
+    };
+    let cql = async {
+        let config = cql_config(cluster, &cluster.keyspace)?;
+        let answer = tokio::time::timeout(REACH_DEADLINE, viewstore::cql::reach(&config)).await;
+        anyhow::Ok(
+            answer
+                .map_err(|_| "no answer within 30 s".to_owned())
+                .and_then(|reached| reached.map_err(|error| error.to_string())),
+        )
+    };
+    let (kafka, cql) = tokio::join!(kafka, cql);
+    let mut failed = 0;
+    let nodes = cluster.cql_nodes.join(",");
+    for (name, address, result) in
+        [("kafka", cluster.kafka_brokers.as_str(), kafka?), ("cql", nodes.as_str(), cql?)]
+    {
+        match result {
+            Ok(report) => crate::config_check::println_out(&format!(
+                "connect: {name} at {address}: ok: {report}"
+            ))?,
+            Err(error) => {
+                failed += 1;
+                crate::config_check::println_out(&format!(
+                    "connect: {name} at {address}: FAILED: {error}"
+                ))?;
+            }
+        }
+    }
+    Ok(failed)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

@@ -9,7 +9,7 @@ use std::io::Write;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Command, CommandFactory};
 
-use crate::cli::{CheckedRole, Cli, ClusterArgs};
+use crate::cli::{CheckedRole, Cli};
 use crate::{cluster, jwt, migrate, telemetry};
 
 /// Validates `role`; `matches` are the role's own (under `config check`).
@@ -67,54 +67,14 @@ pub(crate) fn run(role: &CheckedRole, connect: bool, matches: &ArgMatches) -> an
         CheckedRole::Migrate(args) => &args.cluster,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let failed = runtime.block_on(reach_backends(cluster))?;
+    let failed = runtime.block_on(cluster::reach_backends(cluster))?;
     if failed > 0 {
         anyhow::bail!("{failed} of 2 backends could not be reached with these settings");
     }
     Ok(())
 }
 
-/// How long each backend gets to answer: a refusal ends sooner.
-const REACH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Reaches Kafka and the database, one line each; returns how many failed.
-async fn reach_backends(cluster: &ClusterArgs) -> anyhow::Result<usize> {
-    let kafka = async {
-        let config = cluster::kafka_config(cluster, &cluster.topic, "check")?;
-        let answer = tokio::time::timeout(REACH_DEADLINE, eventlog::kafka::reach(&config)).await;
-        anyhow::Ok(
-            answer
-                .map_err(|_| "no answer within 30 s".to_owned())
-                .and_then(|reached| reached.map_err(|error| error.to_string())),
-        )
-    };
-    let cql = async {
-        let config = cluster::cql_config(cluster, &cluster.keyspace)?;
-        let answer = tokio::time::timeout(REACH_DEADLINE, viewstore::cql::reach(&config)).await;
-        anyhow::Ok(
-            answer
-                .map_err(|_| "no answer within 30 s".to_owned())
-                .and_then(|reached| reached.map_err(|error| error.to_string())),
-        )
-    };
-    let (kafka, cql) = tokio::join!(kafka, cql);
-    let mut failed = 0;
-    let nodes = cluster.cql_nodes.join(",");
-    for (name, address, result) in
-        [("kafka", cluster.kafka_brokers.as_str(), kafka?), ("cql", nodes.as_str(), cql?)]
-    {
-        match result {
-            Ok(report) => println_out(&format!("connect: {name} at {address}: ok: {report}"))?,
-            Err(error) => {
-                failed += 1;
-                println_out(&format!("connect: {name} at {address}: FAILED: {error}"))?;
-            }
-        }
-    }
-    Ok(failed)
-}
-
-fn println_out(line: &str) -> std::io::Result<()> {
+pub(crate) fn println_out(line: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()

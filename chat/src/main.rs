@@ -3,12 +3,16 @@
 //! `chat dev` runs everything in one process on the embedded backend; `chat ingest`,
 //! `chat fanout` and `chat projector` run the roles separately on Kafka + CQL; `chat
 //! migrate` and `chat replay` operate the cluster; `chat token` mints development tokens.
+//! The cluster commands are built in with the `cluster` feature (production images and the
+//! cluster tests); without it they refuse in one line, and the build needs no C libraries
+//! beyond SQLite's.
 //! Configuration comes from flags or `CHAT_*` environment variables and is validated
 //! before any port is bound.
 
 #[cfg(test)]
 mod architecture_map;
 mod cli;
+#[cfg(feature = "cluster")]
 mod cluster;
 mod config_check;
 #[cfg(test)]
@@ -18,15 +22,22 @@ mod health;
 mod jwt;
 #[cfg(test)]
 mod manifest_settings;
+#[cfg(feature = "cluster")]
 mod migrate;
 #[cfg(test)]
 mod readme_flags;
+#[cfg(feature = "cluster")]
 mod replay;
 mod server;
 mod telemetry;
 mod token;
 mod web;
 mod wiring;
+#[cfg(not(feature = "cluster"))]
+mod without_cluster;
+
+#[cfg(not(feature = "cluster"))]
+use crate::without_cluster::{cluster, migrate, replay};
 
 use clap::{CommandFactory, FromArgMatches};
 

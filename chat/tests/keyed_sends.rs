@@ -7,11 +7,10 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Role, Server, Shape, token};
+use support::{Server, Shape, token};
 
 /// The ingest nodes a test may send to.
 fn ingest_count() -> usize {
@@ -47,33 +46,6 @@ impl Ingests {
         let response = self.http.post(url).bearer_auth(token(user)).json(body).send().await.ok()?;
         let status = response.status().as_u16();
         Some((status, response.json().await.unwrap_or(Value::Null)))
-    }
-
-    /// Sends with `key` until acknowledged, starting at node `first` and moving to the next
-    /// node after every failure, as a client with an outbox does. Returns the answer.
-    async fn send_until_acked(
-        &self,
-        first: usize,
-        user: &str,
-        conversation: u64,
-        key: &str,
-    ) -> Value {
-        let body = json!({"text": key, "idempotency_key": key});
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let mut node = first % self.bases.len();
-        loop {
-            match self.post_once(node, user, conversation, &body).await {
-                // 201 for the send that wrote it, 200 for a repeat of it.
-                Some((200 | 201, answer)) => return answer,
-                Some((status, answer)) if status != 503 => {
-                    panic!("send {key} refused with {status}: {answer}")
-                }
-                _ => {}
-            }
-            assert!(Instant::now() < deadline, "send {key} was never acknowledged");
-            node = (node + 1) % self.bases.len();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 }
 
@@ -119,147 +91,190 @@ async fn retries_racing_the_first_attempt_make_one_message_in_history_and_on_eve
     }
 }
 
-/// Waits until history holds `expected` messages, then returns it.
-async fn settled_history(
-    server: &Server,
-    user: &str,
-    conversation: u64,
-    expected: usize,
-) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let history = server.history(user, conversation).await;
-        if history.len() >= expected || Instant::now() >= deadline {
-            return history;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
+/// What only a cluster can show: ingest nodes `kill -9`ed and restarted under keyed sends.
 #[cfg(feature = "cluster-tests")]
-#[tokio::test(flavor = "multi_thread")]
-async fn a_retry_after_the_ingest_that_took_the_first_attempt_was_killed_gets_the_original() {
-    let mut server = Server::start_shaped(two_ingests());
-    let mut conversations = Vec::new();
-    for n in 0..8 {
-        conversations.push(
-            server.open_conversation(&format!("job-kill-{n}"), "carla", &format!("w{n}")).await,
-        );
-    }
-    // Every conversation gets a message through node 0, which writes half the partitions
-    // itself and forwards the rest.
-    let ingests = Ingests::of(&server);
-    let mut acked = HashMap::new();
-    for (n, conversation) in conversations.iter().enumerate() {
-        let key = format!("before-{n}");
-        let body = json!({"text": key, "idempotency_key": key});
-        let (status, answer) = ingests.post_once(0, "carla", *conversation, &body).await.unwrap();
-        assert_eq!(status, 201, "{answer}");
-        acked.insert(key, (*conversation, answer["id"].as_u64().unwrap()));
-    }
-    // A storm through node 0, which dies in the middle of it.
-    let storm: Vec<_> = conversations
-        .iter()
-        .enumerate()
-        .flat_map(|(n, conversation)| {
-            (0..6).map(move |m| (*conversation, format!("storm-{n}-{m}")))
-        })
-        .collect();
-    let in_flight: Vec<_> = storm
-        .iter()
-        .map(|(conversation, key)| {
+mod nodes_dying {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+
+    use super::support::{Role, Server, token};
+    use super::{Ingests, texts, two_ingests};
+
+    impl Ingests {
+        /// Sends with `key` until acknowledged, starting at node `first` and moving to the next
+        /// node after every failure, as a client with an outbox does. Returns the answer.
+        async fn send_until_acked(
+            &self,
+            first: usize,
+            user: &str,
+            conversation: u64,
+            key: &str,
+        ) -> Value {
             let body = json!({"text": key, "idempotency_key": key});
-            let url = server.url_on(0, &format!("/v1/conversations/{conversation}/messages"));
-            let http = server.http.clone();
-            tokio::spawn(async move {
-                let response =
-                    http.post(url).bearer_auth(token("carla")).json(&body).send().await.ok()?;
-                if response.status() != 201 {
-                    return None;
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let mut node = first % self.bases.len();
+            loop {
+                match self.post_once(node, user, conversation, &body).await {
+                    // 201 for the send that wrote it, 200 for a repeat of it.
+                    Some((200 | 201, answer)) => return answer,
+                    Some((status, answer)) if status != 503 => {
+                        panic!("send {key} refused with {status}: {answer}")
+                    }
+                    _ => {}
                 }
-                response.json::<Value>().await.ok()?["id"].as_u64()
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    server.kill_one(Role::Ingest, 0);
-    for ((conversation, key), task) in storm.iter().zip(in_flight) {
-        if let Some(id) = task.await.unwrap() {
-            acked.insert(key.clone(), (*conversation, id));
-        }
-    }
-    // Every key again, through the survivor: acknowledged keys get their original id.
-    for (n, conversation) in conversations.iter().enumerate() {
-        for key in
-            std::iter::once(format!("before-{n}")).chain((0..6).map(|m| format!("storm-{n}-{m}")))
-        {
-            let answer = ingests.send_until_acked(1, "carla", *conversation, &key).await;
-            if let Some((_, original)) = acked.get(&key) {
-                assert_eq!(answer["id"].as_u64(), Some(*original), "retry of {key}: {answer}");
-                assert_eq!(answer["duplicate"], true, "{answer}");
+                assert!(Instant::now() < deadline, "send {key} was never acknowledged");
+                node = (node + 1) % self.bases.len();
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
-    // The killed node comes back; history is read through it.
-    server.restart_role(Role::Ingest);
-    for (n, conversation) in conversations.iter().enumerate() {
-        let history = settled_history(&server, "carla", *conversation, 7).await;
-        let mut seen = texts(&history);
-        seen.sort();
-        let mut expected: Vec<String> = std::iter::once(format!("before-{n}"))
-            .chain((0..6).map(|m| format!("storm-{n}-{m}")))
-            .collect();
-        expected.sort();
-        assert_eq!(seen, expected, "conversation {conversation}: each key exactly once");
-    }
-}
 
-#[cfg(feature = "cluster-tests")]
-#[tokio::test(flavor = "multi_thread")]
-async fn writers_dying_and_returning_during_a_keyed_storm_keep_every_send_once_and_in_order() {
-    let mut server = Server::start_shaped(two_ingests());
-    let mut conversations = Vec::new();
-    for n in 0..8 {
-        conversations.push(
-            server.open_conversation(&format!("job-storm-{n}"), "carla", &format!("w{n}")).await,
-        );
+    /// Waits until history holds `expected` messages, then returns it.
+    async fn settled_history(
+        server: &Server,
+        user: &str,
+        conversation: u64,
+        expected: usize,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let history = server.history(user, conversation).await;
+            if history.len() >= expected || Instant::now() >= deadline {
+                return history;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    let per_conversation = 25;
-    let ingests = Ingests::of(&server);
-    let senders: Vec<_> = conversations
-        .iter()
-        .enumerate()
-        .map(|(n, conversation)| {
-            let (ingests, conversation) = (ingests.clone(), *conversation);
-            tokio::spawn(async move {
-                // Each client sends in order, retrying each message with its key until
-                // acknowledged.
-                let mut acked = Vec::new();
-                for m in 0..per_conversation {
-                    let key = format!("c{n}-m{m}");
-                    let answer = ingests.send_until_acked(n + m, "carla", conversation, &key).await;
-                    acked.push((key, answer["id"].as_u64().unwrap()));
-                }
-                acked
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_retry_after_the_ingest_that_took_the_first_attempt_was_killed_gets_the_original() {
+        let mut server = Server::start_shaped(two_ingests());
+        let mut conversations = Vec::new();
+        for n in 0..8 {
+            conversations.push(
+                server.open_conversation(&format!("job-kill-{n}"), "carla", &format!("w{n}")).await,
+            );
+        }
+        // Every conversation gets a message through node 0, which writes half the partitions
+        // itself and forwards the rest.
+        let ingests = Ingests::of(&server);
+        let mut acked = HashMap::new();
+        for (n, conversation) in conversations.iter().enumerate() {
+            let key = format!("before-{n}");
+            let body = json!({"text": key, "idempotency_key": key});
+            let (status, answer) =
+                ingests.post_once(0, "carla", *conversation, &body).await.unwrap();
+            assert_eq!(status, 201, "{answer}");
+            acked.insert(key, (*conversation, answer["id"].as_u64().unwrap()));
+        }
+        // A storm through node 0, which dies in the middle of it.
+        let storm: Vec<_> = conversations
+            .iter()
+            .enumerate()
+            .flat_map(|(n, conversation)| {
+                (0..6).map(move |m| (*conversation, format!("storm-{n}-{m}")))
             })
-        })
-        .collect();
-    // The writer of half the partitions dies, the survivor takes them over, then the dead
-    // node comes back and gets its share again.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    server.kill_one(Role::Ingest, 0);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    server.restart_role(Role::Ingest);
-    let mut acked = Vec::new();
-    for sender in senders {
-        acked.push(sender.await.unwrap());
+            .collect();
+        let in_flight: Vec<_> = storm
+            .iter()
+            .map(|(conversation, key)| {
+                let body = json!({"text": key, "idempotency_key": key});
+                let url = server.url_on(0, &format!("/v1/conversations/{conversation}/messages"));
+                let http = server.http.clone();
+                tokio::spawn(async move {
+                    let response =
+                        http.post(url).bearer_auth(token("carla")).json(&body).send().await.ok()?;
+                    if response.status() != 201 {
+                        return None;
+                    }
+                    response.json::<Value>().await.ok()?["id"].as_u64()
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        server.kill_one(Role::Ingest, 0);
+        for ((conversation, key), task) in storm.iter().zip(in_flight) {
+            if let Some(id) = task.await.unwrap() {
+                acked.insert(key.clone(), (*conversation, id));
+            }
+        }
+        // Every key again, through the survivor: acknowledged keys get their original id.
+        for (n, conversation) in conversations.iter().enumerate() {
+            for key in std::iter::once(format!("before-{n}"))
+                .chain((0..6).map(|m| format!("storm-{n}-{m}")))
+            {
+                let answer = ingests.send_until_acked(1, "carla", *conversation, &key).await;
+                if let Some((_, original)) = acked.get(&key) {
+                    assert_eq!(answer["id"].as_u64(), Some(*original), "retry of {key}: {answer}");
+                    assert_eq!(answer["duplicate"], true, "{answer}");
+                }
+            }
+        }
+        // The killed node comes back; history is read through it.
+        server.restart_role(Role::Ingest);
+        for (n, conversation) in conversations.iter().enumerate() {
+            let history = settled_history(&server, "carla", *conversation, 7).await;
+            let mut seen = texts(&history);
+            seen.sort();
+            let mut expected: Vec<String> = std::iter::once(format!("before-{n}"))
+                .chain((0..6).map(|m| format!("storm-{n}-{m}")))
+                .collect();
+            expected.sort();
+            assert_eq!(seen, expected, "conversation {conversation}: each key exactly once");
+        }
     }
-    for ((conversation, sent), n) in conversations.iter().zip(&acked).zip(0..) {
-        let history = settled_history(&server, "carla", *conversation, per_conversation).await;
-        let expected: Vec<String> = sent.iter().map(|(key, _)| key.clone()).collect();
-        assert_eq!(texts(&history), expected, "conversation {n}: every send once, in order");
-        let ids: Vec<u64> = history.iter().map(|m| m["id"].as_u64().unwrap()).collect();
-        let answered: Vec<u64> = sent.iter().map(|(_, id)| *id).collect();
-        assert_eq!(ids, answered, "conversation {n}: history holds the acknowledged ids");
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn writers_dying_and_returning_during_a_keyed_storm_keep_every_send_once_and_in_order() {
+        let mut server = Server::start_shaped(two_ingests());
+        let mut conversations = Vec::new();
+        for n in 0..8 {
+            conversations.push(
+                server
+                    .open_conversation(&format!("job-storm-{n}"), "carla", &format!("w{n}"))
+                    .await,
+            );
+        }
+        let per_conversation = 25;
+        let ingests = Ingests::of(&server);
+        let senders: Vec<_> = conversations
+            .iter()
+            .enumerate()
+            .map(|(n, conversation)| {
+                let (ingests, conversation) = (ingests.clone(), *conversation);
+                tokio::spawn(async move {
+                    // Each client sends in order, retrying each message with its key until
+                    // acknowledged.
+                    let mut acked = Vec::new();
+                    for m in 0..per_conversation {
+                        let key = format!("c{n}-m{m}");
+                        let answer =
+                            ingests.send_until_acked(n + m, "carla", conversation, &key).await;
+                        acked.push((key, answer["id"].as_u64().unwrap()));
+                    }
+                    acked
+                })
+            })
+            .collect();
+        // The writer of half the partitions dies, the survivor takes them over, then the dead
+        // node comes back and gets its share again.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        server.kill_one(Role::Ingest, 0);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        server.restart_role(Role::Ingest);
+        let mut acked = Vec::new();
+        for sender in senders {
+            acked.push(sender.await.unwrap());
+        }
+        for ((conversation, sent), n) in conversations.iter().zip(&acked).zip(0..) {
+            let history = settled_history(&server, "carla", *conversation, per_conversation).await;
+            let expected: Vec<String> = sent.iter().map(|(key, _)| key.clone()).collect();
+            assert_eq!(texts(&history), expected, "conversation {n}: every send once, in order");
+            let ids: Vec<u64> = history.iter().map(|m| m["id"].as_u64().unwrap()).collect();
+            let answered: Vec<u64> = sent.iter().map(|(_, id)| *id).collect();
+            assert_eq!(ids, answered, "conversation {n}: history holds the acknowledged ids");
+        }
     }
 }

@@ -16,9 +16,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
+#[cfg(feature = "s3")]
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+#[cfg(feature = "s3")]
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use schemas::events::Attachment;
@@ -97,6 +99,27 @@ struct Meta {
 }
 
 /// The uploads of every conversation.
+/// `s3://bucket[/prefix]` (`rest` is what follows the scheme).
+#[cfg(feature = "s3")]
+fn open_s3(location: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(StoreError(format!("{location}: the bucket is missing")));
+    }
+    let s3 = AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(failed)?;
+    Ok(match prefix.trim_matches('/') {
+        "" => Arc::new(s3),
+        prefix => Arc::new(PrefixStore::new(s3, prefix)),
+    })
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_s3(location: &str, _rest: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    Err(StoreError(format!(
+        "{location}: this build has no S3 client (build chat with `--features cluster`)"
+    )))
+}
+
 #[derive(Debug, Clone)]
 pub struct Attachments {
     store: Arc<dyn ObjectStore>,
@@ -116,16 +139,7 @@ impl Attachments {
             std::fs::create_dir_all(directory).map_err(failed)?;
             Arc::new(LocalFileSystem::new_with_prefix(directory).map_err(failed)?)
         } else if let Some(rest) = location.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(StoreError(format!("{location}: the bucket is missing")));
-            }
-            let s3 =
-                AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(failed)?;
-            match prefix.trim_matches('/') {
-                "" => Arc::new(s3),
-                prefix => Arc::new(PrefixStore::new(s3, prefix)),
-            }
+            open_s3(location, rest)?
         } else {
             return Err(StoreError(format!(
                 "{location}: expected file:///directory or s3://bucket[/prefix]"

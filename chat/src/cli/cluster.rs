@@ -61,6 +61,7 @@ pub(crate) struct KafkaSecurityArgs {
     pub kafka_options: Vec<String>,
 }
 
+#[cfg(feature = "cluster")]
 impl KafkaSecurityArgs {
     pub(crate) fn settings(&self) -> eventlog::kafka_security::KafkaSecuritySettings {
         eventlog::kafka_security::KafkaSecuritySettings {
@@ -99,6 +100,7 @@ pub(crate) struct CqlSecurityArgs {
     pub cql_local_dc: Option<String>,
 }
 
+#[cfg(feature = "cluster")]
 impl CqlSecurityArgs {
     pub(crate) fn settings(&self) -> viewstore::cql::CqlSecuritySettings {
         viewstore::cql::CqlSecuritySettings {

@@ -623,6 +623,7 @@ impl Drop for Server {
         }
         // Each test's keyspace holds a dozen tables; dropping it keeps the database small
         // however many tests run.
+        #[cfg(feature = "cluster")]
         if let Some(names) = self.cluster.take() {
             let config = viewstore::cql::CqlConfig::new(
                 names.nodes.split(',').map(str::to_owned),
