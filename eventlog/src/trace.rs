@@ -12,6 +12,8 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
+use crate::{Destination, Record};
+
 /// A parsed `traceparent`: version 00, trace id, parent span id, flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceParent {
@@ -109,6 +111,58 @@ pub fn set_remote_parent(span: &tracing::Span, parent: &TraceParent) {
 /// Marks `span` failed (OpenTelemetry status ERROR) with `description`.
 pub fn set_error(span: &tracing::Span, description: impl std::fmt::Display) {
     span.set_status(opentelemetry::trace::Status::error(description.to_string()));
+}
+
+/// The producer span of appending an event of `event_type` keyed `key` to `partition` of
+/// `destination` (OpenTelemetry's messaging conventions); the offset is recorded with
+/// [`record_offset`] once the append is acknowledged.
+pub fn producer_span(
+    destination: Destination<'_>,
+    partition: u32,
+    key: u64,
+    event_type: &str,
+) -> tracing::Span {
+    tracing::debug_span!(
+        "send",
+        otel.name = format!("send {}", destination.name),
+        otel.kind = "producer",
+        messaging.system = destination.system,
+        messaging.destination.name = destination.name,
+        messaging.operation.type = "send",
+        messaging.destination.partition.id = partition,
+        messaging.kafka.message.key = key,
+        messaging.kafka.offset = tracing::field::Empty,
+        chat.event.type = event_type,
+    )
+}
+
+/// Where an append landed, on its producer span.
+pub fn record_offset(span: &tracing::Span, offset: u64) {
+    span.record("messaging.kafka.offset", offset);
+}
+
+/// A consumer's span of processing `record`, a child of the span that appended it
+/// (`parent`, from its `traceparent`). Consumers add what they did with it to the empty
+/// fields: `messaging.batch.message_count` (the batch it came in) and `chat.deliveries`.
+pub fn consumer_span(
+    destination: Destination<'_>,
+    record: &Record,
+    parent: &TraceParent,
+) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "process",
+        otel.name = format!("process {}", destination.name),
+        otel.kind = "consumer",
+        messaging.system = destination.system,
+        messaging.destination.name = destination.name,
+        messaging.operation.type = "process",
+        messaging.destination.partition.id = record.position.partition,
+        messaging.kafka.offset = record.position.offset,
+        messaging.batch.message_count = tracing::field::Empty,
+        chat.deliveries = tracing::field::Empty,
+    );
+    set_remote_parent(&span, parent);
+    span
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod extract;
 pub mod files;
 pub mod metrics;
 pub mod openapi;
+mod publish;
 mod rate;
 mod routes;
 mod service;

@@ -6,24 +6,20 @@ use std::time::Duration;
 
 use attachments::Attachments;
 use auth::Caller;
-use eventlog::{EventLog, Header, NewRecord};
+use eventlog::EventLog;
 use lru::LruCache;
 use parking_lot::Mutex;
-use schemas::envelope::CONTENT_TYPE;
 use schemas::http::{OpenConversationRequest, ReadMark, SentMessage};
 use schemas::limits::{self, Invalid};
 use schemas::{
-    Attachment, ChatEvent, ConversationId, ConversationStarted, Envelope, MessageId, MessageSent,
-    MessageType, MessagesRead, Participant, Position, Timestamp,
+    Attachment, ChatEvent, ConversationId, ConversationStarted, MessageId, MessageSent,
+    MessageType, MessagesRead, Participant, Timestamp,
 };
-use tracing::Instrument;
 use viewstore::{ConversationDirectory, ConversationRecord, ReadModel};
 
 use crate::error::IngestError;
 use crate::rate::{Rate, RateLimiter};
-use crate::trace;
-use keyed_writer::metrics::Appender;
-use keyed_writer::{KeyedSend, WriteKeyed, WriterTiming, Written};
+use keyed_writer::{WriteKeyed, WriterTiming, Written};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -198,7 +194,7 @@ impl Ingest {
                 worker: record.worker.clone(),
                 started_at: record.created_at,
             });
-            self.append(&event).await?;
+            self.publish(&event, None).await?;
             self.directory.mark_started(record.conversation_id).await?;
             record.started = true;
         }
@@ -260,29 +256,13 @@ impl Ingest {
             idempotency_key: draft.idempotency_key.clone(),
             sent_at,
         });
-        let conversation = record.conversation_id;
-        let id = match draft.idempotency_key {
-            None => MessageId::from_position(self.append(&event).await?),
-            Some(key) => {
-                let span = self.publish_span(&event);
-                let send = KeyedSend { conversation, key, record: self.record_of(&event, &span) };
-                let written = self.writers.write_keyed(send).instrument(span.clone()).await;
-                let offset =
-                    written.as_ref().map(|(Written::Appended(id) | Written::Earlier(id))| {
-                        id.position().map(|position| position.offset)
-                    });
-                published(&span, offset);
-                match written? {
-                    Written::Appended(id) => id,
-                    Written::Earlier(original) => {
-                        crate::metrics::message_sent(true);
-                        return Ok(self.duplicate_of(conversation, original).await);
-                    }
-                }
-            }
+        let published = self.publish(&event, draft.idempotency_key).await?;
+        let (id, sent_at, duplicate) = match published {
+            Written::Appended(id) => (id, sent_at, false),
+            Written::Earlier(original) => (original.id, original.sent_at, true),
         };
-        crate::metrics::message_sent(false);
-        Ok(SentMessage { id, conversation_id: conversation, sent_at, duplicate: false })
+        crate::metrics::message_sent(duplicate);
+        Ok(SentMessage { id, conversation_id: record.conversation_id, sent_at, duplicate })
     }
 
     /// An attachment as the message will carry it: an upload is described from what was
@@ -309,24 +289,6 @@ impl Ingest {
         // message carries.
         store.mark_sent(conversation, upload_id).await.map_err(unavailable)?;
         Ok(stored)
-    }
-
-    async fn duplicate_of(&self, conversation: ConversationId, original: MessageId) -> SentMessage {
-        let before = MessageId::new(original.get() + 1).ok();
-        let previous = MessageId::new(original.get().saturating_sub(1)).unwrap_or(MessageId::ZERO);
-        let stored = self.read_model.messages(conversation, previous, before, 1, false).await;
-        let sent_at = match stored.ok().and_then(|found| found.into_iter().next()) {
-            Some(message) => message.sent_at,
-            None => self.sent_at_from_log(original).await.unwrap_or_else(Timestamp::now),
-        };
-        SentMessage { id: original, conversation_id: conversation, sent_at, duplicate: true }
-    }
-
-    async fn sent_at_from_log(&self, id: MessageId) -> Option<Timestamp> {
-        let position = id.position()?;
-        let records = self.log.read(position.partition, position.offset, 1).await.ok()?;
-        let (_, event) = Envelope::decode(&records.first()?.value).ok()?;
-        Some(event?.time())
     }
 
     /// Marks everything up to `up_to` read for `caller`. `up_to` must be a position the log
@@ -367,64 +329,8 @@ impl Ingest {
             up_to,
             read_at: Timestamp::now(),
         });
-        self.append(&event).await?;
+        self.publish(&event, None).await?;
         Ok(mark(up_to))
-    }
-
-    /// The producer span of appending `event` (OpenTelemetry's messaging conventions); the
-    /// record names it as its parent, and every consumer's span is its child.
-    fn publish_span(&self, event: &ChatEvent) -> tracing::Span {
-        let destination = self.log.destination();
-        let conversation = event.conversation_id();
-        tracing::debug_span!(
-            "publish",
-            otel.name = format!("send {}", destination.name),
-            otel.kind = "producer",
-            messaging.system = destination.system,
-            messaging.destination.name = destination.name,
-            messaging.operation.type = "send",
-            messaging.destination.partition.id = conversation.partition(self.log.partitions()),
-            messaging.kafka.message.key = conversation.get(),
-            messaging.kafka.offset = tracing::field::Empty,
-            chat.event.type = event.type_name(),
-        )
-    }
-
-    /// The event as a log record: its envelope, naming `span` (the producer span) as the
-    /// parent of whatever consumes it.
-    fn record_of(&self, event: &ChatEvent, span: &tracing::Span) -> NewRecord {
-        let mut envelope = Envelope::wrap(event, &self.config.source);
-        let traceparent = trace::record_header(span);
-        envelope.traceparent = Some(traceparent.clone());
-        let headers: Vec<Header> =
-            vec![("content-type".into(), CONTENT_TYPE.into()), ("traceparent".into(), traceparent)];
-        NewRecord { key: event.conversation_id(), value: envelope.to_bytes(), headers }
-    }
-
-    pub(crate) async fn append(&self, event: &ChatEvent) -> Result<Position, IngestError> {
-        let span = self.publish_span(event);
-        let NewRecord { key, value, headers } = self.record_of(event, &span);
-        let started = std::time::Instant::now();
-        let append = self.log.append(key, value, headers);
-        let timed = tokio::time::timeout(self.config.append_timeout, append);
-        let result = match timed.instrument(span.clone()).await {
-            Ok(result) => result.map_err(IngestError::from),
-            Err(_) => Err(IngestError::Unavailable("append timed out".into())),
-        };
-        keyed_writer::metrics::appended(Appender::Direct, 1, result.is_ok(), started.elapsed());
-        published(&span, result.as_ref().map(|position| Some(position.offset)));
-        result
-    }
-}
-
-/// Ends the producer span of an append: the offset it landed at, or the failure.
-fn published(span: &tracing::Span, outcome: Result<Option<u64>, impl std::fmt::Display>) {
-    match outcome {
-        Ok(Some(offset)) => {
-            span.record("messaging.kafka.offset", offset);
-        }
-        Ok(None) => {}
-        Err(error) => eventlog::trace::set_error(span, error),
     }
 }
 

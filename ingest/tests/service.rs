@@ -12,12 +12,12 @@ use std::sync::Arc;
 use auth::Caller;
 use eventlog::EventLog;
 use eventlog::embedded::EmbeddedLog;
-use ingest::writer::{KeyedSend, WriteError, WriteKeyed, Written};
+use ingest::writer::{KeyedSend, Original, WriteError, WriteKeyed, Written};
 use ingest::{Ingest, IngestConfig, IngestError, MessageDraft};
 use parking_lot::Mutex;
 use schemas::events::MessageType;
 use schemas::http::OpenConversationRequest;
-use schemas::{ConversationId, MessageId, UserId};
+use schemas::{ConversationId, MessageId, Timestamp, UserId};
 use viewstore::embedded::EmbeddedStore;
 
 const PARTITIONS: u32 = 4;
@@ -26,7 +26,7 @@ const PARTITIONS: u32 = 4;
 /// lease would; it counts what it was asked.
 struct OneWriter {
     log: Arc<EmbeddedLog>,
-    keys: Mutex<HashMap<String, MessageId>>,
+    keys: Mutex<HashMap<String, Original>>,
     asked: Mutex<Vec<String>>,
 }
 
@@ -37,13 +37,13 @@ impl WriteKeyed for OneWriter {
     ) -> Pin<Box<dyn Future<Output = Result<Written, WriteError>> + Send + '_>> {
         Box::pin(async move {
             self.asked.lock().push(send.key.clone());
-            if let Some(id) = self.keys.lock().get(&send.key) {
-                return Ok(Written::Earlier(*id));
+            if let Some(original) = self.keys.lock().get(&send.key) {
+                return Ok(Written::Earlier(*original));
             }
             let record = send.record;
             let position = self.log.append(record.key, record.value, record.headers).await.unwrap();
             let id = MessageId::from_position(position);
-            self.keys.lock().insert(send.key, id);
+            self.keys.lock().insert(send.key, Original { id, sent_at: send.sent_at });
             Ok(Written::Appended(id))
         })
     }
@@ -156,4 +156,23 @@ async fn keyed_sends_go_to_the_writer_and_a_retry_is_answered_with_the_original(
     assert_eq!(*world.writer.asked.lock(), ["k1", "k1"], "both went to the writer, nothing else");
     let types = appended(&world, conversation).await;
     assert_eq!(types.iter().filter(|kind| kind.starts_with("chat.message")).count(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_is_answered_from_what_the_writer_remembers_without_reading_elsewhere() {
+    let world = world();
+    let conversation = open(&world).await;
+    // A message neither the log nor the store has: only the writer knows it.
+    let remembered = Original {
+        id: MessageId::new(1_000_000_007).unwrap(),
+        sent_at: Timestamp::from_millis(1_700_000_000_123),
+    };
+    world.writer.keys.lock().insert("k9".to_owned(), remembered);
+    let ana = caller("ana", false);
+    let again = world.ingest.send_message(&ana, conversation, text("quote", Some("k9"))).await;
+    let again = again.unwrap();
+    assert_eq!(
+        (again.id, again.sent_at, again.duplicate),
+        (remembered.id, remembered.sent_at, true)
+    );
 }

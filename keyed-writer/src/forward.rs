@@ -18,11 +18,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use eventlog::NewRecord;
 use hmac::{Hmac, KeyInit, Mac};
-use schemas::{ConversationId, MessageId};
+use schemas::{ChatEvent, ConversationId, Envelope, MessageId, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{KeyedSend, KeyedWriters, WriteError, Written};
+use viewstore::ReadModel;
+
+use super::{KeyedSend, KeyedWriters, Original, WriteError, Written};
 
 const SIGNATURE: &str = "x-chat-signature";
 /// Forwarded request bodies larger than this are refused (a record is at most a message).
@@ -109,6 +111,9 @@ struct ForwardedAnswer {
     message_id: MessageId,
     /// True when an earlier send with the key produced the message.
     earlier: bool,
+    /// When the earlier send was sent. Writers of the previous version leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -124,17 +129,19 @@ fn path(partition: u32) -> String {
 pub(crate) struct Forwarder {
     key: ForwardKey,
     client: reqwest::Client,
+    /// Completes the answers of writers that do not say when an earlier send was sent.
+    read_model: Arc<dyn ReadModel>,
 }
 
 impl Forwarder {
-    pub(crate) fn new(key: ForwardKey, timeout: Duration) -> Self {
+    pub(crate) fn new(key: ForwardKey, timeout: Duration, read_model: Arc<dyn ReadModel>) -> Self {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { key, client }
+        Self { key, client, read_model }
     }
 
     pub(crate) async fn forward(
@@ -171,17 +178,34 @@ impl Forwarder {
                 .json()
                 .await
                 .map_err(|error| WriteError::Unavailable(format!("writer's answer: {error}")))?;
-            return Ok(if answer.earlier {
-                Written::Earlier(answer.message_id)
-            } else {
-                Written::Appended(answer.message_id)
-            });
+            return match (answer.earlier, answer.sent_at) {
+                (false, _) => Ok(Written::Appended(answer.message_id)),
+                (true, Some(sent_at)) => {
+                    Ok(Written::Earlier(Original { id: answer.message_id, sent_at }))
+                }
+                (true, None) => self.earlier_from_projections(send, answer.message_id).await,
+            };
         }
         let detail = match response.json::<ForwardRefusal>().await {
             Ok(refusal) => refusal.detail,
             Err(_) => status.to_string(),
         };
         Err(WriteError::Unavailable(format!("the writer at {address} answered {status}: {detail}")))
+    }
+
+    /// An earlier send named by a writer of the previous version (during a rolling upgrade),
+    /// timed from the projections; until they have it the client is asked to retry.
+    async fn earlier_from_projections(
+        &self,
+        send: &KeyedSend,
+        id: MessageId,
+    ) -> Result<Written, WriteError> {
+        let found = self.read_model.message_with_key(send.conversation, &send.key).await;
+        match found {
+            Ok(Some(message)) if message.id == id => Ok(Written::Earlier(Original::from(&message))),
+            Ok(_) => Err(WriteError::Unavailable("the message is not in history yet".into())),
+            Err(error) => Err(WriteError::Unavailable(error.to_string())),
+        }
     }
 }
 
@@ -274,15 +298,23 @@ async fn take_forwarded(
     if send.conversation_id.partition(state.writers.partitions) != partition {
         return refuse(StatusCode::BAD_REQUEST, "the conversation is in another partition");
     }
+    // The writer remembers when each key's message was sent, to answer its retries.
+    let Ok((_, Some(ChatEvent::MessageSent(sent)))) = Envelope::decode(&value) else {
+        return refuse(StatusCode::BAD_REQUEST, "the record is not a message");
+    };
     let record = NewRecord { key: send.conversation_id, value, headers: send.headers };
-    let keyed = KeyedSend { conversation: send.conversation_id, key: send.key, record };
+    let conversation = send.conversation_id;
+    let keyed = KeyedSend { conversation, key: send.key, sent_at: sent.sent_at, record };
     match state.writers.write_here(keyed).await {
         Ok(Written::Appended(message_id)) => {
-            Json(ForwardedAnswer { message_id, earlier: false }).into_response()
+            Json(ForwardedAnswer { message_id, earlier: false, sent_at: None }).into_response()
         }
-        Ok(Written::Earlier(message_id)) => {
-            Json(ForwardedAnswer { message_id, earlier: true }).into_response()
-        }
+        Ok(Written::Earlier(original)) => Json(ForwardedAnswer {
+            message_id: original.id,
+            earlier: true,
+            sent_at: Some(original.sent_at),
+        })
+        .into_response(),
         Err(WriteError::NotHere) => refuse(StatusCode::MISDIRECTED_REQUEST, "not the writer"),
         Err(WriteError::Unavailable(reason)) => refuse(StatusCode::SERVICE_UNAVAILABLE, reason),
     }

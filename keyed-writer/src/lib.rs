@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use eventlog::{EventLog, NewRecord};
 use parking_lot::RwLock;
-use schemas::{ConversationId, MessageId};
+use schemas::{ConversationId, MessageId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use viewstore::{ReadModel, WriterLeases};
@@ -36,11 +36,12 @@ use self::forward::Forwarder;
 use self::keeper::Keeper;
 use self::partition::Reply;
 
-/// A keyed send, ready to append: the record is the whole event.
+/// A keyed send, ready to append: the record is the whole event, sent at `sent_at`.
 #[derive(Debug, Clone)]
 pub struct KeyedSend {
     pub conversation: ConversationId,
     pub key: String,
+    pub sent_at: Timestamp,
     pub record: NewRecord,
 }
 
@@ -49,8 +50,32 @@ pub struct KeyedSend {
 pub enum Written {
     /// This send appended it.
     Appended(MessageId),
-    /// An earlier send with the same key did.
-    Earlier(MessageId),
+    /// An earlier send with the same key did: the writer remembers which and when, so a
+    /// retry is answered without reading the store or the log.
+    Earlier(Original),
+}
+
+impl Written {
+    /// The key's message, whichever send appended it.
+    pub fn id(&self) -> MessageId {
+        match self {
+            Self::Appended(id) => *id,
+            Self::Earlier(original) => original.id,
+        }
+    }
+}
+
+/// The message a key produced, and when it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Original {
+    pub id: MessageId,
+    pub sent_at: Timestamp,
+}
+
+impl From<&viewstore::StoredMessage> for Original {
+    fn from(message: &viewstore::StoredMessage) -> Self {
+        Self { id: message.id, sent_at: message.sent_at }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,7 +176,10 @@ impl KeyedWriters {
             None => None,
         };
         let forward_timeout = config.timing.append_timeout + config.timing.margin;
-        let forwarder = config.forward_key.clone().map(|key| Forwarder::new(key, forward_timeout));
+        let forwarder = config
+            .forward_key
+            .clone()
+            .map(|key| Forwarder::new(key, forward_timeout, Arc::clone(&read_model)));
         let stopped = CancellationToken::new();
         let lost_route = Arc::new(tokio::sync::Notify::new());
         let writers = Arc::new(Self {

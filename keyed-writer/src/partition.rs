@@ -20,11 +20,11 @@ use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use schemas::{ChatEvent, Envelope, MessageId, Position};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use viewstore::{ReadModel, StoreError};
+use viewstore::{ReadModel, StoreError, StoredMessage};
 
 use super::in_order::InOrder;
 use super::window::{Admission, KeyWindow};
-use super::{KeyedSend, WriteError, Written};
+use super::{KeyedSend, Original, WriteError, Written};
 use crate::metrics::{self, Appender};
 
 /// Batches of appends outstanding at once. The producer keeps order within the partition
@@ -48,7 +48,7 @@ struct Pending {
     reply: Reply,
 }
 
-type LookupDone = (u64, Pending, Result<Option<MessageId>, StoreError>);
+type LookupDone = (u64, Pending, Result<Option<StoredMessage>, StoreError>);
 type AppendDone = (Vec<Pending>, u64, Vec<Result<Position, LogError>>);
 
 /// What a writer needs from its node.
@@ -181,7 +181,8 @@ impl PartitionWriter {
                     && let Some(key) = &sent.idempotency_key
                 {
                     let id = MessageId::from_position(record.position);
-                    self.window.learn(sent.conversation_id, key, id, record.position.offset);
+                    let original = Original { id, sent_at: sent.sent_at };
+                    self.window.learn(sent.conversation_id, key, original, record.position.offset);
                 }
             }
         }
@@ -249,8 +250,8 @@ impl PartitionWriter {
 
     fn admit(&mut self, send: KeyedSend, reply: Reply) {
         match self.window.admit(send.conversation, &send.key, reply) {
-            Admission::Written(id, reply) => {
-                let _ = reply.send(Ok(Written::Earlier(id)));
+            Admission::Written(original, reply) => {
+                let _ = reply.send(Ok(Written::Earlier(original)));
             }
             Admission::Queued => {}
             Admission::New(reply) => {
@@ -272,6 +273,7 @@ impl PartitionWriter {
         let to_append = match found {
             Ok(None) => Some(pending),
             Ok(Some(earlier)) => {
+                let earlier = Original::from(&earlier);
                 let send = &pending.send;
                 // The projections answer for this key; the window need not remember it.
                 let waiting = self.window.settle(send.conversation, &send.key, None);
@@ -333,14 +335,15 @@ impl PartitionWriter {
                 Ok(position) => {
                     let id = MessageId::from_position(position);
                     self.known_end = self.known_end.max(position.offset + 1);
+                    let original = Original { id, sent_at: send.sent_at };
                     let waiting = self.window.settle(
                         send.conversation,
                         &send.key,
-                        Some((id, position.offset)),
+                        Some((original, position.offset)),
                     );
                     let _ = pending.reply.send(Ok(Written::Appended(id)));
                     for reply in waiting {
-                        let _ = reply.send(Ok(Written::Earlier(id)));
+                        let _ = reply.send(Ok(Written::Earlier(original)));
                     }
                 }
                 Err(error) => {

@@ -9,14 +9,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use schemas::{ConversationId, MessageId};
+use crate::Original;
+use schemas::ConversationId;
 
 type Slot = (ConversationId, String);
 
 #[derive(Debug)]
 enum Entry<W> {
     /// The key's first message, at this offset.
-    Written { id: MessageId, offset: u64 },
+    Written { original: Original, offset: u64 },
     /// A send with this key is being checked or appended; these wait for its outcome.
     Pending { waiting: Vec<W> },
 }
@@ -25,7 +26,7 @@ enum Entry<W> {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Admission<W> {
     /// The key already produced this message: answer with it.
-    Written(MessageId, W),
+    Written(Original, W),
     /// Another send with the key is under way; the waiter was queued behind it.
     Queued,
     /// The key is not in the window: this send goes ahead (after a look at the
@@ -57,7 +58,7 @@ impl<W> KeyWindow<W> {
     ) -> Admission<W> {
         let slot = (conversation, key.to_owned());
         match self.entries.get_mut(&slot) {
-            Some(Entry::Written { id, .. }) => Admission::Written(*id, waiter),
+            Some(Entry::Written { original, .. }) => Admission::Written(*original, waiter),
             Some(Entry::Pending { waiting }) => {
                 waiting.push(waiter);
                 Admission::Queued
@@ -76,7 +77,7 @@ impl<W> KeyWindow<W> {
         &mut self,
         conversation: ConversationId,
         key: &str,
-        written: Option<(MessageId, u64)>,
+        written: Option<(Original, u64)>,
     ) -> Vec<W> {
         let slot = (conversation, key.to_owned());
         let waiting = match self.entries.remove(&slot) {
@@ -88,8 +89,8 @@ impl<W> KeyWindow<W> {
             }
             None => Vec::new(),
         };
-        if let Some((id, offset)) = written {
-            self.insert_written(slot, id, offset);
+        if let Some((original, offset)) = written {
+            self.insert_written(slot, original, offset);
         }
         waiting
     }
@@ -99,7 +100,7 @@ impl<W> KeyWindow<W> {
         &mut self,
         conversation: ConversationId,
         key: &str,
-        id: MessageId,
+        original: Original,
         offset: u64,
     ) {
         let slot = (conversation, key.to_owned());
@@ -108,16 +109,16 @@ impl<W> KeyWindow<W> {
             Some(Entry::Pending { .. }) => {
                 debug_assert!(false, "the log is read only while no send is pending");
             }
-            _ => self.insert_written(slot, id, offset),
+            _ => self.insert_written(slot, original, offset),
         }
     }
 
-    fn insert_written(&mut self, slot: Slot, id: MessageId, offset: u64) {
+    fn insert_written(&mut self, slot: Slot, original: Original, offset: u64) {
         if let Some(Entry::Written { offset: replaced, .. }) = self.entries.get(&slot) {
             self.by_offset.remove(replaced);
         }
         self.by_offset.insert(offset, slot.clone());
-        self.entries.insert(slot, Entry::Written { id, offset });
+        self.entries.insert(slot, Entry::Written { original, offset });
     }
 
     /// Drops the keys the projections now answer for (at or below `watermark`).
@@ -141,7 +142,7 @@ impl<W> KeyWindow<W> {
 
 #[cfg(test)]
 mod tests {
-    use schemas::Position;
+    use schemas::{MessageId, Position, Timestamp};
 
     use super::*;
 
@@ -149,8 +150,12 @@ mod tests {
         ConversationId::new(id).unwrap()
     }
 
-    fn id(offset: u64) -> MessageId {
-        MessageId::from_position(Position { partition: 0, offset })
+    /// The message at `offset`, sent at a time of its own.
+    fn id(offset: u64) -> Original {
+        Original {
+            id: MessageId::from_position(Position { partition: 0, offset }),
+            sent_at: Timestamp::from_millis(1_700_000_000_000 + offset as i64),
+        }
     }
 
     #[test]

@@ -216,7 +216,8 @@ async fn resolve(
             if let Some(found) = state.stored.keys.get(&slot) {
                 return Ok(Known::FirstWithKey(*found));
             }
-            Ok(Known::FirstWithKey(store.message_with_key(conversation, &slot.1).await?))
+            let found = store.message_with_key(conversation, &slot.1).await?;
+            Ok(Known::FirstWithKey(found.map(|message| message.id)))
         }
         Need::CountsAt(up_to) => {
             let local = state

@@ -25,18 +25,8 @@ impl BatchSpans {
             })
             .take(TRACED_PER_BATCH)
             .map(|(record, parent)| {
-                let span = tracing::debug_span!(
-                    "project",
-                    otel.name = format!("process {}", destination.name),
-                    otel.kind = "consumer",
-                    messaging.system = destination.system,
-                    messaging.destination.name = destination.name,
-                    messaging.operation.type = "process",
-                    messaging.destination.partition.id = record.position.partition,
-                    messaging.kafka.offset = record.position.offset,
-                    messaging.batch.message_count = records.len(),
-                );
-                trace::set_remote_parent(&span, &parent);
+                let span = trace::consumer_span(destination, record, &parent);
+                span.record("messaging.batch.message_count", records.len());
                 span
             })
             .collect();

@@ -121,7 +121,7 @@ pub trait ReadModel: Send + Sync + 'static {
         &self,
         conversation: ConversationId,
         key: &str,
-    ) -> Result<Option<MessageId>, StoreError>;
+    ) -> Result<Option<StoredMessage>, StoreError>;
 
     /// [`Self::message_with_key`] for several keys of one conversation at once; keys with
     /// no message are left out. A store may answer them in one request.
@@ -132,8 +132,8 @@ pub trait ReadModel: Send + Sync + 'static {
     ) -> Result<Vec<(String, MessageId)>, StoreError> {
         let mut found = Vec::new();
         for key in keys {
-            if let Some(id) = self.message_with_key(conversation, key).await? {
-                found.push((key.clone(), id));
+            if let Some(message) = self.message_with_key(conversation, key).await? {
+                found.push((key.clone(), message.id));
             }
         }
         Ok(found)

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::Record;
 use eventlog::trace::{self, TraceParent};
+use eventlog::{Destination, Record};
 use schemas::http::Message;
 use schemas::native::ServerFrame;
 use schemas::{ChatEvent, Envelope, MessageId, Position, Timestamp};
@@ -14,22 +14,6 @@ use schemas::{ChatEvent, Envelope, MessageId, Position, Timestamp};
 use super::Hub;
 use crate::delivery::{MessageDelivery, Outbound, render};
 use crate::metrics;
-
-/// The span of the hub taking a message in: a child of the span that appended it, with
-/// the number of connections it was queued for (one span, not one per socket).
-fn consumer_span(record: &Record, (system, topic): &(&'static str, String)) -> tracing::Span {
-    tracing::debug_span!(
-        "deliver",
-        otel.name = format!("process {topic}"),
-        otel.kind = "consumer",
-        messaging.system = *system,
-        messaging.destination.name = topic.as_str(),
-        messaging.operation.type = "process",
-        messaging.destination.partition.id = record.position.partition,
-        messaging.kafka.offset = record.position.offset,
-        chat.deliveries = tracing::field::Empty,
-    )
-}
 
 impl Hub {
     pub(super) fn on_record(&self, record: &Record) {
@@ -49,10 +33,12 @@ impl Hub {
                     Duration::from_millis(u64::try_from(after).unwrap_or(0)),
                     trace.as_ref().map(TraceParent::trace_id),
                 );
+                // One span for the hub taking the message in, with the number of connections
+                // it was queued for (not one per socket).
                 let span = trace.as_ref().filter(|trace| trace.sampled()).map(|trace| {
-                    let span = consumer_span(record, &self.destination);
-                    trace::set_remote_parent(&span, trace);
-                    span
+                    let (system, topic) = &self.destination;
+                    let destination = Destination { system, name: topic };
+                    trace::consumer_span(destination, record, trace)
                 });
                 let message = Message {
                     id: MessageId::from_position(record.position),

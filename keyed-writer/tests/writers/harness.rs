@@ -13,7 +13,9 @@ use eventlog::embedded::EmbeddedLog;
 use eventlog::{
     EventLog, Header, LogError, NewRecord, Record, SubscribeSpec, Subscription, WriterAssignment,
 };
-use keyed_writer::{ForwardKey, KeyedSend, KeyedWriters, WriterConfig, WriterTiming, Written};
+use keyed_writer::{
+    ForwardKey, KeyedSend, KeyedWriters, Original, WriterConfig, WriterTiming, Written,
+};
 use parking_lot::Mutex;
 use schemas::{
     ChatEvent, ConversationId, Envelope, MessageSent, MessageType, Participant, Position,
@@ -46,7 +48,12 @@ pub(crate) fn conversation_in(partition: u32, nth: u64) -> ConversationId {
         .expect("ids exist in every partition")
 }
 
+/// Each send's time is its own (a retry answered with its own time would be caught).
+static SENT: AtomicUsize = AtomicUsize::new(0);
+
 pub(crate) fn keyed(conversation: ConversationId, key: &str, text: &str) -> KeyedSend {
+    let sent_at =
+        Timestamp::from_millis(1_700_000_000_000 + SENT.fetch_add(1, Ordering::Relaxed) as i64);
     let event = ChatEvent::MessageSent(MessageSent {
         conversation_id: conversation,
         sender: Participant { id: UserId::new("ana").expect("valid"), name: "Ana".into() },
@@ -54,21 +61,24 @@ pub(crate) fn keyed(conversation: ConversationId, key: &str, text: &str) -> Keye
         text: text.into(),
         attachment: None,
         idempotency_key: Some(key.into()),
-        sent_at: Timestamp::now(),
+        sent_at,
     });
     let record = NewRecord {
         key: conversation,
         value: Envelope::wrap(&event, "/test").to_bytes(),
         headers: Vec::new(),
     };
-    KeyedSend { conversation, key: key.into(), record }
+    KeyedSend { conversation, key: key.into(), sent_at, record }
 }
 
 /// The message id of a written send, whichever send wrote it.
 pub(crate) fn id_of(written: &Written) -> u64 {
-    match written {
-        Written::Appended(id) | Written::Earlier(id) => id.get(),
-    }
+    written.id().get()
+}
+
+/// The answer to a retry of `first`, which `written` wrote: its message, at its time.
+pub(crate) fn earlier(written: &Written, first: &KeyedSend) -> Written {
+    Written::Earlier(Original { id: written.id(), sent_at: first.sent_at })
 }
 
 /// The embedded log, with scripted writer groups and appends that fail on demand.

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use eventlog::EventLog;
-use harness::{World, conversation_in, eventually, id_of, keyed};
+use harness::{World, conversation_in, earlier, eventually, id_of, keyed};
 use keyed_writer::{WriteError, Written};
 use viewstore::{ProjectionStore, WriterLeases};
 
@@ -21,11 +21,12 @@ async fn a_key_is_appended_once_and_every_retry_gets_its_message() {
     let world = World::new();
     let node = world.node("a", vec![0, 1]).await;
     let conversation = conversation_in(1, 0);
-    let first = node.writers.write(keyed(conversation, "k1", "hello")).await.unwrap();
+    let send = keyed(conversation, "k1", "hello");
+    let first = node.writers.write(send.clone()).await.unwrap();
     assert!(matches!(first, Written::Appended(_)), "{first:?}");
     for _ in 0..3 {
         let again = node.writers.write(keyed(conversation, "k1", "hello")).await.unwrap();
-        assert_eq!(again, Written::Earlier(id_of(&first).try_into().unwrap()));
+        assert_eq!(again, earlier(&first, &send), "the original, at the original's time");
     }
     let other = node.writers.write(keyed(conversation, "k2", "second")).await.unwrap();
     assert!(matches!(other, Written::Appended(id) if id.get() > id_of(&first)));
@@ -93,7 +94,8 @@ async fn a_key_older_than_the_writers_memory_is_found_in_the_projections() {
     let node = world.node("a", vec![0, 1]).await;
     let end = world.log.end_offset(1).await.unwrap();
     let retry = node.writers.write(keyed(conversation, "old-key", "from last week")).await.unwrap();
-    assert_eq!(retry, Written::Earlier(schemas::MessageId::from_position(position)));
+    let projected = Written::Appended(schemas::MessageId::from_position(position));
+    assert_eq!(retry, earlier(&projected, &old), "found in the projections, with its time");
     assert_eq!(world.log.end_offset(1).await.unwrap(), end, "nothing appended for the retry");
     node.stop().await;
 }
@@ -103,13 +105,13 @@ async fn a_new_writer_learns_every_key_its_predecessor_appended() {
     let world = World::new();
     let conversation = conversation_in(0, 1);
     let first = world.node("a", vec![0, 1]).await;
-    let written =
-        first.writers.write(keyed(conversation, "k", "before the restart")).await.unwrap();
+    let send = keyed(conversation, "k", "before the restart");
+    let written = first.writers.write(send.clone()).await.unwrap();
     first.stop().await;
     // Nothing projected: only the log knows the key.
     let second = world.node("b", vec![0, 1]).await;
     let retry = second.writers.write(keyed(conversation, "k", "before the restart")).await.unwrap();
-    assert_eq!(retry, Written::Earlier(id_of(&written).try_into().unwrap()));
+    assert_eq!(retry, earlier(&written, &send), "learned from the log, with its time");
     assert_eq!(world.log.records_with_key(0, "k").await.len(), 1);
     second.stop().await;
 }
@@ -121,10 +123,12 @@ async fn an_append_reported_failed_that_landed_is_found_before_anything_more_is_
     let conversation = conversation_in(1, 4);
     world.log.write_but_report_failure(1);
     // The send is retried within the call; the writer has read back what landed by then.
-    let sent = node.writers.write(keyed(conversation, "lost-ack", "hi")).await.unwrap();
+    let send = keyed(conversation, "lost-ack", "hi");
+    let sent = node.writers.write(send.clone()).await.unwrap();
     let landed = world.log.records_with_key(1, "lost-ack").await;
     assert_eq!(landed.len(), 1, "one record, not a second append");
-    assert_eq!(sent, Written::Earlier(schemas::MessageId::from_position(landed[0])));
+    let appended = Written::Appended(schemas::MessageId::from_position(landed[0]));
+    assert_eq!(sent, earlier(&appended, &send));
     let retry = node.writers.write(keyed(conversation, "lost-ack", "hi")).await.unwrap();
     assert_eq!(retry, sent);
     node.stop().await;
@@ -136,10 +140,11 @@ async fn a_partition_moves_to_another_node_and_keys_hold_across_the_move() {
     let a = world.node("a", vec![0, 1]).await;
     let b = world.node("b", vec![]).await;
     let conversation = conversation_in(1, 5);
-    let before = a.writers.write(keyed(conversation, "moving", "x")).await.unwrap();
+    let send = keyed(conversation, "moving", "x");
+    let before = a.writers.write(send.clone()).await.unwrap();
     // b forwards to a while a writes the partition.
     let via_b = b.writers.write(keyed(conversation, "moving", "x")).await.unwrap();
-    assert_eq!(via_b, Written::Earlier(id_of(&before).try_into().unwrap()));
+    assert_eq!(via_b, earlier(&before, &send), "the forwarded answer carries the time");
 
     world.log.assign("a", vec![0]);
     world.log.assign("b", vec![1]);
@@ -150,7 +155,7 @@ async fn a_partition_moves_to_another_node_and_keys_hold_across_the_move() {
     .await;
     // Now a forwards to b, and b learned the key from the log when it took over.
     let via_a = a.writers.write(keyed(conversation, "moving", "x")).await.unwrap();
-    assert_eq!(via_a, Written::Earlier(id_of(&before).try_into().unwrap()));
+    assert_eq!(via_a, earlier(&before, &send));
     let fresh = a.writers.write(keyed(conversation, "after-move", "y")).await.unwrap();
     assert!(matches!(fresh, Written::Appended(_)));
     assert_eq!(world.log.records_with_key(1, "moving").await.len(), 1);
@@ -165,12 +170,13 @@ async fn a_killed_writer_is_replaced_without_waiting_out_its_lease() {
     let a = world.node_with("a", vec![0, 1], wait, harness::long_lease()).await;
     let b = world.node_with("b", vec![], wait, harness::long_lease()).await;
     let conversation = conversation_in(0, 6);
-    let written = a.writers.write(keyed(conversation, "k", "x")).await.unwrap();
+    let send = keyed(conversation, "k", "x");
+    let written = a.writers.write(send.clone()).await.unwrap();
     a.kill();
     world.log.assign("b", vec![0, 1]);
     let started = tokio::time::Instant::now();
     let retry = b.writers.write(keyed(conversation, "k", "x")).await.unwrap();
-    assert_eq!(retry, Written::Earlier(id_of(&written).try_into().unwrap()));
+    assert_eq!(retry, earlier(&written, &send));
     assert!(started.elapsed() < harness::long_lease().lease, "found gone, not waited out");
     assert_eq!(world.log.records_with_key(0, "k").await.len(), 1);
     b.stop().await;

@@ -240,11 +240,17 @@ impl ReadModel for CqlStore {
         &self,
         conversation: ConversationId,
         key: &str,
-    ) -> Result<Option<MessageId>, StoreError> {
+    ) -> Result<Option<StoredMessage>, StoreError> {
         let rows: Vec<(i64,)> = self
             .rows(&self.shared.statements.key_message_get, (big(conversation.get()), key))
             .await?;
-        rows.first().map(|(id,)| message_id(*id)).transpose()
+        let Some(id) = rows.first().map(|(id,)| message_id(*id)).transpose()? else {
+            return Ok(None);
+        };
+        // The key's row is written with its message, so the message is there too.
+        let after = MessageId::new(id.get().saturating_sub(1)).unwrap_or(MessageId::ZERO);
+        let found = self.messages(conversation, after, MessageId::new(id.get() + 1).ok(), 1, false);
+        Ok(found.await?.into_iter().find(|message| message.id == id))
     }
 
     async fn messages_with_keys(

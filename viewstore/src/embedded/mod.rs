@@ -320,18 +320,18 @@ impl ReadModel for EmbeddedStore {
         &self,
         conversation: ConversationId,
         key: &str,
-    ) -> Result<Option<MessageId>, StoreError> {
+    ) -> Result<Option<StoredMessage>, StoreError> {
         let key = key.to_owned();
         self.read(move |conn| {
-            let id: Option<u64> = conn
+            let body: Option<String> = conn
                 .prepare_cached(
-                    "SELECT MIN(message_id) FROM messages
-                     WHERE conversation_id = ?1 AND idempotency_key = ?2",
+                    "SELECT body FROM messages
+                     WHERE conversation_id = ?1 AND idempotency_key = ?2
+                     ORDER BY message_id LIMIT 1",
                 )?
                 .query_row(params![conversation.get(), key], |row| row.get(0))
-                .optional()?
-                .flatten();
-            id.map(|id| MessageId::new(id).map_err(corrupt)).transpose()
+                .optional()?;
+            body.map(|body| decode(&body)).transpose()
         })
         .await
     }

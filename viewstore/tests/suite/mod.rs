@@ -159,7 +159,9 @@ pub(crate) async fn projection_writes_are_idempotent<S: ProjectionStore>(store: 
     let at = store.counts_at(conversation, message_id(4)).await.expect("counts");
     assert_eq!(at, Some((message_id(3), MessageCounts { total: 1, by_client: 1, by_worker: 0 })));
     assert_eq!(store.counts_at(conversation, message_id(2)).await.expect("counts"), None);
-    assert_eq!(store.message_with_key(conversation, "k").await.expect("key"), Some(message_id(3)));
+    let keyed = store.message_with_key(conversation, "k").await.expect("key").expect("found");
+    assert_eq!(keyed, all[0], "the whole first message with the key, its time included");
+    assert_eq!(keyed.id, message_id(3));
     assert_eq!(store.message_with_key(conversation, "nope").await.expect("key"), None);
     let asked = ["nope".to_owned(), "k".to_owned()];
     let found = store.messages_with_keys(conversation, &asked).await.expect("keys");
