@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use testkit as support;
 
 use std::io::{Cursor, Write as _};
 use std::time::{Duration, Instant};

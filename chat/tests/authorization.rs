@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use testkit as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -71,7 +71,7 @@ async fn build_world(server: &Server, dice: &mut Dice) -> World {
         let id = server.open_conversation(&format!("job-authz-{n}"), client, worker).await;
         let mut texts = Vec::new();
         for m in 0..3 {
-            let text = format!("secret-{id}-{m}-{:x}", dice.next());
+            let text = format!("secret-{id}-{m}-{:x}", dice.roll());
             server.send(if m % 2 == 0 { client } else { worker }, id, &text).await;
             texts.push(text);
         }
@@ -91,7 +91,7 @@ async fn attempt(
     dice: &mut Dice,
 ) -> String {
     let bearer = token(user);
-    let since = dice.next() % (1 << 20);
+    let since = dice.roll() % (1 << 20);
     let answer = match operation {
         0 => {
             let path = format!("/v1/conversations/{conversation}/messages?limit=5&before={since}");
@@ -185,7 +185,7 @@ async fn outsiders_learn_nothing_about_a_conversation_not_even_that_it_exists() 
             for _ in 0..2 {
                 let operation = dice.below(6);
                 // The same dice for both, so the probe and its control differ only in the id.
-                let mut twin = Dice(dice.next());
+                let mut twin = Dice(dice.roll());
                 let mut control_dice = Dice(twin.0);
                 let answer = attempt(&server, user, conversation, operation, &mut twin).await;
                 let control = attempt(&server, user, MISSING, operation, &mut control_dice).await;
@@ -230,7 +230,7 @@ async fn outsiders_learn_nothing_about_a_conversation_not_even_that_it_exists() 
             .map(|(id, _)| *id)
             .collect();
         assert!(listed.iter().all(|id| own.contains(id)), "{user} listed {listed:?}, owns {own:?}");
-        let forged = format!("/v1/conversations?cursor={:x}", dice.next());
+        let forged = format!("/v1/conversations?cursor={:x}", dice.roll());
         let (status, page) = server.get(user, &forged).await;
         let text = page.to_string();
         for word in world.forbidden_for(user) {

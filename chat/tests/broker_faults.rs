@@ -6,7 +6,7 @@
 #![cfg(feature = "cluster-tests")]
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use testkit as support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

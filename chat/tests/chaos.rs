@@ -10,7 +10,7 @@
 #![cfg(feature = "cluster-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use testkit as support;
 
 use std::path::PathBuf;
 use std::time::Duration;

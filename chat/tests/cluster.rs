@@ -7,7 +7,7 @@
 #![cfg(feature = "cluster-tests")]
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use testkit as support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use testkit as support;
 
 use serde_json::{Value, json};
 use support::{Role, SECRET, Server, service_token, token};

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use testkit as support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use testkit as support;
 
 use std::time::Duration;
 

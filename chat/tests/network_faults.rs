@@ -11,7 +11,7 @@
 #![cfg(feature = "cluster-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use testkit as support;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use testkit as support;
 
 use std::time::Duration;
 

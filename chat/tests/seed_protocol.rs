@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use testkit as support;
 
 use serde_json::json;
 use support::{Client, Server, seed_client, token};

@@ -13,13 +13,14 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Client, Seen, Server, token};
+use crate::{Client, Role, Seen, Server, token};
 
 /// How long one send may go unacknowledged, and a watcher may wait for its last id, before
 /// the test fails instead of hanging.
 const SEND_DEADLINE: Duration = Duration::from_secs(120);
 const WATCH_DEADLINE: Duration = Duration::from_secs(300);
 
+#[derive(Debug)]
 pub struct Storm {
     conversations: Vec<u64>,
     stop: Arc<AtomicBool>,
@@ -36,8 +37,8 @@ impl Storm {
         for n in 0..conversations {
             ids.push(server.open_conversation(&format!("job-{label}-{n}"), "carla", "wei").await);
         }
-        let ingests = server.cluster.as_ref().map_or(1, |_| server.count(super::Role::Ingest));
-        let fanouts = server.cluster.as_ref().map_or(1, |_| server.count(super::Role::Fanout));
+        let ingests = server.cluster.as_ref().map_or(1, |_| server.count(Role::Ingest));
+        let fanouts = server.cluster.as_ref().map_or(1, |_| server.count(Role::Fanout));
         let bases: Vec<String> = (0..ingests).map(|node| server.url_on(node, "")).collect();
         let sockets: Vec<String> = (0..fanouts).map(|node| server.ws_url_on(node, "")).collect();
         let stop = Arc::new(AtomicBool::new(false));
@@ -71,34 +72,36 @@ impl Storm {
         self.stop.store(true, Ordering::Relaxed);
         let mut acked = Vec::new();
         for sender in self.senders {
-            acked.push(sender.await.unwrap());
+            acked.push(sender.await.expect("a sender finishes"));
         }
         for (last, sent) in self.lasts.iter().zip(&acked) {
-            last.send(sent.last().map(|(_, id)| *id)).unwrap();
+            last.send(sent.last().map(|(_, id)| *id)).expect("the watcher waits for its last id");
         }
         let mut watched = Vec::new();
         for watcher in self.watchers {
-            watched.push(watcher.await.unwrap());
+            watched.push(watcher.await.expect("a watcher finishes"));
         }
         for (conversation, sent) in self.conversations.iter().zip(&acked) {
-            let final_id = sent.last().unwrap().1;
+            let final_id = sent.last().expect("at least one send was acknowledged").1;
             server
                 .inbox_item_when("carla", *conversation, |item| item["last_message_id"] == final_id)
                 .await;
         }
-        let replay = server.command("replay").output().unwrap();
+        let replay = server.command("replay").output().expect("chat replay runs");
         let report = String::from_utf8_lossy(&replay.stdout);
         assert!(replay.status.success(), "chat replay failed: {report}");
         assert!(report.contains(" 0 different"), "{report}");
         for ((conversation, sent), seen) in self.conversations.iter().zip(&acked).zip(&watched) {
             let history = server.history("carla", *conversation).await;
-            let texts: Vec<&str> = history.iter().map(|m| m["text"].as_str().unwrap()).collect();
+            let texts: Vec<&str> =
+                history.iter().map(|m| m["text"].as_str().expect("messages have text")).collect();
             let keys: Vec<&str> = sent.iter().map(|(key, _)| key.as_str()).collect();
             assert_eq!(
                 texts, keys,
                 "conversation {conversation}: every acknowledged send once, in order"
             );
-            let ids: Vec<u64> = history.iter().map(|m| m["id"].as_u64().unwrap()).collect();
+            let ids: Vec<u64> =
+                history.iter().map(|m| m["id"].as_u64().expect("messages have ids")).collect();
             let answered: Vec<u64> = sent.iter().map(|(_, id)| *id).collect();
             assert_eq!(
                 ids, answered,
@@ -140,7 +143,10 @@ async fn sender(
                 let status = response.status().as_u16();
                 let answer: Value = response.json().await.unwrap_or(Value::Null);
                 if status == 200 || status == 201 {
-                    acked.push((key.clone(), answer["id"].as_u64().unwrap()));
+                    acked.push((
+                        key.clone(),
+                        answer["id"].as_u64().expect("an acknowledged send names its message"),
+                    ));
                     break;
                 }
                 assert_eq!(status, 503, "send {key} refused: {answer}");
@@ -190,7 +196,9 @@ async fn watcher(
             );
             match client.next(Duration::from_secs(1)).await {
                 Seen::Frame(frame) if frame["type"] == "message" => {
-                    seen.push(frame["message"]["id"].as_u64().unwrap());
+                    seen.push(
+                        frame["message"]["id"].as_u64().expect("a message frame names its message"),
+                    );
                 }
                 Seen::Frame(_) => {}
                 Seen::Closed(0, _) => {}
