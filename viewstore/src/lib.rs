@@ -69,6 +69,15 @@ pub trait WriterLeases: Send + Sync + 'static {
     /// Every lease there is (partitions nobody ever took have none).
     async fn writer_leases(&self) -> Result<Vec<WriterLease>, StoreError>;
 
+    /// Replaces the lease of `next.partition` with `next` if it is still exactly `seen`
+    /// (`None`: there is no lease yet), in one compare-and-set. Returns `next`, or `None`
+    /// when the lease had changed. Every change of a lease is one of these.
+    async fn replace_writer_lease(
+        &self,
+        seen: Option<&WriterLease>,
+        next: WriterLease,
+    ) -> Result<Option<WriterLease>, StoreError>;
+
     /// Takes `partition` for `node`, if its lease is still `seen` (`None`: there is no lease
     /// yet). Returns the new lease, or `None` when the lease had changed.
     async fn take_writer_lease(
@@ -77,16 +86,35 @@ pub trait WriterLeases: Send + Sync + 'static {
         node: &str,
         address: &str,
         seen: Option<&WriterLease>,
-    ) -> Result<Option<WriterLease>, StoreError>;
+    ) -> Result<Option<WriterLease>, StoreError> {
+        let next = WriterLease {
+            partition,
+            node: node.to_owned(),
+            address: address.to_owned(),
+            version: seen.map_or(1, |lease| lease.version + 1),
+        };
+        self.replace_writer_lease(seen, next).await
+    }
 
     /// Renews `lease` if it is still current; `None` when someone took it meanwhile.
     async fn renew_writer_lease(
         &self,
         lease: &WriterLease,
-    ) -> Result<Option<WriterLease>, StoreError>;
+    ) -> Result<Option<WriterLease>, StoreError> {
+        let next = WriterLease { version: lease.version + 1, ..lease.clone() };
+        self.replace_writer_lease(Some(lease), next).await
+    }
 
     /// Frees `lease` if it is still current, so another node can take it at once.
-    async fn release_writer_lease(&self, lease: &WriterLease) -> Result<(), StoreError>;
+    async fn release_writer_lease(&self, lease: &WriterLease) -> Result<(), StoreError> {
+        let next = WriterLease {
+            partition: lease.partition,
+            node: String::new(),
+            address: String::new(),
+            version: lease.version + 1,
+        };
+        self.replace_writer_lease(Some(lease), next).await.map(drop)
+    }
 }
 
 /// Queries over the projections.

@@ -9,12 +9,13 @@
 mod subscription;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use embedded_sqlite::{Migration, Readers};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use schemas::{ConversationId, Position, Timestamp};
@@ -31,7 +32,11 @@ const APPEND_QUEUE: usize = 16 * 1024;
 /// Appends committed together at most.
 const MAX_GROUP_COMMIT: usize = 1024;
 
-const SCHEMA: &str = "
+/// The log's schema, one numbered step at a time (`embedded_sqlite::migrate`).
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "records, group offsets and metadata",
+    sql: "
     CREATE TABLE IF NOT EXISTS records (
         partition INTEGER NOT NULL,
         offset    INTEGER NOT NULL,
@@ -48,7 +53,8 @@ const SCHEMA: &str = "
         PRIMARY KEY (group_id, partition)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-";
+",
+}];
 
 fn unavailable(error: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(error.to_string())
@@ -71,11 +77,10 @@ impl Progress {
 #[derive(Debug)]
 struct Shared {
     partitions: u32,
-    path: PathBuf,
     jobs: mpsc::Sender<AppendJob>,
     progress: Arc<Progress>,
     groups: Mutex<HashSet<String>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<Readers>,
     /// Held for the life of the log: one process at a time writes it.
     _lock: std::fs::File,
 }
@@ -108,8 +113,7 @@ impl EmbeddedLog {
             std::fs::create_dir_all(parent).map_err(unavailable)?;
         }
         let lock = lock_exclusively(path)?;
-        let conn = open_connection(path).map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let conn = embedded_sqlite::open(path, MIGRATIONS).map_err(unavailable)?;
         check_partitions(&conn, partitions)?;
         let end = load_end_offsets(&conn, partitions).map_err(unavailable)?;
         let progress = Arc::new(Progress {
@@ -124,11 +128,10 @@ impl EmbeddedLog {
             .map_err(unavailable)?;
         let shared = Shared {
             partitions,
-            path: path.to_owned(),
             jobs,
             progress,
             groups: Mutex::new(HashSet::new()),
-            readers: Mutex::new(Vec::new()),
+            readers: Arc::new(Readers::new(path)),
             _lock: lock,
         };
         Ok(Self { shared: Arc::new(shared) })
@@ -153,14 +156,6 @@ fn lock_exclusively(path: &Path) -> Result<std::fs::File, LogError> {
         ))),
         Err(std::fs::TryLockError::Error(error)) => Err(unavailable(error)),
     }
-}
-
-fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(conn)
 }
 
 fn check_partitions(conn: &Connection, partitions: u32) -> Result<(), LogError> {
@@ -278,19 +273,7 @@ impl Shared {
         self: &Arc<Self>,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, LogError> {
-        let shared = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let pooled = shared.readers.lock().pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => open_connection(&shared.path).map_err(unavailable)?,
-            };
-            let result = work(&conn).map_err(unavailable);
-            shared.readers.lock().push(conn);
-            result
-        })
-        .await
-        .map_err(unavailable)?
+        self.readers.read(work).await.map_err(unavailable)
     }
 }
 

@@ -217,14 +217,12 @@ impl WriterLeases for ScriptedLeases {
         self.inner.writer_leases().await
     }
 
-    async fn take_writer_lease(
+    async fn replace_writer_lease(
         &self,
-        partition: u32,
-        node: &str,
-        address: &str,
         seen: Option<&WriterLease>,
+        next: WriterLease,
     ) -> Result<Option<WriterLease>, StoreError> {
-        self.inner.take_writer_lease(partition, node, address, seen).await
+        self.inner.replace_writer_lease(seen, next).await
     }
 
     async fn renew_writer_lease(
@@ -235,10 +233,6 @@ impl WriterLeases for ScriptedLeases {
             return Err(StoreError::Unavailable("renewals refused by the test".into()));
         }
         self.inner.renew_writer_lease(lease).await
-    }
-
-    async fn release_writer_lease(&self, lease: &WriterLease) -> Result<(), StoreError> {
-        self.inner.release_writer_lease(lease).await
     }
 }
 

@@ -16,39 +16,6 @@ fn partition_value(partition: u32) -> i32 {
     i32::try_from(partition).unwrap_or(i32::MAX)
 }
 
-impl CqlStore {
-    async fn replace_lease(
-        &self,
-        seen: Option<&WriterLease>,
-        next: WriterLease,
-    ) -> Result<Option<WriterLease>, StoreError> {
-        let (session, statements) = (&self.shared.session, &self.shared.statements);
-        let result = match seen {
-            None => {
-                let values = (
-                    partition_value(next.partition),
-                    next.node.as_str(),
-                    next.address.as_str(),
-                    big(next.version),
-                );
-                session.execute_unpaged(&statements.lease_insert, values).await
-            }
-            Some(seen) => {
-                let values = (
-                    next.node.as_str(),
-                    next.address.as_str(),
-                    big(next.version),
-                    partition_value(next.partition),
-                    seen.node.as_str(),
-                    big(seen.version),
-                );
-                session.execute_unpaged(&statements.lease_replace, values).await
-            }
-        };
-        Ok(applied(result.map_err(unavailable)?)?.then_some(next))
-    }
-}
-
 #[async_trait]
 impl WriterLeases for CqlStore {
     async fn writer_leases(&self) -> Result<Vec<WriterLease>, StoreError> {
@@ -80,37 +47,34 @@ impl WriterLeases for CqlStore {
         Ok(leases)
     }
 
-    async fn take_writer_lease(
+    async fn replace_writer_lease(
         &self,
-        partition: u32,
-        node: &str,
-        address: &str,
         seen: Option<&WriterLease>,
+        next: WriterLease,
     ) -> Result<Option<WriterLease>, StoreError> {
-        let next = WriterLease {
-            partition,
-            node: node.to_owned(),
-            address: address.to_owned(),
-            version: seen.map_or(1, |lease| lease.version + 1),
+        let (session, statements) = (&self.shared.session, &self.shared.statements);
+        let result = match seen {
+            None => {
+                let values = (
+                    partition_value(next.partition),
+                    next.node.as_str(),
+                    next.address.as_str(),
+                    big(next.version),
+                );
+                session.execute_unpaged(&statements.lease_insert, values).await
+            }
+            Some(seen) => {
+                let values = (
+                    next.node.as_str(),
+                    next.address.as_str(),
+                    big(next.version),
+                    partition_value(next.partition),
+                    seen.node.as_str(),
+                    big(seen.version),
+                );
+                session.execute_unpaged(&statements.lease_replace, values).await
+            }
         };
-        self.replace_lease(seen, next).await
-    }
-
-    async fn renew_writer_lease(
-        &self,
-        lease: &WriterLease,
-    ) -> Result<Option<WriterLease>, StoreError> {
-        let next = WriterLease { version: lease.version + 1, ..lease.clone() };
-        self.replace_lease(Some(lease), next).await
-    }
-
-    async fn release_writer_lease(&self, lease: &WriterLease) -> Result<(), StoreError> {
-        let next = WriterLease {
-            partition: lease.partition,
-            node: String::new(),
-            address: String::new(),
-            version: lease.version + 1,
-        };
-        self.replace_lease(Some(lease), next).await.map(drop)
+        Ok(applied(result.map_err(unavailable)?)?.then_some(next))
     }
 }

@@ -45,17 +45,6 @@ fn compare_and_set(
     Ok(true)
 }
 
-impl EmbeddedStore {
-    async fn replace_lease(
-        &self,
-        seen: Option<WriterLease>,
-        next: WriterLease,
-    ) -> Result<Option<WriterLease>, StoreError> {
-        self.write(move |conn| Ok(compare_and_set(conn, seen.as_ref(), &next)?.then_some(next)))
-            .await
-    }
-}
-
 #[async_trait]
 impl WriterLeases for EmbeddedStore {
     async fn writer_leases(&self) -> Result<Vec<WriterLease>, StoreError> {
@@ -69,37 +58,13 @@ impl WriterLeases for EmbeddedStore {
         .await
     }
 
-    async fn take_writer_lease(
+    async fn replace_writer_lease(
         &self,
-        partition: u32,
-        node: &str,
-        address: &str,
         seen: Option<&WriterLease>,
+        next: WriterLease,
     ) -> Result<Option<WriterLease>, StoreError> {
-        let next = WriterLease {
-            partition,
-            node: node.to_owned(),
-            address: address.to_owned(),
-            version: seen.map_or(1, |lease| lease.version + 1),
-        };
-        self.replace_lease(seen.cloned(), next).await
-    }
-
-    async fn renew_writer_lease(
-        &self,
-        lease: &WriterLease,
-    ) -> Result<Option<WriterLease>, StoreError> {
-        let next = WriterLease { version: lease.version + 1, ..lease.clone() };
-        self.replace_lease(Some(lease.clone()), next).await
-    }
-
-    async fn release_writer_lease(&self, lease: &WriterLease) -> Result<(), StoreError> {
-        let next = WriterLease {
-            partition: lease.partition,
-            node: String::new(),
-            address: String::new(),
-            version: lease.version + 1,
-        };
-        self.replace_lease(Some(lease.clone()), next).await.map(drop)
+        let seen = seen.cloned();
+        self.write(move |conn| Ok(compare_and_set(conn, seen.as_ref(), &next)?.then_some(next)))
+            .await
     }
 }

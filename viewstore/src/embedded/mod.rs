@@ -7,9 +7,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
+use embedded_sqlite::{Migration, Readers};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
@@ -22,7 +22,11 @@ use crate::{ConversationDirectory, ProjectionStore, ReadModel, StoreError};
 
 mod leases;
 
-const SCHEMA: &str = "
+/// The store's schema, one numbered step at a time (`embedded_sqlite::migrate`).
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "directory, leases and projections",
+    sql: "
     CREATE TABLE IF NOT EXISTS conversations (
         conversation_id INTEGER PRIMARY KEY AUTOINCREMENT,
         job_id          TEXT    NOT NULL UNIQUE,
@@ -66,7 +70,8 @@ const SCHEMA: &str = "
         partition INTEGER PRIMARY KEY,
         offset    INTEGER NOT NULL
     );
-";
+",
+}];
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -78,9 +83,8 @@ fn corrupt(error: impl std::fmt::Display) -> rusqlite::Error {
 
 #[derive(Debug)]
 struct Shared {
-    path: std::path::PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<Readers>,
 }
 
 /// The store `chat dev` runs on.
@@ -89,27 +93,11 @@ pub struct EmbeddedStore {
     shared: Arc<Shared>,
 }
 
-fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(conn)
-}
-
 impl EmbeddedStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(unavailable)?;
-        }
-        let writer = open_connection(path).map_err(unavailable)?;
-        writer.execute_batch(SCHEMA).map_err(unavailable)?;
-        let shared = Shared {
-            path: path.to_owned(),
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-        };
-        Ok(Self { shared: Arc::new(shared) })
+        let writer = embedded_sqlite::open(path, MIGRATIONS).map_err(unavailable)?;
+        let readers = Arc::new(Readers::new(path));
+        Ok(Self { shared: Arc::new(Shared { writer: Mutex::new(writer), readers }) })
     }
 
     async fn write<T: Send + 'static>(
@@ -126,19 +114,7 @@ impl EmbeddedStore {
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || {
-            let pooled = shared.readers.lock().pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => open_connection(&shared.path).map_err(unavailable)?,
-            };
-            let result = work(&conn).map_err(unavailable);
-            shared.readers.lock().push(conn);
-            result
-        })
-        .await
-        .map_err(unavailable)?
+        self.shared.readers.read(work).await.map_err(unavailable)
     }
 }
 
