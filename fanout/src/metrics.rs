@@ -34,6 +34,29 @@ struct DisconnectLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+/// A limit of the fanout's a connection ran into.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Limit {
+    ConnectionsPerUser,
+    Subscriptions,
+    SubscriptionChanges,
+}
+
+impl Limit {
+    fn label(self) -> &'static str {
+        match self {
+            Self::ConnectionsPerUser => "connections_per_user",
+            Self::Subscriptions => "subscriptions",
+            Self::SubscriptionChanges => "subscription_changes",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: &'static str,
 }
@@ -66,6 +89,7 @@ struct Metrics {
     resumes: Family<SourceLabels, Counter>,
     resumed_messages: Histogram,
     signals: Family<KindLabels, Counter>,
+    refusals: Family<LimitLabels, Counter>,
     latency: HistogramWithExemplars<TraceLabels>,
 }
 
@@ -94,6 +118,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     ] {
         disconnects.get_or_create_owned(&DisconnectLabels { code, closed_by });
     }
+    let refusals: Family<LimitLabels, Counter> = Family::default();
+    for limit in [Limit::ConnectionsPerUser, Limit::Subscriptions, Limit::SubscriptionChanges] {
+        refusals.get_or_create_owned(&LimitLabels { limit: limit.label() });
+    }
     let resumes: Family<SourceLabels, Counter> = Family::default();
     for source in ["memory", "store"] {
         resumes.get_or_create_owned(&SourceLabels { source });
@@ -109,6 +137,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         // 1 to ~16,000 messages missed.
         resumed_messages: Histogram::new(exponential_buckets(1.0, 4.0, 8)),
         signals: Family::default(),
+        refusals,
         // 1 ms to ~16 s.
         latency: HistogramWithExemplars::new(exponential_buckets(0.001, 2.0, 15)),
     }
@@ -123,6 +152,11 @@ pub(crate) fn connected(protocol: &'static str) {
 pub(crate) fn disconnected(protocol: &'static str, closed_by: ClosedBy) {
     METRICS.connections.get_or_create(&ProtocolLabels { protocol }).dec();
     count_close(closed_by);
+}
+
+/// A connection ran into `limit`.
+pub(crate) fn limit_reached(limit: Limit) {
+    METRICS.refusals.get_or_create(&LimitLabels { limit: limit.label() }).inc();
 }
 
 /// A handshake refused with a close frame before the connection counted as open.
@@ -245,6 +279,11 @@ pub fn register(registry: &mut Registry) {
         "chat_fanout_signals",
         "Signals received from the bus, by kind",
         metrics.signals.clone(),
+    );
+    registry.register(
+        "chat_fanout_limit_refusals",
+        "Refused by a limit of the fanout's, by limit (the write path's are chat_limit_refusals)",
+        metrics.refusals.clone(),
     );
     registry.register_with_unit(
         "chat_fanout_message_latency",

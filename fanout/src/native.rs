@@ -36,7 +36,7 @@ impl NativeProtocol {
     fn take_change(&mut self) -> Result<(), Utf8Bytes> {
         let Some((rate, bucket)) = &mut self.changes else { return Ok(()) };
         bucket.take(*rate, Instant::now()).map_err(|wait| {
-            ingest::metrics::refused(ingest::metrics::Limit::SubscriptionChanges);
+            crate::metrics::limit_reached(crate::metrics::Limit::SubscriptionChanges);
             let detail = format!(
                 "too many subscribes and unsubscribes; retry in {} ms",
                 wait.as_millis().max(1)
@@ -60,7 +60,7 @@ impl NativeProtocol {
     ) -> Result<(), Close> {
         let fresh = !self.subscriptions.contains_key(&conversation);
         if fresh && self.subscriptions.len() >= session.hub.config().max_subscriptions {
-            ingest::metrics::refused(ingest::metrics::Limit::Subscriptions);
+            crate::metrics::limit_reached(crate::metrics::Limit::Subscriptions);
             let detail = format!(
                 "at most {} subscriptions per connection",
                 session.hub.config().max_subscriptions

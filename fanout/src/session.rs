@@ -188,7 +188,7 @@ impl Mailbox {
         protocol: &'static str,
     ) -> Result<Self, Close> {
         let Some(ticket) = hub.admit(user) else {
-            ingest::metrics::refused(ingest::metrics::Limit::ConnectionsPerUser);
+            metrics::limit_reached(metrics::Limit::ConnectionsPerUser);
             let limit = hub.config().max_connections_per_user;
             return Err(Close::new(
                 close::RATE_LIMITED,

@@ -19,13 +19,10 @@ struct LimitLabels {
     limit: &'static str,
 }
 
-/// A limit a caller ran into.
+/// A limit of the write path a caller ran into (the fanout counts its own).
 #[derive(Debug, Clone, Copy)]
 pub enum Limit {
     SendRate,
-    ConnectionsPerUser,
-    Subscriptions,
-    SubscriptionChanges,
     UploadRate,
     UploadMemory,
     PreviewMemory,
@@ -37,9 +34,6 @@ impl Limit {
     fn label(self) -> &'static str {
         match self {
             Self::SendRate => "send_rate",
-            Self::ConnectionsPerUser => "connections_per_user",
-            Self::Subscriptions => "subscriptions",
-            Self::SubscriptionChanges => "subscription_changes",
             Self::UploadRate => "upload_rate",
             Self::UploadMemory => "upload_memory",
             Self::PreviewMemory => "preview_memory",
@@ -74,9 +68,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
     for limit in [
         Limit::SendRate,
-        Limit::ConnectionsPerUser,
-        Limit::Subscriptions,
-        Limit::SubscriptionChanges,
         Limit::UploadRate,
         Limit::UploadMemory,
         Limit::PreviewMemory,
@@ -144,7 +135,7 @@ pub fn register(registry: &mut Registry) {
     );
     registry.register(
         "chat_limit_refusals",
-        "Requests, handshakes and frames refused by a per-user or per-connection limit",
+        "Sends, uploads and downloads refused by a limit of the write path, by limit",
         metrics.refusals.clone(),
     );
 }
