@@ -2,7 +2,7 @@
 //! parses renders to a header that parses to the same value, and a child keeps the trace.
 #![no_main]
 
-use eventlog::trace::TraceParent;
+use schemas::traceparent::TraceParent;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

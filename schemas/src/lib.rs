@@ -20,6 +20,7 @@ pub mod object;
 pub mod seed;
 pub mod signals;
 pub mod timestamp;
+pub mod traceparent;
 
 pub use envelope::{DecodeError, Envelope};
 pub use events::{
