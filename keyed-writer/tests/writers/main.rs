@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use eventlog::EventLog;
 use harness::{World, conversation_in, earlier, eventually, id_of, keyed};
-use keyed_writer::{WriteError, Written};
+use keyed_writer::{WriteError, WriterTiming, Written};
 use viewstore::{ProjectionStore, WriterLeases};
 
 const SETTLE: Duration = Duration::from_secs(10);
@@ -166,9 +166,13 @@ async fn a_partition_moves_to_another_node_and_keys_hold_across_the_move() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_writer_is_replaced_without_waiting_out_its_lease() {
     let world = World::new();
-    let wait = Duration::from_secs(8);
-    let a = world.node_with("a", vec![0, 1], wait, harness::long_lease()).await;
-    let b = world.node_with("b", vec![], wait, harness::long_lease()).await;
+    // A lease far longer than finding a dead holder takes, even on a loaded machine: waiting
+    // it out would show as 20 s, finding the holder gone takes a probe (well under 2 s).
+    let lease = Duration::from_secs(20);
+    let timing = WriterTiming { lease, margin: lease / 20, ..harness::long_lease() };
+    let wait = timing.lease;
+    let a = world.node_with("a", vec![0, 1], wait, timing).await;
+    let b = world.node_with("b", vec![], wait, timing).await;
     let conversation = conversation_in(0, 6);
     let send = keyed(conversation, "k", "x");
     let written = a.writers.write(send.clone()).await.unwrap();
@@ -177,7 +181,7 @@ async fn a_killed_writer_is_replaced_without_waiting_out_its_lease() {
     let started = tokio::time::Instant::now();
     let retry = b.writers.write(keyed(conversation, "k", "x")).await.unwrap();
     assert_eq!(retry, earlier(&written, &send));
-    assert!(started.elapsed() < harness::long_lease().lease, "found gone, not waited out");
+    assert!(started.elapsed() < timing.lease, "found gone, not waited out");
     assert_eq!(world.log.records_with_key(0, "k").await.len(), 1);
     b.stop().await;
 }
