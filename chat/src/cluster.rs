@@ -279,8 +279,12 @@ pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
 /// How long each backend gets to answer: a refusal ends sooner.
 const REACH_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Reaches Kafka and the database, one line each; returns how many failed.
-pub(crate) async fn reach_backends(cluster: &ClusterArgs) -> anyhow::Result<usize> {
+/// Each backend reached with `cluster`'s settings: its name, address, and what it answered
+/// (or why not).
+pub(crate) type Reached = Vec<(&'static str, String, Result<String, String>)>;
+
+/// Reaches Kafka and the database, both at once.
+pub(crate) async fn reach_backends(cluster: &ClusterArgs) -> anyhow::Result<Reached> {
     let kafka = async {
         let config = kafka_config(cluster, &cluster.topic, "check")?;
         let answer = tokio::time::timeout(REACH_DEADLINE, eventlog::kafka::reach(&config)).await;
@@ -300,24 +304,10 @@ pub(crate) async fn reach_backends(cluster: &ClusterArgs) -> anyhow::Result<usiz
         )
     };
     let (kafka, cql) = tokio::join!(kafka, cql);
-    let mut failed = 0;
-    let nodes = cluster.cql_nodes.join(",");
-    for (name, address, result) in
-        [("kafka", cluster.kafka_brokers.as_str(), kafka?), ("cql", nodes.as_str(), cql?)]
-    {
-        match result {
-            Ok(report) => crate::config_check::println_out(&format!(
-                "connect: {name} at {address}: ok: {report}"
-            ))?,
-            Err(error) => {
-                failed += 1;
-                crate::config_check::println_out(&format!(
-                    "connect: {name} at {address}: FAILED: {error}"
-                ))?;
-            }
-        }
-    }
-    Ok(failed)
+    Ok(vec![
+        ("kafka", cluster.kafka_brokers.clone(), kafka?),
+        ("cql", cluster.cql_nodes.join(","), cql?),
+    ])
 }
 
 #[cfg(test)]

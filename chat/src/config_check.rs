@@ -67,14 +67,23 @@ pub(crate) fn run(role: &CheckedRole, connect: bool, matches: &ArgMatches) -> an
         CheckedRole::Migrate(args) => &args.cluster,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let failed = runtime.block_on(cluster::reach_backends(cluster))?;
+    let mut failed = 0;
+    for (name, address, answer) in runtime.block_on(cluster::reach_backends(cluster))? {
+        match answer {
+            Ok(report) => println_out(&format!("connect: {name} at {address}: ok: {report}"))?,
+            Err(error) => {
+                failed += 1;
+                println_out(&format!("connect: {name} at {address}: FAILED: {error}"))?;
+            }
+        }
+    }
     if failed > 0 {
         anyhow::bail!("{failed} of 2 backends could not be reached with these settings");
     }
     Ok(())
 }
 
-pub(crate) fn println_out(line: &str) -> std::io::Result<()> {
+fn println_out(line: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()

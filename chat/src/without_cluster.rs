@@ -34,7 +34,9 @@ pub(crate) mod cluster {
         Err(absent("config check"))
     }
 
-    pub(crate) async fn reach_backends(_cluster: &ClusterArgs) -> anyhow::Result<usize> {
+    pub(crate) async fn reach_backends(
+        _cluster: &ClusterArgs,
+    ) -> anyhow::Result<Vec<(&'static str, String, Result<String, String>)>> {
         Err(absent("config check --connect"))
     }
 }

@@ -308,7 +308,9 @@ async fn sends_carry_on_when_the_collector_goes_away() {
         server.send("kai", conversation, &format!("collector gone {n}")).await;
         slowest = slowest.max(started.elapsed());
     }
-    assert!(slowest < Duration::from_secs(2), "a send waited on the collector: {slowest:?}");
+    // A send held behind the exporter waits out its 10 s timeout; a loaded machine's
+    // slowest ordinary send (an fsync behind other work) stays well under 5 s.
+    assert!(slowest < Duration::from_secs(5), "a send waited on the collector: {slowest:?}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.history("lou", conversation).await.len() < 31 {
         assert!(Instant::now() < deadline, "every send reaches history");

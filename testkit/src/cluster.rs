@@ -1,10 +1,9 @@
 //! The shared Kafka + Cassandra of the cluster tests: names of each test's own, an
 //! S3-compatible server per test that needs one, and the test tools built from source.
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use crate::server::Server;
 
 /// Per-test names on the shared cluster: nothing is shared between tests.
 #[derive(Debug, Clone)]
@@ -45,38 +44,35 @@ pub(crate) fn cluster_names() -> ClusterNames {
     }
 }
 
-impl Server {
-    /// Starts s3s-fs on a free port over a directory of this test, with one bucket, and
-    /// points every process at it (the standard `AWS_*` variables, as in production).
-    pub(crate) fn start_s3(&mut self, prefix: &str) {
-        let binary = tool("CHAT_S3S_FS", "s3/build");
-        let root = self.data_dir.path().join("s3");
-        std::fs::create_dir_all(root.join("chat")).expect("the S3 root is created");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("a bound port has an address")
-            .port();
-        let (key, secret) = ("chat-test", "chat-test-secret-key");
-        let child = Command::new(binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", key, "--secret-key", secret])
-            .arg(&root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
-        self.s3 = Some(child);
-        wait_until_open(&format!("127.0.0.1:{port}"));
-        self.env.extend([
-            ("CHAT_OBJECT_STORE", format!("s3://chat/{prefix}")),
-            ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
-            ("AWS_ALLOW_HTTP", "true".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", key.into()),
-            ("AWS_SECRET_ACCESS_KEY", secret.into()),
-        ]);
-    }
+/// An S3-compatible server (s3s-fs) on a free port over `root`, with one bucket, and the
+/// variables that point a process at it (the standard `AWS_*` ones, as in production).
+pub(crate) fn start_s3(root: &Path, prefix: &str) -> (Child, Vec<(&'static str, String)>) {
+    let binary = tool("CHAT_S3S_FS", "s3/build");
+    std::fs::create_dir_all(root.join("chat")).expect("the S3 root is created");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("a bound port has an address")
+        .port();
+    let (key, secret) = ("chat-test", "chat-test-secret-key");
+    let child = Command::new(binary)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", key, "--secret-key", secret])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s3s-fs starts");
+    wait_until_open(&format!("127.0.0.1:{port}"));
+    let env = vec![
+        ("CHAT_OBJECT_STORE", format!("s3://chat/{prefix}")),
+        ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", key.into()),
+        ("AWS_SECRET_ACCESS_KEY", secret.into()),
+    ];
+    (child, env)
 }
 
 /// The path of a tool the tests run: from `variable` (set by scripts/test), or built (and
@@ -93,7 +89,7 @@ pub fn tool(variable: &str, build: &str) -> String {
     })
 }
 
-pub(crate) fn wait_until_open(address: &str) {
+fn wait_until_open(address: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(address).is_err() {
         assert!(Instant::now() < deadline, "nothing listens on {address}");

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use crate::cluster::{ClusterNames, cluster_names, on_cluster};
+use crate::cluster::{ClusterNames, cluster_names, on_cluster, start_s3};
 use crate::{ORIGIN, SECRET};
 
 /// The `chat` binary of this build: beside the test binaries' `deps/` directory, where
@@ -131,7 +131,9 @@ impl Server {
         }
         let names = cluster_names();
         if shape.object_store {
-            server.start_s3(&names.keyspace);
+            let (s3, env) = start_s3(&server.data_dir.path().join("s3"), &names.keyspace);
+            server.s3 = Some(s3);
+            server.env.extend(env);
         }
         server.cluster = Some(names);
         let migrated = server
