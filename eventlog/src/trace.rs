@@ -54,23 +54,37 @@ pub fn set_error(span: &tracing::Span, description: impl std::fmt::Display) {
     span.set_status(opentelemetry::trace::Status::error(description.to_string()));
 }
 
+/// A span under OpenTelemetry's messaging conventions: `operation` (`send` or `process`) on
+/// `partition` of `destination`, named `{operation} {topic}`, with the caller's own fields.
+macro_rules! messaging_span {
+    ($operation:literal, $kind:literal, $destination:expr, $partition:expr, $($fields:tt)*) => {
+        tracing::debug_span!(
+            $operation,
+            otel.name = format!("{} {}", $operation, $destination.name),
+            otel.kind = $kind,
+            messaging.system = $destination.system,
+            messaging.destination.name = $destination.name,
+            messaging.operation.type = $operation,
+            messaging.destination.partition.id = $partition,
+            $($fields)*
+        )
+    };
+}
+
 /// The producer span of appending an event of `event_type` keyed `key` to `partition` of
-/// `destination` (OpenTelemetry's messaging conventions); the offset is recorded with
-/// [`record_offset`] once the append is acknowledged.
+/// `destination`; the offset is recorded with [`record_offset`] once the append is
+/// acknowledged.
 pub fn producer_span(
     destination: Destination<'_>,
     partition: u32,
     key: u64,
     event_type: &str,
 ) -> tracing::Span {
-    tracing::debug_span!(
+    messaging_span!(
         "send",
-        otel.name = format!("send {}", destination.name),
-        otel.kind = "producer",
-        messaging.system = destination.system,
-        messaging.destination.name = destination.name,
-        messaging.operation.type = "send",
-        messaging.destination.partition.id = partition,
+        "producer",
+        destination,
+        partition,
         messaging.kafka.message.key = key,
         messaging.kafka.offset = tracing::field::Empty,
         chat.event.type = event_type,
@@ -90,14 +104,11 @@ pub fn consumer_span(
     record: &Record,
     parent: &TraceParent,
 ) -> tracing::Span {
-    let span = tracing::debug_span!(
+    let span = messaging_span!(
         "process",
-        otel.name = format!("process {}", destination.name),
-        otel.kind = "consumer",
-        messaging.system = destination.system,
-        messaging.destination.name = destination.name,
-        messaging.operation.type = "process",
-        messaging.destination.partition.id = record.position.partition,
+        "consumer",
+        destination,
+        record.position.partition,
         messaging.kafka.offset = record.position.offset,
         messaging.batch.message_count = tracing::field::Empty,
         chat.deliveries = tracing::field::Empty,
