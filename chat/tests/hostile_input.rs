@@ -426,7 +426,7 @@ async fn subscription_churn_is_refused_past_its_burst_and_the_connection_keeps_s
     let text = metrics.text().await.unwrap();
     assert!(
         text.lines().any(|line| line
-            .starts_with("chat_fanout_limit_refusals_total{limit=\"subscription_changes\"}")
+            .starts_with("chat_limit_refusals_total{limit=\"subscription_changes\"}")
             && !line.ends_with(" 0")),
         "the refusals are counted"
     );

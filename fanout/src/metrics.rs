@@ -33,11 +33,6 @@ struct DisconnectLabels {
     closed_by: &'static str,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LimitLabels {
-    limit: &'static str,
-}
-
 /// A limit of the fanout's a connection ran into.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Limit {
@@ -47,6 +42,9 @@ pub(crate) enum Limit {
 }
 
 impl Limit {
+    const ALL: [Self; 3] =
+        [Self::ConnectionsPerUser, Self::Subscriptions, Self::SubscriptionChanges];
+
     fn label(self) -> &'static str {
         match self {
             Self::ConnectionsPerUser => "connections_per_user",
@@ -89,7 +87,8 @@ struct Metrics {
     resumes: Family<SourceLabels, Counter>,
     resumed_messages: Histogram,
     signals: Family<KindLabels, Counter>,
-    refusals: Family<LimitLabels, Counter>,
+    /// By [`Limit`], in the order of [`Limit::ALL`].
+    refusals: [Counter; Limit::ALL.len()],
     latency: HistogramWithExemplars<TraceLabels>,
 }
 
@@ -118,10 +117,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     ] {
         disconnects.get_or_create_owned(&DisconnectLabels { code, closed_by });
     }
-    let refusals: Family<LimitLabels, Counter> = Family::default();
-    for limit in [Limit::ConnectionsPerUser, Limit::Subscriptions, Limit::SubscriptionChanges] {
-        refusals.get_or_create_owned(&LimitLabels { limit: limit.label() });
-    }
     let resumes: Family<SourceLabels, Counter> = Family::default();
     for source in ["memory", "store"] {
         resumes.get_or_create_owned(&SourceLabels { source });
@@ -137,7 +132,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         // 1 to ~16,000 messages missed.
         resumed_messages: Histogram::new(exponential_buckets(1.0, 4.0, 8)),
         signals: Family::default(),
-        refusals,
+        refusals: Default::default(),
         // 1 ms to ~16 s.
         latency: HistogramWithExemplars::new(exponential_buckets(0.001, 2.0, 15)),
     }
@@ -156,7 +151,16 @@ pub(crate) fn disconnected(protocol: &'static str, closed_by: ClosedBy) {
 
 /// A connection ran into `limit`.
 pub(crate) fn limit_reached(limit: Limit) {
-    METRICS.refusals.get_or_create(&LimitLabels { limit: limit.label() }).inc();
+    METRICS.refusals[limit as usize].inc();
+}
+
+/// This crate's refusals by limit label, for the binary's `chat_limit_refusals` (one family
+/// with the write path's, `ingest::metrics::limit_refusals`).
+pub fn limit_refusals() -> Vec<(&'static str, Counter)> {
+    Limit::ALL
+        .iter()
+        .map(|limit| (limit.label(), METRICS.refusals[*limit as usize].clone()))
+        .collect()
 }
 
 /// A handshake refused with a close frame before the connection counted as open.
@@ -279,11 +283,6 @@ pub fn register(registry: &mut Registry) {
         "chat_fanout_signals",
         "Signals received from the bus, by kind",
         metrics.signals.clone(),
-    );
-    registry.register(
-        "chat_fanout_limit_refusals",
-        "Refused by a limit of the fanout's, by limit (the write path's are chat_limit_refusals)",
-        metrics.refusals.clone(),
     );
     registry.register_with_unit(
         "chat_fanout_message_latency",

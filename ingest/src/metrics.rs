@@ -14,11 +14,6 @@ struct MessageLabels {
     outcome: &'static str,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LimitLabels {
-    limit: &'static str,
-}
-
 /// A limit of the write path a caller ran into (the fanout counts its own).
 #[derive(Debug, Clone, Copy)]
 pub enum Limit {
@@ -31,6 +26,15 @@ pub enum Limit {
 }
 
 impl Limit {
+    const ALL: [Self; 6] = [
+        Self::SendRate,
+        Self::UploadRate,
+        Self::UploadMemory,
+        Self::PreviewMemory,
+        Self::FileQuota,
+        Self::DownloadsInFlight,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Self::SendRate => "send_rate",
@@ -45,7 +49,8 @@ impl Limit {
 
 struct Metrics {
     messages: Family<MessageLabels, Counter>,
-    refusals: Family<LimitLabels, Counter>,
+    /// By [`Limit`], in the order of [`Limit::ALL`].
+    refusals: [Counter; Limit::ALL.len()],
     uploads: Counter,
     uploaded_bytes: Counter,
     swept: Counter,
@@ -57,7 +62,7 @@ struct Metrics {
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let metrics = Metrics {
         messages: Family::default(),
-        refusals: Family::default(),
+        refusals: Default::default(),
         uploads: Counter::default(),
         uploaded_bytes: Counter::default(),
         swept: Counter::default(),
@@ -65,16 +70,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     };
     for outcome in ["new", "duplicate"] {
         metrics.messages.get_or_create_owned(&MessageLabels { outcome });
-    }
-    for limit in [
-        Limit::SendRate,
-        Limit::UploadRate,
-        Limit::UploadMemory,
-        Limit::PreviewMemory,
-        Limit::FileQuota,
-        Limit::DownloadsInFlight,
-    ] {
-        metrics.refusals.get_or_create_owned(&LimitLabels { limit: limit.label() });
     }
     metrics
 });
@@ -99,7 +94,17 @@ pub(crate) fn swept(uploads: u64, bytes: u64) {
 
 /// A request or frame refused by `limit`.
 pub fn refused(limit: Limit) {
-    METRICS.refusals.get_or_create(&LimitLabels { limit: limit.label() }).inc();
+    METRICS.refusals[limit as usize].inc();
+}
+
+/// This crate's refusals by limit label. The binary exposes them as `chat_limit_refusals`,
+/// one family with the fanout's (`fanout::metrics::limit_refusals`), since an operator asks
+/// "what was refused" across the roles.
+pub fn limit_refusals() -> Vec<(&'static str, Counter)> {
+    Limit::ALL
+        .iter()
+        .map(|limit| (limit.label(), METRICS.refusals[*limit as usize].clone()))
+        .collect()
 }
 
 /// Adds this crate's metrics to `registry`.
@@ -132,10 +137,5 @@ pub fn register(registry: &mut Registry) {
         "Bytes of uploads removed because no message carried them in time",
         Unit::Bytes,
         metrics.swept_bytes.clone(),
-    );
-    registry.register(
-        "chat_limit_refusals",
-        "Sends, uploads and downloads refused by a limit of the write path, by limit",
-        metrics.refusals.clone(),
     );
 }

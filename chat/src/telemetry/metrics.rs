@@ -20,6 +20,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use viewstore::ReadModel;
 
+use super::refusals::LimitRefusals;
+
 /// How long a scrape waits for the log and the store to say where they are.
 const LAG_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -106,6 +108,7 @@ impl Metrics {
         if parts.ingest || parts.fanout {
             auth::metrics::register(&mut registry);
             ingest::metrics::register(&mut registry);
+            registry.register_collector(Box::new(LimitRefusals::new(parts.fanout)));
         }
         if parts.fanout {
             fanout::metrics::register(&mut registry);

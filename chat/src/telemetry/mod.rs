@@ -6,6 +6,7 @@
 pub(crate) mod http;
 mod log_format;
 pub(crate) mod metrics;
+mod refusals;
 pub(crate) mod traces;
 
 use std::io::IsTerminal;
