@@ -107,7 +107,8 @@ pub enum ServerFrame {
     /// Whether a participant of the conversation is connected to the chat (on any device,
     /// whatever they are looking at); `at` is when that became so, so an `offline` one says
     /// when they were last seen. Sent after `subscribed` for what the server knows, then on
-    /// every change.
+    /// every change. It is a state, not an event: a change that races the subscription may
+    /// be both in the snapshot and sent live, so the same status can come twice.
     Presence {
         conversation_id: ConversationId,
         user_id: UserId,

@@ -132,6 +132,11 @@ impl Client {
 
     /// Asserts that no frame of type `kind` arrives within `within`.
     pub async fn quiet_for(&mut self, kind: &str, within: Duration) {
+        self.none_within(within, |frame| frame["type"] == kind).await;
+    }
+
+    /// Asserts that no frame for which `unexpected` holds arrives within `within`.
+    pub async fn none_within(&mut self, within: Duration, unexpected: impl Fn(&Value) -> bool) {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.socket.next()).await {
@@ -139,7 +144,7 @@ impl Client {
                 Ok(Some(Ok(Message::Text(text)))) => {
                     let frame: Value =
                         serde_json::from_str(&text).expect("the server sends JSON frames");
-                    assert_ne!(frame["type"], kind, "unexpected frame {frame}");
+                    assert!(!unexpected(&frame), "unexpected frame {frame}");
                 }
                 Ok(Some(Ok(_))) => {}
                 Ok(_) => return,
