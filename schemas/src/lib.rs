@@ -16,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod limits;
 pub mod native;
+pub mod notify;
 pub mod object;
 pub mod seed;
 pub mod signals;

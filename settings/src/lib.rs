@@ -96,6 +96,22 @@ pub fn origin(text: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{authority}"))
 }
 
+/// Parses one origin push subscriptions may point at: an [`origin`], whose host may start
+/// with `*.` to allow its subdomains (`https://*.push.services.mozilla.com`).
+pub fn push_origin(text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return origin(trimmed);
+    };
+    match rest.strip_prefix("*.") {
+        Some(host) => {
+            let parsed = origin(&format!("{scheme}://{host}"))?;
+            Ok(parsed.replacen("://", "://*.", 1))
+        }
+        None => origin(trimmed),
+    }
+}
+
 /// Parses where attachments are kept: `file:///absolute/directory` or
 /// `s3://bucket[/prefix]` (a bucket name as S3 allows: 3 to 63 lowercase letters, digits,
 /// dots and hyphens).
@@ -186,6 +202,18 @@ mod tests {
         assert_eq!(rate("-0"), Ok(0.0));
         for refused in ["NaN", "inf", "-inf", "-5", "1e-300", "1e9", "ten", ""] {
             assert!(rate(refused).is_err(), "{refused} was accepted");
+        }
+    }
+
+    #[test]
+    fn push_origins_may_allow_subdomains() {
+        assert_eq!(
+            push_origin("https://*.Push.Services.Mozilla.com"),
+            Ok("https://*.push.services.mozilla.com".into())
+        );
+        assert_eq!(push_origin("http://127.0.0.1:9"), Ok("http://127.0.0.1:9".into()));
+        for refused in ["https://*", "https://a.*.example.com", "https://*.x.com/path", "*.x.com"] {
+            assert!(push_origin(refused).is_err(), "{refused} was accepted");
         }
     }
 

@@ -1,6 +1,6 @@
 //! viewstore: what the chat knows besides the log.
 //!
-//! Two kinds of state, behind four traits so each role gets only what it may touch:
+//! Three kinds of state, behind five traits so each role gets only what it may touch:
 //! - [`ConversationDirectory`] (written by ingest): which conversation belongs to which
 //!   job. Written with compare-and-set, before the events it guards are appended.
 //! - [`WriterLeases`] (written by ingest nodes): which node appends the keyed sends of each
@@ -9,6 +9,7 @@
 //!   with unread counts, message history and per-partition watermarks. Derived from the
 //!   log; every write is idempotent, so redelivery and replay never double-count.
 //! - [`ReadModel`] (read by everyone): queries over the projections.
+//! - [`PushSubscriptions`] (written by ingest and the notifier): browsers to push to.
 //!
 //! [`embedded::EmbeddedStore`] keeps it all in SQLite; the CQL implementation lives beside it.
 
@@ -16,6 +17,7 @@
 pub mod cql;
 pub mod embedded;
 pub mod model;
+mod push;
 
 use async_trait::async_trait;
 use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
@@ -24,6 +26,7 @@ pub use model::{
     ConversationRecord, ConversationView, InboxCursor, LastMessage, MessageCounts, ProjectionBatch,
     ReadState, Receipt, Role, StoredMessage, WriterLease,
 };
+pub use push::{PushSubscriptions, StoredPushSubscription};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

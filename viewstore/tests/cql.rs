@@ -68,3 +68,9 @@ async fn an_unmigrated_keyspace_is_a_clear_error() {
     let bad = CqlConfig::new(nodes(), "Robert'); DROP").with_env_security().unwrap();
     assert!(CqlStore::connect(&bad).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_subscriptions_are_bounded_and_one_user_per_endpoint() {
+    suite::push_subscriptions_are_bounded_and_one_user_per_endpoint(&fresh_store("push").await)
+        .await;
+}

@@ -36,3 +36,9 @@ async fn history_pages_both_ways() {
     let dir = tempfile::tempdir().expect("tempdir");
     suite::history_pages_both_ways(&open(&dir)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_subscriptions_are_bounded_and_one_user_per_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite::push_subscriptions_are_bounded_and_one_user_per_endpoint(&open(&dir)).await;
+}

@@ -106,6 +106,18 @@ pub const MIGRATIONS: &[Migration] = &[
             "DROP TABLE IF EXISTS {ks}.idempotency_keys",
         ],
     },
+    Migration {
+        version: 3,
+        name: "push subscriptions",
+        statements: &[
+            // Read per user by the notifier; the second table gives an endpoint one user.
+            "CREATE TABLE IF NOT EXISTS {ks}.push_subscriptions (
+            user_id text, endpoint text, p256dh text, auth text, registered_at bigint,
+            PRIMARY KEY (user_id, endpoint))",
+            "CREATE TABLE IF NOT EXISTS {ks}.push_endpoints (
+            endpoint text PRIMARY KEY, user_id text)",
+        ],
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (

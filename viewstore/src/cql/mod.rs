@@ -10,6 +10,7 @@ mod directory;
 mod leases;
 mod migrations;
 mod projections;
+mod push;
 mod reach;
 mod statements;
 

@@ -3,6 +3,7 @@
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
+use super::push::PushStatements;
 use super::unavailable;
 use crate::StoreError;
 
@@ -36,6 +37,7 @@ pub(crate) struct Statements {
     pub leases_all: PreparedStatement,
     pub lease_insert: PreparedStatement,
     pub lease_replace: PreparedStatement,
+    pub push: PushStatements,
 }
 
 impl Statements {
@@ -170,6 +172,7 @@ impl Statements {
                  WHERE partition = ? IF node = ? AND version = ?"
             ))
             .await?,
+            push: PushStatements::prepare(session, ks).await?,
         })
     }
 }

@@ -21,12 +21,14 @@ use crate::model::{
 use crate::{ConversationDirectory, ProjectionStore, ReadModel, StoreError};
 
 mod leases;
+mod push;
 
 /// The store's schema, one numbered step at a time (`embedded_sqlite::migrate`).
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "directory, leases and projections",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "directory, leases and projections",
+        sql: "
     CREATE TABLE IF NOT EXISTS conversations (
         conversation_id INTEGER PRIMARY KEY AUTOINCREMENT,
         job_id          TEXT    NOT NULL UNIQUE,
@@ -71,7 +73,23 @@ const MIGRATIONS: &[Migration] = &[Migration {
         offset    INTEGER NOT NULL
     );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "push subscriptions",
+        sql: "
+    CREATE TABLE IF NOT EXISTS push_subscriptions (
+        endpoint      TEXT PRIMARY KEY,
+        user_id       TEXT NOT NULL,
+        p256dh        TEXT NOT NULL,
+        auth          TEXT NOT NULL,
+        registered_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS push_subscriptions_by_user
+        ON push_subscriptions (user_id, registered_at);
+",
+    },
+];
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())

@@ -5,7 +5,8 @@ use schemas::{ConversationId, MessageId, MessageType, Participant, Position, Tim
 
 use viewstore::{
     ConversationDirectory, ConversationView, LastMessage, MessageCounts, ProjectionBatch,
-    ProjectionStore, ReadState, StoredMessage, WriterLease, WriterLeases,
+    ProjectionStore, PushSubscriptions, ReadState, StoredMessage, StoredPushSubscription,
+    WriterLease, WriterLeases,
 };
 
 fn person(id: &str) -> Participant {
@@ -230,4 +231,61 @@ pub(crate) async fn history_pages_both_ways<S: ProjectionStore>(store: &S) {
         .await
         .expect("page");
     assert_eq!(offsets(&window), ["m3", "m4"]);
+}
+
+fn subscription(endpoint: &str, at: i64) -> StoredPushSubscription {
+    StoredPushSubscription {
+        endpoint: endpoint.into(),
+        p256dh: format!("key-of-{endpoint}"),
+        auth: "secret".into(),
+        registered_at: Timestamp::from_millis(at),
+    }
+}
+
+pub(crate) async fn push_subscriptions_are_bounded_and_one_user_per_endpoint<
+    S: PushSubscriptions,
+>(
+    store: &S,
+) {
+    let (ana, bo) = (UserId::new("ana").expect("id"), UserId::new("bo").expect("id"));
+    let endpoints = |subscriptions: Vec<StoredPushSubscription>| -> Vec<String> {
+        subscriptions.into_iter().map(|s| s.endpoint).collect()
+    };
+    for (n, endpoint) in ["https://p/1", "https://p/2", "https://p/3"].iter().enumerate() {
+        store
+            .put_push_subscription(&ana, &subscription(endpoint, 10 + n as i64), 2)
+            .await
+            .expect("the store answers");
+    }
+    let kept = store.push_subscriptions(&ana).await.expect("the store answers");
+    assert_eq!(endpoints(kept), ["https://p/3", "https://p/2"], "the oldest went");
+
+    // Registering again refreshes the keys and the time; it adds nothing.
+    let mut refreshed = subscription("https://p/2", 20);
+    refreshed.p256dh = "new-key".into();
+    store.put_push_subscription(&ana, &refreshed, 2).await.expect("the store answers");
+    let kept = store.push_subscriptions(&ana).await.expect("the store answers");
+    assert_eq!(kept[0], refreshed);
+    assert_eq!(kept.len(), 2);
+
+    // The same browser signed in as bo: the endpoint is bo's now, and only his.
+    store
+        .put_push_subscription(&bo, &subscription("https://p/3", 30), 2)
+        .await
+        .expect("the store answers");
+    assert_eq!(
+        endpoints(store.push_subscriptions(&ana).await.expect("the store answers")),
+        ["https://p/2"]
+    );
+    assert_eq!(
+        endpoints(store.push_subscriptions(&bo).await.expect("the store answers")),
+        ["https://p/3"]
+    );
+
+    assert!(
+        !store.remove_push_subscription(&ana, "https://p/3").await.expect("the store answers"),
+        "not ana's"
+    );
+    assert!(store.remove_push_subscription(&bo, "https://p/3").await.expect("the store answers"));
+    assert!(store.push_subscriptions(&bo).await.expect("the store answers").is_empty());
 }
