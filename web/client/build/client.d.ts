@@ -82,6 +82,19 @@ export declare class ChatClient {
     setHeartbeat(everyMs: number, stallMs: number): void;
     /** Uploads a file for `conversation`; the answer goes into `send`'s `attachment`. */
     upload(conversation: number, file: Blob, name: string, onProgress?: (sent: number, total: number) => void): Promise<Attachment>;
+    /**
+     * The server's VAPID public key (base64url, an uncompressed P-256 point): the
+     * `applicationServerKey` for `PushManager.subscribe`. `null` when the server sends no web
+     * push (it answers 404), so a caller can say so instead of failing.
+     */
+    pushPublicKey(): Promise<string | null>;
+    /**
+     * Has the server push to this browser: `subscription` is `PushSubscription.toJSON()`.
+     * Saving the same one again changes nothing, so a page may save it on every load.
+     */
+    savePushSubscription(subscription: PushSubscriptionJSON): Promise<void>;
+    /** Stops pushes to `endpoint`; one the server does not know (404) is stopped already. */
+    deletePushSubscription(endpoint: string): Promise<void>;
     /** For tests: the socket stops carrying frames either way, without closing. */
     stallForTesting(): void;
 }

@@ -2,7 +2,8 @@
 // reconnects with backoff and jitter, notices a stalled network by its heartbeat, resumes
 // every subscription from the last message it delivered (so nothing is missed or shown
 // twice), and sends through an outbox that keeps every message, with its idempotency key,
-// until the server acknowledges it.
+// until the server acknowledges it. Over HTTP it also saves and deletes the browser's web
+// push subscription.
 import { memoryOutbox } from "./outbox.js";
 export class ChatClient {
     #options;
@@ -157,6 +158,54 @@ export class ChatClient {
             throw problem(response.status, body);
         onProgress?.(file.size, file.size);
         return JSON.parse(body);
+    }
+    /**
+     * The server's VAPID public key (base64url, an uncompressed P-256 point): the
+     * `applicationServerKey` for `PushManager.subscribe`. `null` when the server sends no web
+     * push (it answers 404), so a caller can say so instead of failing.
+     */
+    async pushPublicKey() {
+        const response = await this.#request("GET", "/v1/push/vapid-public-key");
+        if (response.status === 404)
+            return null;
+        const body = await response.text();
+        if (!response.ok)
+            throw problem(response.status, body);
+        return JSON.parse(body).vapid_public_key;
+    }
+    /**
+     * Has the server push to this browser: `subscription` is `PushSubscription.toJSON()`.
+     * Saving the same one again changes nothing, so a page may save it on every load.
+     */
+    async savePushSubscription(subscription) {
+        const { endpoint, keys } = subscription;
+        if (!endpoint || !keys?.p256dh || !keys.auth) {
+            throw new Error("a push subscription needs an endpoint and its p256dh and auth keys");
+        }
+        // Only the fields the server takes: it refuses unknown ones, and toJSON() adds
+        // expirationTime.
+        const body = { endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } };
+        const response = await this.#request("PUT", "/v1/push/subscriptions", body);
+        if (response.status !== 204)
+            throw problem(response.status, await response.text());
+    }
+    /** Stops pushes to `endpoint`; one the server does not know (404) is stopped already. */
+    async deletePushSubscription(endpoint) {
+        const response = await this.#request("DELETE", "/v1/push/subscriptions", { endpoint });
+        if (response.status !== 204 && response.status !== 404) {
+            throw problem(response.status, await response.text());
+        }
+    }
+    /** An HTTP request to the chat with the caller's token, as the other calls make. */
+    async #request(method, path, body) {
+        const headers = { authorization: `Bearer ${await this.#options.token()}` };
+        if (body !== undefined)
+            headers["content-type"] = "application/json";
+        return fetch(`${this.#options.baseUrl}${path}`, {
+            method,
+            headers,
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
     }
     async #open() {
         if (this.#closed)
