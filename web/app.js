@@ -2,7 +2,8 @@
 // through the typed client of web/client (client-global.js hands it over). All user data
 // goes into the page through textContent, never innerHTML. Deferred classic scripts sharing
 // one scope, run in order by index.html: this file (state, helpers, sign-in, inbox),
-// conversation.js, attachments.js, outbox.js, socket.js, then main.js (wiring).
+// conversation.js, attachments.js, outbox.js, push-store.js and push.js (notifications and
+// the service worker), socket.js, then main.js (wiring).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -21,6 +22,8 @@ const state = {
   inbox: new Map(), // conversation_id -> inbox item (highest version)
   client: null, // the ChatClient, made once signed in (socket.js)
   everOnline: false,
+  connected: false, // the socket is open and ready
+  announced: undefined, // "online" or "offline": what the live region last said (socket.js)
   holdReconnect: sessionStorage.getItem("chat.debug.hold") === "1", // debugging aid: stay offline
   open: null, // the open conversation, see openConversation()
   pending: new Map(), // idempotency key -> a send not yet acknowledged, as shown (outbox.js)
@@ -93,8 +96,13 @@ async function signIn(sub, name) {
   }
 }
 
-function signOut() {
+// Notifications stop too: whoever uses this browser next must not see this user's. Telling
+// the server may fail (the token may be why we sign out), so it gets a moment, not a veto.
+async function signOut() {
   localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(NOTIFICATIONS_KEY);
+  const moment = new Promise((resolve) => setTimeout(resolve, 2000));
+  await Promise.race([forgetPush().catch(() => { /* best effort */ }), moment]);
   location.href = location.pathname; // a full load, without the open conversation's hash
 }
 
@@ -110,9 +118,14 @@ async function start() {
     state.me = await api("/v1/me");
   } catch (error) {
     if (error.status === 401) { localStorage.removeItem(TOKEN_KEY); showLogin(); return; }
-    notice("Cannot reach the server: " + error.message);
-    setTimeout(start, 2000);
-    return;
+    // Offline (the page came from the service worker's cache): the token says who this is,
+    // enough to show the app and its outbox until the connection is back.
+    state.me = error.status === undefined ? meOfToken(state.token) : null;
+    if (!state.me) {
+      notice("Cannot reach the server: " + error.message);
+      setTimeout(start, 2000);
+      return;
+    }
   }
   $("login-view").hidden = true;
   $("chat-view").hidden = false;
@@ -121,8 +134,21 @@ async function start() {
   $("new-client").value = state.me.user_id;
   await loadInbox();
   await connect();
+  loadNotifications();
   const linked = /^#c(\d+)$/.exec(location.hash); // the conversation open before a reload
   if (linked) openConversation(Number(linked[1]));
+}
+
+// What /v1/me would answer, from the token's claims (unverified: only to show the page).
+function meOfToken(token) {
+  try {
+    const bytes = atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"));
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(bytes, (c) => c.charCodeAt(0))));
+    if (typeof claims.sub !== "string") return null;
+    return { user_id: claims.sub, name: typeof claims.name === "string" ? claims.name : claims.sub };
+  } catch {
+    return null;
+  }
 }
 
 // ---------- inbox ----------
@@ -131,8 +157,10 @@ async function loadInbox() {
   try {
     const page = await api("/v1/conversations?limit=200");
     page.items.forEach(upsertInbox);
+    $("inbox-empty").textContent = "No conversations yet.";
   } catch (error) {
     notice("Could not load conversations: " + error.message);
+    $("inbox-empty").textContent = "Conversations show here once the connection is back.";
   }
   renderInbox();
 }

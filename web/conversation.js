@@ -27,30 +27,58 @@ async function openConversation(id) {
   $("conversation").hidden = false;
   $("messages").replaceChildren();
   $("typing").hidden = true;
-  setPresence("offline");
-  const other = item ? otherOf(item) : { name: "Conversation " + id };
-  $("conversation-title").textContent = other.name;
-  $("conversation-job").textContent = item ? "job " + item.job_id : "";
+  // Connected, a participant the chat has not heard from is offline; disconnected, we
+  // cannot know.
+  if (state.connected) setPresence("offline"); else presenceUnknown();
+  showHeader(open);
   renderInbox();
-  try {
-    const page = await api("/v1/conversations/" + id + "/messages?limit=50");
-    if (state.open !== open) return;
-    open.nextBefore = page.next_before;
-    page.messages.forEach((message) => addMessage(message, false));
-  } catch (error) {
-    notice("Could not load messages: " + error.message);
-  }
+  await loadLatest(open);
   if (state.open !== open) return;
   open.loaded = true;
   for (const entry of state.pending.values()) {
     entry.node = null;
     showPending(entry);
   }
-  $("load-older").hidden = open.nextBefore == null;
   scrollToEnd();
   subscribeOpen();
   markRead();
   $("message-input").focus();
+}
+
+function showHeader(open) {
+  const other = open.item ? otherOf(open.item) : { name: "Conversation " + open.id };
+  $("conversation-title").textContent = other.name;
+  $("conversation-job").textContent = open.item ? "job " + open.item.job_id : "";
+}
+
+// The newest page of history; `open.missing` says it could not be loaded (offline).
+async function loadLatest(open) {
+  try {
+    const page = await api("/v1/conversations/" + open.id + "/messages?limit=50");
+    if (state.open !== open) return;
+    open.missing = false;
+    open.nextBefore = page.next_before;
+    page.messages.forEach((message) => addMessage(message, false));
+    $("load-older").hidden = open.nextBefore == null;
+  } catch (error) {
+    open.missing = true;
+    notice("Could not load messages: " + error.message);
+  }
+}
+
+// Connected again: what could not be loaded when the conversation was opened offline.
+async function catchUpOpen() {
+  const open = state.open;
+  if (!open) return;
+  if (!open.item && state.inbox.has(open.id)) {
+    open.item = state.inbox.get(open.id);
+    showHeader(open);
+    renderInbox();
+  }
+  if (!open.missing) return;
+  await loadLatest(open);
+  scrollToEnd();
+  markRead();
 }
 
 async function loadOlder() {
@@ -252,6 +280,23 @@ function setPresence(status, at) {
   const seen = status === "offline" && at ? new Date(at) : null;
   node.textContent = status === "online" ? "online" : seen && !isNaN(seen) ? "last seen " + lastSeen(seen) : "offline";
   node.title = seen && !isNaN(seen) ? seen.toLocaleString() : "";
+  if (state.open) state.open.presence = { status, at, known: new Date() };
+}
+
+// Our own connection is down, so the other side's presence is no longer heard: they may
+// well be connected. What was last known stays, marked as such, or "status unknown".
+function presenceUnknown() {
+  const node = $("presence");
+  const known = state.open && state.open.presence;
+  node.dataset.status = "unknown";
+  node.title = "Not updated while you are offline";
+  if (!known) { node.textContent = "status unknown"; return; }
+  if (known.status === "online") {
+    node.textContent = "online as of " + known.known.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return;
+  }
+  const seen = known.at ? new Date(known.at) : null;
+  node.textContent = seen && !isNaN(seen) ? "last seen " + lastSeen(seen) : "status unknown";
 }
 
 function lastSeen(date) {

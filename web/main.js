@@ -11,6 +11,7 @@ for (const button of document.querySelectorAll("[data-quick-user]")) {
   button.addEventListener("click", () => signIn(button.dataset.quickUser, button.dataset.quickName));
 }
 $("sign-out").addEventListener("click", signOut);
+$("notifications").addEventListener("change", onNotificationsToggled);
 $("conversation-list").addEventListener("click", (event) => {
   const item = event.target.closest("[data-conversation-id]");
   if (item) openConversation(Number(item.dataset.conversationId));
@@ -19,7 +20,9 @@ $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = $("message-input");
   if (new TextEncoder().encode(input.value).length > MAX_TEXT_BYTES) return;
+  const sending = Boolean(state.open && input.value.trim());
   sendMessage(input.value);
+  if (sending) offerNotifications(); // the first send is when notifications are offered
   input.value = "";
   updateByteCount();
 });
@@ -99,4 +102,5 @@ window.chatDebug = {
   },
 };
 
+registerServiceWorker();
 if (state.token) start(); else showLogin();

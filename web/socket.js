@@ -7,6 +7,24 @@
 function setConnection(text, kind) {
   $("connection").textContent = text;
   $("connection").dataset.state = kind;
+  announceConnection(kind);
+}
+
+// Said to screen readers once per change between connected and not (the client retries
+// every few seconds, and each try's "connecting" and "offline" are not news); nothing is
+// said while the first connection is made.
+function announceConnection(kind) {
+  const said = state.announced;
+  if (kind === "online") {
+    if (said === "offline") $("connection-announcer").textContent = "Connected again.";
+    state.announced = "online";
+    return;
+  }
+  if (said === "offline" || (kind === "connecting" && said === undefined)) return;
+  state.announced = "offline";
+  $("connection-announcer").textContent = said === "online"
+    ? "Connection lost. Reconnecting; messages you write are sent once it is back."
+    : "Offline. Messages you write are sent once the connection is back.";
 }
 
 // Makes the client (once per page) and, unless a test holds the page offline, connects.
@@ -32,10 +50,11 @@ async function connect() {
 }
 
 function onConnection(kind) {
+  state.connected = kind === "online";
   if (kind === "online") {
     state.everOnline = true;
     setConnection("online", "online");
-    loadInbox(); // catch up on inbox changes missed while disconnected
+    loadInbox().then(catchUpOpen); // what changed, or could not be loaded, while disconnected
     return;
   }
   if (kind === "connecting") {
@@ -43,7 +62,7 @@ function onConnection(kind) {
     return;
   }
   setConnection("offline", "offline");
-  if (state.open) { state.open.subscribed = false; setPresence("offline"); hideTyping(); }
+  if (state.open) { state.open.subscribed = false; presenceUnknown(); hideTyping(); }
 }
 
 function onFrame(frame) {

@@ -36,15 +36,18 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 const SCRIPT: &str = "text/javascript; charset=utf-8";
 
 /// Each asset by its path. The app's scripts share one scope and run in the order
-/// index.html lists them; the client's are ES modules.
+/// index.html lists them; the client's are ES modules. The service worker comes last: it
+/// is written from the others (see `service_worker`).
 static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
-    vec![
+    let mut assets = vec![
         ("/", Asset::new("text/html; charset=utf-8", include_str!("../../web/index.html"))),
         ("/app.css", Asset::new("text/css; charset=utf-8", include_str!("../../web/app.css"))),
         ("/app.js", Asset::new(SCRIPT, include_str!("../../web/app.js"))),
         ("/conversation.js", Asset::new(SCRIPT, include_str!("../../web/conversation.js"))),
         ("/attachments.js", Asset::new(SCRIPT, include_str!("../../web/attachments.js"))),
         ("/outbox.js", Asset::new(SCRIPT, include_str!("../../web/outbox.js"))),
+        ("/push-store.js", Asset::new(SCRIPT, include_str!("../../web/push-store.js"))),
+        ("/push.js", Asset::new(SCRIPT, include_str!("../../web/push.js"))),
         ("/socket.js", Asset::new(SCRIPT, include_str!("../../web/socket.js"))),
         ("/main.js", Asset::new(SCRIPT, include_str!("../../web/main.js"))),
         ("/client-global.js", Asset::new(SCRIPT, include_str!("../../web/client-global.js"))),
@@ -53,25 +56,44 @@ static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
         ("/client/index.js", Asset::new(SCRIPT, include_str!("../../web/client/build/index.js"))),
         ("/client/client.js", Asset::new(SCRIPT, include_str!("../../web/client/build/client.js"))),
         ("/client/outbox.js", Asset::new(SCRIPT, include_str!("../../web/client/build/outbox.js"))),
-    ]
+    ];
+    let worker = service_worker(&assets);
+    assets.push(("/sw.js", worker));
+    assets
 });
+
+/// web/sw.js after the two constants it takes from here: the paths of the app shell it
+/// caches, and a digest of their contents as its cache's version. Any change to the app
+/// changes the worker's bytes, so browsers install it afresh and it caches the new shell.
+fn service_worker(shell: &[(&'static str, Asset)]) -> Asset {
+    let paths: Vec<&str> = shell.iter().map(|(path, _)| *path).collect();
+    let mut digest = Sha256::new();
+    for (_, asset) in shell {
+        digest.update(asset.etag.as_bytes());
+    }
+    let version: String = digest.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let paths = serde_json::to_string(&paths).unwrap_or_else(|_| "[]".into());
+    let source = format!(
+        "// Written by chat/src/web.rs: the app shell's paths and its version.\n\
+         const SHELL = {paths};\nconst SHELL_VERSION = \"{version}\";\n{}",
+        include_str!("../../web/sw.js")
+    );
+    Asset::new(SCRIPT, source)
+}
 
 struct Asset {
     content_type: &'static str,
-    plain: &'static str,
+    plain: Bytes,
     gzip: Option<Bytes>,
     etag: String,
 }
 
 impl Asset {
-    fn new(content_type: &'static str, plain: &'static str) -> Self {
+    fn new(content_type: &'static str, contents: impl Into<Bytes>) -> Self {
+        let plain: Bytes = contents.into();
         let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
-        let gzip = encoder
-            .write_all(plain.as_bytes())
-            .and_then(|()| encoder.finish())
-            .ok()
-            .map(Bytes::from);
-        let digest = Sha256::digest(plain.as_bytes());
+        let gzip = encoder.write_all(&plain).and_then(|()| encoder.finish()).ok().map(Bytes::from);
+        let digest = Sha256::digest(&plain);
         let etag = format!(
             "\"{}\"",
             digest.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
@@ -107,7 +129,7 @@ impl Asset {
                 let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 (common, [content_type, encoding], gzip.clone()).into_response()
             }
-            _ => (common, [content_type], self.plain).into_response(),
+            _ => (common, [content_type], self.plain.clone()).into_response(),
         }
     }
 }
