@@ -5,7 +5,9 @@
 // Environment: CHROMIUM (default /usr/bin/chromium); CHAT_SCREENSHOT=path.png saves a
 // screenshot of bob's page at the end; CHAT_SCREENSHOT_DIR=dir keeps the phone's screens
 // (phone-conversation.png, phone-inbox.png); CHAT_WEB_DIR=dir serves index.html and the
-// scripts and stylesheet from that directory instead of the server (to iterate without rebuilding).
+// scripts and stylesheet from that directory instead of the server (to iterate without rebuilding;
+// the service worker, and the shell it caches, still come from the server); CHAT_CONSOLE=1
+// prints what the pages log.
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -107,10 +109,28 @@ async function send(page, text) {
   await until(`"${text}" to be acknowledged`, async () => (await page.locator("#messages .message.pending").count()) === 0);
 }
 
+// Counts what could prompt for a permission: Notification.requestPermission and
+// PushManager.subscribe (which asks for one itself when it is not granted yet).
+function countPermissionRequests() {
+  window.permissionRequests = { notification: 0, push: 0 };
+  const request = Notification.requestPermission.bind(Notification);
+  Notification.requestPermission = (...args) => { window.permissionRequests.notification += 1; return request(...args); };
+  const subscribe = PushManager.prototype.subscribe;
+  PushManager.prototype.subscribe = function (...args) { window.permissionRequests.push += 1; return subscribe.apply(this, args); };
+}
+
+// Resolves once the service worker controls `page` (after its first load, through claim()).
+async function controlled(page) {
+  await until("the service worker to control the page", () =>
+    page.evaluate(() => navigator.serviceWorker.controller !== null));
+}
+
 async function newPage(browser, errors, who, viewport = { width: 1180, height: 720 }) {
   const context = await browser.newContext({ viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500 });
+  await context.addInitScript(countPermissionRequests);
   const page = await context.newPage();
   page.on("pageerror", (error) => errors.push(`${who}: ${error.message}`));
+  if (process.env.CHAT_CONSOLE) page.on("console", (m) => console.log(`${who} console.${m.type()}: ${m.text()}`));
   // Anything the app's content security policy blocks is a failure too.
   page.on("console", (message) => {
     if (message.type() === "error" && /Content Security Policy/.test(message.text())) errors.push(`${who}: ${message.text()}`);
@@ -118,13 +138,120 @@ async function newPage(browser, errors, who, viewport = { width: 1180, height: 7
   const webDir = process.env.CHAT_WEB_DIR;
   if (webDir) {
     const type = (path) => (path === "/" ? "text/html" : path.endsWith(".css") ? "text/css" : "text/javascript");
-    await page.route((url) => url.pathname === "/" || /^\/\w+\.(js|css)$/.test(url.pathname), (route) => {
+    // Not the service worker: the server writes its first lines (chat/src/web.rs).
+    await page.route((url) => url.pathname === "/" || (/^\/[\w-]+\.(js|css)$/.test(url.pathname) && url.pathname !== "/sw.js"), (route) => {
       const path = new URL(route.request().url()).pathname;
       const file = path === "/" ? "index.html" : path.slice(1);
       route.fulfill({ contentType: type(path), body: readFileSync(join(webDir, file)) });
     });
   }
   return page;
+}
+
+// Pushes as the push service would deliver them, through the DevTools protocol; the page
+// reads back what its service worker shows.
+async function pushNotifications(browser, errors) {
+  const page = await newPage(browser, errors, "push");
+  await page.context().grantPermissions(["notifications"], { origin: base });
+  const cdp = await page.context().newCDPSession(page);
+  const registrations = [];
+  cdp.on("ServiceWorker.workerRegistrationUpdated", (event) => registrations.push(...event.registrations));
+  await cdp.send("ServiceWorker.enable");
+  await page.goto(base + "/");
+  await controlled(page);
+  const registration = await until("the worker's registration", () =>
+    registrations.find((r) => r.scopeURL === base + "/" && !r.isDeleted));
+  const push = (payload) => cdp.send("ServiceWorker.deliverPushMessage", {
+    origin: base, registrationId: registration.registrationId, data: JSON.stringify(payload),
+  });
+  const shown = () => page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications())
+    .map((n) => ({ title: n.title, body: n.body, tag: n.tag, conversation: n.data.conversation_id })));
+  const one = { type: "message", conversation_id: 7, message_id: 123, sender_name: "Alice", unread_count: 5 };
+  const showsOnly = (expected) => until(`the notifications to be ${JSON.stringify(expected)}`, async () => {
+    const now = await shown();
+    if (JSON.stringify(now) !== JSON.stringify(expected)) throw new Error(JSON.stringify(now));
+    return true;
+  });
+
+  await push({ ...one, id: "n-1", text: "hello…", count: 1 });
+  await showsOnly([{ title: "Alice", body: "hello…", tag: "conversation-7", conversation: 7 }]);
+  // A newer one for the same conversation replaces it.
+  await push({ ...one, id: "n-2", message_id: 125, text: "are you there?", count: 3 });
+  const three = { title: "Alice", body: "3 new messages\nare you there?", tag: "conversation-7", conversation: 7 };
+  await showsOnly([three]);
+  // The first again (the push service may deliver twice): had it been shown, it would have
+  // replaced the second. Another conversation's push, sent after it, marks when it is done.
+  await push({ ...one, id: "n-1", text: "hello…", count: 1 });
+  await push({ ...one, id: "n-3", conversation_id: 8, sender_name: "Bob", text: "hi", count: 1 });
+  const other = { title: "Bob", body: "hi", tag: "conversation-8", conversation: 8 };
+  await until("the other conversation's notification", async () => (await shown()).length === 2);
+  const both = (await shown()).sort((a, b) => a.conversation - b.conversation);
+  if (JSON.stringify(both) !== JSON.stringify([three, other])) fail(`after a repeated push: ${JSON.stringify(both)}`);
+  await page.context().close();
+}
+
+// No push service is reachable from this browser, so PushManager is replaced in the page by
+// one that hands out subscriptions with a real P-256 key and an endpoint the server takes.
+function standInPushService() {
+  const KEPT = "test.push-subscription"; // across reloads, as a browser keeps its subscription
+  const base64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const bytesOf = (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+  const subscription = (kept) => ({
+    endpoint: kept.endpoint,
+    options: { userVisibleOnly: true, applicationServerKey: bytesOf(kept.key).buffer },
+    toJSON: () => ({ endpoint: kept.endpoint, expirationTime: null, keys: kept.keys }),
+    unsubscribe: async () => { localStorage.removeItem(KEPT); return true; },
+  });
+  PushManager.prototype.getSubscription = async function () {
+    const kept = localStorage.getItem(KEPT);
+    return kept ? subscription(JSON.parse(kept)) : null;
+  };
+  PushManager.prototype.subscribe = async function (options) {
+    const pair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"]);
+    const point = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+    const kept = {
+      endpoint: "https://fcm.googleapis.com/fcm/send/web-test-" + crypto.randomUUID(),
+      key: options.applicationServerKey,
+      keys: { p256dh: base64url(point), auth: base64url(crypto.getRandomValues(new Uint8Array(16))) },
+    };
+    localStorage.setItem(KEPT, JSON.stringify(kept));
+    return subscription(kept);
+  };
+}
+
+// The checkbox turns notifications on (the subscription PUT to the server, and what the
+// worker needs kept for it) and off (DELETE, unsubscribed, nothing kept); a load with them
+// on saves the subscription again.
+async function pushSetting(browser, errors) {
+  const page = await newPage(browser, errors, "dana");
+  await page.context().grantPermissions(["notifications"], { origin: base });
+  await page.context().addInitScript(standInPushService);
+  await signIn(page, "dana", "Dana", false);
+  const answered = (method) => page.waitForResponse((r) =>
+    r.url() === base + "/v1/push/subscriptions" && r.request().method() === method, { timeout: WAIT });
+  const kept = () => page.evaluate(() => pushStore.get("subscriber"));
+  const token = await page.evaluate(() => localStorage.getItem("chat.token"));
+
+  let saved = answered("PUT");
+  await page.locator("#notifications").check();
+  if ((await saved).status() !== 204) fail(`saving the subscription answered ${(await saved).status()}`);
+  const body = JSON.parse((await saved).request().postData());
+  if (Object.keys(body).join() !== "endpoint,keys" || Object.keys(body.keys).join() !== "p256dh,auth") fail(`the PUT sent ${JSON.stringify(body)}`);
+  const stored = await until("what the worker needs to be kept", kept);
+  if (stored.token !== token || typeof stored.key !== "string") fail(`the worker was left ${JSON.stringify(stored)}`);
+
+  saved = answered("PUT");
+  await page.reload();
+  if ((await saved).status() !== 204) fail(`saving again on load answered ${(await saved).status()}`);
+  if (!(await page.locator("#notifications").isChecked())) fail("notifications are off after a reload");
+
+  const deleted = answered("DELETE");
+  await page.locator("#notifications").uncheck();
+  if ((await deleted).status() !== 204) fail(`deleting the subscription answered ${(await deleted).status()}`);
+  if (JSON.parse((await deleted).request().postData()).endpoint !== body.endpoint) fail("the DELETE named another endpoint");
+  await until("the subscription to be dropped and nothing kept for the worker", async () =>
+    (await kept()) === undefined && (await page.evaluate(() => localStorage.getItem("test.push-subscription"))) === null);
+  await page.context().close();
 }
 
 async function main() {
@@ -144,16 +271,29 @@ async function main() {
     const bob = await newPage(browser, errors, "bob");
     const expected = [];
 
-    step("alice signs in through the form");
+    step("alice signs in through the form: the service worker registers, and nothing asks for a permission");
+    await alice.context().grantPermissions(["notifications"], { origin: base });
     await signIn(alice, "alice", "Alice", false);
+    await controlled(alice);
+    const scope = await alice.evaluate(async () => (await navigator.serviceWorker.ready).scope);
+    if (scope !== base + "/") fail(`the service worker's scope is ${scope}`);
     const demoId = await until("the demo conversation in alice's inbox", () =>
       alice.locator("#conversation-list [data-conversation-id]", { hasText: "job demo" })
         .first().getAttribute("data-conversation-id", { timeout: 500 }));
     step(`alice opens the demo conversation (${demoId}) and sends a message before bob is online`);
     await openConversation(alice, demoId);
     await alice.locator('#presence[data-status="offline"]').waitFor({ timeout: WAIT });
+    const asked = () => alice.evaluate(() => window.permissionRequests);
+    if (JSON.stringify(await asked()) !== '{"notification":0,"push":0}') fail(`asked on load: ${JSON.stringify(await asked())}`);
     await send(alice, "Hello Bob, are you free on Monday?");
     expected.push("Hello Bob, are you free on Monday?");
+
+    step("alice's first send asks for the notification permission, once; subscribing fails here (no push service), quietly");
+    await until("the permission to be asked once", async () => (await asked()).notification === 1);
+    await alice.locator("#notice", { hasText: "Notifications are not available here" }).waitFor({ timeout: WAIT });
+    if (!(await alice.locator("#notifications").isChecked())) fail("notifications are not on after the permission was granted");
+    const why = await alice.locator("#notifications-setting").getAttribute("title");
+    if (!/^Not available: /.test(why || "")) fail(`the setting does not say why: ${JSON.stringify(why)}`);
 
     step("bob signs in with the quick button and sees an unread badge; alice sees him online while he is on his inbox");
     await signIn(bob, "bob", "Bob", true);
@@ -171,6 +311,7 @@ async function main() {
     step("alice sends, bob sees it live; bob answers, alice sees it live");
     await send(alice, "The job starts at 9:00 <b>sharp</b> & ends at 17:00");
     expected.push("The job starts at 9:00 <b>sharp</b> & ends at 17:00");
+    if ((await asked()).notification !== 1) fail(`a second send asked again: ${JSON.stringify(await asked())}`);
     await message(bob, expected[1]).waitFor({ timeout: WAIT });
     if (await bob.locator("#messages b").count()) fail("message text was rendered as HTML");
     await send(bob, "Yes, Monday works for me.");
@@ -216,6 +357,12 @@ async function main() {
     await bob.evaluate(() => window.chatDebug.closeSocket(true));
     await bob.locator('#connection[data-state="offline"]').waitFor({ timeout: WAIT });
     await alice.locator('#presence[data-status="offline"]', { hasText: "last seen today at" }).waitFor({ timeout: WAIT });
+
+    step("bob, disconnected, does not see alice offline (he cannot know), and his screen reader hears the change");
+    await bob.locator('#presence[data-status="unknown"]', { hasText: "online as of" }).waitFor({ timeout: WAIT });
+    const live = bob.locator("#connection-announcer");
+    if ((await live.getAttribute("aria-live")) !== "polite") fail("the connection's live region is not polite");
+    await bob.locator("#connection-announcer", { hasText: "Connection lost" }).waitFor({ state: "attached", timeout: WAIT });
     for (const text of ["Sent while you were away (1)", "Sent while you were away (2)"]) {
       await send(alice, text);
       expected.push(text);
@@ -244,6 +391,7 @@ async function main() {
     step("bob reconnects: the missed messages arrive once, in order, and his pending one is sent once");
     await bob.evaluate(() => window.chatDebug.releaseSocket());
     await bob.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
+    await bob.locator("#connection-announcer", { hasText: "Connected again" }).waitFor({ state: "attached", timeout: WAIT });
     await historyIsExact(bob, "bob after reconnecting", expected);
     await alice.locator('#presence[data-status="online"]').waitFor({ timeout: WAIT });
     await historyIsExact(alice, "alice after bob reconnected", expected);
@@ -262,6 +410,36 @@ async function main() {
     await historyIsExact(bob, "bob live after the reload", expected);
     await item(bob, demoId).locator(".unread-badge").waitFor({ state: "detached", timeout: WAIT });
     await message(alice, "See you Monday").locator(".status.seen").waitFor({ timeout: WAIT });
+
+    step("bob's browser goes offline: alice is not shown offline, and what bob writes waits");
+    await controlled(bob);
+    await bob.context().setOffline(true);
+    await bob.locator('#connection:not([data-state="online"])').waitFor({ timeout: WAIT });
+    await bob.locator('#presence[data-status="unknown"]').waitFor({ timeout: WAIT });
+    await bob.locator("#connection-announcer", { hasText: "Connection lost" }).waitFor({ state: "attached", timeout: WAIT });
+    await bob.fill("#message-input", "Written with the network gone");
+    await bob.click("#send-button");
+    await bob.locator("#messages .message.pending", { hasText: "Written with the network gone" }).waitFor({ timeout: WAIT });
+    expected.push("Written with the network gone");
+
+    step("bob reloads offline: the app comes from the service worker's cache, with the unsent message");
+    const worker = bob.context().serviceWorkers()[0];
+    if (!worker) fail("no service worker runs for bob");
+    // The worker cannot reach the server either, so what follows comes from its cache.
+    const reached = await worker.evaluate(() => fetch("/app.css").then(() => "reached", () => "unreachable"));
+    if (reached !== "unreachable") fail("the service worker still reaches the server while offline");
+    await bob.reload();
+    await bob.locator("#messages .message.pending", { hasText: "Written with the network gone" }).waitFor({ timeout: WAIT });
+    if (await bob.locator("#chat-view").isHidden()) fail("the app is not shown offline");
+    await bob.locator('#presence[data-status="unknown"]').waitFor({ timeout: WAIT });
+    await bob.locator("#connection-announcer", { hasText: "Offline" }).waitFor({ state: "attached", timeout: WAIT });
+
+    step("bob's network is back: his message goes once, and the conversation fills in");
+    await bob.context().setOffline(false);
+    await bob.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
+    await historyIsExact(bob, "bob back online", expected);
+    await historyIsExact(alice, "alice after bob was offline", expected);
+    await bob.locator("#conversation-title", { hasText: "Alice" }).waitFor({ timeout: WAIT });
 
     step("Shift+Enter writes a second line, Enter sends; links are clickable; right-to-left text runs right to left");
     await alice.locator("#message-input").pressSequentially("line one");
@@ -402,6 +580,18 @@ async function main() {
     await phone.goForward();
     await phone.locator("#message-input").waitFor({ timeout: WAIT });
 
+    step("a push shows a notification with the sender, the text and the count; a repeat of one is dropped");
+    await pushNotifications(browser, errors);
+
+    const serverPushes = await alice.evaluate(async () => (await fetch("/v1/push/vapid-public-key", {
+      headers: { authorization: "Bearer " + localStorage.getItem("chat.token") } })).status);
+    if (serverPushes === 404) {
+      step("SKIPPED: the notifications setting against the server (it answers 404 to /v1/push/vapid-public-key)");
+    } else {
+      step("the notifications setting: on saves the subscription (and again on every load), off deletes it");
+      await pushSetting(browser, errors);
+    }
+
     step("axe-core finds no serious or critical violation: sign-in, desktop conversation, phone inbox and conversation");
     const visitor = await newPage(browser, errors, "visitor");
     await visitor.goto(base + "/");
@@ -433,6 +623,7 @@ async function main() {
     await alice.locator("#login-user").waitFor({ timeout: WAIT });
     if (errors.length) fail(`errors in the page: ${errors.join("; ")}`);
   } finally {
+    if (errors.length) console.log("errors in the pages:", errors);
     await browser.close();
   }
 }
