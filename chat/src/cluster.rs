@@ -213,7 +213,7 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
         backends.start_ingest(&args.limits, writer, attachments, &shutdown).await?;
     let parts = Parts { ingest: true, ..Parts::default() };
     let metrics = Metrics::new("ingest", parts, Arc::clone(&backends.log), Vec::new());
-    let public = ingest_router(&ingest, &verifier, args.files.limits());
+    let public = ingest_router(&ingest, &verifier, args.files.limits(), None);
     // Leases are handed back while this node still answers forwarded sends with "not
     // here": the internal site closes after the writers' task ends.
     let internal = ingest::writer::forward_router(writers, forward)

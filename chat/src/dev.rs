@@ -20,7 +20,8 @@ use crate::cli::DevArgs;
 use crate::telemetry::metrics::{Consumer, Metrics, Parts};
 use crate::web::DevTokens;
 use crate::wiring::{
-    Backends, fanout_config, ingest_router, node_name, spawn_projector, start_fanout,
+    Backends, fanout_config, ingest_router, node_name, spawn_notifier, spawn_projector,
+    start_fanout,
 };
 use crate::{health, jwt, server, web};
 
@@ -48,8 +49,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
+    let node = node_name("dev");
     let writer = WriterConfig {
-        node: node_name("dev"),
+        node: node.clone(),
         address: address.to_string(),
         group: Some("writers".into()),
         timing: args.write.timing(),
@@ -73,12 +75,14 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let fanout = fanout_config(&args.limits, origins);
     let (sockets, hub, hub_task) =
         start_fanout(&backends, &ingest, &verifier, fanout, &shutdown).await?;
-    let parts = Parts { ingest: true, fanout: true, projector: true };
+    let parts = Parts { ingest: true, fanout: true, projector: true, notifier: true };
     let consumers =
         vec![Consumer::Projector(Arc::clone(&backends.read_model)), Consumer::Fanout(hub)];
     let metrics = Metrics::new("dev", parts, Arc::clone(&backends.log), consumers);
-    let mut app =
-        ingest_router(&ingest, &verifier, args.files.limits()).merge(sockets).merge(web::router());
+    let (push, notifier) = notifications(&args, &backends, &node, &shutdown)?;
+    let mut app = ingest_router(&ingest, &verifier, args.files.limits(), Some(push))
+        .merge(sockets)
+        .merge(web::router());
     if let Some(tokens) = &dev_tokens {
         app = app.merge(web::dev_token_router(tokens.clone()));
     }
@@ -90,8 +94,32 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let addresses = (address.to_string(), internal_address.to_string());
     print_banner(&args, &addresses, &key_source, demo, dev_tokens.as_ref())?;
     let limits = args.http.limits();
-    let tasks = [projector, hub_task, writers].into_iter().chain(sweeper).collect();
+    let tasks = [projector, hub_task, writers, notifier].into_iter().chain(sweeper).collect();
     server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
+}
+
+/// Web Push registration for the API, and the notifier running beside the other roles (with
+/// the data directory's VAPID key unless one is given).
+fn notifications(
+    args: &DevArgs,
+    backends: &Backends,
+    node: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(ingest::PushRegistry, tokio::task::JoinHandle<()>)> {
+    let notify = &args.notify;
+    let key =
+        notify.vapid_key(Some(&args.data_dir))?.ok_or_else(|| anyhow::anyhow!("no VAPID key"))?;
+    let registry = ingest::PushRegistry {
+        public_key: key.public_key().to_owned(),
+        allowed: notify.allowed_endpoints(),
+        store: Arc::clone(&backends.subscriptions),
+    };
+    let mut config = notifier::NotifierConfig::new(format!("{node}-notifier"));
+    config.delay = notify.notify_delay;
+    config.presence_ttl = args.limits.presence_ttl;
+    config.push = Some(notify.push(key, true)?);
+    config.webhook = notify.webhook()?;
+    Ok((registry, spawn_notifier(backends, config, shutdown.clone())))
 }
 
 /// What `/dev/token` and the banner may mint. With the generated dev secret, anything (its

@@ -13,7 +13,9 @@ use ingest::{Ingest, IngestConfig, IngestState, Rate};
 use crate::cli::LimitsArgs;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use viewstore::{ConversationDirectory, ProjectionStore, ReadModel, WriterLeases};
+use viewstore::{
+    ConversationDirectory, ProjectionStore, PushSubscriptions, ReadModel, WriterLeases,
+};
 
 /// Everything the roles need from the outside world.
 #[derive(Clone)]
@@ -24,13 +26,14 @@ pub(crate) struct Backends {
     pub read_model: Arc<dyn ReadModel>,
     pub projections: Arc<dyn ProjectionStore>,
     pub leases: Arc<dyn WriterLeases>,
+    pub subscriptions: Arc<dyn PushSubscriptions>,
 }
 
 impl Backends {
     /// One store object that serves all three store roles.
     pub(crate) fn new<S>(log: Arc<dyn EventLog>, signals: Arc<dyn SignalBus>, store: Arc<S>) -> Self
     where
-        S: ConversationDirectory + ProjectionStore + WriterLeases,
+        S: ConversationDirectory + ProjectionStore + WriterLeases + PushSubscriptions,
     {
         Self {
             log,
@@ -38,7 +41,8 @@ impl Backends {
             directory: store.clone(),
             read_model: store.clone(),
             projections: store.clone(),
-            leases: store,
+            leases: store.clone(),
+            subscriptions: store,
         }
     }
 
@@ -106,11 +110,32 @@ pub(crate) fn ingest_router(
     ingest: &Arc<Ingest>,
     verifier: &Arc<Verifier>,
     files: ingest::FileLimits,
+    push: Option<ingest::PushRegistry>,
 ) -> Router {
     ingest::router(IngestState {
         ingest: Arc::clone(ingest),
         verifier: Arc::clone(verifier),
         files: Arc::new(ingest::FileGate::new(files)),
+        push: push.map(Arc::new),
+    })
+}
+
+/// The notifier on these backends; the task ends after `shutdown`.
+pub(crate) fn spawn_notifier(
+    backends: &Backends,
+    config: notifier::NotifierConfig,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    let stores = notifier::Stores {
+        read_model: Arc::clone(&backends.read_model),
+        directory: Arc::clone(&backends.directory),
+        subscriptions: Arc::clone(&backends.subscriptions),
+    };
+    let (log, signals) = (Arc::clone(&backends.log), Arc::clone(&backends.signals));
+    tokio::spawn(async move {
+        if let Err(error) = notifier::run(log, signals, stores, config, shutdown).await {
+            tracing::error!(%error, "notifier stopped");
+        }
     })
 }
 

@@ -18,7 +18,7 @@ mod local_presence;
 mod loops;
 pub mod metrics;
 mod native;
-mod presence;
+pub mod presence;
 mod receipts;
 mod resume;
 mod seed;

@@ -15,7 +15,7 @@ use schemas::native::PresenceStatus;
 use schemas::{Timestamp, UserId};
 
 #[derive(Debug)]
-pub(crate) struct PresenceBook {
+pub struct PresenceBook {
     ttl: Duration,
     /// Nodes that announced each user online.
     sightings: HashMap<UserId, HashSet<String>>,
@@ -30,7 +30,7 @@ pub(crate) struct PresenceBook {
 
 /// One node's word on one user.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Announcement<'a> {
+pub struct Announcement<'a> {
     pub node: &'a str,
     /// The node's announcement number; 0 when it does not count them.
     pub seq: u64,
@@ -40,14 +40,14 @@ pub(crate) struct Announcement<'a> {
 
 /// A change of a user's effective status, to push to the subscribers of their conversations.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Change {
+pub struct Change {
     pub user: UserId,
     pub status: PresenceStatus,
     pub at: Timestamp,
 }
 
 impl PresenceBook {
-    pub(crate) fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
             sightings: HashMap::new(),
@@ -57,12 +57,17 @@ impl PresenceBook {
         }
     }
 
-    pub(crate) fn node_alive(&mut self, node: &str, now: Instant) {
+    pub fn node_alive(&mut self, node: &str, now: Instant) {
         self.nodes.insert(node.to_owned(), now);
     }
 
     fn is_alive(&self, node: &str, now: Instant) -> bool {
         self.nodes.get(node).is_some_and(|heard| now.saturating_duration_since(*heard) < self.ttl)
+    }
+
+    /// Whether `user` has a connection on a live node.
+    pub fn is_online(&self, user: &UserId, now: Instant) -> bool {
+        self.effective(user, now) == PresenceStatus::Online
     }
 
     fn effective(&self, user: &UserId, now: Instant) -> PresenceStatus {
@@ -75,7 +80,7 @@ impl PresenceBook {
 
     /// Applies a node's announcement, unless one newer from the same node was applied
     /// already; returns the change, if the effective status moved.
-    pub(crate) fn observe(
+    pub fn observe(
         &mut self,
         user: UserId,
         announcement: Announcement<'_>,
@@ -123,7 +128,7 @@ impl PresenceBook {
     }
 
     /// Forgets nodes not heard from within the TTL; returns the users that went offline.
-    pub(crate) fn expire(&mut self, now: Instant, at: Timestamp) -> Vec<Change> {
+    pub fn expire(&mut self, now: Instant, at: Timestamp) -> Vec<Change> {
         let dead: Vec<String> =
             self.nodes.keys().filter(|node| !self.is_alive(node, now)).cloned().collect();
         if dead.is_empty() {
@@ -155,12 +160,12 @@ impl PresenceBook {
     }
 
     /// The last known status of a user, if any was ever seen.
-    pub(crate) fn snapshot(&self, user: &UserId) -> Option<(PresenceStatus, Timestamp)> {
+    pub fn snapshot(&self, user: &UserId) -> Option<(PresenceStatus, Timestamp)> {
         self.last.get(user).copied()
     }
 
     /// Users remembered, for bounding memory: offline users are dropped first.
-    pub(crate) fn forget_offline(&mut self, keep: usize) {
+    pub fn forget_offline(&mut self, keep: usize) {
         if self.last.len() <= keep {
             return;
         }

@@ -11,6 +11,7 @@ use schemas::http::{
     Conversation, Health, InboxPage, MarkReadRequest, Me, MessagePage, OpenConversationRequest,
     Problem, ReadMark, SendMessageRequest, SentMessage,
 };
+use schemas::notify::{PushSubscription, RemovePushSubscription, VapidPublicKey};
 
 struct Builder {
     definitions: Map<String, Value>,
@@ -120,6 +121,18 @@ pub fn document() -> Value {
     let upload_id = json!({ "name": "upload_id", "in": "path", "required": true,
         "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } });
     let bearer = json!([{ "bearer": [] }]);
+    let vapid = b.ok::<VapidPublicKey>("the key to pass to pushManager.subscribe");
+    let no_push = b.problem("Web Push is not set up on this server (no VAPID key)");
+    let subscription_body = b.body::<PushSubscription>();
+    let removal_body = b.body::<RemovePushSubscription>();
+    let bad_subscription = b.problem(
+        "the endpoint is not https or not on the server's allowed push services, or the keys \
+         are not a P-256 point and a 16-byte secret; nothing was stored",
+    );
+    let kept = json!({ "description": "kept (a registered endpoint is refreshed, and taken \
+        from any other user; past 10 per user the oldest is dropped)" });
+    let removed =
+        json!({ "description": "the caller has no subscription to this endpoint (any more)" });
 
     json!({
         "openapi": "3.1.0",
@@ -221,6 +234,28 @@ pub fn document() -> Value {
                 "parameters": [path_id("conversation id"), upload_id],
                 "responses": with_errors(json!({ "200": file, "429": downloads_limited }))
             }},
+            "/v1/push/vapid-public-key": { "get": {
+                "operationId": "vapidPublicKey",
+                "summary": "The server's VAPID public key (no token needed: it is public)",
+                "responses": { "200": vapid, "404": no_push }
+            }},
+            "/v1/push/subscriptions": {
+                "put": {
+                    "operationId": "putPushSubscription",
+                    "summary": "Register the browser's PushSubscription for the caller",
+                    "security": bearer,
+                    "requestBody": subscription_body,
+                    "responses": with_errors(json!({ "204": kept, "404": no_push,
+                        "422": bad_subscription }))
+                },
+                "delete": {
+                    "operationId": "deletePushSubscription",
+                    "summary": "Remove one of the caller's subscriptions",
+                    "security": bearer,
+                    "requestBody": removal_body,
+                    "responses": with_errors(json!({ "204": removed, "404": no_push }))
+                }
+            },
             "/v1/me": { "get": {
                 "operationId": "me", "summary": "Who the token says the caller is",
                 "security": bearer, "responses": with_errors(json!({ "200": me }))

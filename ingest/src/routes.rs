@@ -36,6 +36,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/v1/conversations/{id}/attachments/{upload_id}/thumbnail", get(uploads::thumbnail))
         .route("/v1/me", get(me))
         .route("/v1/openapi.json", get(openapi))
+        .merge(crate::push::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::trace::propagate))

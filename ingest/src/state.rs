@@ -11,4 +11,6 @@ pub struct IngestState {
     pub verifier: Arc<auth::Verifier>,
     /// What uploads and downloads may take from this node.
     pub files: Arc<crate::files::FileGate>,
+    /// Web Push registration; `None` without a VAPID key.
+    pub push: Option<Arc<crate::push::PushRegistry>>,
 }

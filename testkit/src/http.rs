@@ -49,6 +49,26 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Any method with a JSON body, as `user`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        user: &str,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(token(user))
+            .json(&body)
+            .send()
+            .await
+            .expect("the HTTP API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, user: &str, path: &str) -> (u16, Value) {
         let response = self
             .http

@@ -10,6 +10,7 @@
 mod cluster;
 mod http;
 mod lifecycle;
+pub mod receiver;
 mod server;
 mod socket;
 pub mod storm;

@@ -9,9 +9,11 @@ use clap::{Args, Parser, Subcommand};
 
 mod cluster;
 mod limits;
+mod notify;
 
 pub(crate) use cluster::ClusterArgs;
 pub(crate) use limits::{FileArgs, HttpArgs, LimitsArgs, WriteArgs};
+pub(crate) use notify::NotifyArgs;
 
 #[derive(Debug, Parser)]
 #[command(name = "chat", version, about = "Job chat on an event log")]
@@ -280,6 +282,8 @@ pub(crate) struct DevArgs {
     pub write: WriteArgs,
     #[command(flatten)]
     pub files: FileArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     #[command(flatten)]
     pub limits: LimitsArgs,
     #[command(flatten)]

@@ -87,6 +87,7 @@ pub(crate) struct Parts {
     pub ingest: bool,
     pub fanout: bool,
     pub projector: bool,
+    pub notifier: bool,
 }
 
 impl Metrics {
@@ -115,6 +116,9 @@ impl Metrics {
         }
         if parts.projector {
             projector::metrics::register(&mut registry);
+        }
+        if parts.notifier {
+            notifier::metrics::register(&mut registry);
         }
         let lag = Family::<LagLabels, Gauge>::default();
         if !consumers.is_empty() {

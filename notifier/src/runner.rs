@@ -1,0 +1,395 @@
+//! The notifier's consumer loop: read the log in a consumer group, keep the [`Ledger`],
+//! decide each burst when it is due (in its own task, so a slow receiver holds up nothing
+//! else), and commit offsets only below what is still owed. Killed at any moment, the
+//! notifier reads again from the last commit: bursts whose deadline passed meanwhile are
+//! decided at once, with the ids they had.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec, Subscription};
+use schemas::notify::{
+    ConversationStartedData, MessageUnreadData, PushPayload, WebhookData, WebhookEvent,
+};
+use schemas::{ChatEvent, ConversationId, Envelope, MessageId, Position, Timestamp, UserId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use viewstore::{ConversationDirectory, PushSubscriptions, ReadModel};
+
+use crate::ledger::{Burst, Ledger, Unseen};
+use crate::metrics;
+use crate::presence::Presence;
+use crate::push::{PushSender, PushSettings};
+use crate::webhook::{WebhookSender, WebhookSettings};
+
+/// The default `CHAT_NOTIFY_DELAY`: long enough that someone who just closed the tab, or
+/// reads on the device in their hand, is not pinged; short enough to feel immediate.
+pub const DEFAULT_DELAY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    /// The consumer group; every notifier of one deployment shares it.
+    pub group: String,
+    /// This process's name on the signal bus (for presence queries).
+    pub node: String,
+    /// How long a recipient has to see a message before they are notified.
+    pub delay: Duration,
+    /// The fanout's presence TTL: a node not heard from for this long is gone.
+    pub presence_ttl: Duration,
+    pub push: Option<PushSettings>,
+    pub webhook: Option<WebhookSettings>,
+    pub poll_wait: Duration,
+}
+
+impl NotifierConfig {
+    pub fn new(node: String) -> Self {
+        Self {
+            group: "chat-notifier".into(),
+            node,
+            delay: DEFAULT_DELAY,
+            presence_ttl: Duration::from_secs(30),
+            push: None,
+            webhook: None,
+            poll_wait: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What the notifier reads besides the log.
+#[derive(Clone)]
+pub struct Stores {
+    pub read_model: Arc<dyn ReadModel>,
+    pub directory: Arc<dyn ConversationDirectory>,
+    pub subscriptions: Arc<dyn PushSubscriptions>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stores")
+    }
+}
+
+/// What a decision needs, shared by the tasks that make them.
+#[derive(Debug)]
+struct Deliveries {
+    stores: Stores,
+    presence: Arc<Presence>,
+    push: Option<PushSender>,
+    webhook: Option<WebhookSender>,
+}
+
+enum Finished {
+    Burst(Burst),
+    Task(Position),
+}
+
+/// How often offsets are committed and deadlines looked at.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Runs until `shutdown`. Only a log that cannot be subscribed to at all ends it early.
+pub async fn run(
+    log: Arc<dyn EventLog>,
+    signals: Arc<dyn SignalBus>,
+    stores: Stores,
+    config: NotifierConfig,
+    shutdown: CancellationToken,
+) -> Result<(), LogError> {
+    let (presence, presence_task) = Presence::start(
+        Arc::clone(&signals),
+        config.presence_ttl,
+        config.node.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let client = http_client();
+    let deliveries = Arc::new(Deliveries {
+        push: config.push.clone().map(|settings| {
+            PushSender::new(settings, client.clone(), Arc::clone(&stores.subscriptions))
+        }),
+        webhook: config.webhook.clone().map(|settings| WebhookSender::new(settings, client)),
+        stores,
+        presence,
+    });
+    let mut subscription = log.subscribe(SubscribeSpec::Group(config.group.clone())).await?;
+    tracing::info!(
+        group = config.group,
+        delay_ms = config.delay.as_millis() as u64,
+        "notifier started"
+    );
+    let (finished_tx, mut finished) = mpsc::unbounded_channel::<(u64, Finished)>();
+    let mut notifier = Notifier {
+        ledger: Ledger::new(config.delay),
+        participants: HashMap::new(),
+        generation: 0,
+        deliveries,
+        finished: finished_tx,
+        committed: Vec::new(),
+    };
+    let mut tick = tokio::time::interval(TICK);
+    while !shutdown.is_cancelled() {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            records = subscription.next_batch(1000, config.poll_wait) => match records {
+                Ok(records) => notifier.take(&records).await,
+                Err(LogError::SubscriptionLost(reason)) => {
+                    tracing::warn!(reason, "notifier subscription lost; joining the group again");
+                    notifier.forget();
+                    match rejoin(log.as_ref(), &config.group, subscription, &shutdown).await {
+                        Some(rejoined) => subscription = rejoined,
+                        None => return stopped(presence_task).await,
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "notifier failed to read the log; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+            Some((generation, done)) = finished.recv() => notifier.finish(generation, done),
+            _ = tick.tick() => {
+                notifier.decide_due();
+                if let Err(LogError::SubscriptionLost(reason)) =
+                    notifier.commit(subscription.as_mut()).await
+                {
+                    tracing::warn!(reason, "notifier subscription lost while committing");
+                    notifier.forget();
+                    match rejoin(log.as_ref(), &config.group, subscription, &shutdown).await {
+                        Some(rejoined) => subscription = rejoined,
+                        None => return stopped(presence_task).await,
+                    }
+                }
+            }
+        }
+    }
+    let _ = notifier.commit(subscription.as_mut()).await;
+    stopped(presence_task).await
+}
+
+async fn stopped(presence: tokio::task::JoinHandle<()>) -> Result<(), LogError> {
+    let _ = presence.await;
+    tracing::info!("notifier stopped");
+    Ok(())
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        // A redirect would lead the request where the allow-list did not look.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}
+
+/// A new membership of the group, after the old one (dropped first: a log may allow one
+/// member per group and process) was lost.
+async fn rejoin(
+    log: &dyn EventLog,
+    group: &str,
+    lost: Box<dyn Subscription>,
+    shutdown: &CancellationToken,
+) -> Option<Box<dyn Subscription>> {
+    drop(lost);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match log.subscribe(SubscribeSpec::Group(group.to_owned())).await {
+            Ok(subscription) => return Some(subscription),
+            Err(error) => tracing::warn!(%error, "cannot rejoin the notifier group; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+struct Notifier {
+    ledger: Ledger,
+    /// Client and worker of conversations seen, so a message's recipient is known without
+    /// a store read each time.
+    participants: HashMap<ConversationId, [UserId; 2]>,
+    /// Raised when the ledger is forgotten: what tasks of before report is ignored.
+    generation: u64,
+    deliveries: Arc<Deliveries>,
+    finished: mpsc::UnboundedSender<(u64, Finished)>,
+    committed: Vec<Position>,
+}
+
+impl Notifier {
+    async fn take(&mut self, records: &[Record]) {
+        for record in records {
+            if let Ok((envelope, Some(event))) = Envelope::decode(&record.value) {
+                self.take_event(record.position, &envelope, event).await;
+            }
+            self.ledger.taken(record.position);
+        }
+        metrics::waiting(self.ledger.waiting());
+    }
+
+    async fn take_event(&mut self, position: Position, envelope: &Envelope, event: ChatEvent) {
+        match event {
+            ChatEvent::ConversationStarted(started) => {
+                let people = [started.client.id.clone(), started.worker.id.clone()];
+                self.participants.insert(started.conversation_id, people);
+                if self.deliveries.webhook.is_some() {
+                    let event = WebhookEvent {
+                        kind: "conversation.started".into(),
+                        timestamp: started.started_at,
+                        data: WebhookData::ConversationStarted(ConversationStartedData {
+                            conversation_id: started.conversation_id,
+                            job_id: started.job_id,
+                            client_id: started.client.id,
+                            worker_id: started.worker.id,
+                        }),
+                    };
+                    self.spawn_task(position, envelope.id.clone(), event);
+                }
+            }
+            ChatEvent::MessageSent(sent) => {
+                let Some(people) = self.participants_of(sent.conversation_id).await else {
+                    return;
+                };
+                let message = Unseen {
+                    id: MessageId::from_position(position),
+                    position,
+                    sender_id: sent.sender.id.clone(),
+                    sender_name: sent.sender.name,
+                    text: sent.text,
+                    sent_at: sent.sent_at,
+                };
+                for recipient in people.into_iter().filter(|person| *person != sent.sender.id) {
+                    self.deliveries.presence.ask_if_unheard(&recipient).await;
+                    self.ledger.message(sent.conversation_id, recipient, message.clone());
+                }
+            }
+            ChatEvent::MessagesRead(read) => {
+                self.ledger.read(read.conversation_id, read.reader_id, read.up_to);
+            }
+        }
+    }
+
+    async fn participants_of(&mut self, conversation: ConversationId) -> Option<[UserId; 2]> {
+        if let Some(people) = self.participants.get(&conversation) {
+            return Some(people.clone());
+        }
+        match self.deliveries.stores.directory.conversation(conversation).await {
+            Ok(Some(record)) => {
+                let people = [record.client.id, record.worker.id];
+                self.participants.insert(conversation, people.clone());
+                Some(people)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                // Rare, and the message is then not notified: a later one will be.
+                tracing::warn!(%error, "cannot look up a conversation's participants");
+                None
+            }
+        }
+    }
+
+    fn spawn_task(&mut self, position: Position, id: String, event: WebhookEvent) {
+        self.ledger.hold_task(position);
+        let (deliveries, finished, generation) =
+            (Arc::clone(&self.deliveries), self.finished.clone(), self.generation);
+        tokio::spawn(async move {
+            if let Some(webhook) = &deliveries.webhook {
+                webhook.deliver(&id, &event).await;
+            }
+            let _ = finished.send((generation, Finished::Task(position)));
+        });
+    }
+
+    fn decide_due(&mut self) {
+        for burst in self.ledger.due(Timestamp::now()) {
+            let (deliveries, finished, generation) =
+                (Arc::clone(&self.deliveries), self.finished.clone(), self.generation);
+            tokio::spawn(async move {
+                decide(&deliveries, &burst).await;
+                let _ = finished.send((generation, Finished::Burst(burst)));
+            });
+        }
+        metrics::waiting(self.ledger.waiting());
+    }
+
+    fn finish(&mut self, generation: u64, done: Finished) {
+        if generation != self.generation {
+            return;
+        }
+        match done {
+            Finished::Burst(burst) => self.ledger.done(&burst),
+            Finished::Task(position) => self.ledger.release(position),
+        }
+    }
+
+    async fn commit(&mut self, subscription: &mut dyn Subscription) -> Result<(), LogError> {
+        let positions = self.ledger.committable();
+        if positions.is_empty() || positions == self.committed {
+            return Ok(());
+        }
+        subscription.commit(&positions).await?;
+        self.committed = positions;
+        Ok(())
+    }
+
+    /// The group's partitions may now be another member's: start over from the commits.
+    fn forget(&mut self) {
+        self.ledger.clear();
+        self.generation += 1;
+        self.committed.clear();
+    }
+}
+
+/// Whether `burst`'s recipient saw it in time, and if not, tells them.
+async fn decide(deliveries: &Deliveries, burst: &Burst) {
+    let Some(latest) = burst.latest() else { return };
+    if deliveries.presence.is_online(&burst.recipient) {
+        return metrics::decided("online");
+    }
+    let view = deliveries.stores.read_model.view(burst.conversation).await.ok().flatten();
+    let role = view.as_ref().and_then(|view| view.role_of(&burst.recipient));
+    if let (Some(view), Some(role)) = (&view, role)
+        && view.read_state(role).last_read >= latest.id
+    {
+        return metrics::decided("read");
+    }
+    let count = u32::try_from(burst.messages.len()).unwrap_or(u32::MAX);
+    let unread =
+        view.as_ref().zip(role).map_or(0, |(view, role)| view.unread(role)).max(u64::from(count));
+    metrics::decided("notified");
+    let push = async {
+        if let Some(push) = &deliveries.push {
+            let payload = PushPayload {
+                id: burst.id.clone(),
+                kind: "message".into(),
+                conversation_id: burst.conversation,
+                message_id: latest.id,
+                sender_name: latest.sender_name.clone(),
+                text: latest.text.clone(),
+                count,
+                unread_count: unread,
+            };
+            push.notify(&burst.recipient, &payload).await;
+        }
+    };
+    let webhook = async {
+        if let Some(webhook) = &deliveries.webhook {
+            let event = WebhookEvent {
+                kind: "message.unread".into(),
+                timestamp: latest.sent_at,
+                data: WebhookData::MessageUnread(MessageUnreadData {
+                    conversation_id: burst.conversation,
+                    message_id: latest.id,
+                    recipient_id: burst.recipient.clone(),
+                    sender_id: latest.sender_id.clone(),
+                    sender_name: latest.sender_name.clone(),
+                    text: latest.text.clone(),
+                    count,
+                    unread_count: unread,
+                }),
+            };
+            webhook.deliver(&burst.id, &event).await;
+        }
+    };
+    tokio::join!(push, webhook);
+}
