@@ -16,10 +16,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use viewstore::cql::{CqlConfig, CqlStore};
 
-use crate::cli::{ClusterArgs, HttpArgs, ProjectorArgs, RoleArgs};
+use crate::cli::{ClusterArgs, HttpArgs, KafkaSecurityArgs, NotifierArgs, ProjectorArgs, RoleArgs};
 use crate::telemetry::metrics::{Consumer, Metrics, Parts};
 use crate::wiring::{
-    Backends, fanout_config, ingest_router, node_name, site, spawn_projector, start_fanout,
+    Backends, fanout_config, ingest_router, node_name, site, spawn_notifier, spawn_projector,
+    start_fanout,
 };
 use crate::{health, jwt, server};
 
@@ -35,11 +36,40 @@ pub(crate) fn kafka_config(
     topic: &str,
     role: &str,
 ) -> anyhow::Result<KafkaConfig> {
-    let mut config = KafkaConfig::new(args.kafka_brokers.clone(), topic);
+    kafka_client(&args.kafka_brokers, &args.kafka_security, topic, role)
+}
+
+/// [`kafka_config`] for tools that know only the brokers and their security.
+pub(crate) fn kafka_client(
+    brokers: &str,
+    security: &KafkaSecurityArgs,
+    topic: &str,
+    role: &str,
+) -> anyhow::Result<KafkaConfig> {
+    let mut config = KafkaConfig::new(brokers.to_owned(), topic);
     config.client_id = format!("chat-{role}");
-    config.security = args.kafka_security.settings().resolve()?;
+    config.security = security.settings().resolve()?;
     config.check()?;
     Ok(config)
+}
+
+/// Where the notifier parks webhook events the receiver did not take.
+pub(crate) fn dead_letter_topic(args: &ClusterArgs) -> String {
+    format!("{}.dead-letters", args.topic)
+}
+
+/// The dead-letter log on Kafka, beside `events_topic`.
+pub(crate) async fn dead_letters(
+    brokers: &str,
+    security: &KafkaSecurityArgs,
+    events_topic: &str,
+    role: &str,
+) -> anyhow::Result<notifier::DeadLetters> {
+    let topic = format!("{events_topic}.dead-letters");
+    let log = KafkaEventLog::connect(kafka_client(brokers, security, &topic, role)?)
+        .await
+        .with_context(|| format!("connecting to the dead-letter topic {topic}"))?;
+    Ok(notifier::DeadLetters::on_log(Arc::new(log)))
 }
 
 /// The CQL session settings, credentials read and checked.
@@ -190,6 +220,7 @@ pub(crate) fn check_role(args: &RoleArgs, role: &str) -> anyhow::Result<()> {
     args.write.timing().check(args.write.append_timeout)?;
     if role == "ingest" {
         check_advertise(args)?;
+        args.push.vapid_key(None)?;
     }
     Ok(())
 }
@@ -213,7 +244,9 @@ pub(crate) async fn run_ingest(args: RoleArgs) -> anyhow::Result<()> {
         backends.start_ingest(&args.limits, writer, attachments, &shutdown).await?;
     let parts = Parts { ingest: true, ..Parts::default() };
     let metrics = Metrics::new("ingest", parts, Arc::clone(&backends.log), Vec::new());
-    let public = ingest_router(&ingest, &verifier, args.files.limits(), None);
+    let key = args.push.vapid_key(None)?;
+    let push = args.push.registry(key.as_ref(), Arc::clone(&backends.subscriptions));
+    let public = ingest_router(&ingest, &verifier, args.files.limits(), push);
     // Leases are handed back while this node still answers forwarded sends with "not
     // here": the internal site closes after the writers' task ends.
     let internal = ingest::writer::forward_router(writers, forward)
@@ -274,6 +307,50 @@ pub(crate) async fn run_projector(args: ProjectorArgs) -> anyhow::Result<()> {
     let internal = health::router(Some(joined), &shutdown).merge(metrics.router());
     let sites = (None, (internal_listener, internal));
     serve_role("projector", sites, &args.http, args.drain, shutdown, vec![task]).await
+}
+
+/// What the notifier checks before connecting anywhere (also `chat config check`).
+pub(crate) fn check_notifier(args: &NotifierArgs) -> anyhow::Result<notifier::NotifierConfig> {
+    check_cluster(&args.cluster)?;
+    let notify = &args.notify;
+    let mut config = notifier::NotifierConfig::new(node_name("notifier"));
+    config.group = args.group.clone();
+    config.delay = notify.notify_delay;
+    config.horizon = notify.horizon();
+    config.presence_ttl = args.presence_ttl;
+    config.push = notify.api.vapid_key(None)?.map(|key| notify.push(key, false)).transpose()?;
+    config.webhook = notify.webhook.settings()?;
+    if config.push.is_none() && config.webhook.is_none() {
+        bail!(
+            "the notifier has nothing to send: set CHAT_VAPID_KEY_FILE (Web Push) or \
+             CHAT_WEBHOOK_URL (webhooks), or both"
+        );
+    }
+    Ok(config)
+}
+
+pub(crate) async fn run_notifier(args: NotifierArgs) -> anyhow::Result<()> {
+    let mut config = check_notifier(&args)?;
+    let backends = connect(&args.cluster, "notifier", None, None).await?;
+    if config.webhook.is_some() {
+        let cluster = &args.cluster;
+        let parked = dead_letters(
+            &cluster.kafka_brokers,
+            &cluster.kafka_security,
+            &cluster.topic,
+            "notifier",
+        );
+        config.dead_letters = Some(parked.await?);
+    }
+    let internal_listener = server::bind(args.internal_listen, None)?;
+    let shutdown = CancellationToken::new();
+    server::cancel_on_signal(shutdown.clone());
+    let task = spawn_notifier(&backends, config, shutdown.clone());
+    let parts = Parts { notifier: true, ..Parts::default() };
+    let metrics = Metrics::new("notifier", parts, Arc::clone(&backends.log), Vec::new());
+    let internal = health::router(None, &shutdown).merge(metrics.router());
+    let sites = (None, (internal_listener, internal));
+    serve_role("notifier", sites, &args.http, args.drain, shutdown, vec![task]).await
 }
 
 /// How long each backend gets to answer: a refusal ends sooner.

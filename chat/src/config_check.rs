@@ -35,6 +35,10 @@ pub(crate) fn run(role: &CheckedRole, connect: bool, matches: &ArgMatches) -> an
             cluster::check_cluster(&args.cluster)?;
             "projector"
         }
+        CheckedRole::Notifier(args) => {
+            cluster::check_notifier(args)?;
+            "notifier"
+        }
         CheckedRole::Migrate(args) => {
             cluster::check_cluster(&args.cluster)?;
             migrate::parse_replication(&args.cql_replication)?;
@@ -64,6 +68,7 @@ pub(crate) fn run(role: &CheckedRole, connect: bool, matches: &ArgMatches) -> an
         }
         CheckedRole::Ingest(args) | CheckedRole::Fanout(args) => &args.cluster,
         CheckedRole::Projector(args) => &args.cluster,
+        CheckedRole::Notifier(args) => &args.cluster,
         CheckedRole::Migrate(args) => &args.cluster,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -98,6 +98,13 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     server::serve(Some(public), internal, &limits, shutdown, args.limits.drain, tasks).await
 }
 
+/// The parked webhook events of the `chat dev` in `data_dir`.
+pub(crate) fn dead_letters(data_dir: &std::path::Path) -> anyhow::Result<notifier::DeadLetters> {
+    let path = data_dir.join("dead-letters.db");
+    notifier::DeadLetters::in_file(&path)
+        .map_err(|error| anyhow::anyhow!("opening the dead letters {}: {error}", path.display()))
+}
+
 /// Web Push registration for the API, and the notifier running beside the other roles (with
 /// the data directory's VAPID key unless one is given).
 fn notifications(
@@ -107,18 +114,18 @@ fn notifications(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ingest::PushRegistry, tokio::task::JoinHandle<()>)> {
     let notify = &args.notify;
-    let key =
-        notify.vapid_key(Some(&args.data_dir))?.ok_or_else(|| anyhow::anyhow!("no VAPID key"))?;
-    let registry = ingest::PushRegistry {
-        public_key: key.public_key().to_owned(),
-        allowed: notify.allowed_endpoints(),
-        store: Arc::clone(&backends.subscriptions),
-    };
+    let key = notify.api.vapid_key(Some(&args.data_dir))?.context("no VAPID key")?;
+    let registry = notify
+        .api
+        .registry(Some(&key), Arc::clone(&backends.subscriptions))
+        .context("no VAPID key")?;
     let mut config = notifier::NotifierConfig::new(format!("{node}-notifier"));
     config.delay = notify.notify_delay;
+    config.horizon = notify.horizon();
     config.presence_ttl = args.limits.presence_ttl;
     config.push = Some(notify.push(key, true)?);
-    config.webhook = notify.webhook()?;
+    config.webhook = notify.webhook.settings()?;
+    config.dead_letters = Some(dead_letters(&args.data_dir)?);
     Ok((registry, spawn_notifier(backends, config, shutdown.clone())))
 }
 

@@ -32,6 +32,7 @@ mod server;
 mod telemetry;
 mod token;
 mod web;
+mod webhooks;
 mod wiring;
 #[cfg(not(feature = "cluster"))]
 mod without_cluster;
@@ -41,7 +42,7 @@ use crate::without_cluster::{cluster, migrate, replay};
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command, ConfigAction};
+use crate::cli::{Cli, Command, ConfigAction, WebhooksAction};
 
 fn main() -> std::process::ExitCode {
     let matches = Cli::command().get_matches();
@@ -69,8 +70,18 @@ fn main() -> std::process::ExitCode {
         Command::Projector(args) => {
             with_runtime(&args.log.clone(), "projector", cluster::run_projector(args))
         }
+        Command::Notifier(args) => {
+            with_runtime(&args.log.clone(), "notifier", cluster::run_notifier(args))
+        }
         Command::Migrate(args) => with_runtime(&args.log.clone(), "migrate", migrate::run(args)),
         Command::Replay(args) => with_runtime(&args.log.clone(), "replay", replay::run(args)),
+        Command::Webhooks(args) => {
+            let log = match &args.action {
+                WebhooksAction::List(args) => args.log.clone(),
+                WebhooksAction::Redeliver(args) => args.from.log.clone(),
+            };
+            with_runtime(&log, "webhooks", webhooks::run(args.action))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

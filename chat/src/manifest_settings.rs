@@ -11,13 +11,15 @@ use clap::CommandFactory;
 use crate::cli::Cli;
 
 const CHAT_ENV: &str = include_str!("../../infra/k8s/base/chat.env");
-const DEPLOYMENTS: [(&str, &str); 4] = [
+const DEPLOYMENTS: [(&str, &str); 5] = [
     ("ingest.yaml", include_str!("../../infra/k8s/base/ingest.yaml")),
     ("fanout.yaml", include_str!("../../infra/k8s/base/fanout.yaml")),
     ("projector.yaml", include_str!("../../infra/k8s/base/projector.yaml")),
+    ("notifier.yaml", include_str!("../../infra/k8s/base/notifier.yaml")),
     ("migrate.yaml", include_str!("../../infra/k8s/base/migrate.yaml")),
 ];
-const CLUSTER_COMMANDS: [&str; 5] = ["ingest", "fanout", "projector", "migrate", "replay"];
+const CLUSTER_COMMANDS: [&str; 6] =
+    ["ingest", "fanout", "projector", "notifier", "migrate", "replay"];
 
 /// Every `CHAT_*` variable the cluster commands take.
 fn taken() -> BTreeSet<String> {

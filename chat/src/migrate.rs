@@ -55,8 +55,16 @@ pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         replication_factor: args.replication_factor,
         retention: Some(SIGNAL_RETENTION),
     };
+    // Parked webhook events: few, kept until an operator redelivers them.
+    let dead_letters =
+        TopicSpec { partitions: 1, replication_factor: args.replication_factor, retention: None };
+    let dead_letter_topic = crate::cluster::dead_letter_topic(cluster);
     let mut out = std::io::stdout().lock();
-    for (topic, spec) in [(&cluster.topic, events), (&cluster.signals_topic, signals)] {
+    for (topic, spec) in [
+        (&cluster.topic, events),
+        (&cluster.signals_topic, signals),
+        (&dead_letter_topic, dead_letters),
+    ] {
         let created = ensure_topic(&kafka_config(cluster, topic, "migrate")?, spec)
             .await
             .with_context(|| format!("topic {topic} on {}", cluster.kafka_brokers))?;

@@ -119,7 +119,7 @@ fn the_dev_table_is_the_dev_command_line() {
 fn the_roles_table_and_the_dev_table_cover_every_role() {
     let dev = table("Configuration of `chat dev`");
     let roles = table("Running the roles");
-    let subcommands = ["ingest", "fanout", "projector", "migrate", "replay"];
+    let subcommands = ["ingest", "fanout", "projector", "notifier", "migrate", "replay"];
     for flag in roles.keys() {
         let taking: Vec<_> =
             subcommands.iter().map(|s| flags(s)).filter(|f| f.contains_key(flag)).collect();

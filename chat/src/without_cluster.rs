@@ -1,7 +1,7 @@
 //! The cluster commands in a binary built without the cluster backends (the default build,
 //! which `chat dev` needs): each refuses in one line that says how to build them in.
 
-use crate::cli::{ClusterArgs, MigrateArgs, ProjectorArgs, ReplayArgs, RoleArgs};
+use crate::cli::{ClusterArgs, MigrateArgs, NotifierArgs, ProjectorArgs, ReplayArgs, RoleArgs};
 
 /// Why `command` cannot run here, and what to build instead.
 fn absent(command: &str) -> anyhow::Error {
@@ -12,7 +12,7 @@ fn absent(command: &str) -> anyhow::Error {
 }
 
 pub(crate) mod cluster {
-    use super::{ClusterArgs, ProjectorArgs, RoleArgs, absent};
+    use super::{ClusterArgs, NotifierArgs, ProjectorArgs, RoleArgs, absent};
 
     pub(crate) async fn run_ingest(_args: RoleArgs) -> anyhow::Result<()> {
         Err(absent("ingest"))
@@ -26,12 +26,29 @@ pub(crate) mod cluster {
         Err(absent("projector"))
     }
 
+    pub(crate) async fn run_notifier(_args: NotifierArgs) -> anyhow::Result<()> {
+        Err(absent("notifier"))
+    }
+
     pub(crate) fn check_role(_args: &RoleArgs, role: &str) -> anyhow::Result<()> {
         Err(absent(&format!("config check {role}")))
     }
 
+    pub(crate) fn check_notifier(_args: &NotifierArgs) -> anyhow::Result<()> {
+        Err(absent("config check notifier"))
+    }
+
     pub(crate) fn check_cluster(_args: &ClusterArgs) -> anyhow::Result<()> {
         Err(absent("config check"))
+    }
+
+    pub(crate) async fn dead_letters(
+        _brokers: &str,
+        _security: &crate::cli::KafkaSecurityArgs,
+        _topic: &str,
+        _role: &str,
+    ) -> anyhow::Result<notifier::DeadLetters> {
+        Err(absent("webhooks --kafka-brokers"))
     }
 
     pub(crate) async fn reach_backends(

@@ -10,21 +10,28 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::receiver::Receiver;
-use support::{Server, Shape, native_client};
+use support::receiver::{Receiver, WEBHOOK, vapid_key_pem};
+use support::{Role, Server, Shape, native_client};
 
 /// A server whose notifier pushes to `receiver` after `delay`, and posts webhooks to it.
 fn start(receiver: &Receiver, delay: &str, secrets: &tempfile::TempDir) -> Server {
+    Server::start_shaped(shape(receiver, delay, secrets))
+}
+
+/// On the cluster: the notifier role beside the others, ingest and it sharing one key.
+fn shape(receiver: &Receiver, delay: &str, secrets: &tempfile::TempDir) -> Shape {
     let secret_file: PathBuf = secrets.path().join("webhook-secret");
     std::fs::write(&secret_file, &receiver.secret_text).expect("the secret file is written");
-    Server::start_shaped(
-        Shape::default()
-            .with("CHAT_NOTIFY_DELAY", delay)
-            .with("CHAT_PUSH_TTL", "30s")
-            .with("CHAT_PUSH_ALLOWED_ENDPOINTS", receiver.origin.clone())
-            .with("CHAT_WEBHOOK_URL", format!("{}/webhook", receiver.origin))
-            .with("CHAT_WEBHOOK_SECRET_FILE", secret_file.display().to_string()),
-    )
+    let key_file: PathBuf = secrets.path().join("vapid-key.pem");
+    std::fs::write(&key_file, vapid_key_pem()).expect("the key file is written");
+    Shape { notifier: true, ..Shape::default() }
+        .with("CHAT_VAPID_KEY_FILE", key_file.display().to_string())
+        .with("CHAT_VAPID_SUBJECT", "mailto:ops@chat.example")
+        .with("CHAT_NOTIFY_DELAY", delay)
+        .with("CHAT_PUSH_TTL", "30s")
+        .with("CHAT_PUSH_ALLOWED_ENDPOINTS", receiver.origin.clone())
+        .with("CHAT_WEBHOOK_URL", format!("{}/webhook", receiver.origin))
+        .with("CHAT_WEBHOOK_SECRET_FILE", secret_file.display().to_string())
 }
 
 async fn vapid_key(server: &Server) -> String {
@@ -252,8 +259,13 @@ async fn a_notifier_killed_before_the_deadline_notifies_after_it_comes_back() {
     subscribe(&server, "wei", receiver.subscription("wei-phone")).await;
     let conversation = server.open_conversation("job-crash", "carla", "wei").await;
     server.send("carla", conversation, "before the crash").await;
-    server.crash_and_restart();
-    assert!(receiver.until(Duration::from_secs(20), |r| !r.pushes("wei-phone").is_empty()).await);
+    if support::on_cluster() {
+        server.crash_and_restart_role(Role::Notifier);
+    } else {
+        server.crash_and_restart();
+    }
+    // On the cluster the group first notices the killed member is gone (its session).
+    assert!(receiver.until(Duration::from_secs(40), |r| !r.pushes("wei-phone").is_empty()).await);
     assert!(
         receiver
             .until(Duration::from_secs(10), |r| !webhooks_of(r, "message.unread").is_empty())
@@ -264,5 +276,60 @@ async fn a_notifier_killed_before_the_deadline_notifies_after_it_comes_back() {
     let id = &pushes[0].payload["id"];
     assert!(pushes.iter().all(|push| push.payload["id"] == *id), "duplicates carry one id");
     assert!(webhooks_of(&receiver, "message.unread").iter().all(|hook| hook["webhook_id"] == *id));
+    assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_webhook_receiver_slows_no_push_and_its_events_are_parked_for_redelivery() {
+    let receiver = Receiver::start().await;
+    receiver.answer(WEBHOOK, &[(500, None); 200]);
+    let secrets = tempfile::tempdir().unwrap();
+    let server =
+        Server::start_shaped(shape(&receiver, "1s", &secrets).with("CHAT_WEBHOOK_RETRY_FOR", "2s"));
+    receiver.expect_vapid_key(&vapid_key(&server).await);
+    subscribe(&server, "wei", receiver.subscription("wei-phone")).await;
+    let conversation = server.open_conversation("job-dead-hook", "carla", "wei").await;
+    server.send("carla", conversation, "are you there?").await;
+    // The push does not wait for the webhook's retries.
+    assert!(receiver.until(Duration::from_secs(10), |r| r.pushes("wei-phone").len() == 1).await);
+    assert!(receiver.webhooks().is_empty());
+
+    // Both events (the conversation, the unread message) end up parked.
+    let webhooks = |args: &[&str]| {
+        let output = server
+            .command("webhooks")
+            .args(args)
+            .args(["--data-dir", &server.data_dir.path().display().to_string()])
+            .env("CHAT_WEBHOOK_URL", format!("{}/webhook", receiver.origin))
+            .env("CHAT_WEBHOOK_SECRET_FILE", secrets.path().join("webhook-secret"))
+            .output()
+            .expect("chat webhooks runs");
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = webhooks(&["list"]).1;
+        if listed.contains("2 parked") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(listed.contains("2 parked"), "{listed}");
+    let push_id = receiver.pushes("wei-phone")[0].payload["id"].as_str().unwrap().to_owned();
+    assert!(listed.contains(&push_id) && listed.contains("message.unread"), "{listed}");
+    assert!(listed.contains("conversation.started"), "{listed}");
+
+    // Redelivering to a receiver still down says so and keeps them parked.
+    let (ok, output) = webhooks(&["redeliver", "--all"]);
+    assert!(!ok && output.contains("2 still parked"), "{output}");
+    assert!(webhooks(&["list"]).1.contains("2 parked"));
+
+    // Once the receiver is back, an operator redelivers them, with their ids.
+    receiver.recover(WEBHOOK);
+    let (ok, output) = webhooks(&["redeliver", "--all"]);
+    assert!(ok && output.contains("2 redelivered"), "{output}");
+    let hooks = receiver.webhooks();
+    assert!(hooks.iter().any(|hook| hook.id == push_id), "{hooks:?}");
+    assert!(webhooks(&["list"]).1.contains("0 parked"));
     assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
 }

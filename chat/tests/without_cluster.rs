@@ -11,10 +11,11 @@ const CLUSTER: [&str; 4] = ["--kafka-brokers", "127.0.0.1:1", "--cql-nodes", "12
 
 #[test]
 fn every_cluster_command_refuses_in_one_line_naming_the_feature() {
-    let commands: [&[&str]; 7] = [
+    let commands: [&[&str]; 8] = [
         &["ingest"],
         &["fanout"],
         &["projector"],
+        &["notifier"],
         &["migrate"],
         &["replay"],
         &["config", "check", "ingest"],
@@ -52,4 +53,26 @@ fn an_s3_store_is_refused_by_chat_dev_in_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{output:?}");
     assert!(stderr.contains("s3://chat-attachments") && stderr.contains("--features cluster"));
+}
+
+#[test]
+fn parked_webhooks_on_kafka_are_refused_the_same_way_and_dev_ones_are_listed() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(["webhooks", "list", "--kafka-brokers", "127.0.0.1:1"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--features cluster") && stderr.lines().count() == 1, "{stderr}");
+
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(["webhooks", "list", "--data-dir"])
+        .arg(data.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "0 parked\n");
 }

@@ -7,6 +7,7 @@
 
 mod ledger;
 pub mod metrics;
+mod outbound;
 mod presence;
 mod push;
 mod retry;
@@ -14,6 +15,9 @@ mod runner;
 mod webhook;
 
 pub use ledger::{Burst, Ledger, Unseen};
+pub use outbound::{Answer, Outbound};
 pub use push::PushSettings;
 pub use runner::{DEFAULT_DELAY, NotifierConfig, Stores, run};
-pub use webhook::{Delivered, WebhookSecret, WebhookSettings};
+pub use webhook::{
+    Attempt, DeadLetters, Delivered, Parked, WebhookSecret, WebhookSender, WebhookSettings,
+};

@@ -11,6 +11,7 @@ use viewstore::{PushSubscriptions, StoredPushSubscription};
 use webpush::{AllowedEndpoints, Push, Subscription, Urgency, VapidKey};
 
 use crate::metrics;
+use crate::outbound::Outbound;
 use crate::retry::{Backoff, retry_after};
 
 /// How pushes are signed and where they may go.
@@ -27,7 +28,7 @@ pub struct PushSettings {
 
 pub(crate) struct PushSender {
     settings: PushSettings,
-    client: reqwest::Client,
+    client: Outbound,
     store: Arc<dyn PushSubscriptions>,
 }
 
@@ -40,7 +41,7 @@ impl std::fmt::Debug for PushSender {
 impl PushSender {
     pub(crate) fn new(
         settings: PushSettings,
-        client: reqwest::Client,
+        client: Outbound,
         store: Arc<dyn PushSubscriptions>,
     ) -> Self {
         Self { settings, client, store }
@@ -94,19 +95,16 @@ impl PushSender {
                 topic: &topic,
             };
             let request = match webpush::request(&push, &self.settings.key, &self.settings.subject)
-                .map_err(|error| error.to_string())
-                .and_then(|request| {
-                    reqwest::Request::try_from(request).map_err(|error| error.to_string())
-                }) {
+            {
                 Ok(request) => request,
                 Err(error) => {
-                    tracing::error!(error, "cannot build a push");
+                    tracing::error!(%error, "cannot build a push");
                     metrics::push("unbuildable");
                     return;
                 }
             };
-            let asked = match self.client.execute(request).await {
-                Ok(response) => match response.status().as_u16() {
+            let asked = match self.client.send(request).await {
+                Ok(answer) => match answer.status.as_u16() {
                     200..=299 => return metrics::push("delivered"),
                     404 | 410 => {
                         metrics::push("gone");
@@ -121,14 +119,14 @@ impl PushSender {
                         tracing::error!("a push service found a payload too large");
                         return metrics::push("too_large");
                     }
-                    429 | 500..=599 => retry_after(response.headers()),
+                    429 | 500..=599 => retry_after(&answer.headers),
                     status => {
                         tracing::warn!(status, "a push service refused a push");
                         return metrics::push("refused");
                     }
                 },
                 Err(error) => {
-                    tracing::debug!(%error, "push not delivered; retrying");
+                    tracing::debug!(error, "push not delivered; retrying");
                     None
                 }
             };

@@ -19,9 +19,10 @@ use viewstore::{ConversationDirectory, PushSubscriptions, ReadModel};
 
 use crate::ledger::{Burst, Ledger, Unseen};
 use crate::metrics;
+use crate::outbound::Outbound;
 use crate::presence::Presence;
 use crate::push::{PushSender, PushSettings};
-use crate::webhook::{WebhookSender, WebhookSettings};
+use crate::webhook::{DeadLetters, WebhookSender, WebhookSettings};
 
 /// The default `CHAT_NOTIFY_DELAY`: long enough that someone who just closed the tab, or
 /// reads on the device in their hand, is not pinged; short enough to feel immediate.
@@ -39,6 +40,11 @@ pub struct NotifierConfig {
     pub presence_ttl: Duration,
     pub push: Option<PushSettings>,
     pub webhook: Option<WebhookSettings>,
+    /// Events older than this when read are not notified: a new group starts at the
+    /// beginning of the log, and nobody wants to hear about last year's messages.
+    pub horizon: Duration,
+    /// Where webhook events the receiver did not take are parked.
+    pub dead_letters: Option<DeadLetters>,
     pub poll_wait: Duration,
 }
 
@@ -51,6 +57,8 @@ impl NotifierConfig {
             presence_ttl: Duration::from_secs(30),
             push: None,
             webhook: None,
+            horizon: DEFAULT_DELAY + Duration::from_secs(3600),
+            dead_letters: None,
             poll_wait: Duration::from_millis(200),
         }
     }
@@ -102,12 +110,15 @@ pub async fn run(
         shutdown.clone(),
     )
     .await?;
-    let client = http_client();
+    let client = Outbound::new();
     let deliveries = Arc::new(Deliveries {
         push: config.push.clone().map(|settings| {
             PushSender::new(settings, client.clone(), Arc::clone(&stores.subscriptions))
         }),
-        webhook: config.webhook.clone().map(|settings| WebhookSender::new(settings, client)),
+        webhook: config
+            .webhook
+            .clone()
+            .map(|settings| WebhookSender::new(settings, client, config.dead_letters.clone())),
         stores,
         presence,
     });
@@ -120,6 +131,7 @@ pub async fn run(
     let (finished_tx, mut finished) = mpsc::unbounded_channel::<(u64, Finished)>();
     let mut notifier = Notifier {
         ledger: Ledger::new(config.delay),
+        horizon: config.horizon,
         participants: HashMap::new(),
         generation: 0,
         deliveries,
@@ -171,16 +183,6 @@ async fn stopped(presence: tokio::task::JoinHandle<()>) -> Result<(), LogError> 
     Ok(())
 }
 
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        // A redirect would lead the request where the allow-list did not look.
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default()
-}
-
 /// A new membership of the group, after the old one (dropped first: a log may allow one
 /// member per group and process) was lost.
 async fn rejoin(
@@ -206,6 +208,7 @@ async fn rejoin(
 
 struct Notifier {
     ledger: Ledger,
+    horizon: Duration,
     /// Client and worker of conversations seen, so a message's recipient is known without
     /// a store read each time.
     participants: HashMap<ConversationId, [UserId; 2]>,
@@ -227,7 +230,25 @@ impl Notifier {
         metrics::waiting(self.ledger.waiting());
     }
 
+    /// Whether something that happened `at` is too old to tell anyone about now.
+    fn stale(&self, at: Timestamp) -> bool {
+        let horizon = i64::try_from(self.horizon.as_millis()).unwrap_or(i64::MAX);
+        Timestamp::now().millis().saturating_sub(at.millis()) > horizon
+    }
+
     async fn take_event(&mut self, position: Position, envelope: &Envelope, event: ChatEvent) {
+        let at = match &event {
+            ChatEvent::ConversationStarted(started) => Some(started.started_at),
+            ChatEvent::MessageSent(sent) => Some(sent.sent_at),
+            ChatEvent::MessagesRead(_) => None,
+        };
+        if at.is_some_and(|at| self.stale(at)) {
+            if let ChatEvent::ConversationStarted(started) = event {
+                let people = [started.client.id, started.worker.id];
+                self.participants.insert(started.conversation_id, people);
+            }
+            return;
+        }
         match event {
             ChatEvent::ConversationStarted(started) => {
                 let people = [started.client.id.clone(), started.worker.id.clone()];

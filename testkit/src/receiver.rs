@@ -21,6 +21,9 @@ use web_push_native::jwt_simple::claims::NoCustomClaims;
 use web_push_native::p256::SecretKey;
 use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
 
+/// The name [`Receiver::answer`] and [`Receiver::calls`] know the webhook endpoint by.
+pub const WEBHOOK: &str = "webhook";
+
 /// A push as the browser would get it.
 #[derive(Debug, Clone)]
 pub struct ReceivedPush {
@@ -117,9 +120,15 @@ impl Receiver {
         json
     }
 
-    /// The next answers of `name`'s endpoint (status, Retry-After seconds); then 201.
+    /// The next answers of `name`'s endpoint (status, Retry-After seconds); then 201 (204
+    /// for [`WEBHOOK`], whose answers are given after its signature was checked).
     pub fn answer(&self, name: &str, answers: &[(u16, Option<u64>)]) {
         self.received().script.entry(name.to_owned()).or_default().extend(answers.iter().copied());
+    }
+
+    /// Forgets the answers still scripted for `name`: it takes everything from now on.
+    pub fn recover(&self, name: &str) {
+        self.received().script.remove(name);
     }
 
     pub fn calls(&self, name: &str) -> usize {
@@ -155,6 +164,13 @@ impl Receiver {
         }
         done(self)
     }
+}
+
+/// A new VAPID private key in PEM, for `CHAT_VAPID_KEY_FILE`.
+pub fn vapid_key_pem() -> String {
+    web_push_native::jwt_simple::algorithms::ES256KeyPair::generate()
+        .to_pem()
+        .expect("a P-256 key has a PEM form")
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -266,6 +282,7 @@ async fn webhook(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     let (id, timestamp, signature) =
         (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
     let mut received = shared.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    received.calls.entry(WEBHOOK.to_owned()).or_default().push(std::time::Instant::now());
     let Ok(timestamp) = timestamp.parse::<i64>() else {
         received.problems.push(format!("webhook {id}: timestamp {timestamp:?}"));
         return StatusCode::BAD_REQUEST;
@@ -277,6 +294,9 @@ async fn webhook(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     if !shared.secret.verify(&id, timestamp, &body, &signature) {
         received.problems.push(format!("webhook {id}: bad signature"));
         return StatusCode::UNAUTHORIZED;
+    }
+    if let Some((status, _)) = received.script.get_mut(WEBHOOK).and_then(VecDeque::pop_front) {
+        return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     match serde_json::from_slice(&body) {
         Ok(body) => received.webhooks.push(ReceivedWebhook { id, body }),

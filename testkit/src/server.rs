@@ -28,6 +28,7 @@ pub enum Role {
     Ingest,
     Fanout,
     Projector,
+    Notifier,
 }
 
 impl Role {
@@ -37,6 +38,7 @@ impl Role {
             Self::Ingest => "ingest",
             Self::Fanout => "fanout",
             Self::Projector => "projector",
+            Self::Notifier => "notifier",
         }
     }
 }
@@ -66,6 +68,8 @@ pub struct Shape {
     /// On the cluster, keep attachments in an S3-compatible server of this test's own
     /// (s3s-fs); `chat dev` keeps them under its data directory anyway.
     pub object_store: bool,
+    /// On the cluster, start a notifier (`chat dev` runs one anyway).
+    pub notifier: bool,
 }
 
 impl Default for Shape {
@@ -77,6 +81,7 @@ impl Default for Shape {
             env: Vec::new(),
             role_env: Vec::new(),
             object_store: false,
+            notifier: false,
         }
     }
 }
@@ -155,6 +160,9 @@ impl Server {
         for _ in 0..shape.fanouts {
             server.launch(Role::Fanout, "127.0.0.1:0", "127.0.0.1:0");
         }
+        if shape.notifier {
+            server.launch(Role::Notifier, "127.0.0.1:0", "127.0.0.1:0");
+        }
         server
     }
 
@@ -177,7 +185,8 @@ impl Server {
                 .env("CHAT_SIGNALS_TOPIC", &names.signals_topic)
                 .env("CHAT_KEYSPACE", &names.keyspace)
                 .env("CHAT_PROJECTOR_GROUP", &names.group)
-                .env("CHAT_PROJECTOR_INSTANCE", format!("{}-0", names.group));
+                .env("CHAT_PROJECTOR_INSTANCE", format!("{}-0", names.group))
+                .env("CHAT_NOTIFIER_GROUP", format!("{}-notifier", names.group));
         }
         command.envs(self.env.iter().map(|(name, value)| (*name, value.as_str())));
         command
@@ -186,7 +195,7 @@ impl Server {
     /// Starts one process on `listen` (and `internal`) and waits for its banner.
     pub(crate) fn launch(&mut self, role: Role, listen: &str, internal: &str) {
         let mut command = self.command(role.command());
-        if role == Role::Projector {
+        if matches!(role, Role::Projector | Role::Notifier) {
             command.args(["--internal-listen", listen]);
         } else {
             command.args(["--listen", listen, "--internal-listen", internal]);
@@ -217,7 +226,7 @@ impl Server {
             after(&first, "http://").unwrap_or_else(|| panic!("unexpected banner: {first}"));
         // Roles name their internal listener on the first line, `chat dev` on a line of its own.
         let internal = match role {
-            Role::Projector => address.clone(),
+            Role::Projector | Role::Notifier => address.clone(),
             Role::Dev => loop {
                 let line = next_line();
                 if line.trim_start().starts_with("internal") {

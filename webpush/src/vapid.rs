@@ -33,10 +33,15 @@ impl VapidKey {
         Self::from_pair(ES256KeyPair::generate())
     }
 
-    /// Reads a key file: a PEM private key (`openssl ecparam -name prime256v1 -genkey`), or
-    /// the base64url private scalar that web-push tools print.
+    /// Reads a key file: a PKCS#8 PEM private key (`openssl genpkey -algorithm EC -pkeyopt
+    /// ec_paramgen_curve:P-256`), or the base64url private scalar that web-push tools print.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
+        if text.starts_with("-----BEGIN EC PRIVATE KEY") {
+            return Err("a SEC1 key (BEGIN EC PRIVATE KEY): convert it to PKCS#8 with \
+                        `openssl pkcs8 -topk8 -nocrypt -in key.pem`"
+                .into());
+        }
         let pair = if text.starts_with("-----BEGIN") {
             ES256KeyPair::from_pem(text)
                 .map_err(|error| format!("not a P-256 private key in PEM: {error}"))?
@@ -114,6 +119,20 @@ mod tests {
         assert_eq!(claims.subject.as_deref(), Some("mailto:ops@example.com"));
         let lifetime = claims.expires_at.unwrap() - claims.issued_at.unwrap();
         assert!(lifetime.as_secs() <= 24 * 60 * 60, "exp at most 24 h ahead");
+    }
+
+    #[test]
+    fn a_key_made_by_openssl_genpkey_is_read() {
+        // `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`, a test key.
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgX2M10eonQDwNjaur\nibxu/ZO973GBbou4CjFLOfGBkZChRANCAAQ+7R9CF0Th8QJev4mdKSx1vJB3Dv+D\nOS3jfgSdwmFq989E/noSzGi+FYLfhHqSDqc0sY3nRBOHwA43AN2aY2dK\n-----END PRIVATE KEY-----";
+        let key = VapidKey::parse(pem).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(key.public_key()).unwrap().len(), 65);
+    }
+
+    #[test]
+    fn a_sec1_key_is_refused_with_the_command_that_converts_it() {
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----";
+        assert!(VapidKey::parse(sec1).unwrap_err().contains("openssl pkcs8 -topk8"));
     }
 
     #[test]

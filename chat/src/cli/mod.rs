@@ -11,9 +11,9 @@ mod cluster;
 mod limits;
 mod notify;
 
-pub(crate) use cluster::ClusterArgs;
+pub(crate) use cluster::{ClusterArgs, KafkaSecurityArgs};
 pub(crate) use limits::{FileArgs, HttpArgs, LimitsArgs, WriteArgs};
-pub(crate) use notify::NotifyArgs;
+pub(crate) use notify::{NotifyArgs, PushApiArgs, WebhookArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "chat", version, about = "Job chat on an event log")]
@@ -32,15 +32,68 @@ pub(crate) enum Command {
     Fanout(RoleArgs),
     /// Folds the log into the CQL projections; serves health on --listen.
     Projector(ProjectorArgs),
+    /// Tells recipients who did not see a message in time (Web Push) and the jobs system
+    /// (webhooks), from the log on Kafka + CQL.
+    Notifier(NotifierArgs),
     /// Creates the Kafka topics and the CQL keyspace and tables (idempotent).
     Migrate(MigrateArgs),
     /// Rebuilds the projections from the log into fresh tables and compares them with the
     /// live ones.
     Replay(ReplayArgs),
+    /// Webhook events the receiver did not take in time: list them, post them again.
+    Webhooks(WebhooksArgs),
     /// Mint a token (HS256) for development and tests.
     Token(TokenArgs),
     /// Operate on configuration: `chat config check <role> [flags]`.
     Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WebhooksArgs {
+    #[command(subcommand)]
+    pub action: WebhooksAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhooksAction {
+    /// The parked events: id, type, when parked, the receiver's last answer.
+    List(DeadLetterArgs),
+    /// Post parked events again (`--id`, repeatable, or `--all`); each one taken leaves the
+    /// list.
+    Redeliver(RedeliverArgs),
+}
+
+/// Where the dead-letter log is: the cluster's topic when Kafka is named, else the data
+/// directory of a `chat dev`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DeadLetterArgs {
+    /// The data directory of the `chat dev` whose parked events to use.
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Kafka bootstrap servers: the cluster's `<topic>.dead-letters` instead.
+    #[arg(long, env = "CHAT_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The event log's topic (the dead letters are in `<topic>.dead-letters`).
+    #[arg(long, env = "CHAT_TOPIC", default_value = "chat.events")]
+    pub topic: String,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RedeliverArgs {
+    /// An event to redeliver (its `webhook-id`, as `list` shows it).
+    #[arg(long = "id")]
+    pub ids: Vec<String>,
+    /// Every parked event.
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+    #[command(flatten)]
+    pub from: DeadLetterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +126,7 @@ pub(crate) enum CheckedRole {
     Ingest(RoleArgs),
     Fanout(RoleArgs),
     Projector(ProjectorArgs),
+    Notifier(NotifierArgs),
     Migrate(MigrateArgs),
 }
 
@@ -170,6 +224,8 @@ pub(crate) struct RoleArgs {
     pub write: WriteArgs,
     #[command(flatten)]
     pub files: FileArgs,
+    #[command(flatten)]
+    pub push: PushApiArgs,
     /// Origins allowed to open cookie-authenticated WebSockets (comma-separated).
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = settings::origin)]
     pub allowed_origins: Vec<String>,
@@ -207,6 +263,33 @@ pub(crate) struct ProjectorArgs {
     #[arg(long, env = "CHAT_PROJECTOR_BATCH", default_value_t = projector::runner::DEFAULT_BATCH as u32,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct NotifierArgs {
+    /// Address to serve `/metrics`, `/healthz` and `/readyz` on (the notifier has no
+    /// public endpoints).
+    #[arg(long, env = "CHAT_INTERNAL_LISTEN", default_value = "127.0.0.1:9083")]
+    pub internal_listen: SocketAddr,
+    /// Consumer group shared by every notifier of a deployment.
+    #[arg(long = "notifier-group", env = "CHAT_NOTIFIER_GROUP", default_value = "chat-notifier")]
+    pub group: String,
+    /// The fanout's presence TTL: a fanout node not heard from this long is gone, and its
+    /// users with it (keep it equal to the fanout's).
+    #[arg(long, env = "CHAT_PRESENCE_TTL", default_value = "30s", value_parser = settings::duration)]
+    pub presence_ttl: Duration,
+    /// On SIGTERM, how long deliveries in flight get; what is not done by then is done
+    /// again by the next member (offsets were not committed past it).
+    #[arg(long, env = "CHAT_DRAIN", default_value = "5s", value_parser = settings::duration_or_zero)]
+    pub drain: Duration,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]

@@ -15,28 +15,23 @@ const DEV_VAPID_KEY_FILE: &str = "vapid-key.pem";
 /// The VAPID contact of `chat dev` (push services want one; operators set theirs).
 const DEV_VAPID_SUBJECT: &str = "mailto:chat-dev@localhost";
 
+/// What the public API needs to register browsers (ingest, `chat dev`).
 #[derive(Debug, Clone, Args)]
-pub(crate) struct NotifyArgs {
-    /// A recipient not connected who has not read a message this long after it was sent
-    /// is notified (one notification per burst of messages).
-    #[arg(long, env = "CHAT_NOTIFY_DELAY", default_value = "10s", value_parser = settings::duration)]
-    pub notify_delay: Duration,
+pub(crate) struct PushApiArgs {
     /// The VAPID private key (PEM, or the base64url scalar web-push tools print) that signs
     /// pushes. `chat dev` makes one in its data directory.
     #[arg(long, env = "CHAT_VAPID_KEY_FILE")]
     pub vapid_key_file: Option<PathBuf>,
-    /// The operator's contact in every push (`mailto:` or `https:`), as push services ask.
-    #[arg(long, env = "CHAT_VAPID_SUBJECT")]
-    pub vapid_subject: Option<String>,
     /// Origins push subscriptions may point at (comma-separated `scheme://host[:port]`, a
     /// host may start with `*.`); replaces the public browser push services. `http` only
     /// for loopback hosts.
     #[arg(long, env = "CHAT_PUSH_ALLOWED_ENDPOINTS", value_parser = AllowedEndpoints::parse)]
     pub push_allowed_endpoints: Option<AllowedEndpoints>,
-    /// How long a push service keeps a push for an offline device; a push answered 429 or
-    /// 5xx is retried within it.
-    #[arg(long, env = "CHAT_PUSH_TTL", default_value = "1h", value_parser = settings::duration)]
-    pub push_ttl: Duration,
+}
+
+/// The jobs system's webhook (the notifier, `chat dev`, `chat webhooks`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WebhookArgs {
     /// Where the jobs system takes webhook events (Standard Webhooks); none are sent
     /// without it.
     #[arg(long, env = "CHAT_WEBHOOK_URL", value_parser = webhook_url)]
@@ -49,6 +44,26 @@ pub(crate) struct NotifyArgs {
     pub webhook_retry_for: Duration,
 }
 
+/// Everything notifications take (the notifier, `chat dev`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct NotifyArgs {
+    /// A recipient not connected who has not read a message this long after it was sent
+    /// is notified (one notification per burst of messages).
+    #[arg(long, env = "CHAT_NOTIFY_DELAY", default_value = "10s", value_parser = settings::duration)]
+    pub notify_delay: Duration,
+    /// The operator's contact in every push (`mailto:` or `https:`), as push services ask.
+    #[arg(long, env = "CHAT_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+    /// How long a push service keeps a push for an offline device; a push answered 429 or
+    /// 5xx is retried within it.
+    #[arg(long, env = "CHAT_PUSH_TTL", default_value = "1h", value_parser = settings::duration)]
+    pub push_ttl: Duration,
+    #[command(flatten)]
+    pub api: PushApiArgs,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+}
+
 fn webhook_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|error| format!("{text:?}: {error}"))?;
     if url.scheme() != "https" && url.scheme() != "http" {
@@ -57,7 +72,7 @@ fn webhook_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-impl NotifyArgs {
+impl PushApiArgs {
     /// The VAPID key: the file named, or (given a data directory) the one kept there,
     /// made on first use.
     pub(crate) fn vapid_key(&self, data_dir: Option<&Path>) -> anyhow::Result<Option<VapidKey>> {
@@ -85,6 +100,26 @@ impl NotifyArgs {
         self.push_allowed_endpoints.clone().unwrap_or_else(AllowedEndpoints::public_push_services)
     }
 
+    /// What the push routes need, on `store`; `None` without a key.
+    pub(crate) fn registry(
+        &self,
+        key: Option<&VapidKey>,
+        store: Arc<dyn viewstore::PushSubscriptions>,
+    ) -> Option<ingest::PushRegistry> {
+        key.map(|key| ingest::PushRegistry {
+            public_key: key.public_key().to_owned(),
+            allowed: self.allowed_endpoints(),
+            store,
+        })
+    }
+}
+
+impl NotifyArgs {
+    /// How old an event may be and still be notified: the delay, then the push's TTL.
+    pub(crate) fn horizon(&self) -> Duration {
+        self.notify_delay + self.push_ttl
+    }
+
     /// What pushes need, with `key`; `chat dev` has a contact of its own.
     pub(crate) fn push(&self, key: VapidKey, dev: bool) -> anyhow::Result<PushSettings> {
         let subject = match (&self.vapid_subject, dev) {
@@ -100,12 +135,14 @@ impl NotifyArgs {
         Ok(PushSettings {
             key: Arc::new(key),
             subject,
-            allowed: self.allowed_endpoints(),
+            allowed: self.api.allowed_endpoints(),
             ttl: self.push_ttl,
         })
     }
+}
 
-    pub(crate) fn webhook(&self) -> anyhow::Result<Option<WebhookSettings>> {
+impl WebhookArgs {
+    pub(crate) fn settings(&self) -> anyhow::Result<Option<WebhookSettings>> {
         let Some(url) = &self.webhook_url else {
             if self.webhook_secret_file.is_some() {
                 anyhow::bail!("CHAT_WEBHOOK_SECRET_FILE is set but CHAT_WEBHOOK_URL is not");

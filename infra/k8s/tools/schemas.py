@@ -139,7 +139,13 @@ GRACE_MARGIN_S = 5
 # Where the roles' default listeners are (chat/src/cli/): loopback, useless in a pod.
 DEFAULT_LISTEN = {"ingest": "127.0.0.1:8080", "fanout": "127.0.0.1:8080"}
 DEFAULT_INTERNAL = {"ingest": "127.0.0.1:9080", "fanout": "127.0.0.1:9080",
-                    "projector": "127.0.0.1:9082"}
+                    "projector": "127.0.0.1:9082", "notifier": "127.0.0.1:9083"}
+# The roles that serve only the internal listener (no CHAT_LISTEN, no port `http`).
+INTERNAL_ONLY = ("projector", "notifier")
+# The consumer group each scaled Deployment's role joins: (setting, the binary's default).
+# A ScaledObject's consumerGroup must be it, or KEDA watches a group nobody consumes in.
+SCALED_GROUPS = {"chat-projector": ("CHAT_PROJECTOR_GROUP", "chat-projector"),
+                 "chat-notifier": ("CHAT_NOTIFIER_GROUP", "chat-notifier")}
 # The value forms of the token and cluster secrets: development only. In a pod they would
 # sit in the process's environment (inherited by every child, shown by /proc/<pid>/environ);
 # production gives each as a file of a mounted Secret, CHAT_JWT_SECRET_FILE and
@@ -148,9 +154,10 @@ SECRET_VALUES = ("CHAT_JWT_SECRET", "CHAT_CLUSTER_SECRET")
 # How ingest and fanout verify tokens: exactly one (the binary refuses two, chat/src/cli/).
 # The first is HS256; RS256 (the other two) leaves it out and needs CHAT_CLUSTER_SECRET_FILE.
 TOKEN_KEYS = ("CHAT_JWT_SECRET_FILE", "CHAT_JWT_PUBLIC_KEY_FILE", "CHAT_JWT_JWKS_FILE")
-# The settings naming a file that holds a secret (not a CA or a public key): such a file
-# must come from a Secret, mounted read-only, readable by no other user.
-SECRET_FILE = re.compile(r"^CHAT_\w*(SECRET|PASSWORD|SSL_KEY)_FILE$")
+# The settings naming a file that holds a secret (not a CA or a public key; the VAPID key is
+# a private key): such a file must come from a Secret, mounted read-only, readable by no
+# other user.
+SECRET_FILE = re.compile(r"^CHAT_\w*(SECRET|PASSWORD|SSL_KEY|VAPID_KEY)_FILE$")
 # What the kubelet gives files of a Secret or projected volume without a defaultMode.
 DEFAULT_MODE = 0o644
 
@@ -279,8 +286,13 @@ def lint_scaled_object(so, keys, config, bad):
                 bad(f"kafka trigger metadata {key!r} is unknown to KEDA's kafka scaler")
             if not isinstance(text, str):
                 bad(f"kafka trigger metadata {key} must be a string, not {text!r}")
-        if meta.get("consumerGroup") != config.get("CHAT_PROJECTOR_GROUP", "chat-projector"):
-            bad("consumerGroup differs from CHAT_PROJECTOR_GROUP")
+        target = spec["scaleTargetRef"]["name"]
+        if target not in SCALED_GROUPS:
+            bad(f"scales {target}, which joins no consumer group KEDA could watch")
+        else:
+            setting, default = SCALED_GROUPS[target]
+            if meta.get("consumerGroup") != config.get(setting, default):
+                bad(f"consumerGroup differs from {setting}")
         if meta.get("topic") != config.get("CHAT_TOPIC", "chat.events"):
             bad("topic differs from CHAT_TOPIC")
         if meta.get("allowIdleConsumers") == "true" and meta.get("limitToPartitionsWithLag") == "true":
@@ -366,9 +378,9 @@ def lint_listeners(c, role, env, bad):
         bad(f"CHAT_INTERNAL_LISTEN {internal} is not reachable from the kubelet or Prometheus (use 0.0.0.0:PORT)")
     if port != ports["internal"]:
         bad(f"port `internal` is {ports['internal']} but CHAT_INTERNAL_LISTEN is {internal}")
-    if role == "projector":
+    if role in INTERNAL_ONLY:
         if "http" in ports:
-            bad("the projector has no public listener: no port `http`")
+            bad(f"the {role} has no public listener: no port `http`")
         return
     public = value(env, "CHAT_LISTEN", DEFAULT_LISTEN.get(role))
     if public is None or "http" not in ports:
@@ -623,17 +635,21 @@ def lint_platform(docs, config, bad):
     replicas = int(config.get("CHAT_REPLICATION_FACTOR", "3"))
     hours = int(config.get("CHAT_RETENTION_HOURS", "0"))
     min_insync = max(1, min(replicas // 2 + 1, replicas - 1))
-    retention = {topic: -1 if hours == 0 else hours * 3600000, signals: 3600000}
+    # chat migrate's topics: the log, the signals, and the notifier's parked webhooks.
+    dead_letters = f"{topic}.dead-letters"
+    retention = {topic: -1 if hours == 0 else hours * 3600000, signals: 3600000, dead_letters: -1}
+    topic_partitions = {topic: partitions, signals: partitions, dead_letters: 1}
     for kt in by_kind.get("KafkaTopic", []):
         spec = kt["spec"]
         name = spec.get("topicName", kt["metadata"]["name"])
         if name not in retention:
-            bad(kt, f"topic {name} is neither CHAT_TOPIC nor CHAT_SIGNALS_TOPIC")
+            bad(kt, f"topic {name} is neither CHAT_TOPIC, CHAT_SIGNALS_TOPIC nor {dead_letters}")
             continue
-        # chat migrate refuses a topic whose partition count differs from CHAT_PARTITIONS.
-        if spec.get("partitions") != partitions or spec.get("replicas") != replicas:
+        # chat migrate refuses a topic whose partition count differs from what it makes
+        # (CHAT_PARTITIONS; one for the dead letters).
+        if spec.get("partitions") != topic_partitions[name] or spec.get("replicas") != replicas:
             bad(kt, f"partitions/replicas {spec.get('partitions')}/{spec.get('replicas')} differ from"
-                    f" CHAT_PARTITIONS/CHAT_REPLICATION_FACTOR {partitions}/{replicas}")
+                    f" chat migrate's {topic_partitions[name]}/{replicas} (CHAT_REPLICATION_FACTOR)")
         cfg = spec.get("config", {})
         if int(cfg.get("retention.ms", 0)) != retention[name]:
             bad(kt, f"retention.ms must be {retention[name]} (what chat migrate sets)")
@@ -666,12 +682,14 @@ def lint_platform(docs, config, bad):
         if user is not None:
             acls = user["spec"].get("authorization", {}).get("acls", [])
             writers = config.get("CHAT_WRITER_GROUP", f"{topic}.writers")
-            needs = [("topic", t, op) for t in (topic, signals)
+            needs = [("topic", t, op) for t in (topic, signals, dead_letters)
                      for op in ("Describe", "Read", "Write", "Create")]
             needs += [("group", g, "Read") for g in
-                      (config.get("CHAT_PROJECTOR_GROUP", "chat-projector"), writers,
+                      (config.get("CHAT_PROJECTOR_GROUP", "chat-projector"),
+                       config.get("CHAT_NOTIFIER_GROUP", "chat-notifier"), writers,
                        # The throwaway ids of assign() consumers (eventlog's private_group).
                        "chat-fanout-tail-1-0", "chat-ingest-reader-1-0", "chat-projector-signals-1-0",
+                       "chat-notifier-signals-1-0",
                        "chat-replay-reader-1-0")]
             for resource_type, name, operation in needs:
                 if not acl_allows(acls, resource_type, name, operation):
