@@ -345,9 +345,10 @@ pub(crate) async fn run_notifier(args: NotifierArgs) -> anyhow::Result<()> {
     let internal_listener = server::bind(args.internal_listen, None)?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
+    let consumers = vec![Consumer::Notifier(Arc::clone(&config.progress))];
     let task = spawn_notifier(&backends, config, shutdown.clone());
     let parts = Parts { notifier: true, ..Parts::default() };
-    let metrics = Metrics::new("notifier", parts, Arc::clone(&backends.log), Vec::new());
+    let metrics = Metrics::new("notifier", parts, Arc::clone(&backends.log), consumers);
     let internal = health::router(None, &shutdown).merge(metrics.router());
     let sites = (None, (internal_listener, internal));
     serve_role("notifier", sites, &args.http, args.drain, shutdown, vec![task]).await

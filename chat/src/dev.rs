@@ -76,10 +76,13 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let (sockets, hub, hub_task) =
         start_fanout(&backends, &ingest, &verifier, fanout, &shutdown).await?;
     let parts = Parts { ingest: true, fanout: true, projector: true, notifier: true };
-    let consumers =
-        vec![Consumer::Projector(Arc::clone(&backends.read_model)), Consumer::Fanout(hub)];
+    let (push, notifier, notified) = notifications(&args, &backends, &node, &shutdown)?;
+    let consumers = vec![
+        Consumer::Projector(Arc::clone(&backends.read_model)),
+        Consumer::Fanout(hub),
+        Consumer::Notifier(notified),
+    ];
     let metrics = Metrics::new("dev", parts, Arc::clone(&backends.log), consumers);
-    let (push, notifier) = notifications(&args, &backends, &node, &shutdown)?;
     let mut app = ingest_router(&ingest, &verifier, args.files.limits(), Some(push))
         .merge(sockets)
         .merge(web::router());
@@ -112,7 +115,7 @@ fn notifications(
     backends: &Backends,
     node: &str,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(ingest::PushRegistry, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(ingest::PushRegistry, tokio::task::JoinHandle<()>, Arc<notifier::Progress>)> {
     let notify = &args.notify;
     let key = notify.api.vapid_key(Some(&args.data_dir))?.context("no VAPID key")?;
     let registry = notify
@@ -126,7 +129,8 @@ fn notifications(
     config.push = Some(notify.push(key, true)?);
     config.webhook = notify.webhook.settings()?;
     config.dead_letters = Some(dead_letters(&args.data_dir)?);
-    Ok((registry, spawn_notifier(backends, config, shutdown.clone())))
+    let progress = Arc::clone(&config.progress);
+    Ok((registry, spawn_notifier(backends, config, shutdown.clone()), progress))
 }
 
 /// What `/dev/token` and the banner may mint. With the generated dev secret, anything (its

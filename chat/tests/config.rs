@@ -282,3 +282,39 @@ fn token_and_cluster_secrets_come_from_files() {
     let (valid, text) = ingest(&[("CHAT_JWT_SECRET_FILE", &jwt), ("CHAT_JWT_SECRET", SECRET)]);
     assert!(!valid && text.contains("cannot be used with"), "{text}");
 }
+
+#[cfg(feature = "cluster")]
+#[test]
+fn a_notifier_with_nothing_to_send_or_an_unusable_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("vapid-key.pem");
+    std::fs::write(&key, "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----")
+        .unwrap();
+    let secret = dir.path().join("webhook-secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let cluster = [("CHAT_KAFKA_BROKERS", "kafka:9092"), ("CHAT_CQL_NODES", "scylla:9042")];
+    let key = key.display().to_string();
+    let secret = secret.display().to_string();
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[], "nothing to send"),
+        (&[("CHAT_VAPID_KEY_FILE", &key)], "CHAT_VAPID_KEY_FILE"),
+        (&[("CHAT_WEBHOOK_URL", "https://jobs.example.com/hooks")], "CHAT_WEBHOOK_SECRET_FILE"),
+        (&[("CHAT_WEBHOOK_URL", "ftp://jobs.example.com/")], "webhook URL must be https"),
+        (&[("CHAT_PUSH_ALLOWED_ENDPOINTS", "http://push.example.com")], "loopback"),
+    ];
+    for (env, says) in cases {
+        let env: Vec<(&str, &str)> = cluster.iter().chain(env).copied().collect();
+        let out = check(&["notifier"], &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{env:?} was accepted");
+        assert!(stderr.contains(says), "{env:?}: {stderr}");
+    }
+    let env: Vec<(&str, &str)> = cluster
+        .iter()
+        .copied()
+        .chain([("CHAT_WEBHOOK_URL", "https://jobs.example.com/hooks")])
+        .chain([("CHAT_WEBHOOK_SECRET_FILE", secret.as_str())])
+        .collect();
+    let out = check(&["notifier"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -17,7 +17,7 @@ mod webhook;
 pub use ledger::{Burst, Ledger, Unseen};
 pub use outbound::{Answer, Outbound};
 pub use push::PushSettings;
-pub use runner::{DEFAULT_DELAY, NotifierConfig, Stores, run};
+pub use runner::{DEFAULT_DELAY, NotifierConfig, Progress, Stores, run};
 pub use webhook::{
     Attempt, DeadLetters, Delivered, Parked, WebhookSecret, WebhookSender, WebhookSettings,
 };

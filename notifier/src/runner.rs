@@ -45,6 +45,8 @@ pub struct NotifierConfig {
     pub horizon: Duration,
     /// Where webhook events the receiver did not take are parked.
     pub dead_letters: Option<DeadLetters>,
+    /// What this notifier committed, for its lag.
+    pub progress: Arc<Progress>,
     pub poll_wait: Duration,
 }
 
@@ -59,6 +61,7 @@ impl NotifierConfig {
             webhook: None,
             horizon: DEFAULT_DELAY + Duration::from_secs(3600),
             dead_letters: None,
+            progress: Arc::default(),
             poll_wait: Duration::from_millis(200),
         }
     }
@@ -137,6 +140,7 @@ pub async fn run(
         deliveries,
         finished: finished_tx,
         committed: Vec::new(),
+        progress: Arc::clone(&config.progress),
     };
     let mut tick = tokio::time::interval(TICK);
     while !shutdown.is_cancelled() {
@@ -217,13 +221,37 @@ struct Notifier {
     deliveries: Arc<Deliveries>,
     finished: mpsc::UnboundedSender<(u64, Finished)>,
     committed: Vec<Position>,
+    progress: Arc<Progress>,
+}
+
+/// Per partition, the offset after the last one this notifier committed.
+#[derive(Debug, Default)]
+pub struct Progress(parking_lot::Mutex<HashMap<u32, u64>>);
+
+impl Progress {
+    /// One entry per partition; `None` for those this member has not committed.
+    pub fn next_offsets(&self, partitions: u32) -> Vec<Option<u64>> {
+        let committed = self.0.lock();
+        (0..partitions).map(|partition| committed.get(&partition).copied()).collect()
+    }
+
+    fn committed(&self, positions: &[Position]) {
+        let mut committed = self.0.lock();
+        for position in positions {
+            committed.insert(position.partition, position.offset + 1);
+        }
+    }
+
+    fn forget(&self) {
+        self.0.lock().clear();
+    }
 }
 
 impl Notifier {
     async fn take(&mut self, records: &[Record]) {
         for record in records {
-            if let Ok((envelope, Some(event))) = Envelope::decode(&record.value) {
-                self.take_event(record.position, &envelope, event).await;
+            if let Ok((_, Some(event))) = Envelope::decode(&record.value) {
+                self.take_event(record.position, event).await;
             }
             self.ledger.taken(record.position);
         }
@@ -236,7 +264,7 @@ impl Notifier {
         Timestamp::now().millis().saturating_sub(at.millis()) > horizon
     }
 
-    async fn take_event(&mut self, position: Position, envelope: &Envelope, event: ChatEvent) {
+    async fn take_event(&mut self, position: Position, event: ChatEvent) {
         let at = match &event {
             ChatEvent::ConversationStarted(started) => Some(started.started_at),
             ChatEvent::MessageSent(sent) => Some(sent.sent_at),
@@ -264,7 +292,10 @@ impl Notifier {
                             worker_id: started.worker.id,
                         }),
                     };
-                    self.spawn_task(position, envelope.id.clone(), event);
+                    // A retried creation repeats the event: the id names the conversation, so
+                    // the receiver drops the repeat.
+                    let id = format!("{}-started", started.conversation_id.get());
+                    self.spawn_task(position, id, event);
                 }
             }
             ChatEvent::MessageSent(sent) => {
@@ -349,6 +380,7 @@ impl Notifier {
             return Ok(());
         }
         subscription.commit(&positions).await?;
+        self.progress.committed(&positions);
         self.committed = positions;
         Ok(())
     }
@@ -358,6 +390,7 @@ impl Notifier {
         self.ledger.clear();
         self.generation += 1;
         self.committed.clear();
+        self.progress.forget();
     }
 }
 

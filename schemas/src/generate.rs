@@ -103,7 +103,8 @@ fn frame_document<T: JsonSchema>(name: &str) -> Document {
     Document { path: format!("ws/{name}.json"), content: schema_2020_12::<T>() }
 }
 
-/// Every JSON Schema document: events, signals and WebSocket frames.
+/// Every JSON Schema document: events, signals, WebSocket frames, and what notifications
+/// carry (webhook events, push payloads).
 pub fn json_schemas() -> Vec<Document> {
     vec![
         event_document::<ConversationStarted>(
@@ -125,6 +126,14 @@ pub fn json_schemas() -> Vec<Document> {
         frame_document::<SeedInbound>("seed-inbound"),
         frame_document::<SeedMessageFrame>("seed-message-frame"),
         frame_document::<SeedErrorFrame>("seed-error-frame"),
+        Document {
+            path: "notify/webhook-event.json".into(),
+            content: schema_2020_12::<crate::notify::WebhookEvent>(),
+        },
+        Document {
+            path: "notify/push-payload.json".into(),
+            content: schema_2020_12::<crate::notify::PushPayload>(),
+        },
     ]
 }
 

@@ -32,6 +32,9 @@ pub(crate) enum Consumer {
     Projector(Arc<dyn ReadModel>),
     /// A fanout node: where its hub's tail of the log is.
     Fanout(Arc<Hub>),
+    /// A notifier: what it committed for the partitions it holds (others are other
+    /// members').
+    Notifier(Arc<notifier::Progress>),
 }
 
 impl Consumer {
@@ -39,17 +42,25 @@ impl Consumer {
         match self {
             Self::Projector(_) => "projector",
             Self::Fanout(_) => "fanout",
+            Self::Notifier(_) => "notifier",
         }
     }
 
-    /// Per partition, the offset of the next record this consumer has to take in.
-    async fn next_offsets(&self, partitions: u32) -> Option<Vec<u64>> {
+    /// Per partition, the offset of the next record this consumer has to take in (`None`
+    /// for a partition it does not say).
+    async fn next_offsets(&self, partitions: u32) -> Option<Vec<Option<u64>>> {
         match self {
             Self::Projector(read_model) => {
                 let marks = read_model.watermarks(partitions).await.ok()?;
-                Some(marks.into_iter().map(|mark| mark.map_or(0, |offset| offset + 1)).collect())
+                Some(
+                    marks
+                        .into_iter()
+                        .map(|mark| Some(mark.map_or(0, |offset| offset + 1)))
+                        .collect(),
+                )
             }
-            Self::Fanout(hub) => Some(hub.positions()),
+            Self::Fanout(hub) => Some(hub.positions().into_iter().map(Some).collect()),
+            Self::Notifier(progress) => Some(progress.next_offsets(partitions)),
         }
     }
 }
@@ -156,6 +167,7 @@ impl Metrics {
                 continue;
             };
             for (partition, (end, next)) in ends.iter().zip(next).enumerate() {
+                let Some(next) = next else { continue };
                 let labels = LagLabels { consumer: consumer.name(), partition: partition as u32 };
                 let lag = i64::try_from(end.saturating_sub(next)).unwrap_or(i64::MAX);
                 self.lag.get_or_create(&labels).set(lag);
