@@ -126,6 +126,25 @@ async fn an_offline_recipient_gets_one_push_per_burst_and_a_connected_one_none()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_longest_message_is_cut_to_fit_a_push_whatever_it_escapes_to() {
+    let receiver = Receiver::start().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let server = start(&receiver, "1s", &secrets);
+    receiver.expect_vapid_key(&vapid_key(&server).await);
+    subscribe(&server, "wei", receiver.subscription("wei-phone")).await;
+    let conversation = server.open_conversation("job-long", "carla", "wei").await;
+    // 4,096 bytes of text, which JSON makes 8,192: twice what a push carries.
+    let text = "\"".repeat(2048) + &"é".repeat(1024);
+    server.send("carla", conversation, &text).await;
+    assert!(receiver.until(Duration::from_secs(15), |r| r.pushes("wei-phone").len() == 1).await);
+    let shown = receiver.pushes("wei-phone")[0].payload["text"].as_str().unwrap().to_owned();
+    assert!(shown.ends_with('…') && text.starts_with(shown.trim_end_matches('…')), "{shown}");
+    assert!(shown.len() > 1000, "cut no more than it must: {} bytes", shown.len());
+    assert_eq!(receiver.calls("wei-phone"), 1, "taken at once, no 413");
+    assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_recipient_who_reads_within_the_delay_gets_nothing() {
     let receiver = Receiver::start().await;
     let secrets = tempfile::tempdir().unwrap();

@@ -217,7 +217,13 @@ async fn push(
         }
         Err(problem) => {
             received.problems.push(format!("push to {name}: {problem}"));
-            StatusCode::BAD_REQUEST.into_response()
+            // As a push service answers a body over the 4096 bytes a push may carry.
+            let status = if body.len() > 4096 {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            status.into_response()
         }
     }
 }
