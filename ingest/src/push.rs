@@ -2,8 +2,6 @@
 //! stored was checked first (keys, endpoint on the allow-list), so the notifier never calls
 //! a URL that was not allowed when it was registered (and checks it again before it does).
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,31 +10,16 @@ use axum::{Json, Router};
 use schemas::Timestamp;
 use schemas::limits::Invalid;
 use schemas::notify::{PushSubscription, RemovePushSubscription, VapidPublicKey};
-use viewstore::{PushSubscriptions, StoredPushSubscription};
-use webpush::{AllowedEndpoints, Subscription};
+use viewstore::StoredPushSubscription;
+use webpush::Subscription;
 
 use crate::error::IngestError;
 use crate::extract::{Authenticated, JsonBody};
-use crate::state::IngestState;
+use crate::state::{IngestState, PushRegistry};
 
 /// Subscriptions kept per user (devices and browsers); registering one more drops the
 /// oldest.
 pub const SUBSCRIPTIONS_PER_USER: usize = 10;
-
-/// What the push routes need; absent when the server has no VAPID key.
-#[derive(Clone)]
-pub struct PushRegistry {
-    /// Base64url of the VAPID public key, for `applicationServerKey`.
-    pub public_key: String,
-    pub allowed: AllowedEndpoints,
-    pub store: Arc<dyn PushSubscriptions>,
-}
-
-impl std::fmt::Debug for PushRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushRegistry").field("public_key", &self.public_key).finish_non_exhaustive()
-    }
-}
 
 pub(crate) fn routes() -> Router<IngestState> {
     Router::new()

@@ -9,8 +9,10 @@
 
 use std::time::Duration;
 
+mod push_endpoints;
 mod secret;
 
+pub use push_endpoints::{AllowedEndpoints, EndpointRefused, PUBLIC_PUSH_SERVICES};
 pub use secret::{Secret, readable};
 
 /// Parses `500ms`, `20s`, `5m`, `1h`; more than zero (a zero timer or interval would

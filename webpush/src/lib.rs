@@ -10,12 +10,11 @@
 //! - [`request`]: one push, encrypted (RFC 8291 `aes128gcm`), with `TTL`, `Urgency`,
 //!   `Topic` and a VAPID `Authorization` whose audience is the endpoint's origin.
 
-mod endpoints;
 mod request;
 mod subscription;
 mod vapid;
 
-pub use endpoints::{AllowedEndpoints, EndpointRefused, PUBLIC_PUSH_SERVICES};
 pub use request::{MAX_PLAINTEXT, Push, PushError, Urgency, fit_text, request, topic};
+pub use settings::{AllowedEndpoints, EndpointRefused, PUBLIC_PUSH_SERVICES};
 pub use subscription::{Subscription, SubscriptionRefused};
 pub use vapid::VapidKey;

@@ -6,7 +6,7 @@ use schemas::notify::PushSubscription;
 use url::Url;
 use web_push_native::p256::PublicKey;
 
-use crate::endpoints::AllowedEndpoints;
+use settings::AllowedEndpoints;
 
 /// A subscription the server may push to.
 #[derive(Debug, Clone)]

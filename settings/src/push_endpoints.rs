@@ -1,4 +1,5 @@
-//! Which push endpoints the server may call.
+//! Which push endpoints the server may call: a subscription is a URL the server will POST
+//! to, so only origins on a list are accepted (checked when registered and before each push).
 
 use std::net::IpAddr;
 
@@ -47,7 +48,7 @@ impl AllowedEndpoints {
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut allowed = Vec::new();
         for item in list.split(',') {
-            let origin = settings::push_origin(item)?;
+            let origin = crate::push_origin(item)?;
             if origin.is_empty() {
                 continue;
             }
