@@ -49,6 +49,19 @@ pub(crate) fn waiting(bursts: usize) {
 }
 
 pub fn register(registry: &mut Registry) {
+    // At zero from the start, so that the first of each shows as an increase.
+    for outcome in ["notified", "online", "read"] {
+        drop(DECISIONS.get_or_create(&OutcomeLabels { outcome }));
+    }
+    for result in ["delivered", "gone", "expired", "refused", "too_large"] {
+        drop(PUSHES.get_or_create(&PushLabels { result }));
+    }
+    for event_type in ["conversation.started", "message.unread"] {
+        for result in ["accepted", "parked"] {
+            let labels = WebhookLabels { event_type: event_type.to_owned(), result };
+            drop(WEBHOOKS.get_or_create(&labels));
+        }
+    }
     registry.register(
         "chat_notifier_decisions",
         "Bursts of unseen messages decided, by outcome (notified, online, read)",

@@ -167,8 +167,13 @@ impl Metrics {
                 continue;
             };
             for (partition, (end, next)) in ends.iter().zip(next).enumerate() {
-                let Some(next) = next else { continue };
                 let labels = LagLabels { consumer: consumer.name(), partition: partition as u32 };
+                // A partition this consumer no longer holds (a rebalance moved it): its last
+                // value would stand forever.
+                let Some(next) = next else {
+                    self.lag.remove(&labels);
+                    continue;
+                };
                 let lag = i64::try_from(end.saturating_sub(next)).unwrap_or(i64::MAX);
                 self.lag.get_or_create(&labels).set(lag);
             }
