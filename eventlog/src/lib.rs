@@ -13,6 +13,7 @@
 //! This crate moves bytes; it does not interpret events (that is `schemas`' job).
 
 pub mod embedded;
+mod group;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "kafka")]
@@ -39,6 +40,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use schemas::{ConversationId, Position, Timestamp};
 
+pub use group::join_group;
 pub use signals::{MemorySignalBus, SignalBus, SignalStream};
 
 /// Where appends go, in the words of OpenTelemetry's messaging conventions.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec, Subscription};
+use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec, Subscription, join_group};
 use schemas::notify::{
     ConversationStartedData, MessageUnreadData, PushPayload, WebhookData, WebhookEvent,
 };
@@ -151,7 +151,8 @@ pub async fn run(
                 Err(LogError::SubscriptionLost(reason)) => {
                     tracing::warn!(reason, "notifier subscription lost; joining the group again");
                     notifier.forget();
-                    match rejoin(log.as_ref(), &config.group, subscription, &shutdown).await {
+                    drop(subscription); // a log may allow one member per group and process
+                    match join_group(log.as_ref(), &config.group, &shutdown).await {
                         Some(rejoined) => subscription = rejoined,
                         None => return stopped(presence_task).await,
                     }
@@ -169,7 +170,8 @@ pub async fn run(
                 {
                     tracing::warn!(reason, "notifier subscription lost while committing");
                     notifier.forget();
-                    match rejoin(log.as_ref(), &config.group, subscription, &shutdown).await {
+                    drop(subscription); // a log may allow one member per group and process
+                    match join_group(log.as_ref(), &config.group, &shutdown).await {
                         Some(rejoined) => subscription = rejoined,
                         None => return stopped(presence_task).await,
                     }
@@ -185,29 +187,6 @@ async fn stopped(presence: tokio::task::JoinHandle<()>) -> Result<(), LogError> 
     let _ = presence.await;
     tracing::info!("notifier stopped");
     Ok(())
-}
-
-/// A new membership of the group, after the old one (dropped first: a log may allow one
-/// member per group and process) was lost.
-async fn rejoin(
-    log: &dyn EventLog,
-    group: &str,
-    lost: Box<dyn Subscription>,
-    shutdown: &CancellationToken,
-) -> Option<Box<dyn Subscription>> {
-    drop(lost);
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match log.subscribe(SubscribeSpec::Group(group.to_owned())).await {
-            Ok(subscription) => return Some(subscription),
-            Err(error) => tracing::warn!(%error, "cannot rejoin the notifier group; retrying"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return None,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
 }
 
 struct Notifier {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use eventlog::{EventLog, LogError, SignalBus, SubscribeSpec, Subscription};
+use eventlog::{EventLog, LogError, SignalBus, SubscribeSpec, Subscription, join_group};
 use schemas::signals::Signal;
 use tokio_util::sync::CancellationToken;
 use viewstore::{ProjectionStore, StoreError};
@@ -84,7 +84,7 @@ pub async fn run(
                 tracing::warn!(reason, "projector subscription lost; joining the group again");
                 config.joined.store(false, Ordering::Release);
                 drop(subscription);
-                match rejoin(log.as_ref(), &config.group, &shutdown).await {
+                match join_group(log.as_ref(), &config.group, &shutdown).await {
                     Some(rejoined) => subscription = rejoined,
                     None => break,
                 }
@@ -136,7 +136,7 @@ pub async fn run(
             tracing::warn!("projector subscription lost while committing; joining the group again");
             config.joined.store(false, Ordering::Release);
             drop(subscription);
-            match rejoin(log.as_ref(), &config.group, &shutdown).await {
+            match join_group(log.as_ref(), &config.group, &shutdown).await {
                 Some(rejoined) => subscription = rejoined,
                 None => break,
             }
@@ -146,27 +146,6 @@ pub async fn run(
     config.joined.store(false, Ordering::Release);
     tracing::info!("projector stopped");
     Ok(())
-}
-
-/// Subscribes to the group again, retrying until it works or shutdown is requested. The
-/// group resumes after its last commit, so nothing is skipped.
-async fn rejoin(
-    log: &dyn EventLog,
-    group: &str,
-    shutdown: &CancellationToken,
-) -> Option<Box<dyn Subscription>> {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match log.subscribe(SubscribeSpec::Group(group.to_owned())).await {
-            Ok(subscription) => return Some(subscription),
-            Err(error) => tracing::warn!(%error, "cannot rejoin the projector group; retrying"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return None,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
 }
 
 /// Where a batch is written, and what the store must already hold.

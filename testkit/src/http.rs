@@ -37,16 +37,7 @@ impl Server {
     }
 
     pub async fn post(&self, user: &str, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token(user))
-            .json(&body)
-            .send()
-            .await
-            .expect("the HTTP API answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.call(reqwest::Method::POST, user, path, body).await
     }
 
     /// Any method with a JSON body, as `user`.
