@@ -34,6 +34,24 @@ fn shape(receiver: &Receiver, delay: &str, secrets: &tempfile::TempDir) -> Shape
         .with("CHAT_WEBHOOK_SECRET_FILE", secret_file.display().to_string())
 }
 
+/// What most tests start from: a server notifying after `delay`, its push service knowing
+/// its key, and wei's phone subscribed.
+struct Setup {
+    receiver: Receiver,
+    server: Server,
+    /// The VAPID key and webhook secret files, read again when the server restarts.
+    _secrets: tempfile::TempDir,
+}
+
+async fn wei_subscribed(delay: &str) -> Setup {
+    let receiver = Receiver::start().await;
+    let secrets = tempfile::tempdir().expect("a directory for the secrets");
+    let server = start(&receiver, delay, &secrets);
+    receiver.expect_vapid_key(&vapid_key(&server).await);
+    subscribe(&server, "wei", receiver.subscription("wei-phone")).await;
+    Setup { receiver, server, _secrets: secrets }
+}
+
 async fn vapid_key(server: &Server) -> String {
     let response = server
         .http
@@ -67,11 +85,7 @@ fn webhooks_of(receiver: &Receiver, kind: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_offline_recipient_gets_one_push_per_burst_and_a_connected_one_none() {
-    let receiver = Receiver::start().await;
-    let secrets = tempfile::tempdir().unwrap();
-    let server = start(&receiver, "1s", &secrets);
-    receiver.expect_vapid_key(&vapid_key(&server).await);
-    subscribe(&server, "wei", receiver.subscription("wei-phone")).await;
+    let Setup { receiver, server, _secrets } = wei_subscribed("1s").await;
     let conversation = server.open_conversation("job-push", "carla", "wei").await;
 
     let mut last = 0;
@@ -127,11 +141,7 @@ async fn an_offline_recipient_gets_one_push_per_burst_and_a_connected_one_none()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_longest_message_is_cut_to_fit_a_push_whatever_it_escapes_to() {
-    let receiver = Receiver::start().await;
-    let secrets = tempfile::tempdir().unwrap();
-    let server = start(&receiver, "1s", &secrets);
-    receiver.expect_vapid_key(&vapid_key(&server).await);
-    subscribe(&server, "wei", receiver.subscription("wei-phone")).await;
+    let Setup { receiver, server, _secrets } = wei_subscribed("1s").await;
     let conversation = server.open_conversation("job-long", "carla", "wei").await;
     // 4,096 bytes of text, which JSON makes 8,192: twice what a push carries.
     let text = "\"".repeat(2048) + &"é".repeat(1024);
@@ -146,11 +156,7 @@ async fn the_longest_message_is_cut_to_fit_a_push_whatever_it_escapes_to() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recipient_who_reads_within_the_delay_gets_nothing() {
-    let receiver = Receiver::start().await;
-    let secrets = tempfile::tempdir().unwrap();
-    let server = start(&receiver, "4s", &secrets);
-    receiver.expect_vapid_key(&vapid_key(&server).await);
-    subscribe(&server, "wei", receiver.subscription("wei-phone")).await;
+    let Setup { receiver, server, _secrets } = wei_subscribed("4s").await;
     let conversation = server.open_conversation("job-prompt", "carla", "wei").await;
     let sent = server.send("carla", conversation, "quick question").await;
     let (status, _) = server
@@ -271,11 +277,7 @@ async fn subscriptions_are_checked_before_they_are_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_notifier_killed_before_the_deadline_notifies_after_it_comes_back() {
-    let receiver = Receiver::start().await;
-    let secrets = tempfile::tempdir().unwrap();
-    let mut server = start(&receiver, "3s", &secrets);
-    receiver.expect_vapid_key(&vapid_key(&server).await);
-    subscribe(&server, "wei", receiver.subscription("wei-phone")).await;
+    let Setup { receiver, mut server, _secrets } = wei_subscribed("3s").await;
     let conversation = server.open_conversation("job-crash", "carla", "wei").await;
     server.send("carla", conversation, "before the crash").await;
     if support::on_cluster() {

@@ -144,38 +144,45 @@ pub async fn run(
     };
     let mut tick = tokio::time::interval(TICK);
     while !shutdown.is_cancelled() {
-        tokio::select! {
+        // `Some(reason)` when the group's membership was lost (a rebalance, a session that
+        // timed out): what was owed is the partitions' next owners' now.
+        let lost = tokio::select! {
             () = shutdown.cancelled() => break,
             records = subscription.next_batch(1000, config.poll_wait) => match records {
-                Ok(records) => notifier.take(&records).await,
-                Err(LogError::SubscriptionLost(reason)) => {
-                    tracing::warn!(reason, "notifier subscription lost; joining the group again");
-                    notifier.forget();
-                    drop(subscription); // a log may allow one member per group and process
-                    match join_group(log.as_ref(), &config.group, &shutdown).await {
-                        Some(rejoined) => subscription = rejoined,
-                        None => return stopped(presence_task).await,
-                    }
+                Ok(records) => {
+                    notifier.take(&records).await;
+                    None
                 }
+                Err(LogError::SubscriptionLost(reason)) => Some(reason),
                 Err(error) => {
                     tracing::warn!(%error, "notifier failed to read the log; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
+                    None
                 }
             },
-            Some((generation, done)) = finished.recv() => notifier.finish(generation, done),
+            Some((generation, done)) = finished.recv() => {
+                notifier.finish(generation, done);
+                None
+            }
             _ = tick.tick() => {
                 notifier.decide_due();
-                if let Err(LogError::SubscriptionLost(reason)) =
-                    notifier.commit(subscription.as_mut()).await
-                {
-                    tracing::warn!(reason, "notifier subscription lost while committing");
-                    notifier.forget();
-                    drop(subscription); // a log may allow one member per group and process
-                    match join_group(log.as_ref(), &config.group, &shutdown).await {
-                        Some(rejoined) => subscription = rejoined,
-                        None => return stopped(presence_task).await,
+                match notifier.commit(subscription.as_mut()).await {
+                    Err(LogError::SubscriptionLost(reason)) => Some(reason),
+                    Err(error) => {
+                        tracing::warn!(%error, "notifier could not commit; trying again");
+                        None
                     }
+                    Ok(()) => None,
                 }
+            }
+        };
+        if let Some(reason) = lost {
+            tracing::warn!(reason, "notifier lost its group membership; joining again");
+            notifier.forget();
+            drop(subscription); // a log may allow one member per group and process
+            match join_group(log.as_ref(), &config.group, &shutdown).await {
+                Some(rejoined) => subscription = rejoined,
+                None => return stopped(presence_task).await,
             }
         }
     }
