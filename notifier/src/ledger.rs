@@ -8,7 +8,7 @@
 //! message: read again after a restart, the same messages make the same burst, so a
 //! repeated notification carries the id of the first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use schemas::{ConversationId, MessageId, Position, Timestamp, UserId};
@@ -50,6 +50,8 @@ impl Burst {
 pub struct Ledger {
     delay: Duration,
     open: HashMap<(ConversationId, UserId), Burst>,
+    /// The open bursts by when they are due, so a tick looks only at those that are.
+    deadlines: BTreeSet<(Timestamp, ConversationId, UserId)>,
     /// Per partition, per offset: how many bursts and tasks still hold it.
     holds: BTreeMap<u32, BTreeMap<u64, usize>>,
     /// Per partition, the last offset taken.
@@ -57,6 +59,10 @@ pub struct Ledger {
     /// Per conversation and reader, the highest read mark seen in the log.
     read: HashMap<(ConversationId, UserId), MessageId>,
 }
+
+/// Read marks remembered before they are forgotten all at once. Forgetting is safe: a mark
+/// only ever covers messages before it in the log, and those were taken already.
+const READ_MARKS: usize = 100_000;
 
 impl Ledger {
     pub fn new(delay: Duration) -> Self {
@@ -101,12 +107,17 @@ impl Ledger {
         }
         self.hold(message.position);
         let delay = self.delay;
-        let burst = self.open.entry(key.clone()).or_insert_with(|| Burst {
-            id: format!("{}-{}-{}", conversation.get(), key.1.as_str(), message.id),
-            conversation,
-            recipient: key.1.clone(),
-            due: later(message.sent_at, delay),
-            messages: Vec::new(),
+        let deadlines = &mut self.deadlines;
+        let burst = self.open.entry(key.clone()).or_insert_with(|| {
+            let due = later(message.sent_at, delay);
+            deadlines.insert((due, conversation, key.1.clone()));
+            Burst {
+                id: format!("{}-{}-{}", conversation.get(), key.1.as_str(), message.id),
+                conversation,
+                recipient: key.1.clone(),
+                due,
+                messages: Vec::new(),
+            }
         });
         burst.messages.push(message);
     }
@@ -114,6 +125,9 @@ impl Ledger {
     /// `reader` has read up to `up_to`: those messages are seen and leave their burst.
     pub fn read(&mut self, conversation: ConversationId, reader: UserId, up_to: MessageId) {
         let key = (conversation, reader);
+        if self.read.len() >= READ_MARKS {
+            self.read.clear();
+        }
         let mark = self.read.entry(key.clone()).or_insert(up_to);
         *mark = (*mark).max(up_to);
         let Some(burst) = self.open.get_mut(&key) else { return };
@@ -121,6 +135,7 @@ impl Ledger {
             std::mem::take(&mut burst.messages).into_iter().partition(|m| m.id <= up_to);
         burst.messages = unseen;
         if burst.messages.is_empty() {
+            self.deadlines.remove(&(burst.due, key.0, key.1.clone()));
             self.open.remove(&key);
         }
         for message in seen {
@@ -131,14 +146,12 @@ impl Ledger {
     /// The bursts due at `now`, out of the ledger; their offsets stay held until
     /// [`Ledger::done`].
     pub fn due(&mut self, now: Timestamp) -> Vec<Burst> {
-        let keys: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(_, burst)| burst.due <= now)
-            .map(|(key, _)| key.clone())
-            .collect();
-        let mut due: Vec<Burst> = keys.iter().filter_map(|key| self.open.remove(key)).collect();
-        due.sort_by_key(|burst| burst.due);
+        let mut due = Vec::new();
+        while self.deadlines.first().is_some_and(|(at, ..)| *at <= now) {
+            if let Some((_, conversation, recipient)) = self.deadlines.pop_first() {
+                due.extend(self.open.remove(&(conversation, recipient)));
+            }
+        }
         due
     }
 
@@ -147,11 +160,6 @@ impl Ledger {
         for position in burst.positions().collect::<Vec<_>>() {
             self.release(position);
         }
-    }
-
-    /// The highest read mark seen for `reader` in `conversation`.
-    pub fn read_mark(&self, conversation: ConversationId, reader: &UserId) -> Option<MessageId> {
-        self.read.get(&(conversation, reader.clone())).copied()
     }
 
     /// Per partition, the last offset that may be committed: everything up to it is done.

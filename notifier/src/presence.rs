@@ -2,6 +2,7 @@
 //! book a fanout node does (`fanout::presence`), and asks about recipients it has not heard
 //! of (it started after they connected).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,16 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) struct Presence {
     book: Mutex<PresenceBook>,
+    /// When each recipient nobody answered for was last asked about: a recipient who never
+    /// connects is asked once per TTL, not on every message to them.
+    asked: Mutex<HashMap<UserId, Instant>>,
+    ttl: Duration,
     signals: Arc<dyn SignalBus>,
     node: String,
 }
+
+/// Recipients remembered as asked before the oldest are forgotten.
+const ASKED_MEMORY: usize = 10_000;
 
 impl std::fmt::Debug for Presence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,7 +42,13 @@ impl Presence {
         shutdown: CancellationToken,
     ) -> Result<(Arc<Self>, JoinHandle<()>), LogError> {
         let mut stream = signals.subscribe().await?;
-        let presence = Arc::new(Self { book: Mutex::new(PresenceBook::new(ttl)), signals, node });
+        let presence = Arc::new(Self {
+            book: Mutex::new(PresenceBook::new(ttl)),
+            asked: Mutex::new(HashMap::new()),
+            ttl,
+            signals,
+            node,
+        });
         let follower = Arc::clone(&presence);
         let task = tokio::spawn(async move {
             let mut sweep = tokio::time::interval(Duration::from_secs(1));
@@ -78,6 +92,17 @@ impl Presence {
     pub(crate) async fn ask_if_unheard(&self, user: &UserId) {
         if self.book.lock().snapshot(user).is_some() {
             return;
+        }
+        let now = Instant::now();
+        {
+            let mut asked = self.asked.lock();
+            if asked.get(user).is_some_and(|at| now.duration_since(*at) < self.ttl) {
+                return;
+            }
+            if asked.len() >= ASKED_MEMORY {
+                asked.retain(|_, at| now.duration_since(*at) < self.ttl);
+            }
+            asked.insert(user.clone(), now);
         }
         let query = Signal::PresenceQuery { user_ids: vec![user.clone()], node: self.node.clone() };
         self.signals.publish(query).await;

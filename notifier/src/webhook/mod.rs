@@ -59,7 +59,11 @@ impl WebhookSender {
 
     /// One signed post of `event` under `id`.
     pub async fn attempt(&self, id: &str, event: &WebhookEvent) -> Attempt {
-        let body = serde_json::to_vec(event).unwrap_or_default();
+        self.post(id, serde_json::to_vec(event).unwrap_or_default()).await
+    }
+
+    /// One signed post of `body` under `id`, signed at this moment.
+    async fn post(&self, id: &str, body: Vec<u8>) -> Attempt {
         let timestamp = schemas::Timestamp::now().millis() / 1000;
         let signature = self.settings.secret.sign(id, timestamp, &body);
         let request = http::Request::post(self.settings.url.as_str())
@@ -87,9 +91,10 @@ impl WebhookSender {
     /// Posts `event` under `id` until the receiver takes it (2xx) or the retry window
     /// ends; then parks it. Returns once it is taken or durably parked.
     pub(crate) async fn deliver(&self, id: &str, event: &WebhookEvent) -> Delivered {
+        let body = serde_json::to_vec(event).unwrap_or_default();
         let mut backoff = Backoff::within(self.settings.retry_for);
         loop {
-            let (reason, asked) = match self.attempt(id, event).await {
+            let (reason, asked) = match self.post(id, body.clone()).await {
                 Attempt::Accepted => {
                     metrics::webhook(&event.kind, "accepted");
                     return Delivered::Accepted;
