@@ -196,6 +196,54 @@ async fn an_analytics_consumer_validates_every_event_against_the_published_schem
     assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn every_record_on_the_events_and_signals_topics_matches_what_asyncapi_publishes() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-topics", "carla", "wei").await;
+    // Presence (connections, queries) and typing go on the signals topic; messages and
+    // reads on the events topic, and the projector's inbox updates as signal batches.
+    let mut carla = support::native_client(&server, "carla").await;
+    carla.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    carla.frame_of("subscribed").await;
+    let mut wei = support::native_client(&server, "wei").await;
+    wei.send_json(json!({"type": "subscribe", "conversation_id": conversation})).await;
+    wei.frame_of("subscribed").await;
+    wei.send_json(json!({"type": "typing", "conversation_id": conversation, "is_typing": true}))
+        .await;
+    carla.frame_of("typing").await;
+    let mut last = 0;
+    for text in ["one", "two", "three"] {
+        last = server.send("carla", conversation, text).await;
+    }
+    let read = format!("/v1/conversations/{conversation}/read");
+    assert_eq!(server.post("wei", &read, json!({"up_to": last})).await.0, 200);
+    server.inbox_item_when("wei", conversation, |item| item["unread_count"] == 0).await;
+    wei.close().await;
+
+    let names = server.cluster.clone().unwrap();
+    let events = format!("events={}", names.topic);
+    let signals = format!("signals={}", names.signals_topic);
+    let validate = || {
+        support::analytics(
+            "validate_topics.py",
+            &names,
+            &["--channel", &events, "--channel", &signals],
+        )
+    };
+    let checked = validate();
+    let report = String::from_utf8_lossy(&checked.stdout).into_owned();
+    assert!(checked.status.success(), "{report}{}", String::from_utf8_lossy(&checked.stderr));
+    for expected in ["3 messageSent", "1 messagesRead", " signalBatch)"] {
+        assert!(report.contains(expected), "expected {expected:?} in {report}");
+    }
+    assert!(report.contains(" signal, "), "single signals (presence, typing) in {report}");
+
+    // The check can fail: a record of a shape nobody published is reported.
+    append_raw(&names, conversation, &json!({"signals": [{"type": "shrug"}]})).await;
+    let failed = validate();
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
+}
+
 /// A `SYSTEM` message from the jobs system (the service role), as the job's state changes.
 async fn send_as_the_jobs_system(server: &Server, conversation: u64) {
     let system = server
@@ -222,16 +270,9 @@ async fn append_raw(names: &support::ClusterNames, conversation: u64, value: &Va
         .unwrap();
 }
 
-/// Runs one of the `analytics/` scripts against the test's topic.
+/// Runs one of the `analytics/` scripts against the test's events topic.
 fn analytics(script: &str, names: &support::ClusterNames) -> std::process::Output {
-    let python = std::env::var("CHAT_ANALYTICS_PYTHON").expect(
-        "CHAT_ANALYTICS_PYTHON must name a python with analytics/requirements.txt installed",
-    );
-    let script = format!("{}/../analytics/{script}", env!("CARGO_MANIFEST_DIR"));
-    std::process::Command::new(python)
-        .args([script.as_str(), "--brokers", &names.brokers, "--topic", &names.topic])
-        .output()
-        .unwrap()
+    support::analytics(script, names, &["--topic", &names.topic])
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -353,4 +353,13 @@ async fn a_dead_webhook_receiver_slows_no_push_and_its_events_are_parked_for_red
     assert!(hooks.iter().any(|hook| hook.id == push_id), "{hooks:?}");
     assert!(webhooks(&["list"]).1.contains("0 parked"));
     assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
+
+    // The dead-letter topic, read from outside, holds only what AsyncAPI publishes for it.
+    if let Some(names) = &server.cluster {
+        let channel = format!("deadLetters={}.dead-letters", names.topic);
+        let checked = support::analytics("validate_topics.py", names, &["--channel", &channel]);
+        let report = String::from_utf8_lossy(&checked.stdout);
+        assert!(checked.status.success(), "{report}{}", String::from_utf8_lossy(&checked.stderr));
+        assert!(report.contains(" deadLetter)"), "parked and redelivered records in {report}");
+    }
 }

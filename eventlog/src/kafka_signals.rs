@@ -3,8 +3,8 @@
 //! Signals are ephemeral, so the producer asks for one acknowledgement only and the topic
 //! keeps records briefly (`chat migrate` creates it with a short retention). A subscriber
 //! starts at the end: what was said before it listened is gone, by design. A record holds
-//! one signal, or a batch of them (`{"signals": [...]}`, what `publish_all` writes): a
-//! projector batch's inbox updates are one record, not two per message.
+//! one signal, or a [`SignalBatch`] (what `publish_all` writes): a projector batch's inbox
+//! updates are one record, not two per message. Both shapes are published in AsyncAPI.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -15,18 +15,13 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
-use schemas::signals::Signal;
+use schemas::signals::{Signal, SignalBatch};
 
 use crate::kafka_config::{KafkaConfig, private_group, unavailable};
 use crate::{LogError, SignalBus, SignalStream};
 
 /// Signals carried in one record at most (records stay far below the broker's size limit).
 const SIGNALS_PER_RECORD: usize = 500;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SignalBatch {
-    signals: Vec<Signal>,
-}
 
 /// What one record holds: a signal, or a batch of them.
 #[derive(serde::Deserialize)]

@@ -12,8 +12,9 @@ use serde_json::{Map, Value, json};
 use crate::envelope::Envelope;
 use crate::events::{ChatEvent, ConversationStarted, MessageSent, MessagesRead};
 use crate::native::{ClientFrame, ServerFrame, close};
+use crate::notify::DeadLetter;
 use crate::seed::{SeedErrorFrame, SeedInbound, SeedMessageFrame};
-use crate::signals::Signal;
+use crate::signals::{Signal, SignalBatch};
 
 /// A generated document and the path it is checked in at, relative to `schemas/generated/`.
 #[derive(Debug)]
@@ -121,6 +122,10 @@ pub fn json_schemas() -> Vec<Document> {
         ),
         Document { path: "events/envelope.json".into(), content: schema_2020_12::<Envelope>() },
         Document { path: "signals/signal.json".into(), content: schema_2020_12::<Signal>() },
+        Document {
+            path: "signals/signal-batch.json".into(),
+            content: schema_2020_12::<SignalBatch>(),
+        },
         frame_document::<ClientFrame>("native-client-frame"),
         frame_document::<ServerFrame>("native-server-frame"),
         frame_document::<SeedInbound>("seed-inbound"),
@@ -134,6 +139,10 @@ pub fn json_schemas() -> Vec<Document> {
             path: "notify/push-payload.json".into(),
             content: schema_2020_12::<crate::notify::PushPayload>(),
         },
+        Document {
+            path: "notify/dead-letter.json".into(),
+            content: schema_2020_12::<DeadLetter>(),
+        },
     ]
 }
 
@@ -145,6 +154,8 @@ pub fn asyncapi() -> Document {
     let sent = schema_draft07::<MessageSent>(&mut schemas);
     let read = schema_draft07::<MessagesRead>(&mut schemas);
     let signal = schema_draft07::<Signal>(&mut schemas);
+    let signal_batch = schema_draft07::<SignalBatch>(&mut schemas);
+    let dead_letter = schema_draft07::<DeadLetter>(&mut schemas);
     let client_frame = schema_draft07::<ClientFrame>(&mut schemas);
     let server_frame = schema_draft07::<ServerFrame>(&mut schemas);
     let seed_in = schema_draft07::<SeedInbound>(&mut schemas);
@@ -212,8 +223,20 @@ pub fn asyncapi() -> Document {
             "signals": {
                 "address": "chat.signals",
                 "servers": [{ "$ref": "#/servers/kafka" }],
-                "description": "Ephemeral signals between nodes: typing, presence, inbox updates.",
-                "messages": { "signal": { "$ref": "#/components/messages/signal" } }
+                "description": "Ephemeral signals between nodes: typing, presence, inbox updates. \
+                                A record holds one signal or a batch of them, in order.",
+                "messages": {
+                    "signal": { "$ref": "#/components/messages/signal" },
+                    "signalBatch": { "$ref": "#/components/messages/signalBatch" }
+                }
+            },
+            "deadLetters": {
+                "address": "chat.events.dead-letters",
+                "servers": [{ "$ref": "#/servers/kafka" }],
+                "description": "Webhook events the receiver did not take within the retry \
+                                window, and their redeliveries (the events topic's name with \
+                                .dead-letters appended), keyed by conversation id.",
+                "messages": { "deadLetter": { "$ref": "#/components/messages/deadLetter" } }
             },
             "native": {
                 "address": "/v1/ws",
@@ -244,6 +267,9 @@ pub fn asyncapi() -> Document {
                 "summary": "Analytics and projections read the log.",
                 "bindings": { "kafka": { "groupId": { "type": "string" }, "bindingVersion": "0.5.0" } } },
             "consumeSignals": { "action": "receive", "channel": { "$ref": "#/channels/signals" } },
+            "consumeDeadLetters": { "action": "receive",
+                "channel": { "$ref": "#/channels/deadLetters" },
+                "summary": "chat webhooks lists and redelivers parked events." },
             "sendNative": { "action": "receive", "channel": { "$ref": "#/channels/native" },
                 "summary": "The server receives client frames.",
                 "messages": [{ "$ref": "#/channels/native/messages/clientFrame" }] },
@@ -265,6 +291,10 @@ pub fn asyncapi() -> Document {
                 "messagesRead": event_message(ChatEvent::MESSAGES_READ,
                     "A participant read up to a message.", &read),
                 "signal": { "name": "signal", "contentType": "application/json", "payload": signal },
+                "signalBatch": { "name": "signalBatch", "contentType": "application/json",
+                                 "payload": signal_batch },
+                "deadLetter": { "name": "deadLetter", "contentType": "application/json",
+                                "payload": dead_letter },
                 "clientFrame": { "name": "clientFrame", "contentType": "application/json",
                                  "payload": client_frame },
                 "serverFrame": { "name": "serverFrame", "contentType": "application/json",

@@ -8,6 +8,7 @@
 //! This crate does no I/O and knows nothing of tokio, Kafka or any database: it is the
 //! vocabulary, not the machinery.
 
+pub mod compatibility;
 pub mod envelope;
 pub mod events;
 pub mod generate;

@@ -105,3 +105,22 @@ pub struct MessageUnreadData {
     pub count: u32,
     pub unread_count: u64,
 }
+
+/// A record of the `<events topic>.dead-letters` topic, keyed by conversation id. The topic
+/// is append-only: a redelivery is a second record naming the parked event, and what is
+/// still parked is every `parked` without a later `redelivered` of the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeadLetter {
+    /// The receiver did not take the webhook event within the retry window.
+    Parked {
+        /// The event's `webhook-id`.
+        id: String,
+        parked_at: Timestamp,
+        /// The receiver's last answer.
+        reason: String,
+        event: WebhookEvent,
+    },
+    /// An operator redelivered the event parked under `id`.
+    Redelivered { id: String, at: Timestamp },
+}

@@ -1,6 +1,9 @@
 //! Signals: what fanout nodes tell each other that is not history. Typing and presence
 //! expire; inbox updates are re-derivable from the projections. None of them is durable,
 //! and a lost signal costs freshness, never correctness.
+//!
+//! A record of the signals topic holds one [`Signal`] or one [`SignalBatch`]; both are
+//! published (`schemas/generated/signals/`, and the AsyncAPI document's signals channel).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -51,4 +54,11 @@ pub enum Signal {
         user_id: UserId,
         item: Box<InboxItem>,
     },
+}
+
+/// Several signals in one record, in the order they were said: what a projector batch's
+/// inbox updates travel as, so that a batch is one record rather than one per message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignalBatch {
+    pub signals: Vec<Signal>,
 }

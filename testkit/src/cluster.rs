@@ -75,6 +75,20 @@ pub(crate) fn start_s3(root: &Path, prefix: &str) -> (Child, Vec<(&'static str, 
     (child, env)
 }
 
+/// Runs one of the `analytics/` scripts (Python, confluent-kafka: a reader outside Rust)
+/// against the cluster's brokers, with `args` after `--brokers`.
+pub fn analytics(script: &str, names: &ClusterNames, args: &[&str]) -> std::process::Output {
+    let python = std::env::var("CHAT_ANALYTICS_PYTHON").expect(
+        "CHAT_ANALYTICS_PYTHON must name a python with analytics/requirements.txt installed",
+    );
+    let script = format!("{}/../analytics/{script}", env!("CARGO_MANIFEST_DIR"));
+    Command::new(python)
+        .args([script.as_str(), "--brokers", &names.brokers])
+        .args(args)
+        .output()
+        .expect("the analytics script runs")
+}
+
 /// The path of a tool the tests run: from `variable` (set by scripts/test), or built (and
 /// cached) by `infra/<build>`, which prints it.
 pub fn tool(variable: &str, build: &str) -> String {

@@ -15,7 +15,7 @@ mod server;
 mod socket;
 pub mod storm;
 
-pub use cluster::{ClusterNames, on_cluster, tool};
+pub use cluster::{ClusterNames, analytics, on_cluster, tool};
 pub use server::{Role, Server, Shape};
 pub use socket::{Client, Seen, Socket, native_client, seed_client};
 

@@ -11,17 +11,8 @@ use std::sync::Arc;
 use eventlog::EventLog;
 use parking_lot::Mutex;
 use rusqlite::{Connection, params};
-use schemas::notify::{WebhookData, WebhookEvent};
+use schemas::notify::{DeadLetter, WebhookData, WebhookEvent};
 use schemas::{ConversationId, Timestamp};
-use serde::{Deserialize, Serialize};
-
-/// One record of the dead-letter topic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Entry {
-    Parked { id: String, parked_at: Timestamp, reason: String, event: WebhookEvent },
-    Redelivered { id: String, at: Timestamp },
-}
 
 /// An event waiting for an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +86,7 @@ impl DeadLetters {
         let parked_at = Timestamp::now();
         match &self.backing {
             Backing::Topic(log) => {
-                let entry = Entry::Parked {
+                let entry = DeadLetter::Parked {
                     id: id.to_owned(),
                     parked_at,
                     reason: reason.to_owned(),
@@ -126,7 +117,7 @@ impl DeadLetters {
         let at = Timestamp::now();
         match &self.backing {
             Backing::Topic(log) => {
-                let entry = Entry::Redelivered { id: parked.id.clone(), at };
+                let entry = DeadLetter::Redelivered { id: parked.id.clone(), at };
                 append(log.as_ref(), key_of(&parked.event), &entry).await
             }
             Backing::File(conn) => {
@@ -175,7 +166,7 @@ impl DeadLetters {
     }
 }
 
-async fn append(log: &dyn EventLog, key: ConversationId, entry: &Entry) -> Result<(), String> {
+async fn append(log: &dyn EventLog, key: ConversationId, entry: &DeadLetter) -> Result<(), String> {
     let value = serde_json::to_vec(entry).map_err(|error| error.to_string())?;
     log.append(key, value, Vec::new()).await.map(drop).map_err(|error| error.to_string())
 }
@@ -191,11 +182,11 @@ async fn parked_on(log: &dyn EventLog) -> Result<Vec<Parked>, String> {
             let Some(last) = records.last() else { break };
             from = last.position.offset + 1;
             for record in records {
-                match serde_json::from_slice::<Entry>(&record.value) {
-                    Ok(Entry::Parked { id, parked_at, reason, event }) => {
+                match serde_json::from_slice::<DeadLetter>(&record.value) {
+                    Ok(DeadLetter::Parked { id, parked_at, reason, event }) => {
                         waiting.insert(id.clone(), Parked { id, parked_at, reason, event });
                     }
-                    Ok(Entry::Redelivered { id, .. }) => {
+                    Ok(DeadLetter::Redelivered { id, .. }) => {
                         waiting.remove(&id);
                     }
                     Err(error) => tracing::warn!(%error, "skipping an unreadable dead letter"),
