@@ -225,7 +225,9 @@ async fn a_writer_whose_lease_was_taken_stops_writing_until_it_lapses() {
     eventually(harness::long_lease().lease / 2, "the node stops writing partition 0", async || {
         n += 1;
         let send = keyed(conversation, &format!("after-{n}"), "x");
-        matches!(node.writers.write(send).await, Err(WriteError::Unavailable(_)))
+        // A failed append is no refusal: on a loaded machine it may time out and land.
+        matches!(node.writers.write(send).await,
+            Err(WriteError::Unavailable(reason)) if !reason.starts_with("append failed"))
     })
     .await;
     let refused = format!("after-{n}");
