@@ -52,4 +52,5 @@ fn sends_are_limited_at_the_ingest_crates_default_rate() {
     let limits = dev_defaults().limits;
     let rate = ingest::IngestConfig::default().send_rate.expect("a default send rate");
     assert_eq!((limits.send_rate, limits.send_burst), (rate.per_second, rate.burst));
+    assert_eq!(limits.edit_window, ingest::IngestConfig::default().edit_window);
 }

@@ -2,8 +2,10 @@
 //! conversation with the live projections. Exits non-zero if any differs.
 //!
 //! The log keeps growing while this runs, so the comparison is per conversation and per
-//! version: a live view at the same applied offset as the rebuilt one must be identical;
-//! a live view that is further along only shows the projector kept working.
+//! version: a live view at the same applied offset as the rebuilt one must be identical,
+//! and so must its history (every message as it is now, edits and deletions applied, and
+//! the changes kept for resumes); a live view that is further along only shows the
+//! projector kept working.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,7 +15,7 @@ use anyhow::{Context, bail};
 use eventlog::EventLog;
 use eventlog::kafka::KafkaEventLog;
 use projector::batch::apply_records;
-use schemas::ConversationId;
+use schemas::{ConversationId, MessageId};
 use viewstore::cql::{CqlStore, drop_keyspace, migrate};
 use viewstore::{ConversationView, ProjectionStore};
 
@@ -22,6 +24,31 @@ use crate::cluster::{cql_config, kafka_config};
 use crate::migrate::parse_replication;
 
 const READ_CHUNK: usize = 5000;
+/// Messages compared per page.
+const HISTORY_PAGE: usize = 500;
+
+/// Whether both stores hold the same messages and changes for `conversation`.
+async fn same_history(
+    live: &dyn ProjectionStore,
+    rebuilt: &dyn ProjectionStore,
+    conversation: ConversationId,
+) -> anyhow::Result<bool> {
+    let mut after = MessageId::ZERO;
+    loop {
+        let ours = live.messages(conversation, after, None, HISTORY_PAGE, false).await?;
+        let theirs = rebuilt.messages(conversation, after, None, HISTORY_PAGE, false).await?;
+        if ours != theirs {
+            return Ok(false);
+        }
+        match ours.last() {
+            Some(last) if ours.len() == HISTORY_PAGE => after = last.id,
+            _ => break,
+        }
+    }
+    let everything = MessageId::new(schemas::ids::MAX_SAFE_INTEGER).unwrap_or(MessageId::ZERO);
+    let ours = live.changes(conversation, MessageId::ZERO, everything).await?;
+    Ok(ours == rebuilt.changes(conversation, MessageId::ZERO, everything).await?)
+}
 
 pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let cluster = &args.cluster;
@@ -62,7 +89,13 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         live.load_views(&ids).await?.into_iter().map(|view| (view.conversation_id, view)).collect();
     for (id, rebuilt_view) in &views {
         match live_views.get(id) {
-            Some(live_view) if live_view == rebuilt_view => equal += 1,
+            Some(live_view) if live_view == rebuilt_view => {
+                if same_history(&live, rebuilt.as_ref(), *id).await? {
+                    equal += 1;
+                } else {
+                    different.push(*id);
+                }
+            }
             Some(live_view) if live_view.applied_offset > rebuilt_view.applied_offset => newer += 1,
             _ => different.push(*id),
         }

@@ -61,6 +61,7 @@ impl Backends {
             .then_some(Rate { per_second: limits.send_rate, burst: limits.send_burst });
         let config = IngestConfig {
             send_rate,
+            edit_window: limits.edit_window,
             append_timeout: writer.timing.append_timeout,
             ..IngestConfig::default()
         };

@@ -23,6 +23,8 @@ struct World {
     conversations: BTreeMap<u64, (&'static str, &'static str)>,
     /// Text that only the participants of each conversation may ever see.
     secrets: BTreeMap<u64, Vec<String>>,
+    /// The ids of each conversation's messages.
+    messages: BTreeMap<u64, Vec<u64>>,
 }
 
 impl World {
@@ -60,6 +62,7 @@ impl World {
 async fn build_world(server: &Server, dice: &mut Dice) -> World {
     let mut conversations = BTreeMap::new();
     let mut secrets = BTreeMap::new();
+    let mut messages = BTreeMap::new();
     for n in 0..5 {
         let client = USERS[dice.below(USERS.len())];
         let worker = loop {
@@ -70,23 +73,27 @@ async fn build_world(server: &Server, dice: &mut Dice) -> World {
         };
         let id = server.open_conversation(&format!("job-authz-{n}"), client, worker).await;
         let mut texts = Vec::new();
+        let mut ids = Vec::new();
         for m in 0..3 {
             let text = format!("secret-{id}-{m}-{:x}", dice.roll());
-            server.send(if m % 2 == 0 { client } else { worker }, id, &text).await;
+            ids.push(server.send(if m % 2 == 0 { client } else { worker }, id, &text).await);
             texts.push(text);
         }
         conversations.insert(id, (client, worker));
         secrets.insert(id, texts);
+        messages.insert(id, ids);
     }
-    World { conversations, secrets }
+    World { conversations, secrets, messages }
 }
 
-/// One attempt by `user` on `conversation`, as text: status or close code, and the body or
+/// One attempt by `user` on `conversation` (and, for edits and deletions, on `message`, a
+/// message of the probed conversation), as text: status or close code, and the body or
 /// frames, with the conversation's id replaced so that answers for different ids compare.
 async fn attempt(
     server: &Server,
     user: &str,
     conversation: u64,
+    message: u64,
     operation: usize,
     dice: &mut Dice,
 ) -> String {
@@ -115,6 +122,15 @@ async fn attempt(
             let path = format!("/ws/chat/{conversation}/?token={bearer}&since={since}");
             let mut client = Client::connect(&server.ws_url(&path)).await;
             everything_until_closed(&mut client).await
+        }
+        5 => {
+            let path = format!("/v1/conversations/{conversation}/messages/{message}");
+            let body = json!({"text": "probe"});
+            http(server.http.patch(server.url(&path)).bearer_auth(&bearer).json(&body)).await
+        }
+        6 => {
+            let path = format!("/v1/conversations/{conversation}/messages/{message}");
+            http(server.http.delete(server.url(&path)).bearer_auth(&bearer)).await
         }
         _ => {
             let mut client = native_client(server, user).await;
@@ -152,6 +168,7 @@ async fn attempt(
         .replace(&format!("conversation {conversation}"), "conversation <id>")
         .replace(&format!("\"conversation_id\":{conversation}"), "\"conversation_id\":<id>")
         .replace(&format!("/{conversation}/"), "/<id>/")
+        .replace(&format!("message {message}"), "message <message>")
 }
 
 async fn http(request: reqwest::RequestBuilder) -> String {
@@ -183,12 +200,16 @@ async fn outsiders_learn_nothing_about_a_conversation_not_even_that_it_exists() 
         for user in world.outsiders(conversation) {
             let forbidden = world.forbidden_for(user);
             for _ in 0..2 {
-                let operation = dice.below(6);
+                let operation = dice.below(8);
                 // The same dice for both, so the probe and its control differ only in the id.
                 let mut twin = Dice(dice.roll());
                 let mut control_dice = Dice(twin.0);
-                let answer = attempt(&server, user, conversation, operation, &mut twin).await;
-                let control = attempt(&server, user, MISSING, operation, &mut control_dice).await;
+                let ids = &world.messages[&conversation];
+                let message = ids[dice.below(ids.len())];
+                let answer =
+                    attempt(&server, user, conversation, message, operation, &mut twin).await;
+                let control =
+                    attempt(&server, user, MISSING, message, operation, &mut control_dice).await;
                 for word in &forbidden {
                     assert!(
                         !answer.contains(word.as_str()),

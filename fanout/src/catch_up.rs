@@ -13,7 +13,7 @@ use schemas::{ConversationId, MessageId, UserId};
 use tokio::time::Instant;
 use viewstore::StoreError;
 
-use crate::delivery::MessageDelivery;
+use crate::delivery::{MessageDelivery, change_frame};
 use crate::metrics;
 use crate::receipts::{CaughtUp, stored_receipts};
 use crate::resume::ResumePlan;
@@ -33,7 +33,7 @@ impl Session {
         conversation: ConversationId,
         participants: [UserId; 2],
         since: Option<MessageId>,
-        render: impl Fn(&MessageDelivery) -> Utf8Bytes,
+        render: impl Fn(&MessageDelivery) -> Option<Utf8Bytes>,
     ) -> Result<CaughtUp, Close> {
         let subscriber = self.subscriber.clone();
         let plan = self.hub.subscribe(conversation, participants, subscriber, since);
@@ -47,10 +47,11 @@ impl Session {
         conversation: ConversationId,
         since: Option<MessageId>,
         plan: ResumePlan,
-        render: impl Fn(&MessageDelivery) -> Utf8Bytes,
+        render: impl Fn(&MessageDelivery) -> Option<Utf8Bytes>,
     ) -> Result<CaughtUp, Close> {
         let mut last = since.unwrap_or(MessageId::ZERO);
         let mut receipts = Vec::new();
+        let mut changes = Vec::new();
         let mut missed = 0;
         let from_store = plan.from_store.is_some();
         if let Some(range) = plan.from_store {
@@ -60,6 +61,11 @@ impl Session {
             if let Some(view) = &view {
                 receipts.extend(stored_receipts(view, &range));
             }
+            let stored = read_model
+                .changes(conversation, range.after, range.before)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            changes.extend(stored.iter().map(change_frame));
             let page = self.hub.config().resume_page;
             loop {
                 let messages = read_model
@@ -69,7 +75,9 @@ impl Session {
                 for message in &messages {
                     let is_read = view.as_ref().is_some_and(|view| view.is_read(message));
                     let delivery = MessageDelivery::new(message.to_http(is_read));
-                    self.send_text(render(&delivery)).await?;
+                    if let Some(frame) = render(&delivery) {
+                        self.send_text(frame).await?;
+                    }
                     last = message.id;
                     missed += 1;
                 }
@@ -80,7 +88,9 @@ impl Session {
         }
         for delivery in plan.recent {
             if delivery.id() > last {
-                self.send_text(render(&delivery)).await?;
+                if let Some(frame) = render(&delivery) {
+                    self.send_text(frame).await?;
+                }
                 last = delivery.id();
                 missed += 1;
             }
@@ -89,7 +99,8 @@ impl Session {
             metrics::resumed(from_store, missed);
         }
         receipts.extend(plan.receipts);
-        Ok(CaughtUp { last, receipts })
+        changes.extend(plan.changes);
+        Ok(CaughtUp { last, changes, receipts })
     }
 
     async fn wait_for_store(&mut self, partition: u32, through_offset: u64) -> Result<(), Close> {

@@ -66,6 +66,16 @@ fn seed_frame(message: &Message) -> SeedMessageFrame {
     }
 }
 
+/// The native frame of a change to a message.
+pub(crate) fn change_frame(change: &viewstore::StoredChange) -> Utf8Bytes {
+    render(&ServerFrame::MessageChanged {
+        conversation_id: change.conversation_id,
+        message_id: change.message_id,
+        position: change.position,
+        change: change.change.clone(),
+    })
+}
+
 pub(crate) fn render<T: serde::Serialize>(frame: &T) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
 }

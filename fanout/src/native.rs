@@ -81,11 +81,11 @@ impl NativeProtocol {
         self.subscriptions.insert(conversation, since.unwrap_or(MessageId::ZERO));
         let participants = [record.client.id.clone(), record.worker.id.clone()];
         let caught_up = session
-            .subscribe(conversation, participants, since, |delivery| delivery.native_frame())
+            .subscribe(conversation, participants, since, |delivery| Some(delivery.native_frame()))
             .await?;
         self.subscriptions.insert(conversation, caught_up.last);
-        for receipt in caught_up.receipts {
-            session.send_text(receipt).await?;
+        for frame in caught_up.changes.into_iter().chain(caught_up.receipts) {
+            session.send_text(frame).await?;
         }
         session
             .send_text(render(&ServerFrame::Subscribed { conversation_id: conversation }))

@@ -16,6 +16,9 @@ use crate::resume::StoreRange;
 pub(crate) struct CaughtUp {
     /// The last message written (the resume position, if none).
     pub last: MessageId,
+    /// Native `message_changed` frames after the position, in log order: written after the
+    /// messages, so each follows the message it changes.
+    pub changes: Vec<Utf8Bytes>,
     /// Native `read` frames, oldest first.
     pub receipts: Vec<Utf8Bytes>,
 }

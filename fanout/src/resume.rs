@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 use lru::LruCache;
+use schemas::native::MessageChange;
 use schemas::{ConversationId, MessageId, Position, UserId};
 
 use crate::delivery::MessageDelivery;
@@ -29,11 +30,13 @@ pub struct StoreRange {
 }
 
 /// How to bring a resuming subscriber up to date: the store range first, then `recent`,
-/// then the read receipts it missed that the hub holds.
+/// then the changes to messages and the read receipts it missed that the hub holds.
 #[derive(Debug, Default)]
 pub struct ResumePlan {
     pub from_store: Option<StoreRange>,
     pub recent: Vec<Arc<MessageDelivery>>,
+    /// Native `message_changed` frames after `since`, in log order.
+    pub changes: Vec<Utf8Bytes>,
     /// Native `read` frames: each reader's latest receipt after `since`, if the hub has it.
     pub receipts: Vec<Utf8Bytes>,
 }
@@ -56,11 +59,19 @@ struct Memory {
     /// Offset of the newest event of the conversation seen, if any.
     newest: Option<u64>,
     receipts: Vec<HeldReceipt>,
+    /// Changes to messages at or after `known_from`, by position, oldest first.
+    changes: VecDeque<(MessageId, Utf8Bytes)>,
 }
 
 impl Memory {
     fn new(known_from: u64) -> Self {
-        Self { recent: VecDeque::new(), known_from, newest: None, receipts: Vec::new() }
+        Self {
+            recent: VecDeque::new(),
+            known_from,
+            newest: None,
+            receipts: Vec::new(),
+            changes: VecDeque::new(),
+        }
     }
 }
 
@@ -118,7 +129,34 @@ impl Backlog {
             let next = forgotten.id().position().map_or(offset, |position| position.offset + 1);
             memory.known_from = memory.known_from.max(next);
         }
+        // Changes before `known_from` are the store's to hand over now.
+        let partition = delivery.id().position().map_or(0, |position| position.partition);
+        let from = MessageId::first_at(partition, memory.known_from);
+        while memory.changes.front().is_some_and(|(position, _)| *position < from) {
+            memory.changes.pop_front();
+        }
         true
+    }
+
+    /// Remembers `frame`, a change to message `id` of the conversation read at `at`; the
+    /// message, if remembered, is remembered as it is after the change, so that no resume
+    /// hands over a text that was edited away or deleted.
+    pub(crate) fn change(
+        &mut self,
+        conversation: ConversationId,
+        at: Position,
+        id: MessageId,
+        change: &MessageChange,
+        frame: Utf8Bytes,
+    ) {
+        let memory = self.memory(conversation);
+        memory.newest = Some(at.offset);
+        memory.changes.push_back((MessageId::from_position(at), frame));
+        if let Some(held) = memory.recent.iter_mut().find(|held| held.id() == id) {
+            let mut message = held.message.clone();
+            message.apply(change);
+            *held = MessageDelivery::new(message);
+        }
     }
 
     /// Remembers `frame` as `reader`'s latest receipt, read at `at`.
@@ -150,6 +188,12 @@ impl Backlog {
             return ResumePlan::default();
         };
         let recent = memory.recent.iter().filter(|m| m.id() > since).cloned().collect();
+        let changes = memory
+            .changes
+            .iter()
+            .filter(|(position, _)| *position > since)
+            .map(|(_, frame)| frame.clone())
+            .collect();
         let receipts = memory
             .receipts
             .iter()
@@ -165,7 +209,7 @@ impl Backlog {
                 through_offset,
             })
         });
-        ResumePlan { from_store, recent, receipts }
+        ResumePlan { from_store, recent, changes, receipts }
     }
 
     /// Nobody here watches `conversation` any more: it joins the idle ones, and the least
@@ -223,6 +267,8 @@ mod tests {
             idempotency_key: key.map(str::to_owned),
             sent_at: Timestamp::now(),
             is_read: false,
+            edited_at: None,
+            deleted: false,
         })
     }
 
@@ -245,6 +291,33 @@ mod tests {
         assert_eq!(plan.from_store, None);
         assert_eq!(ids(&plan), [2, 3, 4]);
         assert!(backlog.watch(c, None).recent.is_empty(), "no position: straight to live");
+    }
+
+    #[test]
+    fn changes_after_the_position_are_handed_over_until_the_store_has_them() {
+        let mut backlog = backlog(2, 8);
+        let c = conversation(0);
+        let (first, second) = (MessageId::from_position(at(0)), MessageId::from_position(at(2)));
+        let edit = MessageChange::Edited { text: "fixed".into(), edited_at: Timestamp::now() };
+        let delete = MessageChange::Deleted { deleted_at: Timestamp::now() };
+        backlog.message(0, &delivery(c, 0, None));
+        backlog.change(c, at(1), first, &edit, "edit at 1".into());
+        backlog.message(2, &delivery(c, 2, None));
+        backlog.change(c, at(3), second, &delete, "delete at 3".into());
+        let plan = backlog.watch(c, Some(MessageId::ZERO));
+        let texts: Vec<_> =
+            plan.recent.iter().map(|m| (m.message.text.clone(), m.message.deleted)).collect();
+        assert_eq!(texts, [("fixed".to_owned(), false), (String::new(), true)], "held as changed");
+        let plan = backlog.watch(c, Some(MessageId::from_position(at(1))));
+        assert_eq!(plan.changes, ["delete at 3"]);
+        let plan = backlog.watch(c, Some(MessageId::from_position(at(0))));
+        assert_eq!(plan.changes, ["edit at 1", "delete at 3"]);
+        // Two more messages push 0 to 2 out of memory: the edit at 1 is the store's now.
+        backlog.message(4, &delivery(c, 4, None));
+        backlog.message(5, &delivery(c, 5, None));
+        let plan = backlog.watch(c, Some(MessageId::from_position(at(0))));
+        assert_eq!(plan.changes, ["delete at 3"]);
+        assert_eq!(plan.from_store.unwrap().before, MessageId::first_at(0, 3));
     }
 
     #[test]

@@ -43,11 +43,15 @@ impl SeedProtocol {
         let Some(plan) = self.plan.take() else {
             return Ok(());
         };
-        // The seed protocol has no receipt frame: its messages carry `is_read` instead.
-        self.last_delivered = session
-            .catch_up(self.conversation, self.since, plan, |delivery| delivery.seed_frame())
-            .await?
-            .last;
+        // The seed protocol has no receipt frame: its messages carry `is_read` instead. Nor
+        // has it a change frame: a replayed message shows its text as it is now (the store
+        // and the hub's memory both hold messages as changed), and one deleted for everyone
+        // is left out rather than shown as an empty message.
+        let render = |delivery: &crate::delivery::MessageDelivery| {
+            (!delivery.message.deleted).then(|| delivery.seed_frame())
+        };
+        self.last_delivered =
+            session.catch_up(self.conversation, self.since, plan, render).await?.last;
         Ok(())
     }
 }

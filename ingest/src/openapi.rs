@@ -8,8 +8,9 @@ use serde_json::{Map, Value, json};
 use schemas::Attachment;
 use schemas::generate::schema_for_openapi;
 use schemas::http::{
-    Conversation, Health, InboxPage, MarkReadRequest, Me, MessagePage, OpenConversationRequest,
-    Problem, ReadMark, SendMessageRequest, SentMessage,
+    Conversation, EditMessageRequest, Health, InboxPage, MarkReadRequest, Me,
+    MessageChangeAccepted, MessagePage, OpenConversationRequest, Problem, ReadMark,
+    SendMessageRequest, SentMessage,
 };
 use schemas::notify::{PushSubscription, RemovePushSubscription, VapidPublicKey};
 
@@ -81,6 +82,16 @@ pub fn document() -> Value {
     let sent = b.ok::<SentMessage>("durable in the log under this id");
     let duplicate = b.ok::<SentMessage>("the idempotency key named an earlier send");
     let history = b.ok::<MessagePage>("a page of history, oldest first");
+    let edit_body = b.body::<EditMessageRequest>();
+    let edited = b.ok::<MessageChangeAccepted>("the edit is durable in the log");
+    let not_editable = b.problem(
+        "not the caller's message, or past the edit window (CHAT_EDIT_WINDOW, 15 minutes by \
+         default)",
+    );
+    let not_deletable = b.problem("not the caller's message (the service role deletes any)");
+    let deleted_already = b.problem("the message was deleted");
+    let message_id = json!({ "name": "message_id", "in": "path", "required": true,
+        "schema": { "type": "integer", "minimum": 1, "maximum": 9007199254740991_u64 } });
     let read_body = b.body::<MarkReadRequest>();
     let read = b.ok::<ReadMark>("the read mark is in the log");
     let inbox = b.ok::<InboxPage>("the caller's conversations, most recent activity first");
@@ -198,6 +209,26 @@ pub fn document() -> Value {
                               &json!({ "type": "integer", "minimum": 1, "maximum": 200 }))
                     ],
                     "responses": with_errors(json!({ "200": history }))
+                }
+            },
+            "/v1/conversations/{id}/messages/{message_id}": {
+                "patch": {
+                    "operationId": "editMessage",
+                    "summary": "Replace the text of one of the caller's messages",
+                    "security": bearer,
+                    "parameters": [path_id("conversation id"), message_id],
+                    "requestBody": edit_body,
+                    "responses": with_errors(json!({ "200": edited, "403": not_editable,
+                        "409": deleted_already }))
+                },
+                "delete": {
+                    "operationId": "deleteMessage",
+                    "summary": "Delete a message for everyone (its sender, or the service role); \
+                                its files are removed",
+                    "security": bearer,
+                    "parameters": [path_id("conversation id"), message_id],
+                    "responses": with_errors(json!({ "204": { "description":
+                        "deleted (or deleted already)" }, "403": not_deletable }))
                 }
             },
             "/v1/conversations/{id}/read": { "post": {

@@ -3,12 +3,12 @@
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use schemas::MessageId;
 use schemas::http::{
-    HistoryQuery, InboxCursor, InboxPage, InboxQuery, MarkReadRequest, Me, MessagePage,
-    OpenConversationRequest, SendMessageRequest,
+    EditMessageRequest, HistoryQuery, InboxCursor, InboxPage, InboxQuery, MarkReadRequest, Me,
+    MessagePage, OpenConversationRequest, SendMessageRequest,
 };
 use schemas::limits::Invalid;
 
@@ -30,6 +30,10 @@ pub fn router(state: IngestState) -> Router {
         .route("/v1/conversations", get(inbox))
         .route("/v1/conversations/{id}", get(conversation))
         .route("/v1/conversations/{id}/messages", post(send_message).get(history))
+        .route(
+            "/v1/conversations/{id}/messages/{message_id}",
+            patch(edit_message).delete(delete_message),
+        )
         .route("/v1/conversations/{id}/read", post(mark_read))
         .route("/v1/conversations/{id}/attachments", post(uploads::upload))
         .route("/v1/conversations/{id}/attachments/{upload_id}", get(uploads::download))
@@ -78,6 +82,41 @@ async fn send_message(
     let sent = state.ingest.send_message(&caller, parse_conversation(&id)?, draft).await?;
     let status = if sent.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(sent)).into_response())
+}
+
+/// `{id}/messages/{message_id}`: both ids of the path, checked.
+fn message_path(
+    id: &str,
+    message_id: &str,
+) -> Result<(schemas::ConversationId, MessageId), IngestError> {
+    let message_id = message_id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| MessageId::new(id).ok())
+        .ok_or_else(|| Invalid::new("message_id", "not a message id"))?;
+    Ok((parse_conversation(id)?, message_id))
+}
+
+async fn edit_message(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path((id, message_id)): Path<(String, String)>,
+    JsonBody(request): JsonBody<EditMessageRequest>,
+) -> Result<Response, IngestError> {
+    let (conversation, message_id) = message_path(&id, &message_id)?;
+    let accepted =
+        state.ingest.edit_message(&caller, conversation, message_id, request.text).await?;
+    Ok(Json(accepted).into_response())
+}
+
+async fn delete_message(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<Response, IngestError> {
+    let (conversation, message_id) = message_path(&id, &message_id)?;
+    state.ingest.delete_message(&caller, conversation, message_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn mark_read(

@@ -30,6 +30,8 @@ pub struct IngestConfig {
     pub append_timeout: Duration,
     /// Per-user send rate (the service role is exempt); `None` for no limit.
     pub send_rate: Option<Rate>,
+    /// How long after sending a message its sender may edit it.
+    pub edit_window: Duration,
 }
 
 impl Default for IngestConfig {
@@ -38,6 +40,7 @@ impl Default for IngestConfig {
             source: "/chat/ingest".into(),
             append_timeout: WriterTiming::default().append_timeout,
             send_rate: Some(Rate { per_second: 10.0, burst: 30 }),
+            edit_window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -171,7 +174,11 @@ impl Ingest {
         }
     }
 
-    async fn conversation(&self, id: ConversationId) -> Result<ConversationRecord, IngestError> {
+    /// The conversation, for the service role (which is in every conversation).
+    pub(crate) async fn conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<ConversationRecord, IngestError> {
         if let Some(record) = self.started.lock().get(&id) {
             return Ok(record.clone());
         }

@@ -130,15 +130,39 @@ impl Ledger {
         }
         let mark = self.read.entry(key.clone()).or_insert(up_to);
         *mark = (*mark).max(up_to);
-        let Some(burst) = self.open.get_mut(&key) else { return };
-        let (seen, unseen): (Vec<Unseen>, Vec<Unseen>) =
-            std::mem::take(&mut burst.messages).into_iter().partition(|m| m.id <= up_to);
-        burst.messages = unseen;
+        self.leave_burst(&key, |message| message.id <= up_to);
+    }
+
+    /// A message waiting in bursts changed: an edit (`Some(text)`) is notified with its new
+    /// text, a deleted message (`None`) leaves its bursts and is not notified.
+    pub fn changed(&mut self, conversation: ConversationId, id: MessageId, text: Option<&str>) {
+        let keys: Vec<(ConversationId, UserId)> =
+            self.open.keys().filter(|(held, _)| *held == conversation).cloned().collect();
+        for key in keys {
+            match text {
+                Some(text) => {
+                    let messages = self.open.get_mut(&key).map(|burst| &mut burst.messages);
+                    for message in messages.into_iter().flatten().filter(|m| m.id == id) {
+                        text.clone_into(&mut message.text);
+                    }
+                }
+                None => self.leave_burst(&key, |message| message.id == id),
+            }
+        }
+    }
+
+    /// Takes the messages `gone` picks out of the burst at `key` (closing it if none is
+    /// left) and releases their offsets.
+    fn leave_burst(&mut self, key: &(ConversationId, UserId), gone: impl Fn(&Unseen) -> bool) {
+        let Some(burst) = self.open.get_mut(key) else { return };
+        let (left, kept): (Vec<Unseen>, Vec<Unseen>) =
+            std::mem::take(&mut burst.messages).into_iter().partition(|m| gone(m));
+        burst.messages = kept;
         if burst.messages.is_empty() {
             self.deadlines.remove(&(burst.due, key.0, key.1.clone()));
-            self.open.remove(&key);
+            self.open.remove(key);
         }
-        for message in seen {
+        for message in left {
             self.release(message.position);
         }
     }
@@ -256,6 +280,28 @@ mod tests {
         // A message already read (its read came first, from another device) opens nothing.
         ledger.message(conversation(), user("bo"), unseen(11, 0));
         assert_eq!(ledger.waiting(), 0);
+    }
+
+    #[test]
+    fn an_edited_message_is_notified_with_its_new_text_and_a_deleted_one_not_at_all() {
+        let mut ledger = Ledger::new(Duration::from_secs(1));
+        for offset in [10, 11] {
+            ledger.taken(Position { partition: 1, offset });
+            ledger.message(conversation(), user("bo"), unseen(offset, 0));
+        }
+        ledger.changed(conversation(), unseen(11, 0).id, Some("fixed"));
+        ledger.changed(conversation(), unseen(10, 0).id, None);
+        assert_eq!(ledger.committable(), [Position { partition: 1, offset: 10 }]);
+        let due = ledger.due(Timestamp::from_millis(1000));
+        assert_eq!(due[0].messages.len(), 1);
+        assert_eq!(due[0].latest().unwrap().text, "fixed");
+        ledger.done(&due[0]);
+        // Deleting the only message of a burst closes it: nothing is notified.
+        ledger.taken(Position { partition: 1, offset: 12 });
+        ledger.message(conversation(), user("bo"), unseen(12, 2000));
+        ledger.changed(conversation(), unseen(12, 0).id, None);
+        assert_eq!(ledger.waiting(), 0);
+        assert_eq!(ledger.committable(), [Position { partition: 1, offset: 12 }]);
     }
 
     #[test]

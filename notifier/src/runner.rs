@@ -254,7 +254,9 @@ impl Notifier {
         let at = match &event {
             ChatEvent::ConversationStarted(started) => Some(started.started_at),
             ChatEvent::MessageSent(sent) => Some(sent.sent_at),
-            ChatEvent::MessagesRead(_) => None,
+            ChatEvent::MessagesRead(_)
+            | ChatEvent::MessageEdited(_)
+            | ChatEvent::MessageDeleted(_) => None,
         };
         if at.is_some_and(|at| self.stale(at)) {
             if let ChatEvent::ConversationStarted(started) = event {
@@ -303,6 +305,12 @@ impl Notifier {
             }
             ChatEvent::MessagesRead(read) => {
                 self.ledger.read(read.conversation_id, read.reader_id, read.up_to);
+            }
+            ChatEvent::MessageEdited(edited) => {
+                self.ledger.changed(edited.conversation_id, edited.message_id, Some(&edited.text));
+            }
+            ChatEvent::MessageDeleted(deleted) => {
+                self.ledger.changed(deleted.conversation_id, deleted.message_id, None);
             }
         }
     }

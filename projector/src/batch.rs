@@ -12,7 +12,9 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use eventlog::Record;
 use schemas::{ConversationId, Envelope, MessageId, Position};
-use viewstore::{ConversationView, MessageCounts, ProjectionBatch, ProjectionStore, StoreError};
+use viewstore::{
+    ConversationView, MessageCounts, ProjectionBatch, ProjectionStore, StoreError, StoredMessage,
+};
 
 use crate::fold::{self, Known, Need, Outcome};
 
@@ -33,6 +35,7 @@ pub struct OutcomeCounts {
     pub reads: u64,
     pub started: u64,
     pub duplicates: u64,
+    pub changes: u64,
     pub unchanged: u64,
     pub undecodable: u64,
     pub unknown_types: u64,
@@ -44,6 +47,9 @@ struct BatchState {
     changed: Vec<ConversationId>,
     new_messages: HashMap<ConversationId, Vec<(MessageId, MessageCounts)>>,
     keys: HashMap<(ConversationId, String), MessageId>,
+    /// Every message the batch wrote or changed, at its latest, and where it is in `messages`.
+    messages: Vec<StoredMessage>,
+    message_slots: HashMap<(ConversationId, MessageId), usize>,
     /// The store's answers, asked before the fold.
     stored: StoredAnswers,
 }
@@ -114,6 +120,7 @@ pub async fn apply_records(
 
     applied.projection.views =
         state.changed.iter().filter_map(|id| state.views.get(id).cloned().flatten()).collect();
+    applied.projection.messages = std::mem::take(&mut state.messages);
     let commit: Vec<Position> = last_positions
         .into_iter()
         .map(|(partition, offset)| Position { partition, offset })
@@ -157,7 +164,8 @@ async fn prefetch(
         match need {
             Need::FirstWithKey(key) => keys.entry(conversation).or_default().push(key),
             Need::CountsAt(up_to) => counts.push((conversation, up_to)),
-            Need::Nothing => {}
+            // Changes to messages are rare: asked when they come.
+            Need::Message { .. } | Need::Nothing => {}
         }
     }
     let mut stored = StoredAnswers::default();
@@ -197,6 +205,7 @@ fn need_order(need: &Need) -> (u8, &str, u64) {
         Need::Nothing => (0, "", 0),
         Need::FirstWithKey(key) => (1, key.as_str(), 0),
         Need::CountsAt(up_to) => (2, "", up_to.get()),
+        Need::Message { id, .. } => (3, "", id.get()),
     }
 }
 
@@ -232,6 +241,77 @@ async fn resolve(
             }
             Ok(Known::CountsAt(store.counts_at(conversation, up_to).await?))
         }
+        Need::Message { id, standing_before } => {
+            let message = match state.message(conversation, id) {
+                Some(message) => Some(message.clone()),
+                None => store.message(conversation, id).await?,
+            };
+            let before = if standing_before {
+                latest_standing_before(store, state, conversation, id).await?
+            } else {
+                None
+            };
+            Ok(Known::Message {
+                message: message.map(Box::new),
+                standing_before: before.map(Box::new),
+            })
+        }
+    }
+}
+
+/// Messages looked at per store query while searching back for one not deleted.
+const STANDING_PAGE: usize = 50;
+
+/// The latest message of `conversation` before `id` that is not deleted, as the batch has it
+/// so far.
+async fn latest_standing_before(
+    store: &dyn ProjectionStore,
+    state: &BatchState,
+    conversation: ConversationId,
+    id: MessageId,
+) -> Result<Option<StoredMessage>, StoreError> {
+    let current = |message: StoredMessage| match state.message(conversation, message.id) {
+        Some(newer) => newer.clone(),
+        None => message,
+    };
+    let in_batch = state
+        .messages
+        .iter()
+        .filter(|m| m.conversation_id == conversation && m.id < id && m.deleted_at.is_none())
+        .max_by_key(|m| m.id)
+        .cloned();
+    let mut before = id;
+    loop {
+        let page = store
+            .messages(conversation, MessageId::ZERO, Some(before), STANDING_PAGE, true)
+            .await?;
+        let Some(oldest) = page.first().map(|m| m.id) else { return Ok(in_batch) };
+        let found = page.into_iter().rev().map(current).find(|m| m.deleted_at.is_none());
+        if let Some(found) = found {
+            return Ok(match in_batch {
+                Some(local) if local.id > found.id => Some(local),
+                _ => Some(found),
+            });
+        }
+        before = oldest;
+    }
+}
+
+impl BatchState {
+    fn message(&self, conversation: ConversationId, id: MessageId) -> Option<&StoredMessage> {
+        self.message_slots.get(&(conversation, id)).and_then(|slot| self.messages.get(*slot))
+    }
+
+    /// Keeps `message` as the batch's latest version of it.
+    fn keep(&mut self, message: StoredMessage) {
+        let slot = (message.conversation_id, message.id);
+        match self.message_slots.get(&slot) {
+            Some(index) => self.messages[*index] = message,
+            None => {
+                self.message_slots.insert(slot, self.messages.len());
+                self.messages.push(message);
+            }
+        }
     }
 }
 
@@ -252,7 +332,12 @@ fn record_outcome(
             if let Some(key) = &message.idempotency_key {
                 state.keys.entry((conversation, key.clone())).or_insert(message.id);
             }
-            applied.projection.messages.push(*message);
+            state.keep(*message);
+        }
+        Outcome::Changed { message, change } => {
+            applied.counts.changes += 1;
+            state.keep(*message);
+            applied.projection.changes.push(change);
         }
         Outcome::Read { .. } => applied.counts.reads += 1,
         Outcome::Duplicate { original } => {

@@ -12,13 +12,21 @@
 //! - A `messages.read` moves the reader's mark forward to the last message at or before
 //!   `up_to` (never beyond the last message, never backwards); unread = messages from
 //!   others after the mark.
+//! - A `message.edited` replaces the text of a message its editor sent, unless deleted; a
+//!   `message.deleted` by the sender (or by moderation) makes the message a tombstone. Both
+//!   are recorded as changes at their position, for resuming clients. A deleted message no
+//!   longer counts as unread, and the inbox preview moves to the latest message standing.
 //! - An event at or below the view's applied offset was applied already and changes nothing.
 //!   This is what makes redelivery harmless.
 
 use schemas::limits::message_preview;
-use schemas::{ChatEvent, MessageId, MessageSent, MessagesRead, Position};
+use schemas::native::MessageChange;
+use schemas::{
+    ChatEvent, MessageDeleted, MessageEdited, MessageId, MessageSent, MessagesRead, Position,
+};
 use viewstore::{
-    ConversationView, LastMessage, MessageCounts, ReadState, Receipt, Role, StoredMessage,
+    ConversationView, DeletedMessage, LastMessage, MessageCounts, ReadState, Receipt, Role,
+    StoredChange, StoredMessage,
 };
 
 /// What [`apply`] needs to know beyond the view.
@@ -29,14 +37,21 @@ pub enum Need {
     FirstWithKey(String),
     /// The last message at or before this id, with the counts through it.
     CountsAt(MessageId),
+    /// The message a change applies to, as history has it now; with `standing_before`, also
+    /// the latest message before it that is not deleted (the preview after deleting it).
+    Message {
+        id: MessageId,
+        standing_before: bool,
+    },
 }
 
 /// The answer to a [`Need`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Known {
     Nothing,
     FirstWithKey(Option<MessageId>),
     CountsAt(Option<(MessageId, MessageCounts)>),
+    Message { message: Option<Box<StoredMessage>>, standing_before: Option<Box<StoredMessage>> },
 }
 
 /// What an event did.
@@ -44,14 +59,24 @@ pub enum Known {
 pub enum Outcome {
     Started,
     Message(Box<StoredMessage>),
-    Read { role: Role, up_to: MessageId },
-    Duplicate { original: MessageId },
+    Read {
+        role: Role,
+        up_to: MessageId,
+    },
+    Duplicate {
+        original: MessageId,
+    },
+    /// A message changed: its new state, and the change as resuming clients get it.
+    Changed {
+        message: Box<StoredMessage>,
+        change: StoredChange,
+    },
     Unchanged(&'static str),
 }
 
 impl Outcome {
     pub fn changed_view(&self) -> bool {
-        matches!(self, Self::Started | Self::Message(_) | Self::Read { .. })
+        matches!(self, Self::Started | Self::Message(_) | Self::Read { .. } | Self::Changed { .. })
     }
 }
 
@@ -77,6 +102,13 @@ pub fn need(view: Option<&ConversationView>, event: &ChatEvent, position: Positi
             }
             _ => Need::Nothing,
         },
+        ChatEvent::MessageEdited(edited) => {
+            Need::Message { id: edited.message_id, standing_before: false }
+        }
+        ChatEvent::MessageDeleted(deleted) => Need::Message {
+            id: deleted.message_id,
+            standing_before: view.last_message.as_ref().is_some_and(|l| l.id == deleted.message_id),
+        },
         _ => Need::Nothing,
     }
 }
@@ -101,6 +133,7 @@ pub fn apply(
             totals: MessageCounts::default(),
             client_read: ReadState::default(),
             worker_read: ReadState::default(),
+            deleted: Vec::new(),
             partition: position.partition,
             applied_offset: position.offset,
         });
@@ -115,6 +148,8 @@ pub fn apply(
     match event {
         ChatEvent::MessageSent(sent) => apply_message(view, sent, position, known),
         ChatEvent::MessagesRead(read) => apply_read(view, read, position, known),
+        ChatEvent::MessageEdited(edited) => apply_edit(view, edited, position, known),
+        ChatEvent::MessageDeleted(deleted) => apply_delete(view, deleted, position, known),
         ChatEvent::ConversationStarted(_) => Outcome::Unchanged("conversation already started"),
     }
 }
@@ -158,7 +193,99 @@ fn apply_message(
         idempotency_key: sent.idempotency_key.clone(),
         sent_at: sent.sent_at,
         counts,
+        edited_at: None,
+        deleted_at: None,
+        revision: position.offset,
     }))
+}
+
+/// The message a change applies to, if it is a standing message of this conversation.
+fn standing(
+    view: &ConversationView,
+    known: Known,
+) -> Result<(StoredMessage, Option<Box<StoredMessage>>), &'static str> {
+    let Known::Message { message: Some(message), standing_before } = known else {
+        return Err("no such message");
+    };
+    if message.conversation_id != view.conversation_id {
+        return Err("message of another conversation");
+    }
+    if message.deleted_at.is_some() {
+        return Err("message already deleted");
+    }
+    Ok((*message, standing_before))
+}
+
+fn change_of(
+    view: &mut ConversationView,
+    message: StoredMessage,
+    position: Position,
+    change: MessageChange,
+) -> Outcome {
+    view.applied_offset = position.offset;
+    let change = StoredChange {
+        conversation_id: view.conversation_id,
+        message_id: message.id,
+        position: MessageId::from_position(position),
+        change,
+    };
+    Outcome::Changed { message: Box::new(message), change }
+}
+
+fn apply_edit(
+    view: &mut ConversationView,
+    edited: &MessageEdited,
+    position: Position,
+    known: Known,
+) -> Outcome {
+    let mut message = match standing(view, known) {
+        Ok((message, _)) => message,
+        Err(reason) => return Outcome::Unchanged(reason),
+    };
+    if message.sender.id != edited.editor_id {
+        return Outcome::Unchanged("only the sender edits a message");
+    }
+    message.text.clone_from(&edited.text);
+    message.edited_at = Some(edited.edited_at);
+    message.revision = position.offset;
+    if let Some(last) = view.last_message.as_mut()
+        && last.id == message.id
+    {
+        last.preview = message_preview(&message.text, message.attachment.as_ref());
+    }
+    let change = MessageChange::Edited { text: edited.text.clone(), edited_at: edited.edited_at };
+    change_of(view, message, position, change)
+}
+
+fn apply_delete(
+    view: &mut ConversationView,
+    deleted: &MessageDeleted,
+    position: Position,
+    known: Known,
+) -> Outcome {
+    let (mut message, standing_before) = match standing(view, known) {
+        Ok(found) => found,
+        Err(reason) => return Outcome::Unchanged(reason),
+    };
+    if !deleted.moderation && message.sender.id != deleted.deleted_by {
+        return Outcome::Unchanged("only the sender or moderation deletes a message");
+    }
+    view.deleted.push(DeletedMessage { id: message.id, sender: view.role_of(&message.sender.id) });
+    view.forget_deleted_read_by_both();
+    if view.last_message.as_ref().is_some_and(|last| last.id == message.id) {
+        view.last_message = standing_before.map(|before| LastMessage {
+            id: before.id,
+            preview: message_preview(&before.text, before.attachment.as_ref()),
+            sent_at: before.sent_at,
+            sender_id: before.sender.id.clone(),
+        });
+    }
+    message.text.clear();
+    message.attachment = None;
+    message.edited_at = None;
+    message.deleted_at = Some(deleted.deleted_at);
+    message.revision = position.offset;
+    change_of(view, message, position, MessageChange::Deleted { deleted_at: deleted.deleted_at })
 }
 
 fn apply_read(
@@ -179,6 +306,7 @@ fn apply_read(
     }
     let receipt = Some(Receipt { offset: position.offset, read_at: read.read_at });
     *state = ReadState { last_read: mark, counts_at_mark, receipt };
+    view.forget_deleted_read_by_both();
     view.applied_offset = position.offset;
     Outcome::Read { role, up_to: mark }
 }

@@ -25,8 +25,16 @@ struct Metrics {
     restored: Counter,
 }
 
-const OUTCOMES: [&str; 7] =
-    ["message", "read", "started", "duplicate", "unchanged", "undecodable", "unknown_type"];
+const OUTCOMES: [&str; 8] = [
+    "message",
+    "read",
+    "started",
+    "duplicate",
+    "change",
+    "unchanged",
+    "undecodable",
+    "unknown_type",
+];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     // Every outcome starts at zero, so that rates and alerts see it from the first scrape.
@@ -72,6 +80,7 @@ pub(crate) fn batch_applied(records: usize, counts: &OutcomeCounts, took: Durati
         counts.reads,
         counts.started,
         counts.duplicates,
+        counts.changes,
         counts.unchanged,
         counts.undecodable,
         counts.unknown_types,

@@ -5,8 +5,8 @@
 
 use projector::fold::{self, Known, Need, Outcome};
 use schemas::{
-    ChatEvent, ConversationId, ConversationStarted, MessageId, MessageSent, MessageType,
-    MessagesRead, Participant, Position, Timestamp, UserId,
+    ChatEvent, ConversationId, ConversationStarted, MessageDeleted, MessageEdited, MessageId,
+    MessageSent, MessageType, MessagesRead, Participant, Position, Timestamp, UserId,
 };
 use viewstore::{ConversationView, Role, StoredMessage};
 
@@ -78,6 +78,16 @@ impl Given {
             Need::CountsAt(up_to) => Known::CountsAt(
                 self.messages.iter().rev().find(|m| m.id <= up_to).map(|m| (m.id, m.counts)),
             ),
+            Need::Message { id, standing_before } => Known::Message {
+                message: self.messages.iter().find(|m| m.id == id).cloned().map(Box::new),
+                standing_before: standing_before
+                    .then(|| {
+                        self.messages.iter().rev().find(|m| m.id < id && m.deleted_at.is_none())
+                    })
+                    .flatten()
+                    .cloned()
+                    .map(Box::new),
+            },
         }
     }
 
@@ -91,8 +101,13 @@ impl Given {
     fn when_at(&mut self, event: &ChatEvent, position: Position) -> Outcome {
         let known = self.answer(fold::need(self.view.as_ref(), event, position));
         let outcome = fold::apply(&mut self.view, event, position, known);
-        if let Outcome::Message(message) = &outcome {
-            self.messages.push(message.as_ref().clone());
+        match &outcome {
+            Outcome::Message(message) => self.messages.push(message.as_ref().clone()),
+            Outcome::Changed { message, .. } => {
+                let slot = self.messages.iter_mut().find(|m| m.id == message.id).unwrap();
+                *slot = message.as_ref().clone();
+            }
+            _ => {}
         }
         outcome
     }
@@ -206,6 +221,102 @@ fn summaries_track_the_last_message_with_a_bounded_preview() {
     assert!(last.preview.chars().count() <= 121);
     assert_eq!(last.sender_id.as_str(), "client");
     assert_eq!(view.last_activity_at(), Timestamp::from_millis(100));
+}
+
+fn edited(editor: &str, id: MessageId, text: &str) -> ChatEvent {
+    ChatEvent::MessageEdited(MessageEdited {
+        conversation_id: conversation(),
+        message_id: id,
+        editor_id: UserId::new(editor).unwrap(),
+        text: text.into(),
+        edited_at: Timestamp::from_millis(300),
+    })
+}
+
+fn deleted(by: &str, id: MessageId, moderation: bool) -> ChatEvent {
+    ChatEvent::MessageDeleted(MessageDeleted {
+        conversation_id: conversation(),
+        message_id: id,
+        deleted_by: UserId::new(by).unwrap(),
+        moderation,
+        deleted_at: Timestamp::from_millis(400),
+    })
+}
+
+fn stored(given: &Given, id: MessageId) -> StoredMessage {
+    given.messages.iter().find(|m| m.id == id).unwrap().clone()
+}
+
+#[test]
+fn an_edit_by_the_sender_replaces_the_text_and_the_preview_of_the_latest() {
+    let mut given = Given::new();
+    let first = given.send("worker");
+    let last = given.send("worker");
+    let outcome = given.when(&edited("worker", last, "the right quote"));
+    let Outcome::Changed { change, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(change.message_id, last);
+    assert!(change.position > last, "a change comes after its message");
+    let message = stored(&given, last);
+    assert_eq!(message.text, "the right quote");
+    assert_eq!(message.edited_at, Some(Timestamp::from_millis(300)));
+    let view = given.view.as_ref().unwrap();
+    assert_eq!(view.last_message.as_ref().unwrap().preview, "the right quote");
+    // An older message's edit leaves the preview alone; nobody else edits; counts hold.
+    given.when(&edited("worker", first, "earlier"));
+    assert_eq!(
+        given.view.as_ref().unwrap().last_message.as_ref().unwrap().preview,
+        "the right quote"
+    );
+    assert_eq!(
+        given.when(&edited("client", last, "hijacked")),
+        Outcome::Unchanged("only the sender edits a message")
+    );
+    assert_eq!(stored(&given, last).text, "the right quote");
+    assert_eq!(given.unread(Role::Client), 2);
+}
+
+#[test]
+fn a_deleted_message_is_a_tombstone_no_longer_unread_and_the_preview_moves_back() {
+    let mut given = Given::new();
+    let first = given.send("worker");
+    let second = given.send("worker");
+    let third = given.send("worker");
+    assert_eq!(given.unread(Role::Client), 3);
+    given.when(&deleted("worker", third, false));
+    let tombstone = stored(&given, third);
+    assert!(tombstone.deleted_at.is_some() && tombstone.text.is_empty());
+    assert_eq!(given.unread(Role::Client), 2, "a deleted message is not unread");
+    let view = given.view.as_ref().unwrap();
+    assert_eq!(view.last_message.as_ref().unwrap().id, second, "preview on the latest standing");
+    // A read up to the tombstone, then deleting an already read one: counts stay exact.
+    given.when(&read("client", third));
+    assert_eq!(given.unread(Role::Client), 0);
+    given.when(&deleted("worker", first, false));
+    assert_eq!(given.unread(Role::Client), 0);
+    let after = given.send("worker");
+    assert_eq!(given.unread(Role::Client), 1);
+    given.when(&deleted("worker", after, false));
+    assert_eq!(given.unread(Role::Client), 0);
+    // Nobody edits a tombstone or deletes it twice; only its sender or moderation deletes.
+    assert_eq!(
+        given.when(&edited("worker", third, "back")),
+        Outcome::Unchanged("message already deleted")
+    );
+    assert_eq!(
+        given.when(&deleted("client", second, false)),
+        Outcome::Unchanged("only the sender or moderation deletes a message")
+    );
+    assert!(matches!(given.when(&deleted("jobs", second, true)), Outcome::Changed { .. }));
+    assert!(given.view.as_ref().unwrap().last_message.is_none(), "nothing left standing");
+}
+
+#[test]
+fn a_deleted_system_message_leaves_both_unread_counts() {
+    let mut given = Given::new();
+    let notice = given.send("jobs");
+    assert_eq!((given.unread(Role::Client), given.unread(Role::Worker)), (1, 1));
+    given.when(&deleted("jobs", notice, true));
+    assert_eq!((given.unread(Role::Client), given.unread(Role::Worker)), (0, 0));
 }
 
 #[test]

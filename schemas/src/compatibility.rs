@@ -7,10 +7,10 @@
 //!
 //! - a property may be added only as optional; removing one, or making a required one
 //!   optional, breaks readers that rely on it;
-//! - no type, `const`, `enum`, `format`, `pattern` or bound may change, in either
-//!   direction (a wider one breaks readers' assumptions, a narrower one old records);
-//! - a union (`oneOf`/`anyOf`, e.g. a tagged enum) may gain variants, never lose or change
-//!   one: readers skip kinds they do not know.
+//! - no type, `const`, `format`, `pattern` or bound may change, in either direction (a
+//!   wider one breaks readers' assumptions, a narrower one old records);
+//! - an `enum` may gain values and a union (`oneOf`/`anyOf`, e.g. a tagged enum) may gain
+//!   variants, never lose or change one: readers skip kinds they do not know.
 //!
 //! New meaning gets a new version or type, which is a new document.
 
@@ -110,7 +110,7 @@ impl Pair<'_> {
             ));
         }
         for keyword in
-            ["const", "enum", "format", "pattern", "minimum", "maximum", "minLength", "maxLength"]
+            ["const", "format", "pattern", "minimum", "maximum", "minLength", "maxLength"]
         {
             if old.get(keyword) != new.get(keyword) {
                 problems.push(format!(
@@ -118,6 +118,14 @@ impl Pair<'_> {
                     show(old.get(keyword)),
                     show(new.get(keyword))
                 ));
+            }
+        }
+        if let Some(old_values) = old.get("enum").and_then(Value::as_array) {
+            let new_values = new.get("enum").and_then(Value::as_array);
+            for value in old_values {
+                if !new_values.is_some_and(|values| values.contains(value)) {
+                    problems.push(format!("{place}: enum value {value} removed"));
+                }
             }
         }
         self.compare_properties(old, new, at, depth, problems);
@@ -255,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_type_enum_or_format_is_reported() {
+    fn a_changed_type_or_format_or_a_lost_enum_value_is_reported() {
         let typed = with(|d| d["properties"]["text"] = json!({"type": "integer"}));
         assert_eq!(
             incompatibilities(&event(data()), &typed),
@@ -264,7 +272,12 @@ mod tests {
         let nullable = with(|d| d["properties"]["text"] = json!({"type": ["string", "null"]}));
         assert_eq!(incompatibilities(&event(data()), &nullable).len(), 1);
         let widened = with(|d| d["properties"]["kind"] = json!({"enum": ["TEXT", "FILE", "GIF"]}));
-        assert_eq!(incompatibilities(&event(data()), &widened).len(), 1);
+        assert!(incompatibilities(&event(data()), &widened).is_empty(), "readers skip new values");
+        let narrowed = with(|d| d["properties"]["kind"] = json!({"enum": ["TEXT"]}));
+        assert_eq!(
+            incompatibilities(&event(data()), &narrowed),
+            ["/data/kind: enum value \"FILE\" removed"]
+        );
         let format = with(|d| d["properties"]["id"]["format"] = json!("uint32"));
         assert_eq!(incompatibilities(&event(data()), &format).len(), 1);
     }

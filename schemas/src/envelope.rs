@@ -8,7 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::events::{ChatEvent, ConversationStarted, MessageSent, MessagesRead};
+use crate::events::{
+    ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageSent, MessagesRead,
+};
 use crate::timestamp::Timestamp;
 
 pub const SPEC_VERSION: &str = "1.0";
@@ -57,6 +59,8 @@ impl Envelope {
             ChatEvent::ConversationStarted(inner) => serde_json::to_value(inner),
             ChatEvent::MessageSent(inner) => serde_json::to_value(inner),
             ChatEvent::MessagesRead(inner) => serde_json::to_value(inner),
+            ChatEvent::MessageEdited(inner) => serde_json::to_value(inner),
+            ChatEvent::MessageDeleted(inner) => serde_json::to_value(inner),
         };
         Self {
             specversion: SPEC_VERSION.to_owned(),
@@ -100,6 +104,12 @@ impl Envelope {
             }
             ChatEvent::MESSAGES_READ => ChatEvent::MessagesRead(
                 serde_json::from_value::<MessagesRead>(data).map_err(wrong)?,
+            ),
+            ChatEvent::MESSAGE_EDITED => ChatEvent::MessageEdited(
+                serde_json::from_value::<MessageEdited>(data).map_err(wrong)?,
+            ),
+            ChatEvent::MESSAGE_DELETED => ChatEvent::MessageDeleted(
+                serde_json::from_value::<MessageDeleted>(data).map_err(wrong)?,
             ),
             _ => return Ok(None),
         };

@@ -108,6 +108,34 @@ pub struct MessageSent {
     pub sent_at: Timestamp,
 }
 
+/// `chat.message.edited.v1`: the sender replaced the text of message `message_id`. Applies
+/// only to a message of the same conversation, sent by `editor_id` and not deleted; a later
+/// edit wins over an earlier one (log order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageEdited {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub editor_id: UserId,
+    /// The whole new text.
+    pub text: String,
+    pub edited_at: Timestamp,
+}
+
+/// `chat.message.deleted.v1`: message `message_id` is deleted for everyone. It stays in
+/// history as a tombstone (no text, no attachment); it no longer counts as unread, and its
+/// attachment's files are removed. Deleted by its sender, or by the jobs system's
+/// moderators (`moderation`, the service role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageDeleted {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub deleted_by: UserId,
+    /// Deleted by the service role rather than by the sender.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderation: bool,
+    pub deleted_at: Timestamp,
+}
+
 /// `chat.messages.read.v1`: the reader has seen every message up to and including `up_to`.
 /// Reads never go backwards: an `up_to` below the reader's current mark changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -124,22 +152,33 @@ pub enum ChatEvent {
     ConversationStarted(ConversationStarted),
     MessageSent(MessageSent),
     MessagesRead(MessagesRead),
+    MessageEdited(MessageEdited),
+    MessageDeleted(MessageDeleted),
 }
 
 impl ChatEvent {
     pub const CONVERSATION_STARTED: &'static str = "chat.conversation.started.v1";
     pub const MESSAGE_SENT: &'static str = "chat.message.sent.v1";
     pub const MESSAGES_READ: &'static str = "chat.messages.read.v1";
+    pub const MESSAGE_EDITED: &'static str = "chat.message.edited.v1";
+    pub const MESSAGE_DELETED: &'static str = "chat.message.deleted.v1";
 
     /// Every event type this build writes, for documentation and schema generation.
-    pub const TYPES: [&'static str; 3] =
-        [Self::CONVERSATION_STARTED, Self::MESSAGE_SENT, Self::MESSAGES_READ];
+    pub const TYPES: [&'static str; 5] = [
+        Self::CONVERSATION_STARTED,
+        Self::MESSAGE_SENT,
+        Self::MESSAGES_READ,
+        Self::MESSAGE_EDITED,
+        Self::MESSAGE_DELETED,
+    ];
 
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::ConversationStarted(_) => Self::CONVERSATION_STARTED,
             Self::MessageSent(_) => Self::MESSAGE_SENT,
             Self::MessagesRead(_) => Self::MESSAGES_READ,
+            Self::MessageEdited(_) => Self::MESSAGE_EDITED,
+            Self::MessageDeleted(_) => Self::MESSAGE_DELETED,
         }
     }
 
@@ -148,6 +187,8 @@ impl ChatEvent {
             Self::ConversationStarted(event) => event.conversation_id,
             Self::MessageSent(event) => event.conversation_id,
             Self::MessagesRead(event) => event.conversation_id,
+            Self::MessageEdited(event) => event.conversation_id,
+            Self::MessageDeleted(event) => event.conversation_id,
         }
     }
 
@@ -156,6 +197,17 @@ impl ChatEvent {
             Self::ConversationStarted(event) => event.started_at,
             Self::MessageSent(event) => event.sent_at,
             Self::MessagesRead(event) => event.read_at,
+            Self::MessageEdited(event) => event.edited_at,
+            Self::MessageDeleted(event) => event.deleted_at,
+        }
+    }
+
+    /// The message an event changes, for events that change one.
+    pub fn changed_message(&self) -> Option<MessageId> {
+        match self {
+            Self::MessageEdited(event) => Some(event.message_id),
+            Self::MessageDeleted(event) => Some(event.message_id),
+            _ => None,
         }
     }
 }

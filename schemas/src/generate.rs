@@ -10,7 +10,9 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
 use crate::envelope::Envelope;
-use crate::events::{ChatEvent, ConversationStarted, MessageSent, MessagesRead};
+use crate::events::{
+    ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageSent, MessagesRead,
+};
 use crate::native::{ClientFrame, ServerFrame, close};
 use crate::notify::DeadLetter;
 use crate::seed::{SeedErrorFrame, SeedInbound, SeedMessageFrame};
@@ -120,6 +122,14 @@ pub fn json_schemas() -> Vec<Document> {
             ChatEvent::MESSAGES_READ,
             "A participant has read every message up to and including up_to.",
         ),
+        event_document::<MessageEdited>(
+            ChatEvent::MESSAGE_EDITED,
+            "The sender replaced the text of a message of the conversation.",
+        ),
+        event_document::<MessageDeleted>(
+            ChatEvent::MESSAGE_DELETED,
+            "A message is deleted for everyone: a tombstone in history, no longer unread.",
+        ),
         Document { path: "events/envelope.json".into(), content: schema_2020_12::<Envelope>() },
         Document { path: "signals/signal.json".into(), content: schema_2020_12::<Signal>() },
         Document {
@@ -153,6 +163,8 @@ pub fn asyncapi() -> Document {
     let started = schema_draft07::<ConversationStarted>(&mut schemas);
     let sent = schema_draft07::<MessageSent>(&mut schemas);
     let read = schema_draft07::<MessagesRead>(&mut schemas);
+    let edited = schema_draft07::<MessageEdited>(&mut schemas);
+    let deleted = schema_draft07::<MessageDeleted>(&mut schemas);
     let signal = schema_draft07::<Signal>(&mut schemas);
     let signal_batch = schema_draft07::<SignalBatch>(&mut schemas);
     let dead_letter = schema_draft07::<DeadLetter>(&mut schemas);
@@ -217,7 +229,9 @@ pub fn asyncapi() -> Document {
                 "messages": {
                     "conversationStarted": { "$ref": "#/components/messages/conversationStarted" },
                     "messageSent": { "$ref": "#/components/messages/messageSent" },
-                    "messagesRead": { "$ref": "#/components/messages/messagesRead" }
+                    "messagesRead": { "$ref": "#/components/messages/messagesRead" },
+                    "messageEdited": { "$ref": "#/components/messages/messageEdited" },
+                    "messageDeleted": { "$ref": "#/components/messages/messageDeleted" }
                 }
             },
             "signals": {
@@ -290,6 +304,10 @@ pub fn asyncapi() -> Document {
                     "A message was accepted.", &sent),
                 "messagesRead": event_message(ChatEvent::MESSAGES_READ,
                     "A participant read up to a message.", &read),
+                "messageEdited": event_message(ChatEvent::MESSAGE_EDITED,
+                    "The sender replaced a message's text.", &edited),
+                "messageDeleted": event_message(ChatEvent::MESSAGE_DELETED,
+                    "A message was deleted for everyone.", &deleted),
                 "signal": { "name": "signal", "contentType": "application/json", "payload": signal },
                 "signalBatch": { "name": "signalBatch", "contentType": "application/json",
                                  "payload": signal_batch },

@@ -56,6 +56,22 @@ pub struct SentMessage {
     pub duplicate: bool,
 }
 
+/// `PATCH /v1/conversations/{id}/messages/{message_id}`: the message's new text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessageRequest {
+    pub text: String,
+}
+
+/// The answer to an edit or a delete: the change is durable in the log at `position`
+/// (ordered with message ids, like a receipt's position).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageChangeAccepted {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub position: MessageId,
+}
+
 /// `POST /v1/conversations/{id}/read`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +102,34 @@ pub struct Message {
     pub sent_at: Timestamp,
     /// Whether every recipient has read it (as far as the projection knows).
     pub is_read: bool,
+    /// When its sender last edited it; absent if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// True for a message deleted for everyone: a tombstone with no text and no attachment.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl Message {
+    /// This message after `change`: what a client holding it shows once told of the
+    /// change. Applying a change twice, or an edit to a deleted message, changes nothing
+    /// more.
+    pub fn apply(&mut self, change: &crate::native::MessageChange) {
+        use crate::native::MessageChange;
+        match change {
+            MessageChange::Edited { .. } if self.deleted => {}
+            MessageChange::Edited { text, edited_at } => {
+                text.clone_into(&mut self.text);
+                self.edited_at = Some(*edited_at);
+            }
+            MessageChange::Deleted { .. } => {
+                self.text.clear();
+                self.attachment = None;
+                self.edited_at = None;
+                self.deleted = true;
+            }
+        }
+    }
 }
 
 /// One conversation in a user's inbox.

@@ -26,7 +26,8 @@ pub mod traceparent;
 
 pub use envelope::{DecodeError, Envelope};
 pub use events::{
-    Attachment, ChatEvent, ConversationStarted, MessageSent, MessageType, MessagesRead, Participant,
+    Attachment, ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageSent,
+    MessageType, MessagesRead, Participant,
 };
 pub use ids::{ConversationId, IdError, MessageId, Position, UserId};
 pub use timestamp::Timestamp;

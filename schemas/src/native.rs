@@ -89,6 +89,15 @@ pub enum ServerFrame {
         conversation_id: ConversationId,
         message: Message,
     },
+    /// A message already sent changed (edited, deleted). It comes after the message in the
+    /// same order as the log, and applying it twice leaves the same state. `position` is
+    /// its place in the conversation, like a receipt's.
+    MessageChanged {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        position: MessageId,
+        change: MessageChange,
+    },
     /// A read receipt: `reader_id` has read everything up to `up_to`.
     Read {
         conversation_id: ConversationId,
@@ -142,6 +151,16 @@ pub enum ServerFrame {
         code: ErrorCode,
         detail: String,
     },
+}
+
+/// What changed in a message: the new state of what the change touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MessageChange {
+    /// The message's text is now `text`.
+    Edited { text: String, edited_at: Timestamp },
+    /// The message is a tombstone now: no text, no attachment.
+    Deleted { deleted_at: Timestamp },
 }
 
 /// Why a request failed; shared by HTTP problem types (`urn:chat:problem:<code>`), native

@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
 
 pub use model::{
-    ConversationRecord, ConversationView, InboxCursor, LastMessage, MessageCounts, ProjectionBatch,
-    ReadState, Receipt, Role, StoredMessage, WriterLease,
+    ConversationRecord, ConversationView, DeletedMessage, InboxCursor, LastMessage, MessageCounts,
+    ProjectionBatch, ReadState, Receipt, Role, StoredChange, StoredMessage, WriterLease,
 };
 pub use push::{PushSubscriptions, StoredPushSubscription};
 
@@ -147,6 +147,27 @@ pub trait ReadModel: Send + Sync + 'static {
         newest: bool,
     ) -> Result<Vec<StoredMessage>, StoreError>;
 
+    /// One message, as history shows it now.
+    async fn message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let after = MessageId::new(id.get().saturating_sub(1)).unwrap_or(MessageId::ZERO);
+        let before = MessageId::new(id.get() + 1).ok();
+        let found = self.messages(conversation, after, before, 1, false).await?;
+        Ok(found.into_iter().find(|message| message.id == id))
+    }
+
+    /// Changes to the conversation's messages at positions in `(after, before)`, in log
+    /// order.
+    async fn changes(
+        &self,
+        conversation: ConversationId,
+        after: MessageId,
+        before: MessageId,
+    ) -> Result<Vec<StoredChange>, StoreError>;
+
     /// The first message (in log order) that carried `key`.
     async fn message_with_key(
         &self,
@@ -190,6 +211,7 @@ pub trait ProjectionStore: ReadModel {
     ) -> Result<Option<(MessageId, MessageCounts)>, StoreError>;
 
     /// Applies a batch idempotently: a view replaces the stored one only if it is newer
-    /// (higher applied offset), messages are inserted if absent, watermarks only rise.
+    /// (higher applied offset), a message only a lower revision of itself, changes are
+    /// kept by position, watermarks only rise.
     async fn apply(&self, batch: &ProjectionBatch) -> Result<(), StoreError>;
 }

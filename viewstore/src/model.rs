@@ -1,6 +1,7 @@
 //! The store's data model: directory records and the projected views.
 
 use schemas::http::{InboxItem, Message};
+use schemas::native::MessageChange;
 use schemas::{
     Attachment, ConversationId, MessageId, MessageType, Participant, Position, Timestamp, UserId,
 };
@@ -54,7 +55,8 @@ impl WriterLease {
 }
 
 /// Which side of the conversation someone is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     Client,
     Worker,
@@ -121,6 +123,10 @@ pub struct ConversationView {
     pub totals: MessageCounts,
     pub client_read: ReadState,
     pub worker_read: ReadState,
+    /// Deleted messages that may still count as unread for someone: those after the lower
+    /// of the two read marks (older ones are dropped; marks never move back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<DeletedMessage>,
     /// The partition the conversation lives in and the offset of the last event that
     /// changed this view: the view's version, and the guard against applying twice.
     pub partition: u32,
@@ -152,10 +158,22 @@ impl ConversationView {
         }
     }
 
-    /// Messages from others after `role`'s read mark.
+    /// Messages from others after `role`'s read mark, deleted ones left out.
     pub fn unread(&self, role: Role) -> u64 {
-        let mark = self.read_state(role).counts_at_mark;
-        self.totals.from_others_of(role) - mark.from_others_of(role)
+        let state = self.read_state(role);
+        let mark = state.counts_at_mark;
+        let deleted = self
+            .deleted
+            .iter()
+            .filter(|gone| gone.id > state.last_read && gone.sender != Some(role))
+            .count() as u64;
+        (self.totals.from_others_of(role) - mark.from_others_of(role)).saturating_sub(deleted)
+    }
+
+    /// Keeps only the deleted messages that some read mark has not passed yet.
+    pub fn forget_deleted_read_by_both(&mut self) {
+        let floor = self.client_read.last_read.min(self.worker_read.last_read);
+        self.deleted.retain(|gone| gone.id > floor);
     }
 
     /// The cursor of an inbox page that ends with this conversation.
@@ -205,6 +223,14 @@ impl ConversationView {
     }
 }
 
+/// A deleted message, as far as unread counts care: who sent it (`None` for the jobs system,
+/// whose messages count for both sides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedMessage {
+    pub id: MessageId,
+    pub sender: Option<Role>,
+}
+
 /// A message in history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
@@ -218,6 +244,14 @@ pub struct StoredMessage {
     pub sent_at: Timestamp,
     /// Counts through this message (it included).
     pub counts: MessageCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
+    /// The log offset of the last event that changed it (its own when unchanged): a
+    /// stored message is replaced only by a higher revision.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl StoredMessage {
@@ -233,6 +267,8 @@ impl StoredMessage {
             idempotency_key: self.idempotency_key.clone(),
             sent_at: self.sent_at,
             is_read,
+            edited_at: self.edited_at,
+            deleted: self.deleted_at.is_some(),
         }
     }
 }
@@ -243,8 +279,20 @@ pub struct ProjectionBatch {
     /// The state of every conversation the batch changed, after the batch.
     pub views: Vec<ConversationView>,
     pub messages: Vec<StoredMessage>,
+    /// Changes to messages, for resuming clients.
+    pub changes: Vec<StoredChange>,
     /// Per partition, the last offset the batch covered (applied or skipped).
     pub watermarks: Vec<Position>,
+}
+
+/// A change to a message, kept so that a client resuming after `position` is told of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChange {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    /// Where the change is in the log, as an id (ordered with message ids).
+    pub position: MessageId,
+    pub change: MessageChange,
 }
 
 pub use schemas::http::InboxCursor;

@@ -56,6 +56,11 @@ async fn inbox_pages_by_recent_activity() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn message_changes_keep_the_newest_revision() {
+    suite::message_changes_keep_the_newest_revision(&fresh_store("changes").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn history_pages_both_ways() {
     suite::history_pages_both_ways(&fresh_store("history").await).await;
 }

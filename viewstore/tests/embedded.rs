@@ -32,6 +32,12 @@ async fn inbox_pages_by_recent_activity() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn message_changes_keep_the_newest_revision() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite::message_changes_keep_the_newest_revision(&open(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn history_pages_both_ways() {
     let dir = tempfile::tempdir().expect("tempdir");
     suite::history_pages_both_ways(&open(&dir)).await;

@@ -152,6 +152,27 @@ impl Attachments {
         Ok(forgotten)
     }
 
+    /// Deletes a sent upload of `conversation` (its message was deleted for everyone): the
+    /// description first, so nobody is served it from then on, then its files and its
+    /// place in the uploader's quota. Nothing to do for an upload already gone.
+    pub async fn delete_upload(
+        &self,
+        conversation: ConversationId,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        let folder = folder(conversation, upload_id);
+        let meta = self.get(&folder.clone().join("meta.json")).await?;
+        self.delete(&folder.clone().join("meta.json")).await?;
+        for file in ["original", "thumbnail"] {
+            self.delete(&folder.clone().join(file)).await?;
+        }
+        if let Some(meta) = meta.and_then(|bytes| serde_json::from_slice::<Meta>(&bytes).ok()) {
+            let size = meta.attachment.size.unwrap_or_default();
+            self.delete(&by_user(&meta.uploader, conversation, upload_id, size)).await?;
+        }
+        self.forget_unsent(conversation, upload_id).await.map(drop)
+    }
+
     /// Deletes every file of `conversation`; answers how many objects went.
     pub async fn delete_conversation(
         &self,

@@ -14,6 +14,9 @@ pub(crate) struct LimitsArgs {
     /// Sends one user may make at once before the rate applies.
     #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 30)]
     pub send_burst: u32,
+    /// How long after sending a message its sender may edit it.
+    #[arg(long, env = "CHAT_EDIT_WINDOW", default_value = "15m", value_parser = settings::duration)]
+    pub edit_window: Duration,
     /// WebSocket connections one user may hold on one node.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
     pub max_connections_per_user: usize,

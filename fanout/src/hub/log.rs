@@ -8,8 +8,8 @@ use std::time::Duration;
 use eventlog::trace::{self, TraceParent};
 use eventlog::{Destination, Record};
 use schemas::http::Message;
-use schemas::native::ServerFrame;
-use schemas::{ChatEvent, Envelope, MessageId, Position, Timestamp};
+use schemas::native::{MessageChange, ServerFrame};
+use schemas::{ChatEvent, ConversationId, Envelope, MessageId, Position, Timestamp};
 
 use super::Hub;
 use crate::delivery::{MessageDelivery, Outbound, render};
@@ -51,6 +51,8 @@ impl Hub {
                     idempotency_key: sent.idempotency_key,
                     sent_at: sent.sent_at,
                     is_read: false,
+                    edited_at: None,
+                    deleted: false,
                 };
                 let _entered = span.as_ref().map(tracing::Span::enter);
                 let delivered =
@@ -60,8 +62,49 @@ impl Hub {
                 }
             }
             ChatEvent::MessagesRead(read) => self.deliver_receipt(record.position, read),
+            ChatEvent::MessageEdited(edited) => {
+                let change =
+                    MessageChange::Edited { text: edited.text, edited_at: edited.edited_at };
+                self.deliver_change(
+                    record.position,
+                    edited.conversation_id,
+                    edited.message_id,
+                    change,
+                );
+            }
+            ChatEvent::MessageDeleted(deleted) => {
+                let change = MessageChange::Deleted { deleted_at: deleted.deleted_at };
+                self.deliver_change(
+                    record.position,
+                    deleted.conversation_id,
+                    deleted.message_id,
+                    change,
+                );
+            }
             ChatEvent::ConversationStarted(_) => {}
         }
+    }
+
+    /// Delivers a change to a message to the native subscribers (in log order, so after
+    /// the message) and keeps it for resumes. The projector decides whether a change took
+    /// effect (an edit by someone else does not); ingest appends only changes it allowed,
+    /// so the hub passes each on as the log has it.
+    fn deliver_change(
+        &self,
+        at: Position,
+        conversation: ConversationId,
+        message_id: MessageId,
+        change: MessageChange,
+    ) {
+        let frame = render(&ServerFrame::MessageChanged {
+            conversation_id: conversation,
+            message_id,
+            position: MessageId::from_position(at),
+            change: change.clone(),
+        });
+        let mut conversations = self.conversations.lock();
+        conversations.backlog.change(conversation, at, message_id, &change, frame.clone());
+        conversations.offer(conversation, &Outbound::Native(Arc::new(frame)));
     }
 
     /// Queues the message for its subscribers; returns how many connections took it.

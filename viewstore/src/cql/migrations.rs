@@ -118,6 +118,18 @@ pub const MIGRATIONS: &[Migration] = &[
             endpoint text PRIMARY KEY, user_id text)",
         ],
     },
+    Migration {
+        version: 4,
+        name: "message changes",
+        statements: &[
+            // Edits and deletions by position, read by resuming clients. Message bodies are
+            // written at a CQL timestamp from their revision from now on, so the newest
+            // change wins whatever order the writes land in.
+            "CREATE TABLE IF NOT EXISTS {ks}.message_changes (
+            conversation_id bigint, position bigint, body text,
+            PRIMARY KEY (conversation_id, position))",
+        ],
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (

@@ -3,7 +3,9 @@
 //! Every write carries a CQL timestamp derived from the log: a view and its inbox rows are
 //! written at `applied_offset + 1`, a watermark at `offset + 1`, so the newest state wins
 //! regardless of arrival order and re-applying a batch changes nothing. An idempotency key
-//! maps to its message at timestamp `2^53 - id`, so the earliest message of a key wins.
+//! maps to its message at timestamp `2^53 - id`, so the earliest message of a key wins. A
+//! message body is written at `2^53 + revision + 1`: the latest change of it wins, and it
+//! wins over bodies written at wall-clock time before messages had revisions.
 //! Watermarks are written only after everything else of the batch succeeded.
 
 use std::collections::HashSet;
@@ -15,7 +17,9 @@ use schemas::{ConversationId, MessageId, UserId};
 use scylla::value::CqlTimestamp;
 
 use super::{CqlStore, unavailable};
-use crate::model::{ConversationView, InboxCursor, MessageCounts, ProjectionBatch, StoredMessage};
+use crate::model::{
+    ConversationView, InboxCursor, MessageCounts, ProjectionBatch, StoredChange, StoredMessage,
+};
 use crate::{ProjectionStore, ReadModel, StoreError};
 
 /// Messages per `messages` partition (one conversation's bucket).
@@ -85,7 +89,8 @@ impl CqlStore {
         let statements = &self.shared.statements;
         let (conversation, id) = (big(message.conversation_id.get()), big(message.id.get()));
         let counts = message.counts;
-        let body = (conversation, bucket_of(counts.total), id, encode(message)?);
+        let revision = big(schemas::ids::MAX_SAFE_INTEGER + 1 + message.revision + 1);
+        let body = (conversation, bucket_of(counts.total), id, encode(message)?, revision);
         let index =
             (conversation, id, big(counts.total), big(counts.by_client), big(counts.by_worker));
         let key = async {
@@ -236,6 +241,17 @@ impl ReadModel for CqlStore {
         Ok(messages)
     }
 
+    async fn changes(
+        &self,
+        conversation: ConversationId,
+        after: MessageId,
+        before: MessageId,
+    ) -> Result<Vec<StoredChange>, StoreError> {
+        let range = (big(conversation.get()), big(after.get()), big(before.get()));
+        let bodies: Vec<(String,)> = self.rows(&self.shared.statements.change_range, range).await?;
+        bodies.iter().map(|(body,)| decode(body)).collect()
+    }
+
     async fn message_with_key(
         &self,
         conversation: ConversationId,
@@ -324,6 +340,16 @@ impl ProjectionStore for CqlStore {
         // Messages before views, so an inbox never points at a message history lacks.
         stream::iter(batch.messages.iter().map(Ok))
             .try_for_each_concurrent(WRITE_CONCURRENCY, |message| self.put_message(message))
+            .await?;
+        stream::iter(batch.changes.iter().map(Ok))
+            .try_for_each_concurrent(WRITE_CONCURRENCY, |change| async move {
+                let values = (
+                    big(change.conversation_id.get()),
+                    big(change.position.get()),
+                    encode(change)?,
+                );
+                self.write(&self.shared.statements.change_put, values).await
+            })
             .await?;
         stream::iter(batch.views.iter().map(Ok))
             .try_for_each_concurrent(WRITE_CONCURRENCY, |view| self.put_view(view))

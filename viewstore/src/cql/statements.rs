@@ -25,6 +25,8 @@ pub(crate) struct Statements {
     pub inbox_position_put: PreparedStatement,
     pub message_put: PreparedStatement,
     pub message_range: PreparedStatement,
+    pub change_put: PreparedStatement,
+    pub change_range: PreparedStatement,
     pub index_put: PreparedStatement,
     pub index_ascending: PreparedStatement,
     pub index_descending: PreparedStatement,
@@ -109,7 +111,17 @@ impl Statements {
             .await?,
             message_put: prepare(format!(
                 "INSERT INTO {ks}.messages (conversation_id, bucket, message_id, body)
-                 VALUES (?, ?, ?, ?)"
+                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            change_put: prepare(format!(
+                "INSERT INTO {ks}.message_changes (conversation_id, position, body)
+                 VALUES (?, ?, ?)"
+            ))
+            .await?,
+            change_range: prepare(format!(
+                "SELECT body FROM {ks}.message_changes WHERE conversation_id = ?
+                 AND position > ? AND position < ?"
             ))
             .await?,
             message_range: prepare(format!(

@@ -16,7 +16,7 @@ use schemas::{ConversationId, MessageId, Participant, Timestamp, UserId};
 
 use crate::model::{
     ConversationRecord, ConversationView, InboxCursor, MessageCounts, ProjectionBatch,
-    StoredMessage,
+    StoredChange, StoredMessage,
 };
 use crate::{ConversationDirectory, ProjectionStore, ReadModel, StoreError};
 
@@ -87,6 +87,19 @@ const MIGRATIONS: &[Migration] = &[
     );
     CREATE INDEX IF NOT EXISTS push_subscriptions_by_user
         ON push_subscriptions (user_id, registered_at);
+",
+    },
+    Migration {
+        version: 3,
+        name: "message changes",
+        sql: "
+    ALTER TABLE messages ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS message_changes (
+        conversation_id INTEGER NOT NULL,
+        position        INTEGER NOT NULL,
+        body            TEXT    NOT NULL,
+        PRIMARY KEY (conversation_id, position)
+    ) WITHOUT ROWID;
 ",
     },
 ];
@@ -310,6 +323,26 @@ impl ReadModel for EmbeddedStore {
         .await
     }
 
+    async fn changes(
+        &self,
+        conversation: ConversationId,
+        after: MessageId,
+        before: MessageId,
+    ) -> Result<Vec<StoredChange>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT body FROM message_changes WHERE conversation_id = ?1
+                 AND position > ?2 AND position < ?3 ORDER BY position",
+            )?;
+            let bodies = statement
+                .query_map(params![conversation.get(), after.get(), before.get()], |row| {
+                    row.get::<_, String>(0)
+                })?;
+            bodies.map(|body| decode(&body?)).collect()
+        })
+        .await
+    }
+
     async fn message_with_key(
         &self,
         conversation: ConversationId,
@@ -388,9 +421,15 @@ impl ProjectionStore for EmbeddedStore {
             let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Statements are prepared once per connection and kept: parsing SQL text on
             // every row showed in the profile.
-            let mut insert_message = transaction.prepare_cached(
-                "INSERT INTO messages (conversation_id, message_id, idempotency_key, body)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            let mut upsert_message = transaction.prepare_cached(
+                "INSERT INTO messages (conversation_id, message_id, idempotency_key, body, revision)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conversation_id, message_id) DO UPDATE
+                 SET body = excluded.body, revision = excluded.revision
+                 WHERE excluded.revision > messages.revision",
+            )?;
+            let mut insert_change = transaction.prepare_cached(
+                "INSERT INTO message_changes (conversation_id, position, body)
+                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             )?;
             let mut upsert_view = transaction.prepare_cached(
                 "INSERT INTO views (conversation_id, applied_offset, body) VALUES (?1, ?2, ?3)
@@ -408,11 +447,19 @@ impl ProjectionStore for EmbeddedStore {
                  ON CONFLICT (partition) DO UPDATE SET offset = MAX(offset, excluded.offset)",
             )?;
             for message in &batch.messages {
-                insert_message.execute(params![
+                upsert_message.execute(params![
                     message.conversation_id.get(),
                     message.id.get(),
                     message.idempotency_key,
-                    encode(message)?
+                    encode(message)?,
+                    message.revision
+                ])?;
+            }
+            for change in &batch.changes {
+                insert_change.execute(params![
+                    change.conversation_id.get(),
+                    change.position.get(),
+                    encode(change)?
                 ])?;
             }
             for view in &batch.views {
@@ -435,7 +482,7 @@ impl ProjectionStore for EmbeddedStore {
             for mark in &batch.watermarks {
                 raise_watermark.execute(params![mark.partition, mark.offset])?;
             }
-            drop((insert_message, upsert_view, upsert_inbox, raise_watermark));
+            drop((upsert_message, insert_change, upsert_view, upsert_inbox, raise_watermark));
             transaction.commit()
         })
         .await

@@ -1,12 +1,13 @@
 //! Scenarios every store implementation must pass; the embedded store runs them always, the
 //! CQL store against a real database. Each takes a fresh, empty store.
 
+use schemas::native::MessageChange;
 use schemas::{ConversationId, MessageId, MessageType, Participant, Position, Timestamp, UserId};
 
 use viewstore::{
     ConversationDirectory, ConversationView, LastMessage, MessageCounts, ProjectionBatch,
-    ProjectionStore, PushSubscriptions, ReadState, StoredMessage, StoredPushSubscription,
-    WriterLease, WriterLeases,
+    ProjectionStore, PushSubscriptions, ReadState, StoredChange, StoredMessage,
+    StoredPushSubscription, WriterLease, WriterLeases,
 };
 
 fn person(id: &str) -> Participant {
@@ -28,6 +29,7 @@ fn view(conversation: u64, client: &str, worker: &str, offset: u64, at: i64) -> 
         totals: MessageCounts::default(),
         client_read: ReadState::default(),
         worker_read: ReadState::default(),
+        deleted: Vec::new(),
         partition: 0,
         applied_offset: offset,
     }
@@ -50,6 +52,9 @@ fn message(
         idempotency_key: key.map(str::to_owned),
         sent_at: Timestamp::from_millis(1_000 + offset as i64),
         counts: MessageCounts { total, by_client: total, by_worker: 0 },
+        edited_at: None,
+        deleted_at: None,
+        revision: offset,
     }
 }
 
@@ -139,6 +144,7 @@ pub(crate) async fn projection_writes_are_idempotent<S: ProjectionStore>(store: 
     let batch = ProjectionBatch {
         views: vec![newer.clone()],
         messages: vec![message(1, 3, "c", 1, Some("k")), message(1, 5, "c", 2, None)],
+        changes: Vec::new(),
         watermarks: vec![Position { partition: 0, offset: 5 }],
     };
     store.apply(&batch).await.expect("apply");
@@ -146,6 +152,7 @@ pub(crate) async fn projection_writes_are_idempotent<S: ProjectionStore>(store: 
     let stale = ProjectionBatch {
         views: vec![view(1, "c", "w", 2, 10)],
         messages: Vec::new(),
+        changes: Vec::new(),
         watermarks: vec![Position { partition: 0, offset: 2 }],
     };
     store.apply(&stale).await.expect("apply stale");
@@ -169,6 +176,52 @@ pub(crate) async fn projection_writes_are_idempotent<S: ProjectionStore>(store: 
     assert_eq!(found, vec![("k".to_owned(), message_id(3))], "one query, only the keys found");
 }
 
+/// A changed message replaces the stored one only with a higher revision, whatever order
+/// the writes come in; changes are kept once each and read back by position.
+pub(crate) async fn message_changes_keep_the_newest_revision<S: ProjectionStore>(store: &S) {
+    let original = message(3, 4, "c", 1, None);
+    let mut edited = original.clone();
+    edited.text = "edited".into();
+    edited.edited_at = Some(Timestamp::from_millis(2_000));
+    edited.revision = 6;
+    let mut deleted = original.clone();
+    deleted.text.clear();
+    deleted.deleted_at = Some(Timestamp::from_millis(3_000));
+    deleted.revision = 9;
+    let change = |offset: u64, change: MessageChange| StoredChange {
+        conversation_id: original.conversation_id,
+        message_id: original.id,
+        position: message_id(offset),
+        change,
+    };
+    let edit = change(
+        6,
+        MessageChange::Edited { text: "edited".into(), edited_at: Timestamp::from_millis(2_000) },
+    );
+    let delete = change(9, MessageChange::Deleted { deleted_at: Timestamp::from_millis(3_000) });
+    let batch = |messages: Vec<StoredMessage>, changes: Vec<StoredChange>| ProjectionBatch {
+        messages,
+        changes,
+        ..ProjectionBatch::default()
+    };
+    store.apply(&batch(vec![original.clone()], Vec::new())).await.expect("apply");
+    store.apply(&batch(vec![edited.clone()], vec![edit.clone()])).await.expect("edit");
+    let conversation = original.conversation_id;
+    let stored = store.message(conversation, original.id).await.expect("message");
+    assert_eq!(stored, Some(edited.clone()), "an edit replaces the message");
+    // A redelivered original and a redelivered edit change nothing once it is deleted.
+    store.apply(&batch(vec![deleted.clone()], vec![delete.clone()])).await.expect("delete");
+    store.apply(&batch(vec![original.clone(), edited], vec![edit.clone()])).await.expect("again");
+    let stored = store.message(conversation, original.id).await.expect("message");
+    assert_eq!(stored, Some(deleted), "an older revision replaced a newer one");
+    let all = store.changes(conversation, MessageId::ZERO, message_id(100)).await.expect("changes");
+    assert_eq!(all, vec![edit.clone(), delete.clone()], "each change once, in log order");
+    let later = store.changes(conversation, message_id(6), message_id(100)).await.expect("changes");
+    assert_eq!(later, vec![delete], "only changes after the position");
+    let none = store.changes(conversation, MessageId::ZERO, message_id(6)).await.expect("changes");
+    assert!(none.is_empty(), "the range's end is exclusive");
+}
+
 /// The inbox lists a user's conversations by last activity, newest first, in pages.
 pub(crate) async fn inbox_pages_by_recent_activity<S: ProjectionStore>(store: &S) {
     let mut views = Vec::new();
@@ -181,10 +234,7 @@ pub(crate) async fn inbox_pages_by_recent_activity<S: ProjectionStore>(store: &S
         views.push(view(conversation, "me", &format!("w{conversation}"), conversation, at));
     }
     views.push(view(6, "someone-else", "w6", 6, 9_000));
-    store
-        .apply(&ProjectionBatch { views, messages: Vec::new(), watermarks: Vec::new() })
-        .await
-        .expect("apply");
+    store.apply(&ProjectionBatch { views, ..ProjectionBatch::default() }).await.expect("apply");
     let me = UserId::new("me").expect("valid id");
     let first = store.inbox(&me, None, 2).await.expect("inbox");
     let ids = |page: &[ConversationView]| {
@@ -211,6 +261,7 @@ pub(crate) async fn history_pages_both_ways<S: ProjectionStore>(store: &S) {
         .apply(&ProjectionBatch {
             views: vec![view(2, "c", "w", 7, 1)],
             messages,
+            changes: Vec::new(),
             watermarks: Vec::new(),
         })
         .await
