@@ -61,6 +61,8 @@ struct Memory {
     receipts: Vec<HeldReceipt>,
     /// Changes to messages at or after `known_from`, by position, oldest first.
     changes: VecDeque<(MessageId, Utf8Bytes)>,
+    /// Messages seen deleted: a repeated deletion or a later edit of one changes nothing.
+    deleted: Vec<MessageId>,
 }
 
 impl Memory {
@@ -71,6 +73,7 @@ impl Memory {
             newest: None,
             receipts: Vec::new(),
             changes: VecDeque::new(),
+            deleted: Vec::new(),
         }
     }
 }
@@ -140,7 +143,8 @@ impl Backlog {
 
     /// Remembers `frame`, a change to message `id` of the conversation read at `at`; the
     /// message, if remembered, is remembered as it is after the change, so that no resume
-    /// hands over a text that was edited away or deleted.
+    /// hands over a text that was edited away or deleted. False for a change that changes
+    /// nothing (the message was deleted already, as two racing deletions may both say).
     pub(crate) fn change(
         &mut self,
         conversation: ConversationId,
@@ -148,15 +152,22 @@ impl Backlog {
         id: MessageId,
         change: &MessageChange,
         frame: Utf8Bytes,
-    ) {
+    ) -> bool {
         let memory = self.memory(conversation);
         memory.newest = Some(at.offset);
+        if memory.deleted.contains(&id) {
+            return false;
+        }
+        if let MessageChange::Deleted { .. } = change {
+            memory.deleted.push(id);
+        }
         memory.changes.push_back((MessageId::from_position(at), frame));
         if let Some(held) = memory.recent.iter_mut().find(|held| held.id() == id) {
             let mut message = held.message.clone();
             message.apply(change);
             *held = MessageDelivery::new(message);
         }
+        true
     }
 
     /// Remembers `frame` as `reader`'s latest receipt, read at `at`.
@@ -303,7 +314,9 @@ mod tests {
         backlog.message(0, &delivery(c, 0, None));
         backlog.change(c, at(1), first, &edit, "edit at 1".into());
         backlog.message(2, &delivery(c, 2, None));
-        backlog.change(c, at(3), second, &delete, "delete at 3".into());
+        assert!(backlog.change(c, at(3), second, &delete, "delete at 3".into()));
+        assert!(!backlog.change(c, at(4), second, &delete, "again".into()), "deleted already");
+        assert!(!backlog.change(c, at(4), second, &edit, "edit".into()), "a tombstone's edit");
         let plan = backlog.watch(c, Some(MessageId::ZERO));
         let texts: Vec<_> =
             plan.recent.iter().map(|m| (m.message.text.clone(), m.message.deleted)).collect();

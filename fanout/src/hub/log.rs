@@ -86,9 +86,8 @@ impl Hub {
     }
 
     /// Delivers a change to a message to the native subscribers (in log order, so after
-    /// the message) and keeps it for resumes. The projector decides whether a change took
-    /// effect (an edit by someone else does not); ingest appends only changes it allowed,
-    /// so the hub passes each on as the log has it.
+    /// the message) and keeps it for resumes. Ingest appends only changes it allowed; what
+    /// may still come twice is a deletion (two racing ones), which the hub passes on once.
     fn deliver_change(
         &self,
         at: Position,
@@ -103,8 +102,9 @@ impl Hub {
             change: change.clone(),
         });
         let mut conversations = self.conversations.lock();
-        conversations.backlog.change(conversation, at, message_id, &change, frame.clone());
-        conversations.offer(conversation, &Outbound::Native(Arc::new(frame)));
+        if conversations.backlog.change(conversation, at, message_id, &change, frame.clone()) {
+            conversations.offer(conversation, &Outbound::Native(Arc::new(frame)));
+        }
     }
 
     /// Queues the message for its subscribers; returns how many connections took it.

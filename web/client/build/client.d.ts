@@ -25,8 +25,14 @@ export interface Sent {
     messageId: number;
     duplicate: boolean;
 }
+/** A message already delivered changed: apply `change` to it (applying it twice is harmless). */
+export type MessageChanged = Extract<ServerFrame, {
+    type: "message_changed";
+}>;
 type Events = {
     message: Message;
+    /** Comes after the message it changes, in the log's order. */
+    change: MessageChanged;
     frame: ServerFrame;
     state: "connecting" | "online" | "offline";
     /** The socket closed with this code (4401: the token is no longer accepted). */
@@ -95,6 +101,10 @@ export declare class ChatClient {
     savePushSubscription(subscription: PushSubscriptionJSON): Promise<void>;
     /** Stops pushes to `endpoint`; one the server does not know (404) is stopped already. */
     deletePushSubscription(endpoint: string): Promise<void>;
+    /** Replaces the text of one of the caller's messages (within the server's edit window). */
+    editMessage(conversation: number, messageId: number, text: string): Promise<void>;
+    /** Deletes one of the caller's messages for everyone; deleting it again is done already. */
+    deleteMessage(conversation: number, messageId: number): Promise<void>;
     /** For tests: the socket stops carrying frames either way, without closing. */
     stallForTesting(): void;
 }

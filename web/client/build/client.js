@@ -196,6 +196,20 @@ export class ChatClient {
             throw problem(response.status, await response.text());
         }
     }
+    /** Replaces the text of one of the caller's messages (within the server's edit window). */
+    async editMessage(conversation, messageId, text) {
+        const path = `/v1/conversations/${conversation}/messages/${messageId}`;
+        const response = await this.#request("PATCH", path, { text });
+        if (!response.ok)
+            throw problem(response.status, await response.text());
+    }
+    /** Deletes one of the caller's messages for everyone; deleting it again is done already. */
+    async deleteMessage(conversation, messageId) {
+        const path = `/v1/conversations/${conversation}/messages/${messageId}`;
+        const response = await this.#request("DELETE", path);
+        if (response.status !== 204)
+            throw problem(response.status, await response.text());
+    }
     /** An HTTP request to the chat with the caller's token, as the other calls make. */
     async #request(method, path, body) {
         const headers = { authorization: `Bearer ${await this.#options.token()}` };
@@ -251,6 +265,17 @@ export class ChatClient {
                 if (message.idempotency_key)
                     this.#settle(message.idempotency_key, message.id, false);
                 this.#emit("message", message);
+                break;
+            }
+            case "message_changed": {
+                // In log order, after every message before it: resuming from its position misses
+                // nothing.
+                const last = this.#subscriptions.get(frame.conversation_id);
+                if (last !== undefined && frame.position <= last)
+                    return;
+                if (last !== undefined)
+                    this.#subscriptions.set(frame.conversation_id, frame.position);
+                this.#emit("change", frame);
                 break;
             }
             case "ack":

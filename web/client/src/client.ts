@@ -30,8 +30,13 @@ export interface Sent {
   duplicate: boolean;
 }
 
+/** A message already delivered changed: apply `change` to it (applying it twice is harmless). */
+export type MessageChanged = Extract<ServerFrame, { type: "message_changed" }>;
+
 type Events = {
   message: Message;
+  /** Comes after the message it changes, in the log's order. */
+  change: MessageChanged;
   frame: ServerFrame;
   state: "connecting" | "online" | "offline";
   /** The socket closed with this code (4401: the token is no longer accepted). */
@@ -256,6 +261,20 @@ export class ChatClient {
     }
   }
 
+  /** Replaces the text of one of the caller's messages (within the server's edit window). */
+  async editMessage(conversation: number, messageId: number, text: string): Promise<void> {
+    const path = `/v1/conversations/${conversation}/messages/${messageId}`;
+    const response = await this.#request("PATCH", path, { text });
+    if (!response.ok) throw problem(response.status, await response.text());
+  }
+
+  /** Deletes one of the caller's messages for everyone; deleting it again is done already. */
+  async deleteMessage(conversation: number, messageId: number): Promise<void> {
+    const path = `/v1/conversations/${conversation}/messages/${messageId}`;
+    const response = await this.#request("DELETE", path);
+    if (response.status !== 204) throw problem(response.status, await response.text());
+  }
+
   /** An HTTP request to the chat with the caller's token, as the other calls make. */
   async #request(method: string, path: string, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${await this.#options.token()}` };
@@ -306,6 +325,15 @@ export class ChatClient {
         if (last !== undefined) this.#subscriptions.set(message.conversation_id, message.id);
         if (message.idempotency_key) this.#settle(message.idempotency_key, message.id, false);
         this.#emit("message", message);
+        break;
+      }
+      case "message_changed": {
+        // In log order, after every message before it: resuming from its position misses
+        // nothing.
+        const last = this.#subscriptions.get(frame.conversation_id);
+        if (last !== undefined && frame.position <= last) return;
+        if (last !== undefined) this.#subscriptions.set(frame.conversation_id, frame.position);
+        this.#emit("change", frame);
         break;
       }
       case "ack":

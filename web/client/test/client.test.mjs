@@ -165,3 +165,34 @@ test("an upload becomes an attachment the message carries; an outsider's upload 
   await assert.rejects(outsider.upload(id, file, "x.txt"), /404/);
   ivy.close();
 });
+
+test("edits and deletions reach the other side after their message, and a resume replays those missed", async () => {
+  const id = await conversation("gus", "hal");
+  const gus = await connected("gus");
+  const hal = await connected("hal");
+  hal.changes = [];
+  hal.on("change", (change) => hal.changes.push(change));
+  hal.subscribe(id);
+  const first = await gus.send(id, "the quote is 100");
+  const second = await gus.send(id, "my number is 555-0100");
+  await until("hal has both", () => hal.seen.length === 2);
+  await gus.editMessage(id, first.messageId, "the quote is 150");
+  await until("hal has the edit", () => hal.changes.length === 1);
+  assert.equal(hal.changes[0].message_id, first.messageId);
+  assert.deepEqual([hal.changes[0].change.kind, hal.changes[0].change.text], ["edited", "the quote is 150"]);
+
+  // Hal goes away; the deletion happens meanwhile, and comes with the resume.
+  const offline = new Promise((resolve) => hal.on("state", (state) => state === "offline" && resolve()));
+  hal.close();
+  await offline;
+  await gus.deleteMessage(id, second.messageId);
+  await gus.deleteMessage(id, second.messageId);
+  await hal.connect();
+  await until("hal has the deletion", () => hal.changes.length === 2);
+  assert.equal(hal.changes[1].change.kind, "deleted");
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(hal.changes.length, 2, "no change twice");
+  await assert.rejects(hal.editMessage(id, first.messageId, "not mine"), /403/);
+  gus.close();
+  hal.close();
+});

@@ -16,6 +16,12 @@ export type ServerFrame = {
     message: Message;
     type: "message";
 } | {
+    change: MessageChange;
+    conversation_id: ConversationId;
+    message_id: MessageId;
+    position: MessageId;
+    type: "message_changed";
+} | {
     conversation_id: ConversationId;
     /**
      * (offset + 1) * 1024 + partition of the message's log record; increases in log order within a conversation
@@ -63,6 +69,10 @@ export type UserId = string;
  */
 export type ConversationId = number;
 /**
+ * RFC 3339 instant in UTC, millisecond precision
+ */
+export type Timestamp = string;
+/**
  * (offset + 1) * 1024 + partition of the message's log record; increases in log order within a conversation
  */
 export type MessageId = number;
@@ -72,9 +82,16 @@ export type MessageId = number;
  */
 export type MessageType = "TEXT" | "IMAGE" | "FILE" | "SYSTEM";
 /**
- * RFC 3339 instant in UTC, millisecond precision
+ * What changed in a message: the new state of what the change touches.
  */
-export type Timestamp = string;
+export type MessageChange = {
+    edited_at: Timestamp;
+    kind: "edited";
+    text: string;
+} | {
+    deleted_at: Timestamp;
+    kind: "deleted";
+};
 export type PresenceStatus = "online" | "offline";
 /**
  * Why a request failed; shared by HTTP problem types (`urn:chat:problem:<code>`), native
@@ -87,6 +104,14 @@ export type ErrorCode = ("not_found" | "internal") | "invalid_json" | "invalid_i
 export interface Message {
     attachment?: Attachment | null;
     conversation_id: ConversationId;
+    /**
+     * True for a message deleted for everyone: a tombstone with no text and no attachment.
+     */
+    deleted?: boolean;
+    /**
+     * When its sender last edited it; absent if never.
+     */
+    edited_at?: Timestamp | null;
     id: MessageId;
     idempotency_key?: string | null;
     /**
