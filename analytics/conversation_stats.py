@@ -5,7 +5,8 @@ log alone, by the rules in docs/EVENTS.md, the numbers the inbox shows.
     python3 analytics/conversation_stats.py --brokers 127.0.0.1:9092 --topic chat.events
 
 Prints one JSON object per conversation, by id: `conversation_id`, `job_id`, `messages`
-(duplicates of an idempotency key not counted), `duplicates`, `last_message_id`, and per
+(duplicates of an idempotency key not counted; deleted ones are, as tombstones),
+`duplicates`, `last_message_id` (the latest not deleted), and per
 participant `unread` and `last_read_id`. Exits 2 when the topic cannot be read. The test
 `chat/tests/cluster.rs` holds its output to what the projections answer over HTTP.
 """
@@ -31,6 +32,8 @@ class Conversation:
     first_with_key: dict = field(default_factory=dict)
     duplicates: int = 0
     last_read: dict = field(default_factory=dict)
+    # Messages deleted for everyone: still messages, but neither unread nor the latest.
+    deleted: set = field(default_factory=set)
 
     def send(self, message_id, data):
         key = data.get("idempotency_key")
@@ -41,12 +44,26 @@ class Conversation:
             self.first_with_key[key] = message_id
         self.messages.append((message_id, data["sender"]["id"]))
 
+    def delete(self, data):
+        message_id = data["message_id"]
+        sender = next((s for m, s in self.messages if m == message_id), None)
+        if sender is None or message_id in self.deleted:
+            return
+        if data.get("moderation") or data["deleted_by"] == sender:
+            self.deleted.add(message_id)
+
+    def latest_standing(self):
+        return next((m for m, _ in reversed(self.messages) if m not in self.deleted), None)
+
     def read(self, data):
         reader = data["reader_id"]
-        if reader not in self.participants:
+        latest = self.latest_standing()
+        if reader not in self.participants or latest is None:
             return
-        # The mark lands on the last message at or before `up_to` and never moves back.
-        through = bisect.bisect_right(self.messages, (data["up_to"], "\uffff"))
+        # The mark lands on the last message at or before `up_to`, never past the latest
+        # message still standing, and never moves back.
+        up_to = min(data["up_to"], latest)
+        through = bisect.bisect_right(self.messages, (up_to, "\uffff"))
         if through and self.messages[through - 1][0] > self.last_read.get(reader, 0):
             self.last_read[reader] = self.messages[through - 1][0]
 
@@ -56,13 +73,15 @@ class Conversation:
             "job_id": self.job_id,
             "messages": len(self.messages),
             "duplicates": self.duplicates,
-            "last_message_id": self.messages[-1][0] if self.messages else None,
+            "last_message_id": self.latest_standing(),
             "participants": {
                 user: {
                     "unread": sum(
                         1
                         for message_id, sender in self.messages
-                        if message_id > self.last_read.get(user, 0) and sender != user
+                        if message_id > self.last_read.get(user, 0)
+                        and sender != user
+                        and message_id not in self.deleted
                     ),
                     "last_read_id": self.last_read.get(user, 0),
                 }
@@ -99,6 +118,9 @@ def apply(conversations, record):
         conversation.send(record.message_id, data)
     elif kind == "chat.messages.read.v1":
         conversation.read(data)
+    elif kind == "chat.message.deleted.v1":
+        conversation.delete(data)
+    # Edits change a message's text, which no count here depends on.
     # Any other type is newer than this reader: skipped, as the contract asks.
 
 
