@@ -132,6 +132,11 @@ async fn attempt(
             let path = format!("/v1/conversations/{conversation}/messages/{message}");
             http(server.http.delete(server.url(&path)).bearer_auth(&bearer)).await
         }
+        7 => {
+            let path = format!("/v1/conversations/{conversation}/messages/{message}/report");
+            let body = json!({"reason": "spam", "detail": "probe"});
+            http(server.http.post(server.url(&path)).bearer_auth(&bearer).json(&body)).await
+        }
         _ => {
             let mut client = native_client(server, user).await;
             let frames = [
@@ -200,7 +205,7 @@ async fn outsiders_learn_nothing_about_a_conversation_not_even_that_it_exists() 
         for user in world.outsiders(conversation) {
             let forbidden = world.forbidden_for(user);
             for _ in 0..2 {
-                let operation = dice.below(8);
+                let operation = dice.below(9);
                 // The same dice for both, so the probe and its control differ only in the id.
                 let mut twin = Dice(dice.roll());
                 let mut control_dice = Dice(twin.0);

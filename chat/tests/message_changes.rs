@@ -266,3 +266,32 @@ async fn a_resume_replays_the_changes_made_while_away_in_log_order() {
     );
     seed.none_within(Duration::from_millis(300), |frame| frame["type"] == "message").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_names_a_message_of_the_other_side_and_a_known_reason() {
+    let server = Server::start();
+    let conversation = server.open_conversation("job-report-checks", "carla", "wei").await;
+    let theirs = server.send("wei", conversation, "spam spam").await;
+    let mine = server.send("carla", conversation, "hello").await;
+    let report =
+        |message: u64| format!("/v1/conversations/{conversation}/messages/{message}/report");
+    let (status, accepted) = server.post("carla", &report(theirs), json!({"reason": "spam"})).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert!(accepted["position"].as_u64().unwrap() > mine);
+    let refusals = [
+        ("carla", report(mine), json!({"reason": "spam"}), 422),
+        ("carla", report(theirs), json!({"reason": "boring"}), 400),
+        ("carla", report(theirs), json!({"reason": "other", "detail": "x".repeat(1001)}), 422),
+        ("carla", report(theirs + 1024 * 40), json!({"reason": "other"}), 404),
+        ("mallory", report(theirs), json!({"reason": "spam"}), 404),
+    ];
+    for (user, path, body, expected) in refusals {
+        let (status, problem) = server.post(user, &path, body).await;
+        assert_eq!(status, expected, "{user} {path}: {problem}");
+    }
+    // A report changes nothing anyone sees.
+    let item =
+        server.inbox_item_when("carla", conversation, |item| item["last_message_id"] == mine).await;
+    assert_eq!(item["unread_count"], 1);
+    assert_eq!(server.history("carla", conversation).await.len(), 2);
+}

@@ -363,3 +363,52 @@ async fn a_dead_webhook_receiver_slows_no_push_and_its_events_are_parked_for_red
         assert!(report.contains(" deadLetter)"), "parked and redelivered records in {report}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_reaches_the_moderators_as_a_signed_webhook_and_deleted_messages_are_not_pushed() {
+    // The deletion must be in the log before the burst is due: seconds of margin.
+    let Setup { receiver, server, _secrets } = wei_subscribed("4s").await;
+    let conversation = server.open_conversation("job-report", "carla", "wei").await;
+    let rude = server.send("carla", conversation, "pay me outside the site").await;
+    // Taken back before the notification is due: nothing is pushed for it.
+    let regret = server.send("carla", conversation, "my phone is 555-0100").await;
+    let path = format!("/v1/conversations/{conversation}/messages/{regret}");
+    assert_eq!(server.call(Method::DELETE, "carla", &path, Value::Null).await.0, 204);
+
+    let report = json!({"reason": "off_platform", "detail": "asked to pay outside"});
+    let path = format!("/v1/conversations/{conversation}/messages/{rude}/report");
+    let (status, accepted) = server.post("wei", &path, report).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert!(
+        receiver
+            .until(Duration::from_secs(15), |r| r
+                .webhooks()
+                .iter()
+                .any(|h| h.body["type"] == "message.reported"))
+            .await
+    );
+    let reports = webhooks_of(&receiver, "message.reported");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let data = &reports[0]["data"];
+    assert_eq!(
+        (data["message_id"].as_u64(), &data["reporter_id"], &data["sender_id"]),
+        (Some(rude), &json!("wei"), &json!("carla"))
+    );
+    assert_eq!(
+        (&data["reason"], &data["detail"]),
+        (&json!("off_platform"), &json!("asked to pay outside"))
+    );
+    let position = accepted["position"].as_u64().unwrap();
+    assert_eq!(reports[0]["webhook_id"], format!("{conversation}-report-{position}"));
+
+    assert!(receiver.until(Duration::from_secs(15), |r| !r.pushes("wei-phone").is_empty()).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pushes = receiver.pushes("wei-phone");
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(
+        pushes[0].payload["text"], "pay me outside the site",
+        "the deleted one is not shown"
+    );
+    assert_eq!(pushes[0].payload["count"], 1);
+    assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
+}

@@ -1,13 +1,14 @@
 //! Changes to messages already sent: edits by their sender, deletions for everyone (by the
-//! sender, or by the service role for moderation). Each is an event on the log; the
-//! projector folds it into history and the inbox, the fanout sends it after the message.
+//! sender, or by the service role for moderation), and reports to the moderators. Each is
+//! an event on the log; the projector folds edits and deletions into history and the inbox,
+//! the fanout sends them after the message, the notifier tells the jobs system of reports.
 
 use auth::Caller;
-use schemas::http::MessageChangeAccepted;
-use schemas::limits;
+use schemas::http::{MessageChangeAccepted, ReportRequest};
+use schemas::limits::{self, Invalid};
 use schemas::{
     Attachment, ChatEvent, ConversationId, Envelope, MessageDeleted, MessageEdited, MessageId,
-    MessageType, Timestamp, UserId,
+    MessageReported, MessageType, Timestamp, UserId,
 };
 
 use crate::error::IngestError;
@@ -102,6 +103,37 @@ impl Ingest {
             tracing::warn!(%error, %conversation, upload_id, "a deleted message's file stays");
         }
         Ok(Some(MessageChangeAccepted { conversation_id: conversation, message_id, position }))
+    }
+
+    /// `POST /v1/conversations/{id}/messages/{message_id}/report`: a participant reports a
+    /// message of the other side (or of the jobs system) to the moderators. The answer
+    /// comes once the report is durable in the log.
+    pub async fn report_message(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        message_id: MessageId,
+        request: ReportRequest,
+    ) -> Result<MessageChangeAccepted, IngestError> {
+        self.authorize(caller, conversation).await?;
+        if let Some(detail) = &request.detail {
+            limits::report_detail(detail)?;
+        }
+        let original = self.original(conversation, message_id).await?;
+        if original.sender == caller.user_id {
+            return Err(Invalid::new("message_id", "names the caller's own message").into());
+        }
+        let event = ChatEvent::MessageReported(MessageReported {
+            conversation_id: conversation,
+            message_id,
+            reporter_id: caller.user_id.clone(),
+            sender_id: original.sender,
+            reason: request.reason,
+            detail: request.detail,
+            reported_at: Timestamp::now(),
+        });
+        let position = self.publish(&event, None).await?.id();
+        Ok(MessageChangeAccepted { conversation_id: conversation, message_id, position })
     }
 
     /// Message `id` of `conversation`: from the projections, or, for a message sent a

@@ -9,7 +9,7 @@ use schemas::Attachment;
 use schemas::generate::schema_for_openapi;
 use schemas::http::{
     Conversation, EditMessageRequest, Health, InboxPage, MarkReadRequest, Me,
-    MessageChangeAccepted, MessagePage, OpenConversationRequest, Problem, ReadMark,
+    MessageChangeAccepted, MessagePage, OpenConversationRequest, Problem, ReadMark, ReportRequest,
     SendMessageRequest, SentMessage,
 };
 use schemas::notify::{PushSubscription, RemovePushSubscription, VapidPublicKey};
@@ -92,6 +92,10 @@ pub fn document() -> Value {
     let deleted_already = b.problem("the message was deleted");
     let message_id = json!({ "name": "message_id", "in": "path", "required": true,
         "schema": { "type": "integer", "minimum": 1, "maximum": 9007199254740991_u64 } });
+    let report_body = b.body::<ReportRequest>();
+    let reported = b.ok::<MessageChangeAccepted>(
+        "the report is durable in the log (the jobs system gets a message.reported webhook)",
+    );
     let read_body = b.body::<MarkReadRequest>();
     let read = b.ok::<ReadMark>("the read mark is in the log");
     let inbox = b.ok::<InboxPage>("the caller's conversations, most recent activity first");
@@ -231,6 +235,14 @@ pub fn document() -> Value {
                         "deleted (or deleted already)" }, "403": not_deletable }))
                 }
             },
+            "/v1/conversations/{id}/messages/{message_id}/report": { "post": {
+                "operationId": "reportMessage",
+                "summary": "Report a message of the other side to the moderators (participants)",
+                "security": bearer,
+                "parameters": [path_id("conversation id"), message_id],
+                "requestBody": report_body,
+                "responses": with_errors(json!({ "202": reported }))
+            }},
             "/v1/conversations/{id}/read": { "post": {
                 "operationId": "markRead",
                 "summary": "Mark every message up to and including up_to as read",

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use schemas::MessageId;
 use schemas::http::{
     EditMessageRequest, HistoryQuery, InboxCursor, InboxPage, InboxQuery, MarkReadRequest, Me,
-    MessagePage, OpenConversationRequest, SendMessageRequest,
+    MessagePage, OpenConversationRequest, ReportRequest, SendMessageRequest,
 };
 use schemas::limits::Invalid;
 
@@ -34,6 +34,7 @@ pub fn router(state: IngestState) -> Router {
             "/v1/conversations/{id}/messages/{message_id}",
             patch(edit_message).delete(delete_message),
         )
+        .route("/v1/conversations/{id}/messages/{message_id}/report", post(report_message))
         .route("/v1/conversations/{id}/read", post(mark_read))
         .route("/v1/conversations/{id}/attachments", post(uploads::upload))
         .route("/v1/conversations/{id}/attachments/{upload_id}", get(uploads::download))
@@ -117,6 +118,17 @@ async fn delete_message(
     let (conversation, message_id) = message_path(&id, &message_id)?;
     state.ingest.delete_message(&caller, conversation, message_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn report_message(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path((id, message_id)): Path<(String, String)>,
+    JsonBody(request): JsonBody<ReportRequest>,
+) -> Result<Response, IngestError> {
+    let (conversation, message_id) = message_path(&id, &message_id)?;
+    let accepted = state.ingest.report_message(&caller, conversation, message_id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
 async fn mark_read(

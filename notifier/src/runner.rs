@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use eventlog::{EventLog, LogError, Record, SignalBus, SubscribeSpec, Subscription, join_group};
 use schemas::notify::{
-    ConversationStartedData, MessageUnreadData, PushPayload, WebhookData, WebhookEvent,
+    ConversationStartedData, MessageReportedData, MessageUnreadData, PushPayload, WebhookData,
+    WebhookEvent,
 };
 use schemas::{ChatEvent, ConversationId, Envelope, MessageId, Position, Timestamp, UserId};
 use tokio::sync::mpsc;
@@ -254,9 +255,12 @@ impl Notifier {
         let at = match &event {
             ChatEvent::ConversationStarted(started) => Some(started.started_at),
             ChatEvent::MessageSent(sent) => Some(sent.sent_at),
+            // A report is never too old: a moderator must see it, and its id (the record's
+            // position) lets the receiver drop one it had.
             ChatEvent::MessagesRead(_)
             | ChatEvent::MessageEdited(_)
-            | ChatEvent::MessageDeleted(_) => None,
+            | ChatEvent::MessageDeleted(_)
+            | ChatEvent::MessageReported(_) => None,
         };
         if at.is_some_and(|at| self.stale(at)) {
             if let ChatEvent::ConversationStarted(started) = event {
@@ -311,6 +315,28 @@ impl Notifier {
             }
             ChatEvent::MessageDeleted(deleted) => {
                 self.ledger.changed(deleted.conversation_id, deleted.message_id, None);
+            }
+            ChatEvent::MessageReported(report) => {
+                if self.deliveries.webhook.is_some() {
+                    let id = format!(
+                        "{}-report-{}",
+                        report.conversation_id.get(),
+                        MessageId::from_position(position)
+                    );
+                    let event = WebhookEvent {
+                        kind: "message.reported".into(),
+                        timestamp: report.reported_at,
+                        data: WebhookData::MessageReported(MessageReportedData {
+                            conversation_id: report.conversation_id,
+                            message_id: report.message_id,
+                            reporter_id: report.reporter_id,
+                            sender_id: report.sender_id,
+                            reason: report.reason,
+                            detail: report.detail,
+                        }),
+                    };
+                    self.spawn_task(position, id, event);
+                }
             }
         }
     }

@@ -150,6 +150,7 @@ pub fn apply(
         ChatEvent::MessagesRead(read) => apply_read(view, read, position, known),
         ChatEvent::MessageEdited(edited) => apply_edit(view, edited, position, known),
         ChatEvent::MessageDeleted(deleted) => apply_delete(view, deleted, position, known),
+        ChatEvent::MessageReported(_) => Outcome::Unchanged("a report is for the moderators"),
         ChatEvent::ConversationStarted(_) => Outcome::Unchanged("conversation already started"),
     }
 }

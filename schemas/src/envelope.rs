@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::events::{
-    ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageSent, MessagesRead,
+    ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageReported, MessageSent,
+    MessagesRead,
 };
 use crate::timestamp::Timestamp;
 
@@ -61,6 +62,7 @@ impl Envelope {
             ChatEvent::MessagesRead(inner) => serde_json::to_value(inner),
             ChatEvent::MessageEdited(inner) => serde_json::to_value(inner),
             ChatEvent::MessageDeleted(inner) => serde_json::to_value(inner),
+            ChatEvent::MessageReported(inner) => serde_json::to_value(inner),
         };
         Self {
             specversion: SPEC_VERSION.to_owned(),
@@ -110,6 +112,9 @@ impl Envelope {
             ),
             ChatEvent::MESSAGE_DELETED => ChatEvent::MessageDeleted(
                 serde_json::from_value::<MessageDeleted>(data).map_err(wrong)?,
+            ),
+            ChatEvent::MESSAGE_REPORTED => ChatEvent::MessageReported(
+                serde_json::from_value::<MessageReported>(data).map_err(wrong)?,
             ),
             _ => return Ok(None),
         };

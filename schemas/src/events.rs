@@ -146,6 +146,45 @@ pub struct MessagesRead {
     pub read_at: Timestamp,
 }
 
+/// Why a participant reports a message to the jobs system's moderators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportReason {
+    Spam,
+    Harassment,
+    /// Asking to pay or talk outside the marketplace.
+    OffPlatform,
+    Other,
+}
+
+impl ReportReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spam => "spam",
+            Self::Harassment => "harassment",
+            Self::OffPlatform => "off_platform",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// `chat.message.reported.v1`: a participant reported message `message_id` of the other
+/// side to the moderators. Changes nothing in the conversation; the jobs system acts on it
+/// (a `message.reported` webhook where webhooks are set up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageReported {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub reporter_id: UserId,
+    /// Who sent the reported message.
+    pub sender_id: UserId,
+    pub reason: ReportReason,
+    /// The reporter's words, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub reported_at: Timestamp,
+}
+
 /// Every event the chat writes to its log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
@@ -154,6 +193,7 @@ pub enum ChatEvent {
     MessagesRead(MessagesRead),
     MessageEdited(MessageEdited),
     MessageDeleted(MessageDeleted),
+    MessageReported(MessageReported),
 }
 
 impl ChatEvent {
@@ -162,14 +202,16 @@ impl ChatEvent {
     pub const MESSAGES_READ: &'static str = "chat.messages.read.v1";
     pub const MESSAGE_EDITED: &'static str = "chat.message.edited.v1";
     pub const MESSAGE_DELETED: &'static str = "chat.message.deleted.v1";
+    pub const MESSAGE_REPORTED: &'static str = "chat.message.reported.v1";
 
     /// Every event type this build writes, for documentation and schema generation.
-    pub const TYPES: [&'static str; 5] = [
+    pub const TYPES: [&'static str; 6] = [
         Self::CONVERSATION_STARTED,
         Self::MESSAGE_SENT,
         Self::MESSAGES_READ,
         Self::MESSAGE_EDITED,
         Self::MESSAGE_DELETED,
+        Self::MESSAGE_REPORTED,
     ];
 
     pub fn type_name(&self) -> &'static str {
@@ -179,6 +221,7 @@ impl ChatEvent {
             Self::MessagesRead(_) => Self::MESSAGES_READ,
             Self::MessageEdited(_) => Self::MESSAGE_EDITED,
             Self::MessageDeleted(_) => Self::MESSAGE_DELETED,
+            Self::MessageReported(_) => Self::MESSAGE_REPORTED,
         }
     }
 
@@ -189,6 +232,7 @@ impl ChatEvent {
             Self::MessagesRead(event) => event.conversation_id,
             Self::MessageEdited(event) => event.conversation_id,
             Self::MessageDeleted(event) => event.conversation_id,
+            Self::MessageReported(event) => event.conversation_id,
         }
     }
 
@@ -199,6 +243,7 @@ impl ChatEvent {
             Self::MessagesRead(event) => event.read_at,
             Self::MessageEdited(event) => event.edited_at,
             Self::MessageDeleted(event) => event.deleted_at,
+            Self::MessageReported(event) => event.reported_at,
         }
     }
 

@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 
 use crate::envelope::Envelope;
 use crate::events::{
-    ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageSent, MessagesRead,
+    ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageReported, MessageSent,
+    MessagesRead,
 };
 use crate::native::{ClientFrame, ServerFrame, close};
 use crate::notify::DeadLetter;
@@ -130,6 +131,10 @@ pub fn json_schemas() -> Vec<Document> {
             ChatEvent::MESSAGE_DELETED,
             "A message is deleted for everyone: a tombstone in history, no longer unread.",
         ),
+        event_document::<MessageReported>(
+            ChatEvent::MESSAGE_REPORTED,
+            "A participant reported a message of the other side to the moderators.",
+        ),
         Document { path: "events/envelope.json".into(), content: schema_2020_12::<Envelope>() },
         Document { path: "signals/signal.json".into(), content: schema_2020_12::<Signal>() },
         Document {
@@ -165,6 +170,7 @@ pub fn asyncapi() -> Document {
     let read = schema_draft07::<MessagesRead>(&mut schemas);
     let edited = schema_draft07::<MessageEdited>(&mut schemas);
     let deleted = schema_draft07::<MessageDeleted>(&mut schemas);
+    let reported = schema_draft07::<MessageReported>(&mut schemas);
     let signal = schema_draft07::<Signal>(&mut schemas);
     let signal_batch = schema_draft07::<SignalBatch>(&mut schemas);
     let dead_letter = schema_draft07::<DeadLetter>(&mut schemas);
@@ -231,7 +237,8 @@ pub fn asyncapi() -> Document {
                     "messageSent": { "$ref": "#/components/messages/messageSent" },
                     "messagesRead": { "$ref": "#/components/messages/messagesRead" },
                     "messageEdited": { "$ref": "#/components/messages/messageEdited" },
-                    "messageDeleted": { "$ref": "#/components/messages/messageDeleted" }
+                    "messageDeleted": { "$ref": "#/components/messages/messageDeleted" },
+                    "messageReported": { "$ref": "#/components/messages/messageReported" }
                 }
             },
             "signals": {
@@ -308,6 +315,8 @@ pub fn asyncapi() -> Document {
                     "The sender replaced a message's text.", &edited),
                 "messageDeleted": event_message(ChatEvent::MESSAGE_DELETED,
                     "A message was deleted for everyone.", &deleted),
+                "messageReported": event_message(ChatEvent::MESSAGE_REPORTED,
+                    "A participant reported a message to the moderators.", &reported),
                 "signal": { "name": "signal", "contentType": "application/json", "payload": signal },
                 "signalBatch": { "name": "signalBatch", "contentType": "application/json",
                                  "payload": signal_batch },

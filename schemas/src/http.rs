@@ -72,6 +72,16 @@ pub struct MessageChangeAccepted {
     pub position: MessageId,
 }
 
+/// `POST /v1/conversations/{id}/messages/{message_id}/report`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub reason: crate::events::ReportReason,
+    /// What the reporter wants the moderators to know (at most 1,000 bytes).
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
 /// `POST /v1/conversations/{id}/read`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -26,8 +26,8 @@ pub mod traceparent;
 
 pub use envelope::{DecodeError, Envelope};
 pub use events::{
-    Attachment, ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageSent,
-    MessageType, MessagesRead, Participant,
+    Attachment, ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageReported,
+    MessageSent, MessageType, MessagesRead, Participant, ReportReason,
 };
 pub use ids::{ConversationId, IdError, MessageId, Position, UserId};
 pub use timestamp::Timestamp;

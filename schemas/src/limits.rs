@@ -9,6 +9,8 @@ use crate::events::{Attachment, MessageType};
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Display names, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
+/// What a reporter may say about a report, in bytes.
+pub const MAX_REPORT_DETAIL_BYTES: usize = 1000;
 /// Job ids, in bytes.
 pub const MAX_JOB_ID_BYTES: usize = 128;
 /// Client-generated idempotency keys, in bytes.
@@ -81,6 +83,20 @@ pub fn idempotency_key(key: &str) -> Result<(), Invalid> {
 
 /// Checks the body of a message before it is appended: text within its limit, the
 /// attachment the type demands, and nothing the type forbids.
+/// A report's free text: bounded, without control characters but line breaks.
+pub fn report_detail(detail: &str) -> Result<(), Invalid> {
+    if detail.len() > MAX_REPORT_DETAIL_BYTES {
+        return Err(Invalid::new(
+            "detail",
+            format!("is {} bytes; the limit is {MAX_REPORT_DETAIL_BYTES}", detail.len()),
+        ));
+    }
+    if detail.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r')) {
+        return Err(Invalid::new("detail", "must not contain control characters"));
+    }
+    Ok(())
+}
+
 pub fn message(
     message_type: MessageType,
     text: &str,

@@ -66,7 +66,7 @@ pub struct PushPayload {
 /// the same on every attempt), `webhook-timestamp` and `webhook-signature`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WebhookEvent {
-    /// `conversation.started` or `message.unread`; more will follow (moderation).
+    /// `conversation.started`, `message.unread` or `message.reported`; more may follow.
     #[serde(rename = "type")]
     pub kind: String,
     /// When what the event reports happened.
@@ -79,6 +79,7 @@ pub struct WebhookEvent {
 pub enum WebhookData {
     ConversationStarted(ConversationStartedData),
     MessageUnread(MessageUnreadData),
+    MessageReported(MessageReportedData),
 }
 
 /// `conversation.started`: a job's conversation exists.
@@ -104,6 +105,19 @@ pub struct MessageUnreadData {
     /// How many messages this event covers.
     pub count: u32,
     pub unread_count: u64,
+}
+
+/// `message.reported`: a participant reported a message of the other side. The moderators
+/// read it (and what surrounds it) with the service role's token, and may delete it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageReportedData {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub reporter_id: UserId,
+    pub sender_id: UserId,
+    pub reason: crate::events::ReportReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A record of the `<events topic>.dead-letters` topic, keyed by conversation id. The topic

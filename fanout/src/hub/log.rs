@@ -81,7 +81,7 @@ impl Hub {
                     change,
                 );
             }
-            ChatEvent::ConversationStarted(_) => {}
+            ChatEvent::ConversationStarted(_) | ChatEvent::MessageReported(_) => {}
         }
     }
 

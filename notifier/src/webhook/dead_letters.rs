@@ -56,6 +56,7 @@ fn key_of(event: &WebhookEvent) -> ConversationId {
     match &event.data {
         WebhookData::ConversationStarted(data) => data.conversation_id,
         WebhookData::MessageUnread(data) => data.conversation_id,
+        WebhookData::MessageReported(data) => data.conversation_id,
     }
 }
 
