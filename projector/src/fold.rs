@@ -146,8 +146,8 @@ pub fn apply(
         return Outcome::Unchanged("already applied");
     }
     match event {
-        ChatEvent::MessageSent(sent) => apply_message(view, sent, position, known),
-        ChatEvent::MessagesRead(read) => apply_read(view, read, position, known),
+        ChatEvent::MessageSent(sent) => apply_message(view, sent, position, &known),
+        ChatEvent::MessagesRead(read) => apply_read(view, read, position, &known),
         ChatEvent::MessageEdited(edited) => apply_edit(view, edited, position, known),
         ChatEvent::MessageDeleted(deleted) => apply_delete(view, deleted, position, known),
         ChatEvent::MessageReported(_) => Outcome::Unchanged("a report is for the moderators"),
@@ -159,12 +159,12 @@ fn apply_message(
     view: &mut ConversationView,
     sent: &MessageSent,
     position: Position,
-    known: Known,
+    known: &Known,
 ) -> Outcome {
     let id = MessageId::from_position(position);
     // The store may already hold this very message (a redelivery after a crash that wrote
     // the message but not yet the view): only an earlier message makes it a duplicate.
-    if let Known::FirstWithKey(Some(original)) = known
+    if let Known::FirstWithKey(Some(original)) = *known
         && original < id
     {
         return Outcome::Duplicate { original };
@@ -293,12 +293,12 @@ fn apply_read(
     view: &mut ConversationView,
     read: &MessagesRead,
     position: Position,
-    known: Known,
+    known: &Known,
 ) -> Outcome {
     let Some(role) = view.role_of(&read.reader_id) else {
         return Outcome::Unchanged("reader is not a participant");
     };
-    let Known::CountsAt(Some((mark, counts_at_mark))) = known else {
+    let Known::CountsAt(Some((mark, counts_at_mark))) = *known else {
         return Outcome::Unchanged("no message at or before up_to");
     };
     let state = view.read_state_mut(role);

@@ -219,7 +219,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(data: Value) -> Value {
+    fn event(data: &Value) -> Value {
         json!({
             "type": "object",
             "required": ["type", "data"],
@@ -244,14 +244,14 @@ mod tests {
     fn with(change: impl FnOnce(&mut Value)) -> Value {
         let mut changed = data();
         change(&mut changed);
-        event(changed)
+        event(&changed)
     }
 
     #[test]
     fn the_same_schema_and_a_new_optional_property_are_compatible() {
-        assert!(incompatibilities(&event(data()), &event(data())).is_empty());
+        assert!(incompatibilities(&event(&data()), &event(&data())).is_empty());
         let added = with(|d| d["properties"]["edited_at"] = json!({"type": "string"}));
-        assert!(incompatibilities(&event(data()), &added).is_empty());
+        assert!(incompatibilities(&event(&data()), &added).is_empty());
     }
 
     #[test]
@@ -259,27 +259,27 @@ mod tests {
         let removed = with(|d| {
             d["properties"].as_object_mut().unwrap().remove("note");
         });
-        assert_eq!(incompatibilities(&event(data()), &removed), ["/data/note: property removed"]);
+        assert_eq!(incompatibilities(&event(&data()), &removed), ["/data/note: property removed"]);
     }
 
     #[test]
     fn a_changed_type_or_format_or_a_lost_enum_value_is_reported() {
         let typed = with(|d| d["properties"]["text"] = json!({"type": "integer"}));
         assert_eq!(
-            incompatibilities(&event(data()), &typed),
+            incompatibilities(&event(&data()), &typed),
             ["/data/text: type changed from \"string\" to \"integer\""]
         );
         let nullable = with(|d| d["properties"]["text"] = json!({"type": ["string", "null"]}));
-        assert_eq!(incompatibilities(&event(data()), &nullable).len(), 1);
+        assert_eq!(incompatibilities(&event(&data()), &nullable).len(), 1);
         let widened = with(|d| d["properties"]["kind"] = json!({"enum": ["TEXT", "FILE", "GIF"]}));
-        assert!(incompatibilities(&event(data()), &widened).is_empty(), "readers skip new values");
+        assert!(incompatibilities(&event(&data()), &widened).is_empty(), "readers skip new values");
         let narrowed = with(|d| d["properties"]["kind"] = json!({"enum": ["TEXT"]}));
         assert_eq!(
-            incompatibilities(&event(data()), &narrowed),
+            incompatibilities(&event(&data()), &narrowed),
             ["/data/kind: enum value \"FILE\" removed"]
         );
         let format = with(|d| d["properties"]["id"]["format"] = json!("uint32"));
-        assert_eq!(incompatibilities(&event(data()), &format).len(), 1);
+        assert_eq!(incompatibilities(&event(&data()), &format).len(), 1);
     }
 
     #[test]
@@ -289,12 +289,12 @@ mod tests {
             d["required"] = json!(["id", "text", "edited_at"]);
         });
         assert_eq!(
-            incompatibilities(&event(data()), &demanded),
+            incompatibilities(&event(&data()), &demanded),
             ["/data/edited_at: new required property"]
         );
         let relaxed = with(|d| d["required"] = json!(["id"]));
         assert_eq!(
-            incompatibilities(&event(data()), &relaxed),
+            incompatibilities(&event(&data()), &relaxed),
             ["/data/text: required property made optional"]
         );
     }
@@ -318,8 +318,8 @@ mod tests {
 
     #[test]
     fn references_are_followed_in_each_document_and_cycles_end() {
-        let inline = event(data());
-        let mut referenced = event(json!({"$ref": "#/$defs/Inner"}));
+        let inline = event(&data());
+        let mut referenced = event(&json!({"$ref": "#/$defs/Inner"}));
         referenced["$defs"]["Inner"] = data();
         assert!(incompatibilities(&inline, &referenced).is_empty());
         let cycle = json!({"$ref": "#/$defs/A", "$defs": {"A": {"$ref": "#/$defs/A"}}});

@@ -69,7 +69,7 @@ impl Hub {
                     record.position,
                     edited.conversation_id,
                     edited.message_id,
-                    change,
+                    &change,
                 );
             }
             ChatEvent::MessageDeleted(deleted) => {
@@ -78,7 +78,7 @@ impl Hub {
                     record.position,
                     deleted.conversation_id,
                     deleted.message_id,
-                    change,
+                    &change,
                 );
             }
             ChatEvent::ConversationStarted(_) | ChatEvent::MessageReported(_) => {}
@@ -93,7 +93,7 @@ impl Hub {
         at: Position,
         conversation: ConversationId,
         message_id: MessageId,
-        change: MessageChange,
+        change: &MessageChange,
     ) {
         let frame = render(&ServerFrame::MessageChanged {
             conversation_id: conversation,
@@ -102,7 +102,7 @@ impl Hub {
             change: change.clone(),
         });
         let mut conversations = self.conversations.lock();
-        if conversations.backlog.change(conversation, at, message_id, &change, frame.clone()) {
+        if conversations.backlog.change(conversation, at, message_id, change, frame.clone()) {
             conversations.offer(conversation, &Outbound::Native(Arc::new(frame)));
         }
     }
