@@ -132,6 +132,10 @@ async fn attempt(
             let path = format!("/v1/conversations/{conversation}/messages/{message}");
             http(server.http.delete(server.url(&path)).bearer_auth(&bearer)).await
         }
+        8 => {
+            let path = format!("/v1/conversations/{conversation}/block");
+            http(server.http.put(server.url(&path)).bearer_auth(&bearer)).await
+        }
         7 => {
             let path = format!("/v1/conversations/{conversation}/messages/{message}/report");
             let body = json!({"reason": "spam", "detail": "probe"});
@@ -205,7 +209,7 @@ async fn outsiders_learn_nothing_about_a_conversation_not_even_that_it_exists() 
         for user in world.outsiders(conversation) {
             let forbidden = world.forbidden_for(user);
             for _ in 0..2 {
-                let operation = dice.below(9);
+                let operation = dice.below(10);
                 // The same dice for both, so the probe and its control differ only in the id.
                 let mut twin = Dice(dice.roll());
                 let mut control_dice = Dice(twin.0);

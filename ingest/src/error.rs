@@ -18,6 +18,9 @@ pub enum IngestError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The other participant blocked the conversation.
+    #[error("{0}")]
+    Blocked(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -47,6 +50,7 @@ impl IngestError {
             Self::Invalid(_) => ErrorCode::InvalidInput,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Blocked(_) => ErrorCode::Blocked,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
@@ -62,7 +66,7 @@ impl IngestError {
             Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Blocked(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) | Self::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,

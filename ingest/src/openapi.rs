@@ -92,6 +92,11 @@ pub fn document() -> Value {
     let deleted_already = b.problem("the message was deleted");
     let message_id = json!({ "name": "message_id", "in": "path", "required": true,
         "schema": { "type": "integer", "minimum": 1, "maximum": 9007199254740991_u64 } });
+    let block_state = b.ok::<Conversation>(
+        "the conversation as the caller sees it now (blocked, and blocked_by when it is the \
+         caller's block)",
+    );
+    let blocked = b.problem("the other participant blocked the conversation (type blocked)");
     let report_body = b.body::<ReportRequest>();
     let reported = b.ok::<MessageChangeAccepted>(
         "the report is durable in the log (the jobs system gets a message.reported webhook)",
@@ -199,7 +204,7 @@ pub fn document() -> Value {
                     "security": bearer,
                     "parameters": [path_id("conversation id")],
                     "requestBody": send_body,
-                    "responses": with_errors(json!({ "201": sent, "200": duplicate }))
+                    "responses": with_errors(json!({ "201": sent, "200": duplicate, "403": blocked }))
                 },
                 "get": {
                     "operationId": "history",
@@ -233,6 +238,22 @@ pub fn document() -> Value {
                     "parameters": [path_id("conversation id"), message_id],
                     "responses": with_errors(json!({ "204": { "description":
                         "deleted (or deleted already)" }, "403": not_deletable }))
+                }
+            },
+            "/v1/conversations/{id}/block": {
+                "put": {
+                    "operationId": "blockConversation",
+                    "summary": "Block the conversation: the other side's sends are refused",
+                    "security": bearer,
+                    "parameters": [path_id("conversation id")],
+                    "responses": with_errors(json!({ "200": block_state.clone() }))
+                },
+                "delete": {
+                    "operationId": "unblockConversation",
+                    "summary": "Lift the caller's block",
+                    "security": bearer,
+                    "parameters": [path_id("conversation id")],
+                    "responses": with_errors(json!({ "200": block_state }))
                 }
             },
             "/v1/conversations/{id}/messages/{message_id}/report": { "post": {

@@ -29,6 +29,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/v1/jobs/{job_id}/conversation", put(open_conversation))
         .route("/v1/conversations", get(inbox))
         .route("/v1/conversations/{id}", get(conversation))
+        .route("/v1/conversations/{id}/block", put(block).delete(unblock))
         .route("/v1/conversations/{id}/messages", post(send_message).get(history))
         .route(
             "/v1/conversations/{id}/messages/{message_id}",
@@ -64,8 +65,26 @@ async fn conversation(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, IngestError> {
-    let record = state.ingest.authorize(&caller, parse_conversation(&id)?).await?;
-    Ok(Json(record.to_http()).into_response())
+    let conversation = state.ingest.conversation_for(&caller, parse_conversation(&id)?).await?;
+    Ok(Json(conversation).into_response())
+}
+
+async fn block(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, IngestError> {
+    let answer = state.ingest.set_blocked(&caller, parse_conversation(&id)?, true).await?;
+    Ok(Json(answer).into_response())
+}
+
+async fn unblock(
+    State(state): State<IngestState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, IngestError> {
+    let answer = state.ingest.set_blocked(&caller, parse_conversation(&id)?, false).await?;
+    Ok(Json(answer).into_response())
 }
 
 async fn send_message(

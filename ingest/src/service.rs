@@ -67,6 +67,7 @@ pub struct Ingest {
     started: Mutex<LruCache<ConversationId, ConversationRecord>>,
     limiter: Option<RateLimiter>,
     attachments: Option<Attachments>,
+    pub(crate) blocks: crate::blocking::BlockCache,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -94,6 +95,7 @@ impl Ingest {
             started: Mutex::new(LruCache::new(capacity)),
             limiter,
             attachments: None,
+            blocks: crate::blocking::BlockCache::default(),
         }
     }
 
@@ -241,7 +243,9 @@ impl Ingest {
                     Invalid::new("type", "SYSTEM messages come from the service role").into()
                 );
             }
-            self.authorize(caller, conversation).await?
+            let record = self.authorize(caller, conversation).await?;
+            self.check_not_blocked(caller, conversation).await?;
+            record
         };
         let attachment = match draft.attachment {
             Some(attachment) if attachment.upload_id.is_some() => {

@@ -260,7 +260,9 @@ impl Notifier {
             ChatEvent::MessagesRead(_)
             | ChatEvent::MessageEdited(_)
             | ChatEvent::MessageDeleted(_)
-            | ChatEvent::MessageReported(_) => None,
+            | ChatEvent::MessageReported(_)
+            | ChatEvent::ConversationBlocked(_)
+            | ChatEvent::ConversationUnblocked(_) => None,
         };
         if at.is_some_and(|at| self.stale(at)) {
             if let ChatEvent::ConversationStarted(started) = event {
@@ -316,6 +318,8 @@ impl Notifier {
             ChatEvent::MessageDeleted(deleted) => {
                 self.ledger.changed(deleted.conversation_id, deleted.message_id, None);
             }
+            // A blocked sender's messages are refused, so there is nothing to notify.
+            ChatEvent::ConversationBlocked(_) | ChatEvent::ConversationUnblocked(_) => {}
             ChatEvent::MessageReported(report) => {
                 if self.deliveries.webhook.is_some() {
                     let id = format!(

@@ -340,6 +340,7 @@ fn record_outcome(
             applied.projection.changes.push(change);
         }
         Outcome::Read { .. } => applied.counts.reads += 1,
+        Outcome::Blocking => applied.counts.changes += 1,
         Outcome::Duplicate { original } => {
             applied.counts.duplicates += 1;
             tracing::info!(%conversation, %original, "dropping a duplicate send");

@@ -16,6 +16,7 @@
 //!   `message.deleted` by the sender (or by moderation) makes the message a tombstone. Both
 //!   are recorded as changes at their position, for resuming clients. A deleted message no
 //!   longer counts as unread, and the inbox preview moves to the latest message standing.
+//! - A participant's `conversation.blocked` stands until their `conversation.unblocked`.
 //! - An event at or below the view's applied offset was applied already and changes nothing.
 //!   This is what makes redelivery harmless.
 
@@ -71,12 +72,21 @@ pub enum Outcome {
         message: Box<StoredMessage>,
         change: StoredChange,
     },
+    /// A participant blocked the conversation or lifted their block.
+    Blocking,
     Unchanged(&'static str),
 }
 
 impl Outcome {
     pub fn changed_view(&self) -> bool {
-        matches!(self, Self::Started | Self::Message(_) | Self::Read { .. } | Self::Changed { .. })
+        matches!(
+            self,
+            Self::Started
+                | Self::Message(_)
+                | Self::Read { .. }
+                | Self::Changed { .. }
+                | Self::Blocking
+        )
     }
 }
 
@@ -134,6 +144,7 @@ pub fn apply(
             client_read: ReadState::default(),
             worker_read: ReadState::default(),
             deleted: Vec::new(),
+            blocked_by: Vec::new(),
             partition: position.partition,
             applied_offset: position.offset,
         });
@@ -151,6 +162,12 @@ pub fn apply(
         ChatEvent::MessageEdited(edited) => apply_edit(view, edited, position, known),
         ChatEvent::MessageDeleted(deleted) => apply_delete(view, deleted, position, known),
         ChatEvent::MessageReported(_) => Outcome::Unchanged("a report is for the moderators"),
+        ChatEvent::ConversationBlocked(block) => {
+            apply_blocking(view, &block.blocker_id, true, position)
+        }
+        ChatEvent::ConversationUnblocked(unblock) => {
+            apply_blocking(view, &unblock.unblocker_id, false, position)
+        }
         ChatEvent::ConversationStarted(_) => Outcome::Unchanged("conversation already started"),
     }
 }
@@ -287,6 +304,29 @@ fn apply_delete(
     message.deleted_at = Some(deleted.deleted_at);
     message.revision = position.offset;
     change_of(view, message, position, MessageChange::Deleted { deleted_at: deleted.deleted_at })
+}
+
+/// A participant's block stands from `blocked` until they lift it; each participant lifts
+/// only their own.
+fn apply_blocking(
+    view: &mut ConversationView,
+    who: &schemas::UserId,
+    blocked: bool,
+    position: Position,
+) -> Outcome {
+    if view.role_of(who).is_none() {
+        return Outcome::Unchanged("only a participant blocks");
+    }
+    if view.blocked_by.contains(who) == blocked {
+        return Outcome::Unchanged("the block is as it was");
+    }
+    if blocked {
+        view.blocked_by.push(who.clone());
+    } else {
+        view.blocked_by.retain(|blocker| blocker != who);
+    }
+    view.applied_offset = position.offset;
+    Outcome::Blocking
 }
 
 fn apply_read(

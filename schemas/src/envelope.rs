@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::events::{
-    ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageReported, MessageSent,
-    MessagesRead,
+    ChatEvent, ConversationBlocked, ConversationStarted, ConversationUnblocked, MessageDeleted,
+    MessageEdited, MessageReported, MessageSent, MessagesRead,
 };
 use crate::timestamp::Timestamp;
 
@@ -63,6 +63,8 @@ impl Envelope {
             ChatEvent::MessageEdited(inner) => serde_json::to_value(inner),
             ChatEvent::MessageDeleted(inner) => serde_json::to_value(inner),
             ChatEvent::MessageReported(inner) => serde_json::to_value(inner),
+            ChatEvent::ConversationBlocked(inner) => serde_json::to_value(inner),
+            ChatEvent::ConversationUnblocked(inner) => serde_json::to_value(inner),
         };
         Self {
             specversion: SPEC_VERSION.to_owned(),
@@ -115,6 +117,12 @@ impl Envelope {
             ),
             ChatEvent::MESSAGE_REPORTED => ChatEvent::MessageReported(
                 serde_json::from_value::<MessageReported>(data).map_err(wrong)?,
+            ),
+            ChatEvent::CONVERSATION_BLOCKED => ChatEvent::ConversationBlocked(
+                serde_json::from_value::<ConversationBlocked>(data).map_err(wrong)?,
+            ),
+            ChatEvent::CONVERSATION_UNBLOCKED => ChatEvent::ConversationUnblocked(
+                serde_json::from_value::<ConversationUnblocked>(data).map_err(wrong)?,
             ),
             _ => return Ok(None),
         };

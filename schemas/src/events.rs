@@ -146,6 +146,24 @@ pub struct MessagesRead {
     pub read_at: Timestamp,
 }
 
+/// `chat.conversation.blocked.v1`: a participant blocked the conversation. While any
+/// participant's block stands, the other one's messages are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConversationBlocked {
+    pub conversation_id: ConversationId,
+    pub blocker_id: UserId,
+    pub blocked_at: Timestamp,
+}
+
+/// `chat.conversation.unblocked.v1`: the participant who blocked the conversation lifted
+/// their block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConversationUnblocked {
+    pub conversation_id: ConversationId,
+    pub unblocker_id: UserId,
+    pub unblocked_at: Timestamp,
+}
+
 /// Why a participant reports a message to the jobs system's moderators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -194,6 +212,8 @@ pub enum ChatEvent {
     MessageEdited(MessageEdited),
     MessageDeleted(MessageDeleted),
     MessageReported(MessageReported),
+    ConversationBlocked(ConversationBlocked),
+    ConversationUnblocked(ConversationUnblocked),
 }
 
 impl ChatEvent {
@@ -203,15 +223,19 @@ impl ChatEvent {
     pub const MESSAGE_EDITED: &'static str = "chat.message.edited.v1";
     pub const MESSAGE_DELETED: &'static str = "chat.message.deleted.v1";
     pub const MESSAGE_REPORTED: &'static str = "chat.message.reported.v1";
+    pub const CONVERSATION_BLOCKED: &'static str = "chat.conversation.blocked.v1";
+    pub const CONVERSATION_UNBLOCKED: &'static str = "chat.conversation.unblocked.v1";
 
     /// Every event type this build writes, for documentation and schema generation.
-    pub const TYPES: [&'static str; 6] = [
+    pub const TYPES: [&'static str; 8] = [
         Self::CONVERSATION_STARTED,
         Self::MESSAGE_SENT,
         Self::MESSAGES_READ,
         Self::MESSAGE_EDITED,
         Self::MESSAGE_DELETED,
         Self::MESSAGE_REPORTED,
+        Self::CONVERSATION_BLOCKED,
+        Self::CONVERSATION_UNBLOCKED,
     ];
 
     pub fn type_name(&self) -> &'static str {
@@ -222,6 +246,8 @@ impl ChatEvent {
             Self::MessageEdited(_) => Self::MESSAGE_EDITED,
             Self::MessageDeleted(_) => Self::MESSAGE_DELETED,
             Self::MessageReported(_) => Self::MESSAGE_REPORTED,
+            Self::ConversationBlocked(_) => Self::CONVERSATION_BLOCKED,
+            Self::ConversationUnblocked(_) => Self::CONVERSATION_UNBLOCKED,
         }
     }
 
@@ -233,6 +259,8 @@ impl ChatEvent {
             Self::MessageEdited(event) => event.conversation_id,
             Self::MessageDeleted(event) => event.conversation_id,
             Self::MessageReported(event) => event.conversation_id,
+            Self::ConversationBlocked(event) => event.conversation_id,
+            Self::ConversationUnblocked(event) => event.conversation_id,
         }
     }
 
@@ -244,6 +272,8 @@ impl ChatEvent {
             Self::MessageEdited(event) => event.edited_at,
             Self::MessageDeleted(event) => event.deleted_at,
             Self::MessageReported(event) => event.reported_at,
+            Self::ConversationBlocked(event) => event.blocked_at,
+            Self::ConversationUnblocked(event) => event.unblocked_at,
         }
     }
 

@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 
 use crate::envelope::Envelope;
 use crate::events::{
-    ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageReported, MessageSent,
-    MessagesRead,
+    ChatEvent, ConversationBlocked, ConversationStarted, ConversationUnblocked, MessageDeleted,
+    MessageEdited, MessageReported, MessageSent, MessagesRead,
 };
 use crate::native::{ClientFrame, ServerFrame, close};
 use crate::notify::DeadLetter;
@@ -135,6 +135,14 @@ pub fn json_schemas() -> Vec<Document> {
             ChatEvent::MESSAGE_REPORTED,
             "A participant reported a message of the other side to the moderators.",
         ),
+        event_document::<ConversationBlocked>(
+            ChatEvent::CONVERSATION_BLOCKED,
+            "A participant blocked the conversation: the other side can send nothing.",
+        ),
+        event_document::<ConversationUnblocked>(
+            ChatEvent::CONVERSATION_UNBLOCKED,
+            "The participant who blocked the conversation lifted the block.",
+        ),
         Document { path: "events/envelope.json".into(), content: schema_2020_12::<Envelope>() },
         Document { path: "signals/signal.json".into(), content: schema_2020_12::<Signal>() },
         Document {
@@ -171,6 +179,8 @@ pub fn asyncapi() -> Document {
     let edited = schema_draft07::<MessageEdited>(&mut schemas);
     let deleted = schema_draft07::<MessageDeleted>(&mut schemas);
     let reported = schema_draft07::<MessageReported>(&mut schemas);
+    let blocked = schema_draft07::<ConversationBlocked>(&mut schemas);
+    let unblocked = schema_draft07::<ConversationUnblocked>(&mut schemas);
     let signal = schema_draft07::<Signal>(&mut schemas);
     let signal_batch = schema_draft07::<SignalBatch>(&mut schemas);
     let dead_letter = schema_draft07::<DeadLetter>(&mut schemas);
@@ -238,7 +248,10 @@ pub fn asyncapi() -> Document {
                     "messagesRead": { "$ref": "#/components/messages/messagesRead" },
                     "messageEdited": { "$ref": "#/components/messages/messageEdited" },
                     "messageDeleted": { "$ref": "#/components/messages/messageDeleted" },
-                    "messageReported": { "$ref": "#/components/messages/messageReported" }
+                    "messageReported": { "$ref": "#/components/messages/messageReported" },
+                    "conversationBlocked": { "$ref": "#/components/messages/conversationBlocked" },
+                    "conversationUnblocked": {
+                        "$ref": "#/components/messages/conversationUnblocked" }
                 }
             },
             "signals": {
@@ -317,6 +330,10 @@ pub fn asyncapi() -> Document {
                     "A message was deleted for everyone.", &deleted),
                 "messageReported": event_message(ChatEvent::MESSAGE_REPORTED,
                     "A participant reported a message to the moderators.", &reported),
+                "conversationBlocked": event_message(ChatEvent::CONVERSATION_BLOCKED,
+                    "A participant blocked the conversation.", &blocked),
+                "conversationUnblocked": event_message(ChatEvent::CONVERSATION_UNBLOCKED,
+                    "A participant lifted their block.", &unblocked),
                 "signal": { "name": "signal", "contentType": "application/json", "payload": signal },
                 "signalBatch": { "name": "signalBatch", "contentType": "application/json",
                                  "payload": signal_batch },

@@ -29,6 +29,12 @@ pub struct Conversation {
     pub client: Participant,
     pub worker: Participant,
     pub created_at: Timestamp,
+    /// A participant blocked it: the other side can send nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+    /// The caller, when it is the caller's block (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<UserId>,
 }
 
 /// `POST /v1/conversations/{id}/messages`.
@@ -159,6 +165,12 @@ pub struct InboxItem {
     /// Messages from others after this user's read mark.
     pub unread_count: u64,
     pub last_read_id: MessageId,
+    /// A participant blocked the conversation: the other side can send nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+    /// The caller, when it is the caller's block (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<UserId>,
     /// Grows with every change to this item; keep the item with the highest version.
     pub version: u64,
 }

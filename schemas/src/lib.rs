@@ -26,8 +26,9 @@ pub mod traceparent;
 
 pub use envelope::{DecodeError, Envelope};
 pub use events::{
-    Attachment, ChatEvent, ConversationStarted, MessageDeleted, MessageEdited, MessageReported,
-    MessageSent, MessageType, MessagesRead, Participant, ReportReason,
+    Attachment, ChatEvent, ConversationBlocked, ConversationStarted, ConversationUnblocked,
+    MessageDeleted, MessageEdited, MessageReported, MessageSent, MessageType, MessagesRead,
+    Participant, ReportReason,
 };
 pub use ids::{ConversationId, IdError, MessageId, Position, UserId};
 pub use timestamp::Timestamp;

@@ -187,6 +187,8 @@ pub enum ErrorCode {
     RateLimited,
     /// A storage quota (a conversation's or a user's files) is full.
     QuotaExceeded,
+    /// The other participant blocked the conversation: nothing can be sent to them.
+    Blocked,
     /// The backend could not take the request right now; retrying is safe.
     Unavailable,
     Internal,
@@ -205,6 +207,7 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::RateLimited => "rate_limited",
             Self::QuotaExceeded => "quota_exceeded",
+            Self::Blocked => "blocked",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }

@@ -31,6 +31,8 @@ impl ConversationRecord {
             client: self.client.clone(),
             worker: self.worker.clone(),
             created_at: self.created_at,
+            blocked: false,
+            blocked_by: None,
         }
     }
 }
@@ -127,6 +129,9 @@ pub struct ConversationView {
     /// of the two read marks (older ones are dropped; marks never move back).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<DeletedMessage>,
+    /// The participants whose block stands (none, one, or both).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<UserId>,
     /// The partition the conversation lives in and the offset of the last event that
     /// changed this view: the view's version, and the guard against applying twice.
     pub partition: u32,
@@ -170,6 +175,17 @@ impl ConversationView {
         (self.totals.from_others_of(role) - mark.from_others_of(role)).saturating_sub(deleted)
     }
 
+    /// Whether `sender` may send here: not while the other participant's block stands.
+    pub fn blocks(&self, sender: &UserId) -> bool {
+        self.blocked_by.iter().any(|blocker| blocker != sender)
+    }
+
+    /// `conversation` as `user` sees it: blocked or not, and whether by them.
+    pub fn blocked_for(&self, user: &UserId) -> (bool, Option<UserId>) {
+        let mine = self.blocked_by.contains(user).then(|| user.clone());
+        (!self.blocked_by.is_empty(), mine)
+    }
+
     /// Keeps only the deleted messages that some read mark has not passed yet.
     pub fn forget_deleted_read_by_both(&mut self) {
         let floor = self.client_read.last_read.min(self.worker_read.last_read);
@@ -206,6 +222,7 @@ impl ConversationView {
     pub fn inbox_item(&self, user: &UserId) -> Option<InboxItem> {
         let role = self.role_of(user)?;
         let last = self.last_message.as_ref();
+        let (blocked, blocked_by) = self.blocked_for(user);
         Some(InboxItem {
             conversation_id: self.conversation_id,
             job_id: self.job_id.clone(),
@@ -218,6 +235,8 @@ impl ConversationView {
             last_activity_at: self.last_activity_at(),
             unread_count: self.unread(role),
             last_read_id: self.read_state(role).last_read,
+            blocked,
+            blocked_by,
             version: self.applied_offset,
         })
     }

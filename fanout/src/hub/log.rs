@@ -81,7 +81,11 @@ impl Hub {
                     &change,
                 );
             }
-            ChatEvent::ConversationStarted(_) | ChatEvent::MessageReported(_) => {}
+            // The inbox items say a conversation is blocked (the projector's inbox signals).
+            ChatEvent::ConversationStarted(_)
+            | ChatEvent::MessageReported(_)
+            | ChatEvent::ConversationBlocked(_)
+            | ChatEvent::ConversationUnblocked(_) => {}
         }
     }
 

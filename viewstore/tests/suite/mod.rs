@@ -30,6 +30,7 @@ fn view(conversation: u64, client: &str, worker: &str, offset: u64, at: i64) -> 
         client_read: ReadState::default(),
         worker_read: ReadState::default(),
         deleted: Vec::new(),
+        blocked_by: Vec::new(),
         partition: 0,
         applied_offset: offset,
     }

@@ -97,7 +97,7 @@ export type PresenceStatus = "online" | "offline";
  * Why a request failed; shared by HTTP problem types (`urn:chat:problem:<code>`), native
  * error frames and seed error frames.
  */
-export type ErrorCode = ("not_found" | "internal") | "invalid_json" | "invalid_input" | "unauthenticated" | "forbidden" | "conflict" | "too_large" | "unsupported_type" | "rate_limited" | "quota_exceeded" | "unavailable";
+export type ErrorCode = ("not_found" | "internal") | "invalid_json" | "invalid_input" | "unauthenticated" | "forbidden" | "conflict" | "too_large" | "unsupported_type" | "rate_limited" | "quota_exceeded" | "blocked" | "unavailable";
 /**
  * A message as history and the native WebSocket API show it.
  */
@@ -164,6 +164,14 @@ export interface Attachment {
  * One conversation in a user's inbox.
  */
 export interface InboxItem {
+    /**
+     * A participant blocked the conversation: the other side can send nothing.
+     */
+    blocked?: boolean;
+    /**
+     * The caller, when it is the caller's block (absent otherwise).
+     */
+    blocked_by?: UserId | null;
     client: Participant;
     conversation_id: ConversationId;
     job_id: string;

@@ -124,6 +124,7 @@ export type ErrorCode =
   | "unsupported_type"
   | "rate_limited"
   | "quota_exceeded"
+  | "blocked"
   | "unavailable";
 
 /**
@@ -192,6 +193,14 @@ export interface Attachment {
  * One conversation in a user's inbox.
  */
 export interface InboxItem {
+  /**
+   * A participant blocked the conversation: the other side can send nothing.
+   */
+  blocked?: boolean;
+  /**
+   * The caller, when it is the caller's block (absent otherwise).
+   */
+  blocked_by?: UserId | null;
   client: Participant;
   conversation_id: ConversationId;
   job_id: string;
