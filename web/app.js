@@ -12,6 +12,7 @@ const TYPING_REPEAT_MS = 3000; // resend "typing" while the user keeps typing
 const TYPING_IDLE_MS = 4000; // send "stopped typing" after this long without input
 const TYPING_SHOW_MS = 6000; // hide the other side's indicator without a refresh
 const MAX_TEXT_BYTES = 4096; // the server's limit on a message's text, in UTF-8 bytes
+const EDIT_WINDOW_MS = 15 * 60_000; // the server refuses edits of older messages (403)
 // A ping this often while connected, and a connection that answers nothing for `stallMs`
 // after one is stalled (tests shorten both through chatDebug).
 const heartbeat = { everyMs: 15000, stallMs: 8000 };
@@ -26,6 +27,7 @@ const state = {
   announced: undefined, // "online" or "offline": what the live region last said (socket.js)
   holdReconnect: sessionStorage.getItem("chat.debug.hold") === "1", // debugging aid: stay offline
   open: null, // the open conversation, see openConversation()
+  menu: null, // {menu, button}: the open actions menu of one of the user's messages (outbox.js)
   pending: new Map(), // idempotency key -> a send not yet acknowledged, as shown (outbox.js)
 };
 

@@ -1,12 +1,23 @@
-// The open conversation: its messages in order, read receipts, scrolling, and the
-// typing and presence of the other side. Part of the web app (see app.js).
+// The open conversation: its messages in order (as edited or deleted since), read
+// receipts, scrolling, and the typing and presence of the other side. Part of the web app
+// (see app.js).
 "use strict";
 
 // ---------- the open conversation ----------
 
 async function openConversation(id) {
-  if (state.open && state.open.id === id) return;
+  if (state.open && state.open.id === id) {
+    // On a phone the inbox may stand in front of it (back after a reload leaves no entry
+    // to go forward to): chosen again, it comes back.
+    if ($("chat-view").dataset.pane !== "conversation") {
+      history.pushState({ conversation: id, fromInbox: true }, "", "#c" + id);
+      $("chat-view").dataset.pane = "conversation";
+      markRead();
+    }
+    return;
+  }
   if (state.open) state.client.unsubscribe(state.open.id);
+  if ($("delete-dialog").open) $("delete-dialog").close(); // it asked about the other one
   const item = state.inbox.get(id);
   const open = {
     id, item, loaded: false, subscribed: false,
@@ -17,7 +28,10 @@ async function openConversation(id) {
     // message after it (null when nothing was unread).
     readAtOpen: item && item.unread_count > 0 ? item.last_read_id : null,
     typingSentAt: 0, typingIdle: null, typingHide: null,
+    editing: null, // the editor of the message whose text is being edited (outbox.js)
+    deleting: null, // the id of the message the delete dialog asks about
   };
+  closeMenu();
   state.open = open;
   // From the inbox, a new history entry, so that a phone's back button returns to it.
   if (/^#c\d+$/.test(location.hash)) history.replaceState({ conversation: id }, "", "#c" + id);
@@ -113,13 +127,72 @@ function addMessage(message, live) {
   const open = state.open;
   if (!open || message.conversation_id !== open.id) return;
   if (message.idempotency_key) settle(message.idempotency_key);
-  const known = open.messages.get(message.id);
-  open.messages.set(message.id, Object.assign({}, known, message));
-  const node = messageNode(open.messages.get(message.id));
+  open.messages.set(message.id, mergeMessage(open.messages.get(message.id), message));
+  showMessage(open.messages.get(message.id));
+  open.lastPosition = Math.max(open.lastPosition, message.id);
+  decorate();
+  if (live) {
+    const mine = message.sender_id === state.me.user_id;
+    // Someone reading older messages is not pulled away from them.
+    if (mine || open.atEnd) scrollToEnd(); else $("new-messages").hidden = false;
+    if (!mine) { hideTyping(); markRead(); }
+  }
+}
+
+// What is shown and what arrives may each be the newer: a page of history fetched before
+// a live change must not undo it. A deletion is final; of two edits, the later stands.
+function mergeMessage(known, message) {
+  const merged = Object.assign({}, known, message);
+  if (known && known.deleted) merged.deleted = true;
+  else if (known && known.edited_at && !(Date.parse(message.edited_at) >= Date.parse(known.edited_at))) {
+    merged.text = known.text;
+    merged.edited_at = known.edited_at;
+  }
+  if (merged.deleted) {
+    merged.text = "";
+    delete merged.attachment;
+  }
+  return merged;
+}
+
+// A message_changed frame (or our own change, once the server took it). Changes in log
+// order follow their message, so one for a message not shown is of an older page, which
+// shows it as changed when loaded.
+function applyChange(frame) {
+  const open = state.open;
+  if (!open || frame.conversation_id !== open.id) return;
+  open.lastPosition = Math.max(open.lastPosition, frame.position);
+  const known = open.messages.get(frame.message_id);
+  if (!known) return;
+  const change = frame.change;
+  let changed;
+  if (change.kind === "deleted") {
+    changed = Object.assign({}, known, { deleted: true, text: "" });
+    delete changed.attachment;
+    if (open.editing && open.editing.id === known.id) open.editing = null;
+    if (open.deleting === known.id) { open.deleting = null; $("delete-dialog").close(); }
+  } else if (change.kind === "edited" && !known.deleted) {
+    changed = Object.assign({}, known, { text: change.text, edited_at: change.edited_at });
+  } else {
+    return;
+  }
+  open.messages.set(known.id, changed);
+  showMessage(changed);
+  decorate();
+  if (open.atEnd) scrollToEnd(); // an edit may make it taller
+}
+
+// Draws `message` in its place. Drawn again, it keeps the keyboard's focus (and an open
+// editor with what was typed in it).
+function showMessage(message) {
   const list = $("messages");
   const existing = list.querySelector('.message[data-message-id="' + message.id + '"]');
+  // Taken before drawing: drawing moves the editor over, and it loses focus as it goes.
+  const focused = existing && existing.contains(document.activeElement) ? document.activeElement : null;
+  const node = messageNode(message);
   if (existing) {
     existing.replaceWith(node);
+    if (focused && !node.contains(document.activeElement)) focusWithin(node, focused);
   } else {
     let before = null;
     for (const child of list.children) {
@@ -129,14 +202,6 @@ function addMessage(message, live) {
       if (unsent || Number(child.dataset.messageId) > message.id) { before = child; break; }
     }
     list.insertBefore(node, before);
-  }
-  open.lastPosition = Math.max(open.lastPosition, message.id);
-  decorate();
-  if (live) {
-    const mine = message.sender_id === state.me.user_id;
-    // Someone reading older messages is not pulled away from them.
-    if (mine || open.atEnd) scrollToEnd(); else $("new-messages").hidden = false;
-    if (!mine) { hideTyping(); markRead(); }
   }
 }
 
@@ -180,25 +245,50 @@ function dayLabel(stamp) {
 function messageNode(message) {
   const mine = message.sender_id === state.me.user_id;
   const kind = message.message_type === "SYSTEM" ? "system" : mine ? "mine" : "theirs";
-  const li = el("li", "message " + kind);
+  const li = el("li", "message " + kind + (message.deleted ? " deleted" : ""));
   li.dataset.messageId = String(message.id);
   li.dataset.sender = message.sender_id;
   const bubble = el("div", "bubble");
   bubble.title = message.sender_name;
   if (kind === "theirs") bubble.append(el("div", "sender", message.sender_name));
-  bubble.append(textWithLinks(message.text));
-  if (message.attachment) {
-    const node = attachmentNode(message.attachment);
+  const editing = state.open && state.open.editing && state.open.editing.id === message.id;
+  if (message.deleted) {
+    bubble.append(el("div", "deleted-text", "This message was deleted"));
+  } else {
+    bubble.append(editing ? state.open.editing.form : textWithLinks(message.text));
+    const node = message.attachment && attachmentNode(message.attachment);
     if (node) bubble.append(node);
   }
-  const meta = el("div", "meta", timeOf(message.sent_at));
-  if (mine) {
+  const meta = el("div", "meta");
+  if (message.edited_at && !message.deleted) meta.append(editedMarker(message.edited_at), " ");
+  meta.append(timeOf(message.sent_at));
+  if (mine && !message.deleted) {
     const seen = message.is_read || message.id <= (state.open ? state.open.otherRead : 0);
     meta.append(el("span", "status" + (seen ? " seen" : ""), seen ? "Seen" : "Sent"));
   }
   bubble.append(meta);
+  if (editing) li.classList.add("editing");
+  else if (kind === "mine" && !message.deleted) li.append(actionsButton(message));
   li.append(bubble);
   return li;
+}
+
+// Where focus goes when a message it was in is drawn again: the same element when it was
+// moved over (the editor), else the actions, else (deleted) the bubble itself.
+function focusWithin(node, focused) {
+  if (node.contains(focused)) { focused.focus(); return; }
+  const actions = node.querySelector(".message-actions");
+  if (actions) { actions.focus(); return; }
+  const bubble = node.querySelector(".bubble");
+  bubble.tabIndex = -1;
+  bubble.focus();
+}
+
+function editedMarker(stamp) {
+  const marker = el("span", "edited", "edited");
+  const date = new Date(stamp);
+  if (!isNaN(date)) marker.title = "Edited " + date.toLocaleString();
+  return marker;
 }
 
 // Text as text nodes, with http(s) links made clickable (never markup from the text).

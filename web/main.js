@@ -74,6 +74,11 @@ $("conversation").addEventListener("drop", (event) => {
   $("conversation").classList.remove("dropping");
   [...event.dataTransfer.files].forEach(uploadFile);
 });
+document.addEventListener("pointerdown", onPointerDown);
+$("delete-dialog").addEventListener("close", onDeleteDialogClosed);
+for (const button of $("delete-dialog").querySelectorAll("button[value]")) {
+  button.addEventListener("click", () => $("delete-dialog").close(button.value));
+}
 $("load-older").addEventListener("click", () => loadOlder().catch((e) => notice(e.message)));
 $("new-conversation-form").addEventListener("submit", (event) => {
   event.preventDefault();

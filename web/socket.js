@@ -40,6 +40,7 @@ async function connect() {
     client.on("state", onConnection);
     client.on("closed", (code) => { if (code === 4401) { client.close(); signOut(); } });
     client.on("frame", onFrame);
+    client.on("change", applyChange); // message_changed frames, each once
     client.on("sent", onSent);
     client.on("failed", onFailed);
     await client.loaded;

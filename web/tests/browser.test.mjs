@@ -13,13 +13,14 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { WAIT, fail, item, message, openConversation, send, step, until } from "./helpers.mjs";
+import { changeMessages } from "./message-changes.mjs";
 
 const base = (process.argv[2] || "").replace(/\/$/, "");
 if (!/^https?:\/\//.test(base)) {
   console.error("usage: node browser.test.mjs http://127.0.0.1:PORT");
   process.exit(2);
 }
-const WAIT = 10_000; // every wait for a result polls up to this long
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
 // axe-core on the page as it is: every serious or critical violation fails the test.
@@ -36,36 +37,10 @@ async function accessible(page, where) {
 }
 // A 48 x 32 red PNG.
 const PNG = "iVBORw0KGgoAAAANSUhEUgAAADAAAAAgCAIAAADbtmxLAAAANklEQVR4nO3OQQ0AAAgEIOPYP4WxbOH5YCMANd2vVHwgJCQklB4ICQkJpQdCQkJC6YGQkNCxBU6gkFv0QFejAAAAAElFTkSuQmCC";
-const started = Date.now();
-
-function step(text) {
-  const seconds = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
-  console.log(`[${seconds}s] ${text}`);
-}
-
-function fail(reason) {
-  throw new Error(reason);
-}
-
-// Polls `probe` until it returns a truthy value; fails with `what` after the timeout.
-async function until(what, probe, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await probe();
-      if (last) return last;
-    } catch (error) {
-      last = error.message;
-    }
-    if (Date.now() > deadline) fail(`timed out after ${timeout} ms waiting for: ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const messageTexts = (page) =>
   page.$$eval("#messages .message[data-message-id]", (nodes) =>
-    nodes.map((node) => ({ id: Number(node.dataset.messageId), text: node.querySelector(".message-text").textContent })));
+    nodes.map((node) => ({ id: Number(node.dataset.messageId), text: (node.querySelector(".message-text, .deleted-text") || node).textContent })));
 
 // Every expected text exactly once, ids strictly increasing, no stray pending message.
 async function historyIsExact(page, who, expected) {
@@ -80,9 +55,6 @@ async function historyIsExact(page, who, expected) {
   });
 }
 
-const message = (page, text) => page.locator("#messages .message[data-message-id]", { hasText: text });
-const item = (page, id) => page.locator(`#conversation-list [data-conversation-id="${id}"]`);
-
 async function signIn(page, user, name, quick) {
   await page.goto(base + "/");
   if (quick) {
@@ -94,19 +66,6 @@ async function signIn(page, user, name, quick) {
   }
   await page.locator("#me-name", { hasText: name }).waitFor({ state: "attached", timeout: WAIT });
   await page.locator('#connection[data-state="online"]').waitFor({ timeout: WAIT });
-}
-
-async function openConversation(page, id) {
-  await item(page, id).click();
-  await page.locator(`#conversation-list .active[data-conversation-id="${id}"]`).waitFor({ state: "attached", timeout: WAIT });
-  await until("the conversation to be loaded", () => page.evaluate(() => !document.getElementById("conversation").hidden));
-}
-
-async function send(page, text) {
-  await page.fill("#message-input", text);
-  await page.click("#send-button");
-  await message(page, text).waitFor({ timeout: WAIT });
-  await until(`"${text}" to be acknowledged`, async () => (await page.locator("#messages .message.pending").count()) === 0);
 }
 
 // Counts what could prompt for a permission: Notification.requestPermission and
@@ -579,6 +538,11 @@ async function main() {
     if (process.env.CHAT_SCREENSHOT_DIR) await phone.screenshot({ path: join(process.env.CHAT_SCREENSHOT_DIR, "phone-inbox.png") });
     await phone.goForward();
     await phone.locator("#message-input").waitFor({ timeout: WAIT });
+
+    step("alice edits her message by keyboard: bob sees the new text, marked edited, live; she deletes one (asked first): bob sees it deleted; a reload shows both");
+    await changeMessages(alice, bob, { touch: false, tag: "desktop" });
+    step("bob, on his phone, edits and deletes his own messages by touch: alice sees both live, and after a reload");
+    await changeMessages(phone, alice, { touch: true, tag: "phone" });
 
     step("a push shows a notification with the sender, the text and the count; a repeat of one is dropped");
     await pushNotifications(browser, errors);
