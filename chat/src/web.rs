@@ -46,6 +46,7 @@ static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
         ("/conversation.js", Asset::new(SCRIPT, include_str!("../../web/conversation.js"))),
         ("/attachments.js", Asset::new(SCRIPT, include_str!("../../web/attachments.js"))),
         ("/outbox.js", Asset::new(SCRIPT, include_str!("../../web/outbox.js"))),
+        ("/message-actions.js", Asset::new(SCRIPT, include_str!("../../web/message-actions.js"))),
         ("/push-store.js", Asset::new(SCRIPT, include_str!("../../web/push-store.js"))),
         ("/push.js", Asset::new(SCRIPT, include_str!("../../web/push.js"))),
         ("/socket.js", Asset::new(SCRIPT, include_str!("../../web/socket.js"))),
