@@ -246,7 +246,7 @@ pub fn document() -> Value {
                     "summary": "Block the conversation: the other side's sends are refused",
                     "security": bearer,
                     "parameters": [path_id("conversation id")],
-                    "responses": with_errors(json!({ "200": block_state.clone() }))
+                    "responses": with_errors(json!({ "200": block_state }))
                 },
                 "delete": {
                     "operationId": "unblockConversation",

@@ -275,22 +275,16 @@ impl Notifier {
             ChatEvent::ConversationStarted(started) => {
                 let people = [started.client.id.clone(), started.worker.id.clone()];
                 self.participants.insert(started.conversation_id, people);
-                if self.deliveries.webhook.is_some() {
-                    let event = WebhookEvent {
-                        kind: "conversation.started".into(),
-                        timestamp: started.started_at,
-                        data: WebhookData::ConversationStarted(ConversationStartedData {
-                            conversation_id: started.conversation_id,
-                            job_id: started.job_id,
-                            client_id: started.client.id,
-                            worker_id: started.worker.id,
-                        }),
-                    };
-                    // A retried creation repeats the event: the id names the conversation, so
-                    // the receiver drops the repeat.
-                    let id = format!("{}-started", started.conversation_id.get());
-                    self.spawn_task(position, id, event);
-                }
+                let data = WebhookData::ConversationStarted(ConversationStartedData {
+                    conversation_id: started.conversation_id,
+                    job_id: started.job_id,
+                    client_id: started.client.id,
+                    worker_id: started.worker.id,
+                });
+                // A retried creation repeats the event: the id names the conversation, so
+                // the receiver drops the repeat.
+                let id = format!("{}-started", started.conversation_id.get());
+                self.post(position, id, "conversation.started", started.started_at, data);
             }
             ChatEvent::MessageSent(sent) => {
                 let Some(people) = self.participants_of(sent.conversation_id).await else {
@@ -321,26 +315,17 @@ impl Notifier {
             // A blocked sender's messages are refused, so there is nothing to notify.
             ChatEvent::ConversationBlocked(_) | ChatEvent::ConversationUnblocked(_) => {}
             ChatEvent::MessageReported(report) => {
-                if self.deliveries.webhook.is_some() {
-                    let id = format!(
-                        "{}-report-{}",
-                        report.conversation_id.get(),
-                        MessageId::from_position(position)
-                    );
-                    let event = WebhookEvent {
-                        kind: "message.reported".into(),
-                        timestamp: report.reported_at,
-                        data: WebhookData::MessageReported(MessageReportedData {
-                            conversation_id: report.conversation_id,
-                            message_id: report.message_id,
-                            reporter_id: report.reporter_id,
-                            sender_id: report.sender_id,
-                            reason: report.reason,
-                            detail: report.detail,
-                        }),
-                    };
-                    self.spawn_task(position, id, event);
-                }
+                let position_id = MessageId::from_position(position);
+                let id = format!("{}-report-{position_id}", report.conversation_id.get());
+                let data = WebhookData::MessageReported(MessageReportedData {
+                    conversation_id: report.conversation_id,
+                    message_id: report.message_id,
+                    reporter_id: report.reporter_id,
+                    sender_id: report.sender_id,
+                    reason: report.reason,
+                    detail: report.detail,
+                });
+                self.post(position, id, "message.reported", report.reported_at, data);
             }
         }
     }
@@ -361,6 +346,21 @@ impl Notifier {
                 tracing::warn!(%error, "cannot look up a conversation's participants");
                 None
             }
+        }
+    }
+
+    /// Posts a webhook event of the record at `position`, where webhooks are set up.
+    fn post(
+        &mut self,
+        position: Position,
+        id: String,
+        kind: &str,
+        timestamp: Timestamp,
+        data: WebhookData,
+    ) {
+        if self.deliveries.webhook.is_some() {
+            let event = WebhookEvent { kind: kind.to_owned(), timestamp, data };
+            self.spawn_task(position, id, event);
         }
     }
 
