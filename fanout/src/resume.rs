@@ -164,7 +164,7 @@ impl Backlog {
         memory.changes.push_back((MessageId::from_position(at), frame));
         if let Some(held) = memory.recent.iter_mut().find(|held| held.id() == id) {
             let mut message = held.message.clone();
-            message.apply(change);
+            change.apply_to(&mut message);
             *held = MessageDelivery::new(message);
         }
         true

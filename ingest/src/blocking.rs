@@ -1,18 +1,15 @@
 //! Blocking a conversation: a participant's block is an event on the log, projected into the
 //! conversation's view, and while it stands the other participant's sends are refused.
 //!
-//! A send asks the projections whether the conversation is blocked, through a cache that
-//! keeps each answer for [`BLOCKS_FRESH_FOR`]: a block made on another node is enforced here
-//! within that time plus the projector's lag. The node that takes a block answers only once
-//! the projections show it, and updates its own cache at once, so the blocker's "blocked"
-//! holds from the moment they see it on this node.
+//! A send asks the projections whether the conversation is blocked, through a cache
+//! (`block_cache.rs`) that keeps each answer for a second: a block made on another node is
+//! enforced here within that time plus the projector's lag. The node that takes a block
+//! answers only once the projections show it, and updates its own cache at once, so the
+//! blocker's "blocked" holds from the moment they see it on this node.
 
-use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use auth::Caller;
-use lru::LruCache;
-use parking_lot::Mutex;
 use schemas::UserId;
 use schemas::http::Conversation;
 use schemas::{ChatEvent, ConversationBlocked, ConversationId, ConversationUnblocked, Timestamp};
@@ -20,38 +17,8 @@ use schemas::{ChatEvent, ConversationBlocked, ConversationId, ConversationUnbloc
 use crate::error::IngestError;
 use crate::service::Ingest;
 
-/// How long a cached answer to "who blocks this conversation?" is used.
-pub(crate) const BLOCKS_FRESH_FOR: Duration = Duration::from_secs(1);
-const CACHED_CONVERSATIONS: usize = 100_000;
 /// How long a block waits for the projections to show it before answering anyway.
 const SHOWN_WITHIN: Duration = Duration::from_secs(5);
-
-/// Who blocks each recently asked-about conversation, and since when the answer is known.
-#[derive(Debug)]
-pub(crate) struct BlockCache {
-    known: Mutex<LruCache<ConversationId, (Vec<UserId>, Instant)>>,
-}
-
-impl Default for BlockCache {
-    fn default() -> Self {
-        let capacity = NonZeroUsize::new(CACHED_CONVERSATIONS).unwrap_or(NonZeroUsize::MIN);
-        Self { known: Mutex::new(LruCache::new(capacity)) }
-    }
-}
-
-impl BlockCache {
-    fn fresh(&self, conversation: ConversationId) -> Option<Vec<UserId>> {
-        let mut known = self.known.lock();
-        match known.get(&conversation) {
-            Some((blockers, at)) if at.elapsed() < BLOCKS_FRESH_FOR => Some(blockers.clone()),
-            _ => None,
-        }
-    }
-
-    fn put(&self, conversation: ConversationId, blockers: Vec<UserId>) {
-        self.known.lock().put(conversation, (blockers, Instant::now()));
-    }
-}
 
 impl Ingest {
     /// Refuses a send by `caller` while the other participant's block stands.

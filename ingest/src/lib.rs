@@ -6,6 +6,7 @@
 //! API also serves the read side (inbox, history) from the projections, and takes and
 //! serves attachments (`uploads`, kept by the `attachments` crate).
 
+mod block_cache;
 mod blocking;
 mod changes;
 mod error;

@@ -67,7 +67,7 @@ pub struct Ingest {
     started: Mutex<LruCache<ConversationId, ConversationRecord>>,
     limiter: Option<RateLimiter>,
     attachments: Option<Attachments>,
-    pub(crate) blocks: crate::blocking::BlockCache,
+    pub(crate) blocks: crate::block_cache::BlockCache,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -95,7 +95,7 @@ impl Ingest {
             started: Mutex::new(LruCache::new(capacity)),
             limiter,
             attachments: None,
-            blocks: crate::blocking::BlockCache::default(),
+            blocks: crate::block_cache::BlockCache::default(),
         }
     }
 

@@ -126,28 +126,6 @@ pub struct Message {
     pub deleted: bool,
 }
 
-impl Message {
-    /// This message after `change`: what a client holding it shows once told of the
-    /// change. Applying a change twice, or an edit to a deleted message, changes nothing
-    /// more.
-    pub fn apply(&mut self, change: &crate::native::MessageChange) {
-        use crate::native::MessageChange;
-        match change {
-            MessageChange::Edited { .. } if self.deleted => {}
-            MessageChange::Edited { text, edited_at } => {
-                text.clone_into(&mut self.text);
-                self.edited_at = Some(*edited_at);
-            }
-            MessageChange::Deleted { .. } => {
-                self.text.clear();
-                self.attachment = None;
-                self.edited_at = None;
-                self.deleted = true;
-            }
-        }
-    }
-}
-
 /// One conversation in a user's inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InboxItem {

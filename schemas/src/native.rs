@@ -163,6 +163,26 @@ pub enum MessageChange {
     Deleted { deleted_at: Timestamp },
 }
 
+impl MessageChange {
+    /// `message` after this change: what a client holding it shows once told of it.
+    /// Applying a change twice, or an edit to a deleted message, changes nothing more.
+    pub fn apply_to(&self, message: &mut Message) {
+        match self {
+            Self::Edited { .. } if message.deleted => {}
+            Self::Edited { text, edited_at } => {
+                text.clone_into(&mut message.text);
+                message.edited_at = Some(*edited_at);
+            }
+            Self::Deleted { .. } => {
+                message.text.clear();
+                message.attachment = None;
+                message.edited_at = None;
+                message.deleted = true;
+            }
+        }
+    }
+}
+
 /// Why a request failed; shared by HTTP problem types (`urn:chat:problem:<code>`), native
 /// error frames and seed error frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
