@@ -46,7 +46,7 @@ impl Ingest {
 
     /// `PUT` (`blocked`) or `DELETE /v1/conversations/{id}/block`: the caller's block stands
     /// or is lifted. Answers the conversation as the caller sees it, once the projections
-    /// show the change (or after [`SHOWN_WITHIN`], the change being durable either way).
+    /// show the change (or after five seconds, the change being durable either way).
     pub async fn set_blocked(
         &self,
         caller: &Caller,
