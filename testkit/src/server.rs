@@ -167,6 +167,16 @@ impl Server {
     }
 
     /// The binary with this server's configuration in its environment.
+    /// Runs `chat replay` (the cluster's log folded afresh and compared with the live
+    /// projections) and answers its report, which must find no conversation different.
+    pub fn replay_agrees(&self) -> String {
+        let replay = self.command("replay").output().expect("chat replay runs");
+        let report = String::from_utf8_lossy(&replay.stdout).into_owned();
+        assert!(replay.status.success(), "chat replay failed: {report}");
+        assert!(report.contains(" 0 different"), "{report}");
+        report
+    }
+
     pub fn command(&self, subcommand: &str) -> Command {
         let mut command = Command::new(chat_binary());
         command
